@@ -1,0 +1,220 @@
+/**
+ * The domain objects of the lease engine. Plain data: every field is what the store persists,
+ * so a crash between two writes can never leave state that only lived in memory.
+ *
+ * Timestamps are ISO-8601 strings with milliseconds (they sort lexically, read well in logs).
+ */
+
+export type Attributes = Record<string, string>;
+
+export const LEASE_STATUSES = [
+  'pending',
+  'acquired',
+  'active',
+  'released',
+  'broken',
+  'destroyed',
+] as const;
+export type LeaseStatus = (typeof LEASE_STATUSES)[number];
+
+export const RESOURCE_STATUSES = ['pending', 'active', 'released', 'broken', 'destroyed'] as const;
+export type ResourceStatus = (typeof RESOURCE_STATUSES)[number];
+
+export const BLUEPRINT_STATES = ['enabled', 'draining', 'disabled'] as const;
+export type BlueprintState = (typeof BLUEPRINT_STATES)[number];
+
+export interface Lease {
+  id: string;
+  /** The resource type asked for, e.g. `host`. */
+  type: string;
+  /** Every attribute must equal the resource's attribute of the same name. */
+  attributes: Attributes;
+  /** If set, only these blueprints may serve the lease. */
+  blueprintIds?: string[];
+  /** Principal that requested the lease; only it may release it or run commands. */
+  owner: string;
+  status: LeaseStatus;
+  /** Bumped by every status transition; writes are conditional on (status, version). */
+  version: number;
+  resourceId?: string;
+  blueprintId?: string;
+  /** Slot lock keys this lease holds (freed when the lease is destroyed or sent back). */
+  slotLocks: string[];
+  /** How long the lease may stay active; the sweep releases it afterwards. */
+  ttlSeconds?: number;
+  expiresAt?: string;
+  requestedAt: string;
+  acquiredAt?: string;
+  activatedAt?: string;
+  releasedAt?: string;
+  destroyedAt?: string;
+  updatedAt: string;
+  /**
+   * Wait chain sequence. A waiting lease re-enqueues itself with a delay; the message carries
+   * this number and the wait write increments it conditionally, so duplicate deliveries
+   * collapse into one chain instead of multiplying (see allocator.ts, "waiting").
+   */
+  waitSeq: number;
+  /** Why the lease waits, as last logged (a new log line is written only when it changes). */
+  waitReason?: string;
+  /** Last time a worker looked at this waiting lease. */
+  checkedAt?: string;
+  /** How many times this lease was sent back to pending because its resource died. */
+  requeues: number;
+  /** Why the lease ended: released by its holder, expired, broken. Shown to the holder. */
+  endReason?: string;
+  /** When the sweep should next look at this lease (TTL expiry, or a stranded-state bound). */
+  sweepAt?: string;
+}
+
+export interface Resource {
+  id: string;
+  blueprintId: string;
+  type: string;
+  attributes: Attributes;
+  status: ResourceStatus;
+  version: number;
+  /** Slot locks this resource holds, e.g. `blueprint:B:slot:3`. Freed on destroy. */
+  slotLocks: string[];
+  /** How many leases may hold this resource at once (copied from the blueprint at allocation). */
+  capacity: number;
+  /**
+   * Leases currently attached (acquired or active, not yet destroyed). Maintained only by the
+   * lease transactions (attach/detach), never by resource transitions, so the two writers never
+   * overwrite each other. Reclaim is conditional on `leaseCount = 0`.
+   */
+  leaseCount: number;
+  /** Total leases ever attached (for max-uses). */
+  uses: number;
+  createdAt: string;
+  activatedAt?: string;
+  releasedAt?: string;
+  destroyedAt?: string;
+  updatedAt: string;
+  /** Last time a lease detached; with leaseCount = 0, the start of the idle period. */
+  lastDetachedAt?: string;
+  /** Set after a failed command or lease activation: no new leases until a health check passes. */
+  suspectSince?: string;
+  suspectReason?: string;
+  /** Why the resource ended (reclaimed idle, broken: reason). */
+  endReason?: string;
+  /** When setup (activate-later) must have finished; past it the resource is broken. */
+  setupDeadline?: string;
+  /** Blueprint-private state (instance id, directory, synthetic host id). */
+  data: Record<string, unknown>;
+  sweepAt?: string;
+}
+
+export interface BlueprintLimits {
+  /** Resources of this blueprint alive at once (pending + active + released-not-destroyed). */
+  maxResources: number;
+  /** Leases per resource; 1 means one lease per host. */
+  leasesPerResource: number;
+  /** Reclaim the resource as soon as its last lease is released. */
+  reclaimOnRelease: boolean;
+  /** Reclaim a resource idle (no leases) this long. */
+  idleTtlSeconds: number;
+  /** A resource idle less than this is never reclaimed to make room for another lease. */
+  idleGraceSeconds: number;
+  /** Reclaim resources older than this once idle. */
+  maxAgeSeconds?: number;
+  /** Reclaim resources after this many leases, once idle. */
+  maxUses?: number;
+  /** Setup (activate-later) deadline. */
+  setupTimeoutSeconds: number;
+}
+
+export interface BlueprintHealth {
+  /** Consecutive allocation/activation failures (reset by a success). */
+  failureCount: number;
+  lastFailureAt?: string;
+  lastFailure?: string;
+  /** Circuit breaker: no allocation from this blueprint before this time. */
+  backoffUntil?: string;
+}
+
+export interface Blueprint {
+  /** Operator-chosen, immutable slug, e.g. `linux-pool`. */
+  id: string;
+  /** Plug-in type, e.g. `synthetic`, `local-host`. */
+  type: string;
+  /** Resource type served, e.g. `host`. */
+  resourceType: string;
+  description?: string;
+  /** Attributes every resource of this blueprint has. */
+  attributes: Attributes;
+  state: BlueprintState;
+  limits: BlueprintLimits;
+  /** Plug-in configuration, validated by the plug-in's schema. */
+  config: unknown;
+  version: number;
+  createdAt: string;
+  updatedAt: string;
+  health: BlueprintHealth;
+}
+
+export interface SlotLock {
+  key: string;
+  ownerKind: 'lease' | 'resource';
+  ownerId: string;
+  createdAt: string;
+}
+
+/** Typed log events; `type` is a stable machine name, `message` a sentence for people. */
+export const LOG_TYPES = [
+  'lease.queued',
+  'lease.waiting',
+  'lease.acquired',
+  'lease.activated',
+  'lease.activation-failed',
+  'lease.requeued',
+  'lease.released',
+  'lease.expired',
+  'lease.broken',
+  'lease.destroyed',
+  'lease.command',
+  'resource.allocated',
+  'resource.setup-waiting',
+  'resource.activated',
+  'resource.activation-failed',
+  'resource.suspect',
+  'resource.healthy',
+  'resource.reclaimed',
+  'resource.released',
+  'resource.broken',
+  'resource.destroyed',
+  'blueprint.created',
+  'blueprint.updated',
+  'blueprint.allocation-failed',
+  'blueprint.backing-off',
+  'blueprint.recovered',
+  'sweep.redriven',
+  'sweep.lock-freed',
+] as const;
+export type LogType = (typeof LOG_TYPES)[number];
+
+export interface LogEvent {
+  /** The lease, resource or blueprint the event is about. */
+  objectId: string;
+  /** Sortable id unique within the object: `<at>#<random>`. */
+  seq: string;
+  at: string;
+  type: LogType;
+  message: string;
+  data?: Record<string, unknown>;
+}
+
+export type ObjectKind = 'lease' | 'resource';
+
+/** A queued "update X" message. */
+export interface UpdateMessage {
+  kind: ObjectKind;
+  id: string;
+  /** Lease wait chain this message belongs to (see Lease.waitSeq); absent for a wake-up. */
+  waitSeq?: number;
+  /** Consecutive waits in this chain; drives the backoff. */
+  attempt?: number;
+  /** Why it was sent (for logs and debugging): `requested`, `wake: resource R active`, ... */
+  reason?: string;
+  delaySeconds?: number;
+}

@@ -1,0 +1,164 @@
+/**
+ * Ports: what the core needs from the outside world. Adapters (lambdas/store, lambdas/queue)
+ * implement them; the core imports no AWS SDK.
+ */
+import type {
+  Blueprint,
+  BlueprintHealth,
+  Lease,
+  LeaseStatus,
+  LogEvent,
+  Resource,
+  ResourceStatus,
+  SlotLock,
+  UpdateMessage,
+} from './model.ts';
+
+/** Expected current state of an object for a conditional transition. */
+export interface Expect<S extends string> {
+  status: S;
+  version: number;
+}
+
+export type LeasePatch = Partial<Omit<Lease, 'id' | 'type' | 'version' | 'owner' | 'requestedAt'>>;
+export type ResourcePatch = Partial<
+  Omit<Resource, 'id' | 'type' | 'blueprintId' | 'version' | 'leaseCount' | 'uses' | 'createdAt'>
+>;
+
+/**
+ * One write of an atomic transaction. Every write carries its own condition; the store turns
+ * a list of them into one DynamoDB TransactWriteItems (or a single conditional write when the
+ * list has one element). If any condition fails, nothing is written and the store throws
+ * WriteConflictError naming which writes failed.
+ */
+export type TxWrite =
+  /** Create a lease; fails if the id exists. */
+  | { op: 'createLease'; lease: Lease }
+  /**
+   * Transition a lease: condition status = expect.status AND version = expect.version;
+   * sets the patch, version + 1 and updatedAt. `type` is needed to maintain index keys.
+   * A `null` patch value removes the attribute.
+   */
+  | { op: 'updateLease'; id: string; type: string; expect: Expect<LeaseStatus>; set: NullablePatch<LeasePatch> }
+  /**
+   * A waiting lease's bookkeeping (not a transition; version unchanged):
+   * condition status = pending AND waitSeq = expectWaitSeq; sets waitSeq + 1 and the fields.
+   */
+  | {
+      op: 'markLeaseWaiting';
+      id: string;
+      type: string;
+      expectWaitSeq: number;
+      set: { waitReason?: string; checkedAt: string; sweepAt: string };
+    }
+  /** Create a resource; fails if the id exists. */
+  | { op: 'createResource'; resource: Resource }
+  /**
+   * Transition a resource: condition status/version as expected (and `leaseCount = 0` when
+   * requireNoLeases). Never touches leaseCount/uses (those belong to attach/detach).
+   */
+  | {
+      op: 'updateResource';
+      id: string;
+      type: string;
+      expect: Expect<ResourceStatus>;
+      set: NullablePatch<ResourcePatch>;
+      requireNoLeases?: boolean;
+    }
+  /**
+   * Attach a lease to a resource: leaseCount + 1, uses + 1; condition status IN statusIn,
+   * the resource is not suspect, and leaseCount < capacity.
+   */
+  | { op: 'attachLease'; resourceId: string; statusIn: ResourceStatus[] }
+  /** Detach a lease: leaseCount - 1, lastDetachedAt = at; condition the resource exists. */
+  | { op: 'detachLease'; resourceId: string; at: string }
+  /** Take a slot lock; fails if the key is held by anyone. */
+  | { op: 'takeSlotLock'; lock: SlotLock }
+  /** Free a slot lock; condition: held by ownerId (a missing lock is also a failure). */
+  | { op: 'freeSlotLock'; key: string; ownerId: string }
+  /** Append a log event (unconditional). */
+  | { op: 'appendLog'; event: LogEvent };
+
+export type NullablePatch<T> = { [K in keyof T]?: T[K] | null };
+
+export interface Page<T> {
+  items: T[];
+  /** Opaque cursor for the next page; absent on the last page. */
+  cursor?: string;
+}
+
+export interface PageOptions {
+  limit?: number;
+  cursor?: string;
+}
+
+export interface Store {
+  // ---- reads -----------------------------------------------------------------------------
+  /** Strongly consistent read. */
+  getLease(id: string): Promise<Lease | undefined>;
+  getResource(id: string): Promise<Resource | undefined>;
+  getBlueprint(id: string): Promise<Blueprint | undefined>;
+  /** Every blueprint (a small set; index query, no scan). */
+  listBlueprints(): Promise<Blueprint[]>;
+  /**
+   * Pending and active resources of a type (one index query, eventually consistent: planning
+   * only, never trusted for a decision without a conditional write behind it).
+   */
+  listLiveResources(resourceType: string): Promise<Resource[]>;
+  /** Resources by status, ordered by sweepAt; `dueBefore` bounds sweepAt (inclusive). */
+  listResourcesByStatus(
+    status: ResourceStatus,
+    options?: PageOptions & { dueBefore?: string },
+  ): Promise<Page<Resource>>;
+  /** Leases by status, ordered by sweepAt; `dueBefore` bounds sweepAt (inclusive). */
+  listLeasesByStatus(
+    status: LeaseStatus,
+    options?: PageOptions & { dueBefore?: string },
+  ): Promise<Page<Lease>>;
+  /** Leases of a type in a status, oldest request first. */
+  listLeasesByType(
+    type: string,
+    status: LeaseStatus,
+    options?: PageOptions,
+  ): Promise<Page<Lease>>;
+  /** How many pending leases of this type were requested before `requestedAt`. */
+  countWaitingAhead(type: string, requestedAt: string, leaseId: string): Promise<number>;
+  /** Slot locks by key (missing keys are omitted). */
+  getSlotLocks(keys: string[]): Promise<SlotLock[]>;
+  /** Every slot lock (for the sweep), paginated. */
+  listSlotLocks(options?: PageOptions): Promise<Page<SlotLock>>;
+  /** Log events of an object, oldest first, after the given seq (exclusive). */
+  listLogs(objectId: string, options?: { after?: string; limit?: number }): Promise<LogEvent[]>;
+
+  // ---- writes ----------------------------------------------------------------------------
+  /** Atomic conditional writes; throws WriteConflictError if any condition fails. */
+  transact(writes: TxWrite[]): Promise<void>;
+  /** Create a blueprint; fails with WriteConflictError if the id exists. */
+  createBlueprint(blueprint: Blueprint): Promise<void>;
+  /** Replace a blueprint's definition; condition version = expectVersion; health untouched. */
+  updateBlueprint(blueprint: Blueprint, expectVersion: number): Promise<void>;
+  /** Record blueprint health (circuit breaker); not versioned, last writer wins per field. */
+  setBlueprintHealth(id: string, health: BlueprintHealth): Promise<void>;
+  /** Delete a slot lock only if it is still held by ownerId (sweep of orphaned locks). */
+  deleteSlotLockIfOwner(key: string, ownerId: string): Promise<boolean>;
+
+  // ---- blueprint records (append-only, e.g. the synthetic blueprint's host "bill") ------
+  appendRecord(scope: string, record: Record<string, unknown>): Promise<void>;
+  listRecords(scope: string): Promise<Array<Record<string, unknown>>>;
+}
+
+export interface WorkQueue {
+  /** Send update messages (each may carry delaySeconds, capped by the queue at 900). */
+  send(messages: UpdateMessage[]): Promise<void>;
+}
+
+export interface Clock {
+  /** Milliseconds since the epoch. */
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+export function isoAt(clock: Clock, offsetMs = 0): string {
+  return new Date(clock.now() + offsetMs).toISOString();
+}

@@ -1,0 +1,63 @@
+/**
+ * Lease and resource lifecycles as explicit transition tables (DESIGN §3). Every status write
+ * in the core goes through `leaseTransition` / `resourceTransition`, so an illegal move is a
+ * bug caught at the call site rather than a corrupt row.
+ *
+ * Lease:    pending -> acquired -> active -> released -> destroyed
+ *           acquired -> pending   (its resource died before the lease activated: not its fault)
+ *           acquired|active -> broken -> destroyed
+ *           pending -> broken     (no blueprint can ever serve it)
+ *           pending|acquired -> released (holder gave up before activation)
+ * Resource: pending -> active -> released -> destroyed
+ *           pending|active -> broken -> destroyed
+ *           pending -> released  (reclaimed before setup finished: only when no leases)
+ */
+import type { LeaseStatus, ResourceStatus } from './model.ts';
+
+export const LEASE_TRANSITIONS: Readonly<Record<LeaseStatus, readonly LeaseStatus[]>> = {
+  pending: ['acquired', 'broken', 'released'],
+  acquired: ['active', 'pending', 'broken', 'released'],
+  active: ['released', 'broken'],
+  released: ['destroyed'],
+  broken: ['destroyed'],
+  destroyed: [],
+};
+
+export const RESOURCE_TRANSITIONS: Readonly<Record<ResourceStatus, readonly ResourceStatus[]>> = {
+  pending: ['active', 'broken', 'released'],
+  active: ['released', 'broken'],
+  released: ['destroyed'],
+  broken: ['destroyed'],
+  destroyed: [],
+};
+
+export function canTransitionLease(from: LeaseStatus, to: LeaseStatus): boolean {
+  return LEASE_TRANSITIONS[from].includes(to);
+}
+
+export function canTransitionResource(from: ResourceStatus, to: ResourceStatus): boolean {
+  return RESOURCE_TRANSITIONS[from].includes(to);
+}
+
+export function assertLeaseTransition(from: LeaseStatus, to: LeaseStatus): void {
+  if (!canTransitionLease(from, to)) {
+    throw new Error(`illegal lease transition ${from} -> ${to}`);
+  }
+}
+
+export function assertResourceTransition(from: ResourceStatus, to: ResourceStatus): void {
+  if (!canTransitionResource(from, to)) {
+    throw new Error(`illegal resource transition ${from} -> ${to}`);
+  }
+}
+
+/** Statuses a lease can be acquired-on (a pending resource may take leases: "mystery box"). */
+export const ACQUIRABLE_RESOURCE_STATUSES: readonly ResourceStatus[] = ['pending', 'active'];
+
+export function isLeaseFinished(status: LeaseStatus): boolean {
+  return status === 'released' || status === 'broken' || status === 'destroyed';
+}
+
+export function isResourceFinished(status: ResourceStatus): boolean {
+  return status === 'released' || status === 'broken' || status === 'destroyed';
+}

@@ -1,0 +1,50 @@
+/**
+ * The single-table layout, in one place: the DynamoDB adapter, the test setup, the local
+ * runtime and the CDK stack all read it from here. This file imports nothing from the AWS SDK
+ * so the CDK app can use it too.
+ *
+ * Items (PK / SK):
+ *   blueprint      BP#<id>             / BP
+ *   resource       RES#<id>            / RES
+ *   lease          LEASE#<id>          / LEASE
+ *   slot lock      LOCK#<key>          / LOCK
+ *   log event      LOG#<objectId>      / <at>#<random>        (expires via TTL)
+ *   record         REC#<scope>         / <at>#<random>        (blueprint append-only records)
+ *
+ * Indexes (all projections ALL):
+ *   GSI1 "byType"   — leases:    GSI1PK = LEASE#<type>#<status>      GSI1SK = <requestedAt>#<id>
+ *                     resources: GSI1PK = RES#<type>#<phase>         GSI1SK = <blueprintId>#<createdAt>#<id>
+ *                       (phase = `live` for pending and active, else the status)
+ *                     Serves "candidate resources of type T" in one query and
+ *                     "waiting leases of type T, oldest first".
+ *   GSI2 "byStatus" — leases:    GSI2PK = LEASE#<status>             GSI2SK = <sweepAt>
+ *                     resources: GSI2PK = RES#<status>               GSI2SK = <sweepAt>
+ *                     blueprints: GSI2PK = BLUEPRINT                 GSI2SK = <id>
+ *                     slot locks: GSI2PK = LOCK#<shard 0..3>          GSI2SK = <createdAt>#<key>
+ *                     Serves the sweep ("what is due") and listings. Destroyed objects have
+ *                     no GSI2 keys (the sweep never needs them); they expire via TTL.
+ */
+
+export const TABLE_KEYS = {
+  partitionKey: 'PK',
+  sortKey: 'SK',
+} as const;
+
+export const GSI = {
+  byType: { name: 'GSI1', partitionKey: 'GSI1PK', sortKey: 'GSI1SK' },
+  byStatus: { name: 'GSI2', partitionKey: 'GSI2PK', sortKey: 'GSI2SK' },
+} as const;
+
+/** Epoch-seconds attribute DynamoDB's TTL deletes items by (logs, destroyed objects). */
+export const TTL_ATTRIBUTE = 'expiresAtEpoch';
+
+/** How long logs and destroyed leases/resources are kept. */
+export const RETENTION_DAYS = 14;
+
+/** Number of shards the slot-lock listing index is spread over (avoids one hot partition). */
+export const LOCK_SHARDS = 4;
+
+/** Every key attribute is a string. */
+export const KEY_ATTRIBUTE_TYPE = 'S' as const;
+
+export const DEFAULT_TABLE_NAME = 'drydock';
