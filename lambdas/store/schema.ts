@@ -48,3 +48,10 @@ export const LOCK_SHARDS = 4;
 export const KEY_ATTRIBUTE_TYPE = 'S' as const;
 
 export const DEFAULT_TABLE_NAME = 'drydock';
+
+/**
+ * GSI2SK of a lease or resource without a sweepAt. An index key must be present for the item to
+ * be listed by status at all, and `~` sorts after every ISO timestamp, so an unscheduled object
+ * is listed last and never matches a `dueBefore` bound.
+ */
+export const UNSCHEDULED_SWEEP_KEY = '~';

@@ -1,0 +1,122 @@
+/**
+ * Key attributes of every item kind, derived from the layout in schema.ts. Pure functions, no
+ * SDK: the store, tests and the local runtime build keys the same way.
+ */
+import type { Lease, LeaseStatus, Resource, ResourceStatus, SlotLock } from '../core/model.ts';
+import {
+  GSI,
+  LOCK_SHARDS,
+  RETENTION_DAYS,
+  TABLE_KEYS,
+  TTL_ATTRIBUTE,
+  UNSCHEDULED_SWEEP_KEY,
+} from './schema.ts';
+
+export type ItemKey = { PK: string; SK: string };
+
+/** Attributes the store adds to a domain object; stripped again when reading. */
+export const KEY_ATTRIBUTES: readonly string[] = [
+  TABLE_KEYS.partitionKey,
+  TABLE_KEYS.sortKey,
+  GSI.byType.partitionKey,
+  GSI.byType.sortKey,
+  GSI.byStatus.partitionKey,
+  GSI.byStatus.sortKey,
+  TTL_ATTRIBUTE,
+];
+
+export const leaseKey = (id: string): ItemKey => ({ PK: `LEASE#${id}`, SK: 'LEASE' });
+export const resourceKey = (id: string): ItemKey => ({ PK: `RES#${id}`, SK: 'RES' });
+export const blueprintKey = (id: string): ItemKey => ({ PK: `BP#${id}`, SK: 'BP' });
+export const slotLockKey = (key: string): ItemKey => ({ PK: `LOCK#${key}`, SK: 'LOCK' });
+export const logPartition = (objectId: string): string => `LOG#${objectId}`;
+export const recordPartition = (scope: string): string => `REC#${scope}`;
+
+// ---- GSI1 "byType" ---------------------------------------------------------------------------
+export const leaseTypePartition = (type: string, status: LeaseStatus): string =>
+  `LEASE#${type}#${status}`;
+export const leaseTypeSortKey = (requestedAt: string, id: string): string => `${requestedAt}#${id}`;
+
+/** Pending and active resources share one partition so candidates are one query. */
+export function resourcePhase(status: ResourceStatus): string {
+  return status === 'pending' || status === 'active' ? 'live' : status;
+}
+export const resourceTypePartition = (type: string, status: ResourceStatus): string =>
+  `RES#${type}#${resourcePhase(status)}`;
+export const resourceTypeSortKey = (
+  r: Pick<Resource, 'blueprintId' | 'createdAt' | 'id'>,
+): string => `${r.blueprintId}#${r.createdAt}#${r.id}`;
+
+// ---- GSI2 "byStatus" -------------------------------------------------------------------------
+export const leaseStatusPartition = (status: LeaseStatus): string => `LEASE#${status}`;
+export const resourceStatusPartition = (status: ResourceStatus): string => `RES#${status}`;
+export const BLUEPRINT_PARTITION = 'BLUEPRINT';
+export const sweepSortKey = (sweepAt: string | null | undefined): string =>
+  sweepAt ?? UNSCHEDULED_SWEEP_KEY;
+
+/**
+ * Shard of a slot lock in the listing index: FNV-1a of the key, so the same key always lands on
+ * the same shard in every process and language version.
+ */
+export function lockShard(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) {
+    hash ^= key.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash % LOCK_SHARDS;
+}
+export const lockShardPartition = (shard: number): string => `LOCK#${shard}`;
+
+// ---- whole items -----------------------------------------------------------------------------
+/** Epoch seconds at which TTL may delete an item that ended (or was written) at `atMs`. */
+export function retentionEpoch(atMs: number): number {
+  return Math.floor(atMs / 1000) + RETENTION_DAYS * 24 * 60 * 60;
+}
+
+export function leaseItem(lease: Lease): Record<string, unknown> {
+  const destroyed = lease.status === 'destroyed';
+  return {
+    ...lease,
+    ...leaseKey(lease.id),
+    GSI1PK: leaseTypePartition(lease.type, lease.status),
+    GSI1SK: leaseTypeSortKey(lease.requestedAt, lease.id),
+    ...(destroyed
+      ? { [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(lease.destroyedAt ?? lease.updatedAt)) }
+      : { GSI2PK: leaseStatusPartition(lease.status), GSI2SK: sweepSortKey(lease.sweepAt) }),
+  };
+}
+
+export function resourceItem(resource: Resource): Record<string, unknown> {
+  const destroyed = resource.status === 'destroyed';
+  return {
+    ...resource,
+    ...resourceKey(resource.id),
+    GSI1PK: resourceTypePartition(resource.type, resource.status),
+    GSI1SK: resourceTypeSortKey(resource),
+    ...(destroyed
+      ? {
+          [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(resource.destroyedAt ?? resource.updatedAt)),
+        }
+      : {
+          GSI2PK: resourceStatusPartition(resource.status),
+          GSI2SK: sweepSortKey(resource.sweepAt),
+        }),
+  };
+}
+
+export function slotLockItem(lock: SlotLock): Record<string, unknown> {
+  return {
+    ...lock,
+    ...slotLockKey(lock.key),
+    GSI2PK: lockShardPartition(lockShard(lock.key)),
+    GSI2SK: `${lock.createdAt}#${lock.key}`,
+  };
+}
+
+/** Removes the key attributes the store added, returning the domain object. */
+export function stripKeys<T>(item: Record<string, unknown>): T {
+  const copy: Record<string, unknown> = { ...item };
+  for (const attribute of KEY_ATTRIBUTES) delete copy[attribute];
+  return copy as T;
+}
