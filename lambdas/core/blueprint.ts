@@ -45,7 +45,12 @@ export type ActivationStep =
   /** The resource is ready; leases on it may activate. */
   | { state: 'active'; data?: Record<string, unknown> }
   /** Setup is under way; call activateResource again after this many seconds. */
-  | { state: 'pending'; checkAgainSeconds: number; message: string; data?: Record<string, unknown> };
+  | {
+      state: 'pending';
+      checkAgainSeconds: number;
+      message: string;
+      data?: Record<string, unknown>;
+    };
 
 export interface CommandSpec {
   /** Program and arguments, run without a shell. Exactly one of argv / script. */
@@ -162,11 +167,15 @@ export interface BlueprintType<C = unknown> {
   ): FilesystemInterface;
 }
 
-/** Typed registry of blueprint plug-ins. */
+/**
+ * Typed registry of blueprint plug-ins. Plug-ins receive `ConfiguredBlueprint<C>` whose config
+ * the engine has already parsed with the plug-in's own schema.
+ */
 export class BlueprintRegistry {
   readonly #types = new Map<string, BlueprintType<unknown>>();
 
-  constructor(types: Array<BlueprintType<never>> = []) {
+  // biome-ignore lint/suspicious/noExplicitAny: each plug-in has its own config type; the registry erases it (configs are parsed by the plug-in's own schema before use).
+  constructor(types: ReadonlyArray<BlueprintType<any>> = []) {
     for (const t of types) this.register(t);
   }
 

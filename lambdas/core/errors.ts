@@ -20,7 +20,10 @@ export class DrydockError extends Error {
 
 /** Bad input from a caller or operator; the message says what to fix. */
 export class ValidationError extends DrydockError {
-  constructor(message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super('invalid_request', message, options);
     this.name = 'ValidationError';
   }
@@ -71,7 +74,10 @@ export class WriteConflictError extends DrydockError {
 
 /** Temporary failure (throttling, cloud capacity, a busy dependency): retry later. */
 export class TemporaryError extends DrydockError {
-  constructor(message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super('temporary', message, options);
     this.name = 'TemporaryError';
   }
@@ -79,7 +85,10 @@ export class TemporaryError extends DrydockError {
 
 /** The resource behind a lease is gone or unreachable. */
 export class ResourceGoneError extends DrydockError {
-  constructor(message: string, options: { cause?: unknown; context?: Record<string, unknown> } = {}) {
+  constructor(
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
     super('resource_gone', message, options);
     this.name = 'ResourceGoneError';
   }

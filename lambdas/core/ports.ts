@@ -39,7 +39,13 @@ export type TxWrite =
    * sets the patch, version + 1 and updatedAt. `type` is needed to maintain index keys.
    * A `null` patch value removes the attribute.
    */
-  | { op: 'updateLease'; id: string; type: string; expect: Expect<LeaseStatus>; set: NullablePatch<LeasePatch> }
+  | {
+      op: 'updateLease';
+      id: string;
+      type: string;
+      expect: Expect<LeaseStatus>;
+      set: NullablePatch<LeasePatch>;
+    }
   /**
    * A waiting lease's bookkeeping (not a transition; version unchanged):
    * condition status = pending AND waitSeq = expectWaitSeq; sets waitSeq + 1 and the fields.
@@ -67,10 +73,15 @@ export type TxWrite =
     }
   /**
    * Attach a lease to a resource: leaseCount + 1, uses + 1; condition status IN statusIn,
-   * the resource is not suspect, and leaseCount < capacity.
+   * the resource is not suspect, leaseCount < capacity, and (if given) uses < maxUses.
    */
-  | { op: 'attachLease'; resourceId: string; statusIn: ResourceStatus[] }
-  /** Detach a lease: leaseCount - 1, lastDetachedAt = at; condition the resource exists. */
+  | { op: 'attachLease'; resourceId: string; statusIn: ResourceStatus[]; maxUses?: number }
+  /** Condition only (writes nothing): the resource's status is one of statusIn. */
+  | { op: 'checkResource'; resourceId: string; statusIn: ResourceStatus[] }
+  /**
+   * Detach a lease: leaseCount - 1, lastDetachedAt = at; condition the resource exists. Always
+   * in the same transaction as the lease's own conditional transition, so it cannot repeat.
+   */
   | { op: 'detachLease'; resourceId: string; at: string }
   /** Take a slot lock; fails if the key is held by anyone. */
   | { op: 'takeSlotLock'; lock: SlotLock }
@@ -116,11 +127,7 @@ export interface Store {
     options?: PageOptions & { dueBefore?: string },
   ): Promise<Page<Lease>>;
   /** Leases of a type in a status, oldest request first. */
-  listLeasesByType(
-    type: string,
-    status: LeaseStatus,
-    options?: PageOptions,
-  ): Promise<Page<Lease>>;
+  listLeasesByType(type: string, status: LeaseStatus, options?: PageOptions): Promise<Page<Lease>>;
   /** How many pending leases of this type were requested before `requestedAt`. */
   countWaitingAhead(type: string, requestedAt: string, leaseId: string): Promise<number>;
   /** Slot locks by key (missing keys are omitted). */

@@ -1,0 +1,484 @@
+/**
+ * The allocator: one update of one pending lease (DESIGN §4).
+ *
+ * Phase 1 — planning, no locks, may be stale. Find the blueprints that could ever serve the
+ * lease (if none, the lease breaks with the reason) and the live resources of its type (one
+ * index query). Cheap checks decide "full, back off" without contending for anything.
+ *
+ * Phase 2 — exact, per blueprint, in order:
+ *   1. acquire on a free matching resource          (transaction A below)
+ *   2. allocate a new resource under the limits     (transaction B below)
+ *   3. acquire on a shared resource that has room   (transaction A)
+ *   4. reclaim an idle resource that does not match (transaction C)
+ *   5. otherwise wait: re-enqueue with backoff      (write W)
+ * Nothing here holds a lock across an await: every "lock" is a slot-lock row written in the
+ * same transaction as the state change it guards, and any stale plan simply fails its
+ * condition and is re-planned.
+ *
+ * Lock timeline of acquisition (A), lease L on resource R with capacity c:
+ *
+ *   worker 1                       DynamoDB                          worker 2
+ *   plan: R has leaseCount 0  ─┐
+ *                              │                                ┌─ plan: R has leaseCount 0
+ *   TransactWrite ─────────────┼─> L pending->acquired (v)      │
+ *                              │   put  R/lease-slot:0  (absent)│
+ *                              │   R.leaseCount+1 if status in  │
+ *                              │     (pending, active), not      │
+ *                              │     suspect, leaseCount < c     │
+ *                              │   <── committed                │
+ *                              │                     <──────────┼── TransactWrite L2 ... slot:0
+ *                              │   cancelled: slot:0 exists ──> │   re-plan / try next / wait
+ *
+ * A reclaim (C) of R is `R active->released if leaseCount = 0` on the same item, so DynamoDB
+ * orders it strictly before or after any acquisition: no lease is handed a resource that is
+ * being reclaimed, and no resource with a lease is reclaimed.
+ *
+ * Allocation (B) writes, in one transaction: the new pending resource *with its attributes
+ * already set* and leaseCount 1, its pool slot lock `blueprint:B:slot:n` (absent), and L
+ * acquired on it with its lease slot lock. Others can match the pending resource at once
+ * ("mystery box") and acquire on it if it has capacity, but cannot steal its creator's slot.
+ * The blueprint's side effect (launching a host) happens only after this commits, in resource
+ * activation, so a failed transaction orphans nothing.
+ */
+import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
+import { recordBlueprintFailure } from './blueprint-health.ts';
+import {
+  attributesMatch,
+  describeAttributes,
+  type Engine,
+  newId,
+  plural,
+  slotKeys,
+} from './engine.ts';
+import { errorMessage, WriteConflictError } from './errors.ts';
+import type { Blueprint, Lease, Resource } from './model.ts';
+import type { TxWrite } from './ports.ts';
+
+export type AllocationOutcome =
+  | { outcome: 'acquired'; lease: Lease; resource: Resource; allocated: boolean }
+  | { outcome: 'wait'; reason: string; delaySeconds: number }
+  | { outcome: 'broken'; reason: string }
+  /** Another worker changed the lease first; this update has nothing left to do. */
+  | { outcome: 'stale' };
+
+/** Why a blueprint can never serve a lease, or undefined if it can. */
+export function cannotEverServe(
+  engine: Engine,
+  blueprint: Blueprint,
+  lease: Lease,
+): string | undefined {
+  if (lease.blueprintIds && !lease.blueprintIds.includes(blueprint.id)) {
+    return "not in the lease's allowed blueprint list";
+  }
+  if (blueprint.resourceType !== lease.type) {
+    return `builds '${blueprint.resourceType}', not '${lease.type}'`;
+  }
+  if (blueprint.state !== 'enabled') return `is ${blueprint.state}`;
+  const mismatched = Object.entries(lease.attributes).filter(
+    ([k, v]) => k in blueprint.attributes && blueprint.attributes[k] !== v,
+  );
+  if (mismatched.length > 0) {
+    return `has ${mismatched.map(([k]) => `${k}=${blueprint.attributes[k]}`).join(',')}, lease wants ${mismatched
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',')}`;
+  }
+  const plugin = engine.registry.get(blueprint.type);
+  if (!plugin) return `has unknown type '${blueprint.type}'`;
+  let configured: ConfiguredBlueprint<unknown>;
+  try {
+    configured = engine.configured(blueprint).bp;
+  } catch (err) {
+    return errorMessage(err);
+  }
+  if (!plugin.resourceTypes.includes(lease.type)) {
+    return `type '${blueprint.type}' cannot build '${lease.type}'`;
+  }
+  return plugin.cannotEverServe?.(configured, lease);
+}
+
+interface Candidate {
+  blueprint: Blueprint;
+  plugin: BlueprintType<unknown>;
+  bp: ConfiguredBlueprint<unknown>;
+}
+
+export async function allocateLease(
+  engine: Engine,
+  lease: Lease,
+  attempt: number,
+): Promise<AllocationOutcome> {
+  // ---- Phase 1: planning ------------------------------------------------------------------
+  let blueprints = await engine.blueprints();
+  let refusals = blueprints.map((b) => ({ b, why: cannotEverServe(engine, b, lease) }));
+  if (refusals.every((r) => r.why !== undefined)) {
+    // A permanent decision is never taken on a cached list.
+    blueprints = await engine.blueprints({ fresh: true });
+    refusals = blueprints.map((b) => ({ b, why: cannotEverServe(engine, b, lease) }));
+  }
+  const candidates: Candidate[] = refusals
+    .filter((r) => r.why === undefined)
+    .map((r) => ({ blueprint: r.b, ...engine.configured(r.b) }));
+  if (candidates.length === 0) {
+    const relevant = refusals.filter((r) => r.b.resourceType === lease.type);
+    const reason =
+      relevant.length === 0
+        ? `no blueprint builds resources of type '${lease.type}'; create one (drydock blueprint create) or ask for another type`
+        : `no blueprint can ever serve this lease (type ${lease.type}, ${describeAttributes(lease.attributes)}): ${relevant
+            .map((r) => `blueprint '${r.b.id}' ${r.why}`)
+            .join('; ')}`;
+    return { outcome: 'broken', reason };
+  }
+
+  const live = await engine.store.listLiveResources(lease.type);
+  const waits: string[] = [];
+
+  // ---- Phase 2: exact, per blueprint --------------------------------------------------------
+  for (const candidate of candidates) {
+    const result = await tryBlueprint(engine, lease, candidate, live);
+    if (result.outcome !== 'wait') return result;
+    waits.push(result.reason);
+  }
+
+  return {
+    outcome: 'wait',
+    reason: waits.join('; '),
+    delaySeconds: engine.backoffSeconds(attempt),
+  };
+}
+
+async function tryBlueprint(
+  engine: Engine,
+  lease: Lease,
+  { blueprint, plugin, bp }: Candidate,
+  live: Resource[],
+): Promise<AllocationOutcome> {
+  const { limits } = blueprint;
+  const now = engine.now();
+  const mine = live.filter((r) => r.blueprintId === blueprint.id);
+  const maxUses = usesLimit(blueprint);
+  const usable = mine.filter(
+    (r) =>
+      !r.suspectSince &&
+      (maxUses === undefined || r.uses < maxUses) &&
+      attributesMatch(lease.attributes, r.attributes) &&
+      plugin.canAcquire?.(bp, r, lease) !== false,
+  );
+  // Active before pending (it serves sooner), then oldest first (keeps the pool compact).
+  usable.sort(
+    (a, b) =>
+      Number(b.status === 'active') - Number(a.status === 'active') ||
+      a.createdAt.localeCompare(b.createdAt),
+  );
+
+  // 1. A free matching resource.
+  for (const r of usable.filter((r) => r.leaseCount === 0)) {
+    const got = await acquireOn(engine, lease, r, maxUses);
+    if (got.outcome !== 'wait') return got;
+  }
+
+  // 2. A new resource, if the blueprint is under its limits and not backing off.
+  const backoffUntil = blueprint.health.backoffUntil;
+  let limitReason: string | undefined;
+  if (backoffUntil && Date.parse(backoffUntil) > now) {
+    limitReason = `blueprint '${blueprint.id}' is backing off after ${plural(blueprint.health.failureCount, 'failed allocation')} until ${backoffUntil} (last: ${blueprint.health.lastFailure ?? 'unknown'})`;
+  } else if (mine.length >= limits.maxResources) {
+    const leased = mine.filter((r) => r.leaseCount >= r.capacity).length;
+    limitReason = `blueprint '${blueprint.id}' is at its limit of ${plural(limits.maxResources, lease.type)}, ${leased === mine.length ? 'all leased' : `${leased} fully leased`}`;
+  } else {
+    const allocated = await allocateNew(engine, lease, blueprint, plugin, bp);
+    if (allocated.outcome !== 'wait') return allocated;
+    limitReason = allocated.reason;
+  }
+
+  // 3. A shared resource with room.
+  for (const r of usable.filter((r) => r.leaseCount > 0 && r.leaseCount < r.capacity)) {
+    const got = await acquireOn(engine, lease, r, maxUses);
+    if (got.outcome !== 'wait') return got;
+  }
+
+  // 4. Reclaim an idle resource that cannot serve this lease, to make room for one that can.
+  const reclaimable = mine.find(
+    (r) =>
+      r.status === 'active' &&
+      r.leaseCount === 0 &&
+      !usable.includes(r) &&
+      idleSinceMs(r) + limits.idleGraceSeconds * 1000 <= now,
+  );
+  if (reclaimable && mine.length >= limits.maxResources) {
+    const reclaimed = await reclaimResource(
+      engine,
+      reclaimable,
+      `reclaimed to make room for lease ${lease.id}`,
+    );
+    if (reclaimed) {
+      return {
+        outcome: 'wait',
+        reason: `reclaiming idle ${lease.type} ${reclaimable.id} of blueprint '${blueprint.id}' to make room`,
+        delaySeconds: engine.backoffSeconds(0),
+      };
+    }
+  }
+
+  // 5. Wait.
+  return { outcome: 'wait', reason: limitReason, delaySeconds: 0 };
+}
+
+/**
+ * How many leases a resource of this blueprint may ever serve: 1 when it is reclaimed on
+ * release (a fresh host per lease), else the blueprint's maxUses. Enforced exactly by the
+ * attach condition, because between a lease's release and the reclaim the resource looks free.
+ */
+export function usesLimit(blueprint: Blueprint): number | undefined {
+  return blueprint.limits.reclaimOnRelease ? 1 : blueprint.limits.maxUses;
+}
+
+export function idleSinceMs(r: Resource): number {
+  return Date.parse(r.lastDetachedAt ?? r.activatedAt ?? r.createdAt);
+}
+
+/**
+ * Transaction A: acquire `lease` on existing resource `r`. Returns wait on a lost race (the
+ * caller tries the next candidate), stale if the lease itself changed.
+ */
+async function acquireOn(
+  engine: Engine,
+  lease: Lease,
+  r: Resource,
+  maxUses: number | undefined,
+): Promise<AllocationOutcome> {
+  let slot = 0;
+  if (r.capacity > 1) {
+    // Which lease slots are free: one consistent batch read, only for shared resources.
+    const held = new Set(
+      (await engine.store.getSlotLocks(slotKeys.allLease(r.id, r.capacity))).map((l) => l.key),
+    );
+    slot = slotKeys.allLease(r.id, r.capacity).findIndex((k) => !held.has(k));
+    if (slot < 0) return { outcome: 'wait', reason: `${r.id} is full`, delaySeconds: 0 };
+  }
+  const key = slotKeys.lease(r.id, slot);
+  const at = engine.iso();
+  const writes: TxWrite[] = [
+    {
+      op: 'updateLease',
+      id: lease.id,
+      type: lease.type,
+      expect: { status: 'pending', version: lease.version },
+      set: {
+        status: 'acquired',
+        resourceId: r.id,
+        blueprintId: r.blueprintId,
+        slotLocks: [key],
+        acquiredAt: at,
+        waitReason: null,
+        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+      },
+    },
+    { op: 'takeSlotLock', lock: { key, ownerKind: 'lease', ownerId: lease.id, createdAt: at } },
+    {
+      op: 'attachLease',
+      resourceId: r.id,
+      statusIn: ['pending', 'active'],
+      ...(maxUses === undefined ? {} : { maxUses }),
+    },
+    engine.logWrite(
+      lease.id,
+      'lease.acquired',
+      `acquired on ${r.status} ${r.type} ${r.id} of blueprint '${r.blueprintId}'`,
+      { resourceId: r.id, blueprintId: r.blueprintId, slot: key },
+    ),
+  ];
+  try {
+    await engine.store.transact(writes);
+  } catch (err) {
+    if (!(err instanceof WriteConflictError)) throw err;
+    if (err.failures.some((f) => f.index === 0 && f.reason === 'condition'))
+      return { outcome: 'stale' };
+    return { outcome: 'wait', reason: `lost the race for ${r.id}`, delaySeconds: 0 };
+  }
+  return {
+    outcome: 'acquired',
+    allocated: false,
+    lease: {
+      ...lease,
+      status: 'acquired',
+      version: lease.version + 1,
+      resourceId: r.id,
+      blueprintId: r.blueprintId,
+      slotLocks: [key],
+      acquiredAt: at,
+    },
+    resource: { ...r, leaseCount: r.leaseCount + 1, uses: r.uses + 1 },
+  };
+}
+
+/** Transaction B: allocate a new resource with `lease` already acquired on it. */
+async function allocateNew(
+  engine: Engine,
+  lease: Lease,
+  blueprint: Blueprint,
+  plugin: BlueprintType<unknown>,
+  bp: ConfiguredBlueprint<unknown>,
+): Promise<AllocationOutcome> {
+  const { limits } = blueprint;
+  // Exact view of the pool: which slots are held (by live *or* still-tearing-down resources).
+  const poolKeys = slotKeys.allPool(blueprint.id, limits.maxResources);
+  const held = new Set((await engine.store.getSlotLocks(poolKeys)).map((l) => l.key));
+  const free = poolKeys.filter((k) => !held.has(k));
+  if (free.length === 0) {
+    return {
+      outcome: 'wait',
+      reason: `blueprint '${blueprint.id}' is at its limit of ${plural(limits.maxResources, lease.type)} (some are being torn down)`,
+      delaySeconds: 0,
+    };
+  }
+  if (plugin.canAllocateNow) {
+    const can = await plugin.canAllocateNow(engine.ctx, bp, lease);
+    if (!can.ok)
+      return {
+        outcome: 'wait',
+        reason: `blueprint '${blueprint.id}': ${can.reason}`,
+        delaySeconds: 0,
+      };
+  }
+
+  let template: Awaited<ReturnType<typeof plugin.allocateResource>>;
+  try {
+    template = await plugin.allocateResource(engine.ctx, bp, lease);
+  } catch (err) {
+    // The blueprint said it could allocate and then failed: log it on the blueprint, count it
+    // for the circuit breaker, and let the lease keep waiting (it is not the lease's fault).
+    const message = errorMessage(err);
+    await recordBlueprintFailure(engine, blueprint, `allocation failed: ${message}`, lease.id);
+    return {
+      outcome: 'wait',
+      reason: `blueprint '${blueprint.id}' failed to allocate a ${lease.type} (${message}); will retry`,
+      delaySeconds: 0,
+    };
+  }
+
+  const at = engine.iso();
+  const resourceId = newId('res');
+  const leaseKey = slotKeys.lease(resourceId, 0);
+  // Try up to two free slots: a slot may have been taken since the batch read.
+  for (const poolKey of free.slice(0, 2)) {
+    const resource: Resource = {
+      id: resourceId,
+      blueprintId: blueprint.id,
+      type: lease.type,
+      attributes: { ...blueprint.attributes, ...template.attributes },
+      status: 'pending',
+      version: 0,
+      slotLocks: [poolKey, ...(template.slotLocks ?? [])],
+      capacity: limits.leasesPerResource,
+      leaseCount: 1,
+      uses: 1,
+      createdAt: at,
+      updatedAt: at,
+      setupDeadline: engine.iso(limits.setupTimeoutSeconds * 1000),
+      data: template.data ?? {},
+      sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+    };
+    const writes: TxWrite[] = [
+      {
+        op: 'updateLease',
+        id: lease.id,
+        type: lease.type,
+        expect: { status: 'pending', version: lease.version },
+        set: {
+          status: 'acquired',
+          resourceId,
+          blueprintId: blueprint.id,
+          slotLocks: [leaseKey],
+          acquiredAt: at,
+          waitReason: null,
+          sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        },
+      },
+      { op: 'createResource', resource },
+      ...resource.slotLocks.map(
+        (key): TxWrite => ({
+          op: 'takeSlotLock',
+          lock: { key, ownerKind: 'resource', ownerId: resourceId, createdAt: at },
+        }),
+      ),
+      {
+        op: 'takeSlotLock',
+        lock: { key: leaseKey, ownerKind: 'lease', ownerId: lease.id, createdAt: at },
+      },
+      engine.logWrite(
+        lease.id,
+        'lease.acquired',
+        `acquired on new ${lease.type} ${resourceId} of blueprint '${blueprint.id}' (allocated for this lease)`,
+        { resourceId, blueprintId: blueprint.id, slot: leaseKey },
+      ),
+      engine.logWrite(
+        resourceId,
+        'resource.allocated',
+        `allocated by blueprint '${blueprint.id}' in ${poolKey} for lease ${lease.id}`,
+        { leaseId: lease.id, slot: poolKey },
+      ),
+    ];
+    try {
+      await engine.store.transact(writes);
+    } catch (err) {
+      if (!(err instanceof WriteConflictError)) throw err;
+      if (err.failures.some((f) => f.index === 0 && f.reason === 'condition'))
+        return { outcome: 'stale' };
+      continue; // slot taken meanwhile: try the next free slot
+    }
+    return {
+      outcome: 'acquired',
+      allocated: true,
+      lease: {
+        ...lease,
+        status: 'acquired',
+        version: lease.version + 1,
+        resourceId,
+        blueprintId: blueprint.id,
+        slotLocks: [leaseKey],
+        acquiredAt: at,
+      },
+      resource,
+    };
+  }
+  return {
+    outcome: 'wait',
+    reason: `blueprint '${blueprint.id}' pool slots were taken by other leases meanwhile`,
+    delaySeconds: 0,
+  };
+}
+
+/**
+ * Transaction C: release an idle resource (active, no leases). Conditional on leaseCount = 0 on
+ * the resource item itself, so it can never race an acquisition. Returns false on a lost race.
+ */
+export async function reclaimResource(
+  engine: Engine,
+  r: Resource,
+  reason: string,
+): Promise<boolean> {
+  try {
+    await engine.store.transact([
+      {
+        op: 'updateResource',
+        id: r.id,
+        type: r.type,
+        expect: { status: r.status, version: r.version },
+        requireNoLeases: true,
+        set: {
+          status: 'released',
+          releasedAt: engine.iso(),
+          endReason: reason,
+          sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        },
+      },
+      engine.logWrite(r.id, 'resource.reclaimed', reason),
+    ]);
+  } catch (err) {
+    if (err instanceof WriteConflictError) return false;
+    throw err;
+  }
+  // Its update tears it down and frees its pool slot (which wakes waiting leases).
+  await engine.send({ kind: 'resource', id: r.id, reason: 'reclaimed' });
+  return true;
+}

@@ -1,0 +1,233 @@
+/**
+ * What every use case needs: the ports, the blueprint registry and the tunables, plus the small
+ * helpers they share (ids, slot-lock keys, log events, backoff, the blueprint catalog).
+ */
+import { randomBytes } from 'node:crypto';
+import type {
+  BlueprintContext,
+  BlueprintRegistry,
+  BlueprintType,
+  ConfiguredBlueprint,
+} from './blueprint.ts';
+import { ValidationError } from './errors.ts';
+import type { Blueprint, Lease, LogEvent, LogType, Resource, UpdateMessage } from './model.ts';
+import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
+
+export interface EngineSettings {
+  /** Wait backoff: first delay, growth factor 2, cap; full jitter in [delay/2, delay]. */
+  backoffBaseSeconds: number;
+  backoffCapSeconds: number;
+  /**
+   * A lease or resource in a transitional state that nobody touched for this long is
+   * re-driven by the sweep (its message was lost). Must exceed backoffCapSeconds.
+   */
+  strandAfterSeconds: number;
+  /** Lease TTL when the request names none, and the largest allowed. */
+  defaultLeaseTtlSeconds: number;
+  maxLeaseTtlSeconds: number;
+  /** How long the blueprint list may be served from memory (0 = always read). */
+  blueprintCacheMs: number;
+  /** Failed allocations in a row before a blueprint's circuit breaker opens. */
+  breakerThreshold: number;
+  /** Breaker open time: base * 2^(failures - threshold), capped. */
+  breakerBaseSeconds: number;
+  breakerCapSeconds: number;
+  /** Leases to wake (oldest first) when a slot frees up. */
+  wakeBatch: number;
+  /** Default command timeout. */
+  commandTimeoutSeconds: number;
+  /** A new log line for an unchanged wait reason at most this often (progress on long waits). */
+  waitLogEverySeconds: number;
+}
+
+export const DEFAULT_SETTINGS: EngineSettings = {
+  backoffBaseSeconds: 1,
+  backoffCapSeconds: 60,
+  strandAfterSeconds: 300,
+  defaultLeaseTtlSeconds: 3600,
+  maxLeaseTtlSeconds: 7 * 24 * 3600,
+  blueprintCacheMs: 5000,
+  breakerThreshold: 3,
+  breakerBaseSeconds: 15,
+  breakerCapSeconds: 600,
+  wakeBatch: 2,
+  commandTimeoutSeconds: 300,
+  waitLogEverySeconds: 30,
+};
+
+export interface EngineDeps {
+  store: Store;
+  queue: WorkQueue;
+  clock: Clock;
+  registry: BlueprintRegistry;
+  /** Directory local plug-ins may use (local-host roots). */
+  dataDir: string;
+  settings: EngineSettings;
+  /** Randomness for jitter (tests may pin it). */
+  random?: () => number;
+  /** Workflow starter for resources that activate later (Step Functions on AWS). */
+  startSetup?: (resourceId: string) => Promise<void>;
+}
+
+export function makeEngine(
+  deps: Omit<EngineDeps, 'settings'> & { settings?: Partial<EngineSettings> },
+): Engine {
+  const settings = { ...DEFAULT_SETTINGS, ...deps.settings };
+  if (settings.strandAfterSeconds <= settings.backoffCapSeconds) {
+    throw new ValidationError(
+      `strandAfterSeconds (${settings.strandAfterSeconds}) must exceed backoffCapSeconds (${settings.backoffCapSeconds}), or the sweep re-drives leases that are merely waiting`,
+    );
+  }
+  return new Engine({ ...deps, settings });
+}
+
+/** The assembled engine: deps plus per-process caches. Use cases take it as first argument. */
+export class Engine {
+  readonly store: Store;
+  readonly queue: WorkQueue;
+  readonly clock: Clock;
+  readonly registry: BlueprintRegistry;
+  readonly settings: EngineSettings;
+  readonly random: () => number;
+  readonly startSetup?: (resourceId: string) => Promise<void>;
+  readonly ctx: BlueprintContext;
+  #catalog?: { at: number; blueprints: Blueprint[] };
+  readonly #configCache = new Map<string, ConfiguredBlueprint<unknown>>();
+
+  constructor(deps: EngineDeps) {
+    this.store = deps.store;
+    this.queue = deps.queue;
+    this.clock = deps.clock;
+    this.registry = deps.registry;
+    this.settings = deps.settings;
+    this.random = deps.random ?? Math.random;
+    this.startSetup = deps.startSetup;
+    const store = deps.store;
+    this.ctx = {
+      clock: deps.clock,
+      dataDir: deps.dataDir,
+      records: {
+        append: (scope, record) => store.appendRecord(scope, record),
+        list: (scope) => store.listRecords(scope),
+      },
+    };
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  iso(offsetMs = 0): string {
+    return new Date(this.clock.now() + offsetMs).toISOString();
+  }
+
+  /**
+   * Blueprints, served from memory for `blueprintCacheMs`. Planning may use a stale list (it is
+   * only a plan); permanent decisions ("no blueprint can ever serve this") pass `fresh`.
+   */
+  async blueprints(options: { fresh?: boolean } = {}): Promise<Blueprint[]> {
+    const now = this.clock.now();
+    const cached = this.#catalog;
+    if (!options.fresh && cached && now - cached.at < this.settings.blueprintCacheMs) {
+      return cached.blueprints;
+    }
+    const blueprints = await this.store.listBlueprints();
+    this.#catalog = { at: now, blueprints };
+    return blueprints;
+  }
+
+  forgetBlueprints(): void {
+    this.#catalog = undefined;
+  }
+
+  async blueprint(id: string): Promise<Blueprint | undefined> {
+    const cached = (await this.blueprints()).find((b) => b.id === id);
+    return cached ?? this.store.getBlueprint(id);
+  }
+
+  /** The blueprint's plug-in and its parsed config (cached per blueprint version). */
+  configured(blueprint: Blueprint): {
+    plugin: BlueprintType<unknown>;
+    bp: ConfiguredBlueprint<unknown>;
+  } {
+    const plugin = this.registry.require(blueprint.type);
+    const cacheKey = `${blueprint.id}@${blueprint.version}`;
+    let bp = this.#configCache.get(cacheKey);
+    if (!bp) {
+      const parsed = plugin.configSchema.safeParse(blueprint.config ?? {});
+      if (!parsed.success) {
+        throw new ValidationError(
+          `blueprint '${blueprint.id}' has an invalid ${blueprint.type} config: ${parsed.error.issues
+            .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+            .join('; ')}`,
+        );
+      }
+      bp = { ...blueprint, config: parsed.data };
+      this.#configCache.set(cacheKey, bp);
+    }
+    return { plugin, bp };
+  }
+
+  /** Exponential backoff with full jitter in [d/2, d], whole seconds (SQS DelaySeconds). */
+  backoffSeconds(attempt: number): number {
+    const { backoffBaseSeconds: base, backoffCapSeconds: cap } = this.settings;
+    const d = Math.min(cap, base * 2 ** Math.min(attempt, 20));
+    return Math.max(1, Math.round(d / 2 + (this.random() * d) / 2));
+  }
+
+  log(objectId: string, type: LogType, message: string, data?: Record<string, unknown>): LogEvent {
+    const at = this.iso();
+    return { objectId, seq: `${at}#${randomBytes(4).toString('hex')}`, at, type, message, data };
+  }
+
+  logWrite(
+    objectId: string,
+    type: LogType,
+    message: string,
+    data?: Record<string, unknown>,
+  ): TxWrite {
+    return { op: 'appendLog', event: this.log(objectId, type, message, data) };
+  }
+
+  async send(...messages: UpdateMessage[]): Promise<void> {
+    if (messages.length > 0) await this.queue.send(messages);
+  }
+}
+
+/** Sortable, unique ids: `lease-<time36><random>`. */
+export function newId(prefix: 'lease' | 'res'): string {
+  return `${prefix}-${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
+}
+
+/**
+ * Slot lock keys. A pool slot caps a blueprint's resources: slot n of blueprint B is held by
+ * at most one resource, so at most maxResources resources exist. A lease slot caps leases per
+ * resource the same way.
+ */
+export const slotKeys = {
+  pool: (blueprintId: string, n: number) => `blueprint:${blueprintId}:slot:${n}`,
+  lease: (resourceId: string, n: number) => `resource:${resourceId}:lease-slot:${n}`,
+  allPool: (blueprintId: string, max: number) =>
+    Array.from({ length: max }, (_, n) => slotKeys.pool(blueprintId, n)),
+  allLease: (resourceId: string, capacity: number) =>
+    Array.from({ length: capacity }, (_, n) => slotKeys.lease(resourceId, n)),
+};
+
+/** Every lease attribute equals the resource's (a lease asks; a resource offers). */
+export function attributesMatch(
+  wanted: Record<string, string>,
+  offered: Record<string, string>,
+): boolean {
+  return Object.entries(wanted).every(([k, v]) => offered[k] === v);
+}
+
+export function describeAttributes(attributes: Record<string, string>): string {
+  const entries = Object.entries(attributes);
+  return entries.length === 0 ? 'no attributes' : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+export type { Lease, Resource };

@@ -1,0 +1,375 @@
+/**
+ * "Update lease L": the one logical writer of a lease. Whatever the message says, the update
+ * reads the lease and does the next step its status calls for, so a duplicate or a late
+ * message is harmless: the conditional write of a step already taken fails and is dropped.
+ */
+import { allocateLease } from './allocator.ts';
+import type { Engine } from './engine.ts';
+import { errorMessage, WriteConflictError } from './errors.ts';
+import type { Lease, Resource, UpdateMessage } from './model.ts';
+import type { TxWrite } from './ports.ts';
+import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
+import { isResourceFinished } from './transitions.ts';
+
+export interface UpdateResult {
+  /** What the update did, e.g. `acquired`, `waited`, `activated`, `stale`. */
+  action: string;
+  detail?: string;
+}
+
+export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<UpdateResult> {
+  const lease = await engine.store.getLease(msg.id);
+  if (!lease) return { action: 'ignored', detail: `lease ${msg.id} does not exist` };
+  switch (lease.status) {
+    case 'pending':
+      return updatePendingLease(engine, lease, msg);
+    case 'acquired':
+      return activateLease(engine, lease);
+    case 'active':
+      return checkActiveLease(engine, lease);
+    case 'released':
+    case 'broken':
+      return destroyLease(engine, lease);
+    case 'destroyed':
+      return { action: 'none', detail: 'lease already destroyed' };
+  }
+}
+
+async function updatePendingLease(
+  engine: Engine,
+  lease: Lease,
+  msg: UpdateMessage,
+): Promise<UpdateResult> {
+  // A delayed message from a wait chain that another delivery already continued.
+  if (msg.waitSeq !== undefined && msg.waitSeq !== lease.waitSeq) {
+    return { action: 'stale', detail: `wait chain ${msg.waitSeq} superseded by ${lease.waitSeq}` };
+  }
+  const result = await allocateLease(engine, lease, msg.attempt ?? 0);
+  switch (result.outcome) {
+    case 'stale':
+      return { action: 'stale', detail: 'lease changed under this update' };
+    case 'broken':
+      return breakLease(engine, lease, result.reason);
+    case 'wait':
+      return waitForResources(engine, lease, msg, result.reason, result.delaySeconds);
+    case 'acquired': {
+      const { resource } = result;
+      if (resource.status === 'pending' && !result.allocated) {
+        // Acquired on someone else's pending resource: its activation wakes this lease.
+        return { action: 'acquired', detail: `on pending ${resource.id}` };
+      }
+      const activated = await activateLease(engine, result.lease, resource);
+      return { action: `acquired+${activated.action}`, detail: activated.detail };
+    }
+  }
+}
+
+/**
+ * Waiting never blocks a worker: the update re-enqueues itself with a delay and records that
+ * it waited. The chain message is sent *before* the wait is recorded: a crash in between leaves
+ * the old message to be redelivered (its waitSeq still matches) and at worst two messages
+ * with the same next waitSeq, which collapse when the first one records its wait.
+ */
+async function waitForResources(
+  engine: Engine,
+  lease: Lease,
+  msg: UpdateMessage,
+  reason: string,
+  delaySeconds: number,
+): Promise<UpdateResult> {
+  const attempt = msg.attempt ?? 0;
+  const delay = delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt);
+  await engine.send({
+    kind: 'lease',
+    id: lease.id,
+    waitSeq: lease.waitSeq + 1,
+    attempt: attempt + 1,
+    delaySeconds: delay,
+    reason: 'wait',
+  });
+  const writes: TxWrite[] = [
+    {
+      op: 'markLeaseWaiting',
+      id: lease.id,
+      type: lease.type,
+      expectWaitSeq: lease.waitSeq,
+      set: {
+        waitReason: reason,
+        checkedAt: engine.iso(),
+        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+      },
+    },
+  ];
+  if (reason !== lease.waitReason) {
+    // Only a changed reason is logged: the log reads as a story, not a heartbeat.
+    const ahead = await engine.store.countWaitingAhead(lease.type, lease.requestedAt, lease.id);
+    writes.push(
+      engine.logWrite(
+        lease.id,
+        'lease.waiting',
+        `waiting: ${reason}; ${ahead === 0 ? 'no leases' : ahead === 1 ? '1 lease' : `${ahead} leases`} ahead of this one`,
+        { reason, ahead, retryInSeconds: delay },
+      ),
+    );
+  }
+  try {
+    await engine.store.transact(writes);
+  } catch (err) {
+    if (err instanceof WriteConflictError) {
+      return { action: 'stale', detail: 'another update of this lease is under way' };
+    }
+    throw err;
+  }
+  return { action: 'waited', detail: `${reason} (retry in ${delay}s)` };
+}
+
+/** acquired -> active, once the resource is active. */
+export async function activateLease(
+  engine: Engine,
+  lease: Lease,
+  known?: Resource,
+): Promise<UpdateResult> {
+  let r =
+    known ?? (lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined);
+  if (!r || isResourceFinished(r.status)) {
+    return requeueLease(
+      engine,
+      lease,
+      r,
+      r
+        ? `${r.type} ${r.id} ${r.status === 'broken' ? `broke (${r.endReason ?? 'no reason'})` : `was ${r.status}`} before the lease activated`
+        : `resource ${lease.resourceId} disappeared before the lease activated`,
+    );
+  }
+  if (r.status === 'pending') {
+    // The creator (or a re-driven lease) pushes setup along; activate-later blueprints hand it
+    // to the setup workflow. The resource's activation wakes every other lease on it.
+    const step = await driveSetup(engine, r, lease.id);
+    if (step.state === 'pending' || step.state === 'workflow') {
+      return { action: 'waiting-for-resource', detail: `${r.id} is still being set up` };
+    }
+    r = step.resource;
+    if (r.status !== 'active') return activateLease(engine, lease, r);
+  }
+
+  const blueprint = await engine.blueprint(r.blueprintId);
+  if (!blueprint) return breakLease(engine, lease, `blueprint '${r.blueprintId}' was deleted`);
+  const { plugin, bp } = engine.configured(blueprint);
+  try {
+    await plugin.activateLease?.(engine.ctx, bp, r, lease);
+  } catch (err) {
+    // Activation may have had side effects on the host: the lease is broken, not retried,
+    // and the resource becomes suspect until a health check clears it.
+    const reason = `activation on ${r.id} failed: ${errorMessage(err)}`;
+    await markSuspect(engine, r, `lease ${lease.id} activation failed: ${errorMessage(err)}`);
+    return breakLease(engine, lease, reason, 'lease.activation-failed');
+  }
+
+  const ttl = lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds;
+  const expiresAt = engine.iso(ttl * 1000);
+  try {
+    await engine.store.transact([
+      {
+        op: 'updateLease',
+        id: lease.id,
+        type: lease.type,
+        expect: { status: 'acquired', version: lease.version },
+        set: { status: 'active', activatedAt: engine.iso(), expiresAt, sweepAt: expiresAt },
+      },
+      // No lease is ever active on a resource that is not active.
+      { op: 'checkResource', resourceId: r.id, statusIn: ['active'] },
+      engine.logWrite(
+        lease.id,
+        'lease.activated',
+        `active on ${r.type} ${r.id} until ${expiresAt}`,
+        {
+          resourceId: r.id,
+          blueprintId: r.blueprintId,
+          expiresAt,
+        },
+      ),
+    ]);
+  } catch (err) {
+    if (!(err instanceof WriteConflictError)) throw err;
+    if (err.failures.some((f) => f.index === 0)) return { action: 'stale' };
+    // The resource changed (broke, reclaimed) since we read it: look again.
+    return activateLease(engine, lease);
+  }
+  return { action: 'activated', detail: `on ${r.id}` };
+}
+
+/**
+ * acquired -> pending: the resource died before the lease activated. Not the lease's fault:
+ * its slot locks are freed and it is allocated again.
+ */
+async function requeueLease(
+  engine: Engine,
+  lease: Lease,
+  r: Resource | undefined,
+  why: string,
+): Promise<UpdateResult> {
+  const at = engine.iso();
+  const writes: TxWrite[] = [
+    {
+      op: 'updateLease',
+      id: lease.id,
+      type: lease.type,
+      expect: { status: 'acquired', version: lease.version },
+      set: {
+        status: 'pending',
+        resourceId: null,
+        blueprintId: null,
+        acquiredAt: null,
+        slotLocks: [],
+        requeues: lease.requeues + 1,
+        checkedAt: at,
+        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+      },
+    },
+    ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
+    ...(r ? [{ op: 'detachLease', resourceId: r.id, at } as TxWrite] : []),
+    engine.logWrite(lease.id, 'lease.requeued', `${why}; allocating again`, {
+      resourceId: lease.resourceId,
+    }),
+  ];
+  try {
+    await engine.store.transact(writes);
+  } catch (err) {
+    if (err instanceof WriteConflictError) return { action: 'stale' };
+    throw err;
+  }
+  await engine.send(
+    { kind: 'lease', id: lease.id, reason: 'requeued' },
+    ...(r ? [{ kind: 'resource' as const, id: r.id, reason: `lease ${lease.id} detached` }] : []),
+  );
+  return { action: 'requeued', detail: why };
+}
+
+async function checkActiveLease(engine: Engine, lease: Lease): Promise<UpdateResult> {
+  if (lease.expiresAt && Date.parse(lease.expiresAt) <= engine.now()) {
+    return endLease(
+      engine,
+      lease,
+      'released',
+      `expired after its TTL of ${lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds}s`,
+      'lease.expired',
+    );
+  }
+  const r = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
+  if (!r || isResourceFinished(r.status)) {
+    const why = r
+      ? `${r.type} ${r.id} ${r.status === 'broken' ? `broke: ${r.endReason ?? 'no reason given'}` : `was ${r.status} (${r.endReason ?? 'no reason given'})`}`
+      : `resource ${lease.resourceId} disappeared`;
+    return breakLease(engine, lease, why);
+  }
+  return { action: 'none', detail: 'lease is active' };
+}
+
+/** pending|acquired|active -> broken, then destroyed. The reason is what the holder reads. */
+export async function breakLease(
+  engine: Engine,
+  lease: Lease,
+  reason: string,
+  logType: 'lease.broken' | 'lease.activation-failed' = 'lease.broken',
+): Promise<UpdateResult> {
+  return endLease(engine, lease, 'broken', reason, logType);
+}
+
+export async function endLease(
+  engine: Engine,
+  lease: Lease,
+  status: 'released' | 'broken',
+  reason: string,
+  logType: 'lease.broken' | 'lease.activation-failed' | 'lease.released' | 'lease.expired',
+): Promise<UpdateResult> {
+  const at = engine.iso();
+  try {
+    await engine.store.transact([
+      {
+        op: 'updateLease',
+        id: lease.id,
+        type: lease.type,
+        expect: { status: lease.status, version: lease.version },
+        set: {
+          status,
+          endReason: reason,
+          releasedAt: at,
+          sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        },
+      },
+      engine.logWrite(
+        lease.id,
+        logType,
+        status === 'broken' ? `broken: ${reason}` : `released: ${reason}`,
+        {
+          reason,
+        },
+      ),
+    ]);
+  } catch (err) {
+    if (err instanceof WriteConflictError) return { action: 'stale' };
+    throw err;
+  }
+  const destroyed = await destroyLease(engine, {
+    ...lease,
+    status,
+    version: lease.version + 1,
+    endReason: reason,
+    releasedAt: at,
+  });
+  return { action: `${status}+${destroyed.action}`, detail: reason };
+}
+
+/**
+ * released|broken -> destroyed: clean up on the resource, free the lease's slot locks and
+ * detach from the resource, in one transaction; then wake whoever can use the freed slot.
+ */
+export async function destroyLease(engine: Engine, lease: Lease): Promise<UpdateResult> {
+  const r = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
+  const blueprint = r ? await engine.blueprint(r.blueprintId) : undefined;
+  if (r && blueprint && r.status === 'active' && lease.activatedAt) {
+    const { plugin, bp } = engine.configured(blueprint);
+    try {
+      await plugin.releaseLease?.(engine.ctx, bp, r, lease);
+    } catch (err) {
+      // Cleanup failed: the next holder must not get a dirty resource.
+      await markSuspect(engine, r, `cleanup after lease ${lease.id} failed: ${errorMessage(err)}`);
+    }
+  }
+  const at = engine.iso();
+  try {
+    await engine.store.transact([
+      {
+        op: 'updateLease',
+        id: lease.id,
+        type: lease.type,
+        expect: { status: lease.status, version: lease.version },
+        set: { status: 'destroyed', destroyedAt: at, slotLocks: [], sweepAt: null },
+      },
+      ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
+      ...(r ? [{ op: 'detachLease', resourceId: r.id, at } as TxWrite] : []),
+      engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
+        resourceId: lease.resourceId,
+      }),
+    ]);
+  } catch (err) {
+    if (err instanceof WriteConflictError) return { action: 'stale' };
+    throw err;
+  }
+  if (r) {
+    const reclaim =
+      isResourceFinished(r.status) ||
+      blueprint?.limits.reclaimOnRelease ||
+      blueprint?.state === 'draining';
+    if (reclaim) {
+      // The resource's own update decides (reclaim, or finish tearing down); its pool slot,
+      // once free, wakes waiting leases.
+      await engine.send({ kind: 'resource', id: r.id, reason: `lease ${lease.id} destroyed` });
+    } else {
+      await wakeWaitingLeases(engine, r.type, `lease slot on ${r.id} freed`);
+    }
+  }
+  return { action: 'destroyed' };
+}
+
+export { wakeLeasesOf };

@@ -1,0 +1,381 @@
+/**
+ * "Update resource R": the one logical writer of a resource. Drives setup (activate now, or
+ * activate later through the setup workflow), health checks of suspects, reclaim of idle
+ * resources, and teardown. Like lease updates, every step re-reads and writes conditionally,
+ * so duplicates and late messages are harmless.
+ */
+import { idleSinceMs, reclaimResource } from './allocator.ts';
+import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
+import { type Engine, slotKeys } from './engine.ts';
+import { errorMessage, WriteConflictError } from './errors.ts';
+import type { Blueprint, Resource, UpdateMessage } from './model.ts';
+import type { TxWrite } from './ports.ts';
+import { isResourceFinished } from './transitions.ts';
+
+export interface ResourceUpdateResult {
+  action: string;
+  detail?: string;
+}
+
+export type SetupStep =
+  | { state: 'pending'; waitSeconds: number; resource: Resource }
+  | { state: 'active'; resource: Resource }
+  | { state: 'broken'; resource: Resource }
+  /** Setup is driven elsewhere (the setup workflow or the resource's own updates). */
+  | { state: 'workflow' };
+
+export async function updateResource(
+  engine: Engine,
+  msg: UpdateMessage,
+): Promise<ResourceUpdateResult> {
+  const r = await engine.store.getResource(msg.id);
+  if (!r) return { action: 'ignored', detail: `resource ${msg.id} does not exist` };
+  switch (r.status) {
+    case 'pending': {
+      const step = await driveSetup(engine, r);
+      return { action: `setup-${step.state}` };
+    }
+    case 'active':
+      return checkActiveResource(engine, r);
+    case 'released':
+    case 'broken':
+      return destroyResource(engine, r);
+    case 'destroyed':
+      return { action: 'none', detail: 'resource already destroyed' };
+  }
+}
+
+/**
+ * Drive a pending resource's setup from the queue: start the setup workflow if the blueprint
+ * activates later and a workflow exists (Step Functions), otherwise take one step here and,
+ * if setup is still under way, re-enqueue this update with the blueprint's delay.
+ */
+export async function driveSetup(
+  engine: Engine,
+  r: Resource,
+  skipWake?: string,
+): Promise<SetupStep> {
+  const blueprint = await engine.blueprint(r.blueprintId);
+  if (blueprint) {
+    const { plugin, bp } = engine.configured(blueprint);
+    if (plugin.activatesLater?.(bp) && engine.startSetup) {
+      await engine.startSetup(r.id);
+      return { state: 'workflow' };
+    }
+  }
+  const step = await advanceResourceSetup(engine, r, { skipWake });
+  if (step.state === 'pending') {
+    await engine.send({
+      kind: 'resource',
+      id: r.id,
+      delaySeconds: step.waitSeconds,
+      reason: 'setup under way',
+    });
+  }
+  return step;
+}
+
+/**
+ * One step of resource setup (DESIGN §4, "activate later"): call the blueprint's idempotent
+ * activateResource; active -> write it and wake the resource's leases; failure or the setup
+ * deadline -> break it (its leases go back to pending). The setup workflow's Lambda step
+ * calls exactly this.
+ */
+export async function advanceResourceSetup(
+  engine: Engine,
+  r: Resource,
+  options: { skipWake?: string } = {},
+): Promise<SetupStep> {
+  if (r.status === 'active') return { state: 'active', resource: r };
+  if (r.status !== 'pending') return { state: 'broken', resource: r };
+  const blueprint = await engine.blueprint(r.blueprintId);
+  if (!blueprint) return breakResource(engine, r, `blueprint '${r.blueprintId}' was deleted`);
+  if (r.setupDeadline && Date.parse(r.setupDeadline) <= engine.now()) {
+    const reason = `setup did not finish within ${blueprint.limits.setupTimeoutSeconds}s`;
+    await recordBlueprintFailure(
+      engine,
+      blueprint,
+      `activation of ${r.id} failed: ${reason}`,
+      r.id,
+    );
+    return breakResource(engine, r, reason);
+  }
+  const { plugin, bp } = engine.configured(blueprint);
+  let step: Awaited<ReturnType<typeof plugin.activateResource>>;
+  try {
+    step = await plugin.activateResource(engine.ctx, bp, r);
+  } catch (err) {
+    const reason = `activation failed: ${errorMessage(err)}`;
+    await recordBlueprintFailure(
+      engine,
+      blueprint,
+      `activation of ${r.id} failed: ${errorMessage(err)}`,
+      r.id,
+    );
+    return breakResource(engine, r, reason, 'resource.activation-failed');
+  }
+
+  if (step.state === 'pending') {
+    const waitSeconds = Math.max(1, Math.min(900, Math.ceil(step.checkAgainSeconds)));
+    if (step.data || r.data.setupMessage !== step.message) {
+      const data = { ...r.data, ...step.data, setupMessage: step.message };
+      const written = await tryWrite(engine, [
+        {
+          op: 'updateResource',
+          id: r.id,
+          type: r.type,
+          expect: { status: 'pending', version: r.version },
+          set: { data },
+        },
+        engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
+      ]);
+      if (written) r = { ...r, data, version: r.version + 1 };
+    }
+    return { state: 'pending', waitSeconds, resource: r };
+  }
+
+  const at = engine.iso();
+  const data = { ...r.data, ...step.data };
+  delete data.setupMessage;
+  const ok = await tryWrite(engine, [
+    {
+      op: 'updateResource',
+      id: r.id,
+      type: r.type,
+      expect: { status: 'pending', version: r.version },
+      set: { status: 'active', activatedAt: at, data, sweepAt: at },
+    },
+    engine.logWrite(r.id, 'resource.activated', `active (blueprint '${r.blueprintId}')`),
+  ]);
+  if (!ok) {
+    // Another update got there first; report whatever it did.
+    const now = await engine.store.getResource(r.id);
+    if (!now) return breakResource(engine, r, 'resource disappeared during setup');
+    if (now.status === 'pending') return { state: 'pending', waitSeconds: 1, resource: now };
+    return now.status === 'active'
+      ? { state: 'active', resource: now }
+      : { state: 'broken', resource: now };
+  }
+  const active: Resource = {
+    ...r,
+    status: 'active',
+    activatedAt: at,
+    data,
+    version: r.version + 1,
+  };
+  await recordBlueprintSuccess(engine, blueprint);
+  await wakeLeasesOf(engine, active, `${r.id} active`, options.skipWake);
+  return { state: 'active', resource: active };
+}
+
+async function checkActiveResource(engine: Engine, r: Resource): Promise<ResourceUpdateResult> {
+  const blueprint = await engine.blueprint(r.blueprintId);
+  if (!blueprint) {
+    await breakResource(engine, r, `blueprint '${r.blueprintId}' was deleted`);
+    return { action: 'broken' };
+  }
+  if (r.suspectSince) {
+    const { plugin, bp } = engine.configured(blueprint);
+    let health: Awaited<ReturnType<typeof plugin.healthCheck>>;
+    try {
+      health = await plugin.healthCheck(engine.ctx, bp, r);
+    } catch (err) {
+      health = { healthy: false, reason: `health check failed: ${errorMessage(err)}` };
+    }
+    if (!health.healthy) {
+      await breakResource(
+        engine,
+        r,
+        `failed its health check: ${health.reason} (suspect since: ${r.suspectReason ?? 'unknown'})`,
+      );
+      return { action: 'broken', detail: health.reason };
+    }
+    const cleared = await tryWrite(engine, [
+      {
+        op: 'updateResource',
+        id: r.id,
+        type: r.type,
+        expect: { status: 'active', version: r.version },
+        set: { suspectSince: null, suspectReason: null },
+      },
+      engine.logWrite(
+        r.id,
+        'resource.healthy',
+        `passed its health check; serving leases again (was suspect: ${r.suspectReason ?? 'unknown'})`,
+      ),
+    ]);
+    if (cleared) await wakeWaitingLeases(engine, r.type, `${r.id} healthy again`);
+    return { action: 'health-checked', detail: 'healthy' };
+  }
+
+  // A duplicate or late activation message: make sure the leases waiting on it were woken
+  // (a crash between activation and the wake-up would otherwise strand them until the sweep).
+  if (
+    r.activatedAt &&
+    engine.now() - Date.parse(r.activatedAt) < engine.settings.strandAfterSeconds * 1000 &&
+    r.leaseCount > 0
+  ) {
+    await wakeLeasesOf(engine, r, `${r.id} active`);
+  }
+
+  const why = reclaimReason(engine, r, blueprint);
+  if (why) {
+    const reclaimed = await reclaimResource(engine, r, why);
+    return { action: reclaimed ? 'reclaimed' : 'none', detail: why };
+  }
+  return { action: 'none' };
+}
+
+/** Why an idle active resource should be reclaimed now, if it should. */
+export function reclaimReason(
+  engine: Engine,
+  r: Resource,
+  blueprint: Blueprint,
+): string | undefined {
+  if (r.status !== 'active' || r.leaseCount > 0) return undefined;
+  const { limits } = blueprint;
+  const now = engine.now();
+  if (blueprint.state === 'draining') return `blueprint '${blueprint.id}' is draining`;
+  if (limits.reclaimOnRelease && r.uses > 0) return 'reclaimed on release (one use per resource)';
+  if (limits.maxUses !== undefined && r.uses >= limits.maxUses)
+    return `used ${r.uses} times (max ${limits.maxUses})`;
+  if (
+    limits.maxAgeSeconds !== undefined &&
+    now - Date.parse(r.createdAt) >= limits.maxAgeSeconds * 1000
+  ) {
+    return `older than its max age of ${limits.maxAgeSeconds}s`;
+  }
+  const idleMs = now - idleSinceMs(r);
+  if (idleMs >= limits.idleTtlSeconds * 1000) {
+    return `idle for ${Math.round(idleMs / 1000)}s (idle TTL ${limits.idleTtlSeconds}s)`;
+  }
+  return undefined;
+}
+
+/**
+ * pending|active -> broken. A resource that breaks releases its leases: each lease's own update
+ * sees the broken resource and goes back to pending (not yet active) or breaks with this
+ * reason (active). Teardown waits until they have detached.
+ */
+export async function breakResource(
+  engine: Engine,
+  r: Resource,
+  reason: string,
+  logType: 'resource.broken' | 'resource.activation-failed' = 'resource.broken',
+): Promise<SetupStep & { state: 'broken' }> {
+  const ok = await tryWrite(engine, [
+    {
+      op: 'updateResource',
+      id: r.id,
+      type: r.type,
+      expect: { status: r.status, version: r.version },
+      set: {
+        status: 'broken',
+        endReason: reason,
+        releasedAt: engine.iso(),
+        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+      },
+    },
+    engine.logWrite(r.id, logType, `broken: ${reason}`, { reason }),
+  ]);
+  if (!ok) {
+    const now = await engine.store.getResource(r.id);
+    if (now && !isResourceFinished(now.status)) return breakResource(engine, now, reason, logType);
+    return { state: 'broken', resource: now ?? r };
+  }
+  const broken: Resource = { ...r, status: 'broken', endReason: reason, version: r.version + 1 };
+  if (r.leaseCount > 0) await wakeLeasesOf(engine, broken, `${r.id} broke`);
+  else await destroyResource(engine, broken);
+  return { state: 'broken', resource: broken };
+}
+
+/** released|broken -> destroyed, once no lease is attached: tear down, free the pool slot. */
+export async function destroyResource(engine: Engine, r: Resource): Promise<ResourceUpdateResult> {
+  if (r.leaseCount > 0) {
+    // Its leases detach themselves (each detach re-sends this update).
+    await wakeLeasesOf(engine, r, `${r.id} ${r.status}`);
+    return { action: 'waiting-for-leases', detail: `${r.leaseCount} attached` };
+  }
+  const blueprint = await engine.blueprint(r.blueprintId);
+  if (blueprint) {
+    const { plugin, bp } = engine.configured(blueprint);
+    // Idempotent; a failure throws and the message is retried (the slot stays held, so the
+    // pool never over-allocates while a host may still exist).
+    await plugin.destroyResource(engine.ctx, bp, r);
+  }
+  const ok = await tryWrite(engine, [
+    {
+      op: 'updateResource',
+      id: r.id,
+      type: r.type,
+      expect: { status: r.status, version: r.version },
+      requireNoLeases: true,
+      set: { status: 'destroyed', destroyedAt: engine.iso(), slotLocks: [], sweepAt: null },
+    },
+    ...r.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: r.id })),
+    engine.logWrite(
+      r.id,
+      'resource.destroyed',
+      `destroyed (${r.endReason ?? r.status}); pool slot freed`,
+    ),
+  ]);
+  if (!ok) return { action: 'stale' };
+  await wakeWaitingLeases(engine, r.type, `pool slot of ${r.id} freed`);
+  return { action: 'destroyed' };
+}
+
+/** Mark a resource suspect: no new leases until a health check (sent now) passes. */
+export async function markSuspect(engine: Engine, r: Resource, reason: string): Promise<void> {
+  let current: Resource | undefined = r;
+  for (let i = 0; i < 3 && current && !current.suspectSince && current.status === 'active'; i++) {
+    const ok = await tryWrite(engine, [
+      {
+        op: 'updateResource',
+        id: current.id,
+        type: current.type,
+        expect: { status: current.status, version: current.version },
+        set: { suspectSince: engine.iso(), suspectReason: reason },
+      },
+      engine.logWrite(current.id, 'resource.suspect', `suspect: ${reason}; health check queued`),
+    ]);
+    if (ok) break;
+    current = await engine.store.getResource(r.id);
+  }
+  await engine.send({ kind: 'resource', id: r.id, reason: 'health check' });
+}
+
+/** Send an update to every lease holding a lease slot on this resource. */
+export async function wakeLeasesOf(
+  engine: Engine,
+  r: Resource,
+  why: string,
+  skip?: string,
+): Promise<void> {
+  const locks = await engine.store.getSlotLocks(slotKeys.allLease(r.id, r.capacity));
+  await engine.send(
+    ...locks
+      .filter((l) => l.ownerKind === 'lease' && l.ownerId !== skip)
+      .map((l) => ({ kind: 'lease' as const, id: l.ownerId, reason: `wake: ${why}` })),
+  );
+}
+
+/** A slot freed up: wake the oldest waiting leases of the type (served oldest first). */
+export async function wakeWaitingLeases(engine: Engine, type: string, why: string): Promise<void> {
+  const waiting = await engine.store.listLeasesByType(type, 'pending', {
+    limit: engine.settings.wakeBatch,
+  });
+  await engine.send(
+    ...waiting.items.map((l) => ({ kind: 'lease' as const, id: l.id, reason: `wake: ${why}` })),
+  );
+}
+
+/** A conditional write that may lose to another worker; false if it did. */
+async function tryWrite(engine: Engine, writes: TxWrite[]): Promise<boolean> {
+  try {
+    await engine.store.transact(writes);
+    return true;
+  } catch (err) {
+    if (err instanceof WriteConflictError) return false;
+    throw err;
+  }
+}

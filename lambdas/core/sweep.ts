@@ -1,0 +1,135 @@
+/**
+ * The sweep (DESIGN §5), run every minute by EventBridge (a timer locally). It changes no
+ * lease or resource itself: it sends the update that the object's own writer would have
+ * received, so there is still one logical writer per object. The only thing it deletes is a
+ * slot lock whose owner provably no longer holds it.
+ *
+ *  - leases past their TTL                       -> lease update (expires it)
+ *  - leases/resources in a transitional state whose sweepAt passed (a lost message)
+ *                                                -> their update (re-drive)
+ *  - active resources: suspect, idle past TTL, too old, used up, blueprint draining
+ *                                                -> resource update (health check / reclaim)
+ *  - slot locks whose owner is gone, destroyed or no longer lists the lock -> deleted
+ */
+import type { Engine } from './engine.ts';
+import type {
+  Lease,
+  LeaseStatus,
+  Resource,
+  ResourceStatus,
+  SlotLock,
+  UpdateMessage,
+} from './model.ts';
+import type { Page, PageOptions } from './ports.ts';
+import { reclaimReason } from './resource-update.ts';
+
+export interface SweepReport {
+  expiredLeases: number;
+  redrivenLeases: number;
+  redrivenResources: number;
+  resourcesToReclaimOrCheck: number;
+  locksFreed: number;
+}
+
+/** A freshly written lock is never judged orphaned: its owner's write may still be in flight. */
+const LOCK_GRACE_MS = 60_000;
+
+export async function runSweep(engine: Engine): Promise<SweepReport> {
+  const now = engine.iso();
+  const messages: UpdateMessage[] = [];
+  const report: SweepReport = {
+    expiredLeases: 0,
+    redrivenLeases: 0,
+    redrivenResources: 0,
+    resourcesToReclaimOrCheck: 0,
+    locksFreed: 0,
+  };
+
+  // Leases: TTL expiry (active) and stranded transitional states.
+  const leaseStatuses: LeaseStatus[] = ['active', 'pending', 'acquired', 'released', 'broken'];
+  for (const status of leaseStatuses) {
+    for await (const lease of pages((o) =>
+      engine.store.listLeasesByStatus(status, { ...o, dueBefore: now }),
+    )) {
+      if (status === 'active') report.expiredLeases++;
+      else report.redrivenLeases++;
+      messages.push({
+        kind: 'lease',
+        id: lease.id,
+        reason:
+          status === 'active'
+            ? 'sweep: TTL passed'
+            : `sweep: ${status} with no update since ${lease.updatedAt}`,
+      });
+    }
+  }
+
+  // Resources: stranded transitional states.
+  const resourceStatuses: ResourceStatus[] = ['pending', 'released', 'broken'];
+  for (const status of resourceStatuses) {
+    for await (const r of pages((o) =>
+      engine.store.listResourcesByStatus(status, { ...o, dueBefore: now }),
+    )) {
+      report.redrivenResources++;
+      messages.push({
+        kind: 'resource',
+        id: r.id,
+        reason: `sweep: ${status} with no update since ${r.updatedAt}`,
+      });
+    }
+  }
+
+  // Active resources: suspects get a health check, idle ones are reclaimed by their update.
+  const blueprints = new Map((await engine.blueprints({ fresh: true })).map((b) => [b.id, b]));
+  for await (const r of pages((o) => engine.store.listResourcesByStatus('active', o))) {
+    const blueprint = blueprints.get(r.blueprintId);
+    if (!blueprint || r.suspectSince || reclaimReason(engine, r, blueprint)) {
+      report.resourcesToReclaimOrCheck++;
+      messages.push({ kind: 'resource', id: r.id, reason: 'sweep: check or reclaim' });
+    }
+  }
+
+  await engine.send(...messages);
+  report.locksFreed = await freeOrphanedLocks(engine);
+  return report;
+}
+
+async function freeOrphanedLocks(engine: Engine): Promise<number> {
+  const owners = new Map<string, Lease | Resource | undefined>();
+  const cutoff = engine.now() - LOCK_GRACE_MS;
+  let freed = 0;
+  for await (const lock of pages((o) => engine.store.listSlotLocks(o))) {
+    if (Date.parse(lock.createdAt) > cutoff) continue;
+    if (!owners.has(lock.ownerId)) owners.set(lock.ownerId, await loadOwner(engine, lock));
+    const owner = owners.get(lock.ownerId);
+    const orphaned = !owner || owner.status === 'destroyed' || !owner.slotLocks.includes(lock.key);
+    if (!orphaned) continue;
+    if (await engine.store.deleteSlotLockIfOwner(lock.key, lock.ownerId)) {
+      freed++;
+      await engine.store.transact([
+        engine.logWrite(
+          lock.ownerId,
+          'sweep.lock-freed',
+          `sweep freed orphaned slot lock ${lock.key} (owner ${owner ? owner.status : 'missing'})`,
+          { key: lock.key },
+        ),
+      ]);
+    }
+  }
+  return freed;
+}
+
+function loadOwner(engine: Engine, lock: SlotLock): Promise<Lease | Resource | undefined> {
+  return lock.ownerKind === 'lease'
+    ? engine.store.getLease(lock.ownerId)
+    : engine.store.getResource(lock.ownerId);
+}
+
+async function* pages<T>(fetch: (options: PageOptions) => Promise<Page<T>>): AsyncGenerator<T> {
+  let cursor: string | undefined;
+  do {
+    const page = await fetch({ limit: 100, ...(cursor ? { cursor } : {}) });
+    yield* page.items;
+    cursor = page.cursor;
+  } while (cursor);
+}

@@ -1,0 +1,188 @@
+/**
+ * Contention: 50 leases requested at once on a synthetic pool capped at 5 hosts with one lease
+ * per host, served by 16 concurrent workers pulling from the SQS emulator, with duplicate
+ * deliveries injected at random. Each holder runs a command and releases its lease as soon as
+ * it is active. Checked from recorded history — the blueprint's own host bill and the leases'
+ * activation/release times — not by sampling.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
+import { makeEngine } from '../../lambdas/core/engine.ts';
+import type { Lease } from '../../lambdas/core/model.ts';
+import { systemClock } from '../../lambdas/core/ports.ts';
+import {
+  createBlueprint,
+  processUpdate,
+  releaseLease,
+  requestLease,
+  runCommand,
+} from '../../lambdas/core/use-cases.ts';
+import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
+import { QueuePump } from '../../lib/local/queue-pump.ts';
+import { freshQueue, makeStore, waitFor } from '../support/env.ts';
+
+const LEASES = 50;
+const CAP = 5;
+const WORKERS = 16;
+const DUPLICATE_RATE = 0.15;
+
+/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('contention', () => {
+  it(`${LEASES} leases at once on a ${CAP}-host pool with ${WORKERS} workers and duplicate deliveries`, async () => {
+    const store = await makeStore({ prefix: 'contention' });
+    const { client, queueUrl } = await freshQueue('contention', { maxReceiveCount: 10 });
+    const engine = makeEngine({
+      store,
+      queue: new SqsWorkQueue({ client, queueUrl }),
+      clock: systemClock,
+      registry: defaultRegistry(),
+      dataDir: mkdtempSync(join(tmpdir(), 'drydock-contention-')),
+      settings: {
+        blueprintCacheMs: 1000,
+        backoffBaseSeconds: 1,
+        backoffCapSeconds: 4,
+        strandAfterSeconds: 120,
+      },
+    });
+    await createBlueprint(engine, {
+      id: 'pool',
+      type: 'synthetic',
+      resourceType: 'host',
+      limits: { maxResources: CAP, leasesPerResource: 1, reclaimOnRelease: true },
+    });
+    store.resetStats();
+
+    const random = seeded(2015);
+    const failures: unknown[] = [];
+    let duplicates = 0;
+    const pump = new QueuePump({
+      client,
+      queueUrl,
+      workers: WORKERS,
+      batchSize: 1,
+      handle: async (batch) => {
+        const failed: string[] = [];
+        for (const received of batch) {
+          if (random() < DUPLICATE_RATE) {
+            duplicates++;
+            await client.send(
+              new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: received.body }),
+            );
+          }
+          try {
+            await processUpdate(engine, received.message!);
+          } catch (err) {
+            failures.push(err);
+            failed.push(received.messageId);
+          }
+        }
+        return { failedMessageIds: failed };
+      },
+      onError: (err) => failures.push(err),
+    }).start();
+
+    try {
+      const started = Date.now();
+      const leases = await Promise.all(
+        Array.from({ length: LEASES }, () => requestLease(engine, { type: 'host', owner: 'ci' })),
+      );
+
+      // Holders: as soon as a lease is active, run a command on it, then release it.
+      const holders = new Map<string, Promise<void>>();
+      const hold = async (lease: Lease) => {
+        const result = await runCommand(
+          engine,
+          lease.id,
+          { argv: ['echo', lease.id] },
+          { principal: 'ci' },
+        );
+        expect(result.stdout).toBe(`${lease.id}\n`);
+        await releaseLease(engine, lease.id, { principal: 'ci' });
+      };
+      await waitFor(
+        async () => {
+          for (const lease of (await store.listLeasesByStatus('active', { limit: 100 })).items) {
+            if (!holders.has(lease.id)) holders.set(lease.id, hold(lease));
+          }
+          return holders.size === LEASES;
+        },
+        { timeoutMs: 180_000, intervalMs: 100, message: `all ${LEASES} leases to become active` },
+      );
+      await Promise.all(holders.values());
+      await waitFor(
+        async () => {
+          const ended = await Promise.all(leases.map((l) => store.getLease(l.id)));
+          return ended.every((l) => l?.status === 'destroyed');
+        },
+        { timeoutMs: 60_000, intervalMs: 200, message: 'every lease to be destroyed' },
+      );
+      await waitFor(async () => (await store.listSlotLocks()).items.length === 0, {
+        timeoutMs: 60_000,
+        intervalMs: 200,
+        message: 'every host to be reclaimed and its slot lock freed',
+      });
+      const elapsed = Date.now() - started;
+
+      // Every lease became active and ended because its holder released it.
+      const final = (await Promise.all(leases.map((l) => store.getLease(l.id)))) as Lease[];
+      for (const lease of final) {
+        expect(lease.activatedAt, lease.id).toBeDefined();
+        expect(lease.endReason, lease.id).toBe('released by ci');
+      }
+
+      // The blueprint's own bill never shows more than CAP hosts alive at once.
+      const bill = hostTimeline(await store.listRecords(syntheticScopes.hosts('pool')));
+      expect(bill.maxAlive).toBeLessThanOrEqual(CAP);
+      expect(bill.maxAlive).toBeGreaterThan(1); // the workers really ran in parallel
+      expect(bill.alive).toEqual([]);
+
+      // No two leases were ever active on one host at the same time.
+      const byHost = new Map<string, Array<[number, number, string]>>();
+      for (const lease of final) {
+        const spans = byHost.get(lease.resourceId!) ?? [];
+        spans.push([Date.parse(lease.activatedAt!), Date.parse(lease.releasedAt!), lease.id]);
+        byHost.set(lease.resourceId!, spans);
+      }
+      for (const [host, spans] of byHost) {
+        spans.sort((a, b) => a[0] - b[0]);
+        for (let i = 1; i < spans.length; i++) {
+          expect(
+            spans[i]![0],
+            `${spans[i]![2]} activated on ${host} before ${spans[i - 1]![2]} was released`,
+          ).toBeGreaterThanOrEqual(spans[i - 1]![1]);
+        }
+      }
+      expect(failures).toEqual([]);
+
+      // Reclaim on release: every lease got a fresh host of its own, never a used one.
+      const hosts = new Set(bill.events.filter((e) => e.event === 'created').map((e) => e.hostId));
+      expect(hosts.size).toBe(LEASES);
+      expect(new Set(final.map((l) => l.resourceId)).size).toBe(LEASES);
+
+      const perLease = (store.stats.calls / LEASES).toFixed(1);
+      console.log(
+        `contention: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, ${duplicates} duplicate deliveries, ` +
+          `${hosts.size} hosts launched, peak ${bill.maxAlive} alive, ` +
+          `${(elapsed / 1000).toFixed(1)}s; DynamoDB calls per lease: ${perLease} ` +
+          `(${JSON.stringify(store.stats.byOperation)})`,
+      );
+    } finally {
+      await pump.stop();
+    }
+  }, 300_000);
+});
