@@ -284,6 +284,38 @@ describe('reference cases', () => {
   });
 });
 
+describe('waiting', () => {
+  it('a waiting lease says why in a sentence, with its place in line, and is served oldest first', async () => {
+    const { engine, store, queue } = await testSystem();
+    await syntheticPool(engine, { id: 'linux-pool', limits: { maxResources: 1 } });
+    const holder = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await queue.drain(engine);
+    const second = await requestLease(engine, { type: 'host', owner: ci.principal });
+    const third = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await queue.drain(engine, {
+      until: async () => (await leaseNow(store, third.id)).waitReason !== undefined,
+    });
+    const said = (id: string) =>
+      readLogs(engine, id).then((l) => l.filter((e) => e.type === 'lease.waiting').map((e) => e.message));
+    expect(await said(second.id)).toEqual([
+      "waiting: blueprint 'linux-pool' is at its limit of 1 host, all leased; no leases ahead of this one",
+    ]);
+    expect(await said(third.id)).toEqual([
+      "waiting: blueprint 'linux-pool' is at its limit of 1 host, all leased; 1 lease ahead of this one",
+    ]);
+
+    // The freed host goes to the lease that has waited longest.
+    await releaseLease(engine, holder.id, ci);
+    await queue.drain(engine, {
+      until: async () => (await leaseNow(store, second.id)).status === 'active',
+    });
+    expect((await leaseNow(store, third.id)).status).toBe('pending');
+    await releaseLease(engine, second.id, ci);
+    await queue.drain(engine, { until: async () => (await leaseNow(store, third.id)).status === 'active' });
+    expect((await leaseNow(store, third.id)).status).toBe('active');
+  });
+});
+
 describe('lost messages', () => {
   it('a lease whose first message is lost is found by the sweep and still becomes active', async () => {
     const { engine, store, queue, clock } = await testSystem();
