@@ -156,6 +156,7 @@ async function tryBlueprint(
   const now = engine.now();
   const mine = live.filter((r) => r.blueprintId === blueprint.id);
   const maxUses = usesLimit(blueprint);
+  const activateAtOnce = !leaseNeedsActivation(plugin, bp);
   const usable = mine.filter(
     (r) =>
       !r.suspectSince &&
@@ -172,7 +173,7 @@ async function tryBlueprint(
 
   // 1. A free matching resource.
   for (const r of usable.filter((r) => r.leaseCount === 0)) {
-    const got = await acquireOn(engine, lease, r, maxUses);
+    const got = await acquireOn(engine, lease, r, maxUses, activateAtOnce);
     if (got.outcome !== 'wait') return got;
   }
 
@@ -192,7 +193,7 @@ async function tryBlueprint(
 
   // 3. A shared resource with room.
   for (const r of usable.filter((r) => r.leaseCount > 0 && r.leaseCount < r.capacity)) {
-    const got = await acquireOn(engine, lease, r, maxUses);
+    const got = await acquireOn(engine, lease, r, maxUses, activateAtOnce);
     if (got.outcome !== 'wait') return got;
   }
 
@@ -232,19 +233,31 @@ export function usesLimit(blueprint: Blueprint): number | undefined {
   return blueprint.limits.reclaimOnRelease ? 1 : blueprint.limits.maxUses;
 }
 
+/** Whether leases of this blueprint need the plug-in's activateLease step. */
+export function leaseNeedsActivation(
+  plugin: BlueprintType<unknown>,
+  bp: ConfiguredBlueprint<unknown>,
+): boolean {
+  if (!plugin.activateLease) return false;
+  return plugin.needsLeaseActivation?.(bp) ?? true;
+}
+
 export function idleSinceMs(r: Resource): number {
   return Date.parse(r.lastDetachedAt ?? r.activatedAt ?? r.createdAt);
 }
 
 /**
- * Transaction A: acquire `lease` on existing resource `r`. Returns wait on a lost race (the
- * caller tries the next candidate), stale if the lease itself changed.
+ * Transaction A: acquire `lease` on existing resource `r`. When the resource is active and the
+ * blueprint has nothing to prepare per lease, the same transaction also activates the lease
+ * (the attach condition then requires the resource to be active). Returns wait on a lost race
+ * (the caller tries the next candidate), stale if the lease itself changed.
  */
 async function acquireOn(
   engine: Engine,
   lease: Lease,
   r: Resource,
   maxUses: number | undefined,
+  activateAtOnce: boolean,
 ): Promise<AllocationOutcome> {
   let slot = 0;
   if (r.capacity > 1) {
@@ -257,27 +270,34 @@ async function acquireOn(
   }
   const key = slotKeys.lease(r.id, slot);
   const at = engine.iso();
+  const direct = activateAtOnce && r.status === 'active';
+  const expiresAt = engine.iso((lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds) * 1000);
+  const acquired = {
+    resourceId: r.id,
+    blueprintId: r.blueprintId,
+    slotLocks: [key],
+    acquiredAt: at,
+  };
   const writes: TxWrite[] = [
     {
       op: 'updateLease',
       id: lease.id,
       type: lease.type,
       expect: { status: 'pending', version: lease.version },
-      set: {
-        status: 'acquired',
-        resourceId: r.id,
-        blueprintId: r.blueprintId,
-        slotLocks: [key],
-        acquiredAt: at,
-        waitReason: null,
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
-      },
+      set: direct
+        ? { status: 'active', ...acquired, activatedAt: at, expiresAt, waitReason: null, sweepAt: expiresAt }
+        : {
+            status: 'acquired',
+            ...acquired,
+            waitReason: null,
+            sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+          },
     },
     { op: 'takeSlotLock', lock: { key, ownerKind: 'lease', ownerId: lease.id, createdAt: at } },
     {
       op: 'attachLease',
       resourceId: r.id,
-      statusIn: ['pending', 'active'],
+      statusIn: direct ? ['active'] : ['pending', 'active'],
       ...(maxUses === undefined ? {} : { maxUses }),
     },
     engine.logWrite(
@@ -286,13 +306,21 @@ async function acquireOn(
       `acquired on ${r.status} ${r.type} ${r.id} of blueprint '${r.blueprintId}'`,
       { resourceId: r.id, blueprintId: r.blueprintId, slot: key },
     ),
+    ...(direct
+      ? [
+          engine.logWrite(lease.id, 'lease.activated', `active on ${r.type} ${r.id} until ${expiresAt}`, {
+            resourceId: r.id,
+            blueprintId: r.blueprintId,
+            expiresAt,
+          }),
+        ]
+      : []),
   ];
   try {
     await engine.store.transact(writes);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
-    if (err.failures.some((f) => f.index === 0 && f.reason === 'condition'))
-      return { outcome: 'stale' };
+    if (err.failures.some((f) => f.index === 0 && f.reason === 'condition')) return { outcome: 'stale' };
     return { outcome: 'wait', reason: `lost the race for ${r.id}`, delaySeconds: 0 };
   }
   return {
@@ -300,12 +328,10 @@ async function acquireOn(
     allocated: false,
     lease: {
       ...lease,
-      status: 'acquired',
+      ...acquired,
+      status: direct ? 'active' : 'acquired',
       version: lease.version + 1,
-      resourceId: r.id,
-      blueprintId: r.blueprintId,
-      slotLocks: [key],
-      acquiredAt: at,
+      ...(direct ? { activatedAt: at, expiresAt } : {}),
     },
     resource: { ...r, leaseCount: r.leaseCount + 1, uses: r.uses + 1 },
   };

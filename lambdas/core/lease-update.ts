@@ -3,7 +3,7 @@
  * reads the lease and does the next step its status calls for, so a duplicate or a late
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
-import { allocateLease } from './allocator.ts';
+import { allocateLease, leaseNeedsActivation } from './allocator.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
@@ -54,6 +54,7 @@ async function updatePendingLease(
       return waitForResources(engine, lease, msg, result.reason, result.delaySeconds);
     case 'acquired': {
       const { resource } = result;
+      if (result.lease.status === 'active') return { action: 'activated', detail: `at once on ${resource.id}` };
       if (resource.status === 'pending' && !result.allocated) {
         // Acquired on someone else's pending resource: its activation wakes this lease.
         return { action: 'acquired', detail: `on pending ${resource.id}` };
@@ -156,7 +157,7 @@ export async function activateLease(
   if (!blueprint) return breakLease(engine, lease, `blueprint '${r.blueprintId}' was deleted`);
   const { plugin, bp } = engine.configured(blueprint);
   try {
-    await plugin.activateLease?.(engine.ctx, bp, r, lease);
+    if (leaseNeedsActivation(plugin, bp)) await plugin.activateLease?.(engine.ctx, bp, r, lease);
   } catch (err) {
     // Activation may have had side effects on the host: the lease is broken, not retried,
     // and the resource becomes suspect until a health check clears it.

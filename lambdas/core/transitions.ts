@@ -4,6 +4,7 @@
  * bug caught at the call site rather than a corrupt row.
  *
  * Lease:    pending -> acquired -> active -> released -> destroyed
+ *           pending -> active     (acquired and activated at once: nothing to prepare)
  *           acquired -> pending   (its resource died before the lease activated: not its fault)
  *           acquired|active -> broken -> destroyed
  *           pending -> broken     (no blueprint can ever serve it)
@@ -15,7 +16,7 @@
 import type { LeaseStatus, ResourceStatus } from './model.ts';
 
 export const LEASE_TRANSITIONS: Readonly<Record<LeaseStatus, readonly LeaseStatus[]>> = {
-  pending: ['acquired', 'broken', 'released'],
+  pending: ['acquired', 'active', 'broken', 'released'],
   acquired: ['active', 'pending', 'broken', 'released'],
   active: ['released', 'broken'],
   released: ['destroyed'],

@@ -414,6 +414,10 @@ export const localHostBlueprint: BlueprintType<LocalHostConfig> = {
 
   activatesLater: () => false,
 
+  // The directory is checked when commands run (a missing one makes the resource suspect), so
+  // a lease on an active host is acquired and activated in one transaction.
+  needsLeaseActivation: () => false,
+
   async allocateResource(_ctx, blueprint) {
     // The directory is created in activateResource (the resource id is not known yet, and
     // nothing may outlive a failed allocation transaction). Operator attributes win.

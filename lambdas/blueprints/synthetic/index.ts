@@ -539,6 +539,10 @@ export const syntheticBlueprint: BlueprintType<SyntheticConfig> = {
 
   activatesLater: (blueprint) => blueprint.config.activation.delaySeconds > 0,
 
+  // Lease activation only has work when failures are scripted; otherwise the allocator
+  // acquires and activates in one transaction.
+  needsLeaseActivation: (blueprint) => blueprint.config.leaseActivation.failTimes > 0,
+
   async allocateResource(ctx, blueprint, lease) {
     const { failTimes: limit, failMessage } = blueprint.config.allocation;
     const n = await callNumberWhileFailing(ctx, syntheticScopes.allocations(blueprint.id), limit, {
