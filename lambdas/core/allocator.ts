@@ -285,7 +285,14 @@ async function acquireOn(
       type: lease.type,
       expect: { status: 'pending', version: lease.version },
       set: direct
-        ? { status: 'active', ...acquired, activatedAt: at, expiresAt, waitReason: null, sweepAt: expiresAt }
+        ? {
+            status: 'active',
+            ...acquired,
+            activatedAt: at,
+            expiresAt,
+            waitReason: null,
+            sweepAt: expiresAt,
+          }
         : {
             status: 'acquired',
             ...acquired,
@@ -308,11 +315,16 @@ async function acquireOn(
     ),
     ...(direct
       ? [
-          engine.logWrite(lease.id, 'lease.activated', `active on ${r.type} ${r.id} until ${expiresAt}`, {
-            resourceId: r.id,
-            blueprintId: r.blueprintId,
-            expiresAt,
-          }),
+          engine.logWrite(
+            lease.id,
+            'lease.activated',
+            `active on ${r.type} ${r.id} until ${expiresAt}`,
+            {
+              resourceId: r.id,
+              blueprintId: r.blueprintId,
+              expiresAt,
+            },
+          ),
         ]
       : []),
   ];
@@ -320,7 +332,8 @@ async function acquireOn(
     await engine.store.transact(writes);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
-    if (err.failures.some((f) => f.index === 0 && f.reason === 'condition')) return { outcome: 'stale' };
+    if (err.failures.some((f) => f.index === 0 && f.reason === 'condition'))
+      return { outcome: 'stale' };
     return { outcome: 'wait', reason: `lost the race for ${r.id}`, delaySeconds: 0 };
   }
   return {

@@ -54,7 +54,8 @@ async function updatePendingLease(
       return waitForResources(engine, lease, msg, result.reason, result.delaySeconds);
     case 'acquired': {
       const { resource } = result;
-      if (result.lease.status === 'active') return { action: 'activated', detail: `at once on ${resource.id}` };
+      if (result.lease.status === 'active')
+        return { action: 'activated', detail: `at once on ${resource.id}` };
       if (resource.status === 'pending' && !result.allocated) {
         // Acquired on someone else's pending resource: its activation wakes this lease.
         return { action: 'acquired', detail: `on pending ${resource.id}` };

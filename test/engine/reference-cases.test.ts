@@ -296,7 +296,9 @@ describe('waiting', () => {
       until: async () => (await leaseNow(store, third.id)).waitReason !== undefined,
     });
     const said = (id: string) =>
-      readLogs(engine, id).then((l) => l.filter((e) => e.type === 'lease.waiting').map((e) => e.message));
+      readLogs(engine, id).then((l) =>
+        l.filter((e) => e.type === 'lease.waiting').map((e) => e.message),
+      );
     expect(await said(second.id)).toEqual([
       "waiting: blueprint 'linux-pool' is at its limit of 1 host, all leased; no leases ahead of this one",
     ]);
@@ -311,7 +313,9 @@ describe('waiting', () => {
     });
     expect((await leaseNow(store, third.id)).status).toBe('pending');
     await releaseLease(engine, second.id, ci);
-    await queue.drain(engine, { until: async () => (await leaseNow(store, third.id)).status === 'active' });
+    await queue.drain(engine, {
+      until: async () => (await leaseNow(store, third.id)).status === 'active',
+    });
     expect((await leaseNow(store, third.id)).status).toBe('active');
   });
 });
