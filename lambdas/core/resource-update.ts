@@ -56,7 +56,10 @@ export async function driveSetup(
   skipWake?: string,
 ): Promise<SetupStep> {
   const blueprint = await engine.blueprint(r.blueprintId);
-  if (blueprint) {
+  // Past its deadline the resource breaks here, whoever drives setup: a workflow that timed out
+  // cannot be restarted under the same name, so it must not be trusted to finish the job.
+  const overdue = r.setupDeadline !== undefined && Date.parse(r.setupDeadline) <= engine.now();
+  if (blueprint && !overdue) {
     const { plugin, bp } = engine.configured(blueprint);
     if (plugin.activatesLater?.(bp) && engine.startSetup) {
       await engine.startSetup(r.id);

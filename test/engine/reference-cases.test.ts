@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import { reclaimResource } from '../../lambdas/core/allocator.ts';
+import { makeEngine } from '../../lambdas/core/engine.ts';
 import type { Store } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
@@ -351,6 +352,49 @@ describe('lost messages', () => {
     expect(report.redrivenResources + report.redrivenLeases).toBeGreaterThanOrEqual(1);
     await queue.drain(engine);
     expect((await leaseNow(store, lease.id)).status).toBe('active');
+  });
+});
+
+describe('setup deadline', () => {
+  it('a setup workflow that never reports back: the sweep breaks the resource at its deadline and the lease is allocated again', async () => {
+    const { engine, store, queue, clock } = await testSystem();
+    const started: string[] = [];
+    // The workflow starts and then dies silently (a stand-in for a timed-out execution).
+    const withWorkflow = makeEngine({
+      store,
+      queue,
+      clock,
+      registry: engine.registry,
+      dataDir: engine.ctx.dataDir,
+      settings: engine.settings,
+      startSetup: async (resourceId) => {
+        started.push(resourceId);
+      },
+    });
+    await syntheticPool(withWorkflow, {
+      limits: { maxResources: 2, setupTimeoutSeconds: 30 },
+      config: { activation: { delaySeconds: 5 } },
+    });
+    const lease = await requestLease(withWorkflow, { type: 'host', owner: ci.principal });
+    await queue.drain(withWorkflow);
+    const stuck = await leaseNow(store, lease.id);
+    expect(stuck.status).toBe('acquired');
+    expect(started).toEqual([stuck.resourceId]);
+
+    clock.advance(61_000); // past both the setup deadline and the stranded-state bound
+    await runSweep(withWorkflow);
+    await queue.drain(withWorkflow, {
+      until: async () => (await store.getResource(stuck.resourceId!))!.status !== 'pending',
+    });
+    const host = (await store.getResource(stuck.resourceId!))!;
+    expect(['broken', 'destroyed']).toContain(host.status);
+    expect(host.endReason).toBe('setup did not finish within 30s');
+    await queue.drain(withWorkflow, {
+      until: async () => (await leaseNow(store, lease.id)).requeues === 1,
+    });
+    const again = await leaseNow(store, lease.id);
+    expect(again.requeues).toBe(1);
+    expect(again.resourceId).not.toBe(host.id);
   });
 });
 
