@@ -1,0 +1,72 @@
+import { RemovalPolicy } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as iam from 'aws-cdk-lib/aws-iam';
+import { Construct } from 'constructs';
+import { GSI, KEY_ATTRIBUTE_TYPE, TABLE_KEYS, TTL_ATTRIBUTE } from '../../lambdas/store/schema.ts';
+import { acknowledgeWildcardResource } from './nag.ts';
+
+export interface DrydockTableProps {
+  /**
+   * What happens to the table when it leaves the stack. Holds every lease and resource, and
+   * the slot locks that stop cloud hosts from being orphaned: keep it unless the stack is a
+   * throwaway test deployment.
+   *
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+}
+
+const ATTRIBUTE_TYPES: Record<typeof KEY_ATTRIBUTE_TYPE, dynamodb.AttributeType> = {
+  S: dynamodb.AttributeType.STRING,
+};
+
+/**
+ * The single table (blueprints, resources, leases, slot locks, logs), laid out exactly as
+ * `lambdas/store/schema.ts` says: key and index names are read from there, never repeated.
+ */
+export class DrydockTable extends Construct {
+  public readonly table: dynamodb.Table;
+
+  constructor(scope: Construct, id: string, props: DrydockTableProps = {}) {
+    super(scope, id);
+    const keyType = ATTRIBUTE_TYPES[KEY_ATTRIBUTE_TYPE];
+
+    this.table = new dynamodb.Table(this, 'Table', {
+      partitionKey: { name: TABLE_KEYS.partitionKey, type: keyType },
+      sortKey: { name: TABLE_KEYS.sortKey, type: keyType },
+      // Load follows CI traffic (bursts at merge time, idle at night): on-demand.
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.AWS_MANAGED,
+      timeToLiveAttribute: TTL_ATTRIBUTE,
+      removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
+    });
+
+    for (const index of Object.values(GSI)) {
+      this.table.addGlobalSecondaryIndex({
+        indexName: index.name,
+        partitionKey: { name: index.partitionKey, type: keyType },
+        sortKey: { name: index.sortKey, type: keyType },
+        projectionType: dynamodb.ProjectionType.ALL,
+      });
+    }
+  }
+
+  /**
+   * Item read/write on the table and its indexes (no table management, no streams beyond
+   * what `Table.grantReadWriteData` gives). Acknowledges the one wildcard that grant
+   * produces, `<table>/index/*`, on the grantee's principal only (where the policy lands).
+   */
+  public grantReadWriteData(grantee: iam.IGrantable): iam.Grant {
+    const grant = this.table.grantReadWriteData(grantee);
+    const principal = grantee.grantPrincipal;
+    if (!Construct.isConstruct(principal)) return grant;
+    acknowledgeWildcardResource(
+      principal,
+      `${this.table.tableArn}/index/*`,
+      'Queries go through the table\'s own GSIs (byType, byStatus); "/index/*" ranges only ' +
+        "over this table's indexes, which lambdas/store/schema.ts defines.",
+    );
+    return grant;
+  }
+}

@@ -1,0 +1,223 @@
+import { CfnOutput, Duration, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as logs from 'aws-cdk-lib/aws-logs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type { Construct } from 'constructs';
+import { DrydockFunction, type LogLevel } from './constructs/drydock-function.ts';
+import { DrydockTable } from './constructs/drydock-table.ts';
+import { EventRouting } from './constructs/event-routing.ts';
+import { HostControl } from './constructs/host-control.ts';
+import { LeaseApi } from './constructs/lease-api.ts';
+import { SetupWorkflow } from './constructs/setup-workflow.ts';
+import { checkDuration, checkInteger, invalidProp } from './constructs/validate.ts';
+import { WorkQueue } from './constructs/work-queue.ts';
+
+/** IAM principals as API Gateway reports them (`$context.identity.userArn`). */
+const PRINCIPAL_ARN =
+  /^arn:aws[a-z-]*:(iam|sts)::\d{12}:(root|user\/.+|role\/.+|assumed-role\/.+)$/;
+
+export interface DrydockStackProps extends StackProps {
+  /**
+   * IAM principal ARNs (users, roles, assumed roles) allowed to administer blueprints through
+   * the API; passed to the api function as ADMIN_PRINCIPALS (comma-separated).
+   *
+   * @default - nobody: blueprints can only be managed by redeploying with admins set
+   */
+  readonly adminPrincipals?: string[];
+
+  /**
+   * Topic the work-queue alarms notify (alarm and OK).
+   *
+   * @default - alarms without actions
+   */
+  readonly alarmTopic?: sns.ITopic;
+
+  /**
+   * Most worker instances the work queue may run at once (SQS event source maximum
+   * concurrency, 2 to 1000). Bounds the load the allocator puts on DynamoDB and the cloud APIs.
+   *
+   * @default 16
+   */
+  readonly workerMaxConcurrency?: number;
+
+  /**
+   * Worker function timeout; the work queue's visibility timeout is six times it.
+   *
+   * @default Duration.minutes(1)
+   */
+  readonly workerTimeout?: Duration;
+
+  /**
+   * Deadline for one resource setup workflow (boot, SSM agent, setup commands).
+   *
+   * @default Duration.minutes(30)
+   */
+  readonly setupTimeout?: Duration;
+
+  /** @default 50 requests per second */
+  readonly apiThrottlingRateLimit?: number;
+
+  /** @default 100 requests */
+  readonly apiThrottlingBurstLimit?: number;
+
+  /** @default 'prod' */
+  readonly apiStageName?: string;
+
+  /**
+   * Create API Gateway's account-level CloudWatch Logs role (one per account and region).
+   *
+   * @default true
+   */
+  readonly apiGatewayCloudWatchRole?: boolean;
+
+  /** @default 'INFO' */
+  readonly logLevel?: LogLevel;
+
+  /** Retention of every log group the stack creates. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+
+  /** @default RemovalPolicy.RETAIN */
+  readonly tableRemovalPolicy?: RemovalPolicy;
+
+  /**
+   * Directory of the handler entry files (`api.ts`, `worker.ts`, `sweep.ts`, `setup.ts`),
+   * inside the project root.
+   *
+   * @default lambdas/handlers
+   */
+  readonly handlersDir?: string;
+}
+
+/**
+ * Drydock on AWS: the lease API, the work queue and its worker, the sweep, the resource
+ * setup workflow, and the table they share. Construct ids below are part of the deployed
+ * logical ids: renaming one replaces the resource (for the table, with its data).
+ */
+export class DrydockStack extends Stack {
+  public readonly table: DrydockTable;
+  public readonly workQueue: WorkQueue;
+  public readonly setupWorkflow: SetupWorkflow;
+  public readonly api: LeaseApi;
+  public readonly apiFunction: DrydockFunction;
+  public readonly workerFunction: DrydockFunction;
+  public readonly sweepFunction: DrydockFunction;
+  public readonly setupFunction: DrydockFunction;
+  public readonly hostControl: HostControl;
+
+  constructor(scope: Construct, id: string, props: DrydockStackProps = {}) {
+    super(scope, id, props);
+    const adminPrincipals = props.adminPrincipals ?? [];
+    const badPrincipals = adminPrincipals.filter((arn) => !PRINCIPAL_ARN.test(arn));
+    if (badPrincipals.length > 0) {
+      throw invalidProp(
+        this,
+        'adminPrincipals',
+        'IAM user, role or assumed-role ARNs',
+        badPrincipals,
+      );
+    }
+    checkInteger(this, 'workerMaxConcurrency', props.workerMaxConcurrency, 2, 1000);
+    checkDuration(this, 'workerTimeout', props.workerTimeout, 1, 900);
+
+    const workerTimeout = props.workerTimeout ?? Duration.minutes(1);
+    const common = {
+      handlersDir: props.handlersDir,
+      logLevel: props.logLevel,
+      logRetention: props.logRetention,
+    };
+
+    this.table = new DrydockTable(this, 'Table', { removalPolicy: props.tableRemovalPolicy });
+    this.workQueue = new WorkQueue(this, 'WorkQueue', {
+      consumerTimeout: workerTimeout,
+      alarmTopic: props.alarmTopic,
+    });
+    this.hostControl = new HostControl(this, 'HostControl');
+
+    this.setupFunction = new DrydockFunction(this, 'SetupFunction', {
+      ...common,
+      handler: 'setup',
+      description: 'Drydock: one step of resource setup (Step Functions task)',
+      timeout: Duration.minutes(1),
+    })
+      .bindTable(this.table)
+      .bindWorkQueue(this.workQueue)
+      .bindHostControl(this.hostControl);
+
+    this.setupWorkflow = new SetupWorkflow(this, 'SetupWorkflow', {
+      setupFunction: this.setupFunction,
+      timeout: props.setupTimeout,
+      logRetention: props.logRetention,
+    });
+
+    this.apiFunction = new DrydockFunction(this, 'ApiFunction', {
+      ...common,
+      handler: 'api',
+      description: 'Drydock: the lease API (/v1)',
+      // API Gateway gives up on an integration after 29 s.
+      timeout: Duration.seconds(29),
+      memorySize: 1024,
+      environment: { ADMIN_PRINCIPALS: adminPrincipals.join(',') },
+    })
+      .bindTable(this.table)
+      .bindWorkQueue(this.workQueue)
+      .bindSetupWorkflow(this.setupWorkflow);
+
+    this.workerFunction = new DrydockFunction(this, 'WorkerFunction', {
+      ...common,
+      handler: 'worker',
+      description: 'Drydock: lease and resource updates from the work queue',
+      timeout: workerTimeout,
+      // Waiting is a loop by design: an update that must wait re-enqueues itself with a delay,
+      // for as long as the lease waits. Without this, Lambda would drop it after ~16 rounds.
+      allowRecursiveLoop: true,
+    })
+      .bindTable(this.table)
+      .bindWorkQueue(this.workQueue)
+      .bindSetupWorkflow(this.setupWorkflow)
+      .bindHostControl(this.hostControl);
+    this.workerFunction.addEventSource(
+      new SqsEventSource(this.workQueue.queue, {
+        batchSize: 10,
+        reportBatchItemFailures: true,
+        maxConcurrency: props.workerMaxConcurrency ?? 16,
+      }),
+    );
+
+    this.sweepFunction = new DrydockFunction(this, 'SweepFunction', {
+      ...common,
+      handler: 'sweep',
+      description: 'Drydock: the every-minute sweep (expiry, reclaim, re-drive, reconcile)',
+      // Finish before the next tick; a failed sweep is not retried, the next tick redoes it.
+      timeout: Duration.seconds(50),
+      retryAttempts: 0,
+    })
+      .bindTable(this.table)
+      .bindWorkQueue(this.workQueue)
+      .bindSetupWorkflow(this.setupWorkflow)
+      .bindHostControl(this.hostControl);
+
+    this.api = new LeaseApi(this, 'Api', {
+      handler: this.apiFunction,
+      stageName: props.apiStageName,
+      throttlingRateLimit: props.apiThrottlingRateLimit,
+      throttlingBurstLimit: props.apiThrottlingBurstLimit,
+      accessLogRetention: props.logRetention,
+      cloudWatchRole: props.apiGatewayCloudWatchRole,
+    });
+
+    new EventRouting(this, 'Events', {
+      sweepFunction: this.sweepFunction,
+      workQueue: this.workQueue,
+    });
+
+    new CfnOutput(this, 'ApiUrl', {
+      description: 'Lease API base URL (SigV4); routes are under v1/',
+      value: this.api.url,
+    });
+    new CfnOutput(this, 'TableName', { value: this.table.table.tableName });
+    new CfnOutput(this, 'QueueUrl', { value: this.workQueue.queue.queueUrl });
+    new CfnOutput(this, 'StateMachineArn', {
+      value: this.setupWorkflow.stateMachine.stateMachineArn,
+    });
+  }
+}

@@ -1,0 +1,248 @@
+import { describe, expect, it } from 'vitest';
+import { DEPLOYMENT_TAG_KEY } from '../../lib/constructs/host-control.ts';
+import { arnOf, json, logicalId, ref, resourcesFor, statementsOfRole, synth } from './support.ts';
+
+describe('Lambda functions', () => {
+  const { stack, template } = synth({
+    adminPrincipals: ['arn:aws:iam::123456789012:role/drydock-admin'],
+  });
+  const functions = {
+    api: stack.apiFunction,
+    worker: stack.workerFunction,
+    sweep: stack.sweepFunction,
+    setup: stack.setupFunction,
+  };
+  const fnProps = (fn: (typeof functions)['api']) =>
+    template.findResources('AWS::Lambda::Function')[logicalId(fn)]?.Properties;
+
+  const table = stack.table.table;
+  const queue = stack.workQueue.queue;
+  const stateMachine = stack.setupWorkflow.stateMachine;
+
+  it('are exactly the four handlers', () => {
+    template.resourceCountIs('AWS::Lambda::Function', 4);
+  });
+
+  describe.each(Object.entries(functions))('%s', (name, fn) => {
+    it('runs Node.js 24 on arm64 with the bundled `handler` export', () => {
+      expect(fnProps(fn)).toMatchObject({
+        Runtime: 'nodejs24.x',
+        Architectures: ['arm64'],
+        Handler: 'index.handler',
+      });
+    });
+
+    it('traces with X-Ray and logs JSON to its own log group, kept a month', () => {
+      const logs = stack.node.findChild(`${fn.node.id}Logs`);
+      expect(fnProps(fn)).toMatchObject({
+        TracingConfig: { Mode: 'Active' },
+        LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO', LogGroup: ref(logs) },
+      });
+      expect(
+        template.findResources('AWS::Logs::LogGroup')[logicalId(logs)]?.Properties.RetentionInDays,
+      ).toBe(30);
+    });
+
+    it('sets the Powertools environment', () => {
+      expect(fnProps(fn)?.Environment.Variables).toMatchObject({
+        POWERTOOLS_SERVICE_NAME: `drydock-${name}`,
+        LOG_LEVEL: 'INFO',
+        NODE_OPTIONS: '--enable-source-maps',
+        TABLE_NAME: ref(table),
+        QUEUE_URL: ref(queue),
+      });
+    });
+
+    it('has a role with no managed policies, writing only to its own log group', () => {
+      const role = template.findResources('AWS::IAM::Role')[logicalId(fn.role)];
+      expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
+      const statements = statementsOfRole(template, fn.role);
+      const logs = stack.node.findChild(`${fn.node.id}Logs`);
+      expect(resourcesFor(statements, 'logs:PutLogEvents')).toEqual([json(arnOf(logs))]);
+      expect(resourcesFor(statements, 'logs:CreateLogGroup')).toEqual([]);
+    });
+
+    it('reads and writes items on the table and its indexes only', () => {
+      const statements = statementsOfRole(template, fn.role);
+      const tableAndIndexes = [
+        json(arnOf(table)),
+        json({ 'Fn::Join': ['', [arnOf(table), '/index/*']] }),
+      ].sort();
+      for (const action of [
+        'dynamodb:GetItem',
+        'dynamodb:Query',
+        'dynamodb:PutItem',
+        'dynamodb:UpdateItem',
+        'dynamodb:DeleteItem',
+        'dynamodb:ConditionCheckItem',
+        'dynamodb:BatchWriteItem',
+      ]) {
+        expect(resourcesFor(statements, action), action).toEqual(tableAndIndexes);
+      }
+      const dynamodbActions = statements
+        .flatMap((s) => s.Action)
+        .filter((a) => a.startsWith('dynamodb:'));
+      expect(dynamodbActions).not.toContain('dynamodb:*');
+      expect(
+        dynamodbActions.filter(
+          (a) => /Table$|Backup|Stream|Export|Import/.test(a) && a !== 'dynamodb:DescribeTable',
+        ),
+      ).toEqual([]);
+    });
+
+    it('sends to the work queue only', () => {
+      const statements = statementsOfRole(template, fn.role);
+      expect(resourcesFor(statements, 'sqs:SendMessage')).toEqual([json(arnOf(queue))]);
+      const sqsResources = statements
+        .filter((s) => s.Action.some((a) => a.startsWith('sqs:')))
+        .flatMap((s) => s.Resource.map(json));
+      expect(new Set(sqsResources)).toEqual(new Set([json(arnOf(queue))]));
+    });
+
+    it('uses "*" only for X-Ray', () => {
+      const starActions = statementsOfRole(template, fn.role)
+        .filter((s) => s.Resource.includes('*') && !s.Sid?.startsWith('ReadHostState'))
+        .flatMap((s) => s.Action);
+      expect(starActions.sort()).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
+    });
+  });
+
+  it('lets api, worker and sweep start the setup workflow, and nothing else in Step Functions', () => {
+    for (const fn of [functions.api, functions.worker, functions.sweep]) {
+      const statements = statementsOfRole(template, fn.role);
+      expect(resourcesFor(statements, 'states:StartExecution')).toEqual([json(ref(stateMachine))]);
+      expect(statements.flatMap((s) => s.Action).filter((a) => a.startsWith('states:'))).toEqual([
+        'states:StartExecution',
+      ]);
+      expect(fnProps(fn)?.Environment.Variables.SETUP_STATE_MACHINE_ARN).toEqual(ref(stateMachine));
+    }
+    const setupStatements = statementsOfRole(template, functions.setup.role);
+    expect(setupStatements.flatMap((s) => s.Action).filter((a) => a.startsWith('states:'))).toEqual(
+      [],
+    );
+    expect(fnProps(functions.setup)?.Environment.Variables.SETUP_STATE_MACHINE_ARN).toBeUndefined();
+  });
+
+  it('lets only the worker consume the queue, through a batch event source', () => {
+    for (const [name, fn] of Object.entries(functions)) {
+      const receive = resourcesFor(statementsOfRole(template, fn.role), 'sqs:ReceiveMessage');
+      expect(receive, name).toEqual(name === 'worker' ? [json(arnOf(queue))] : []);
+    }
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      FunctionName: ref(functions.worker),
+      EventSourceArn: arnOf(queue),
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 16 },
+    });
+  });
+
+  it('bounds worker concurrency as configured', () => {
+    synth({ workerMaxConcurrency: 40 }).template.hasResourceProperties(
+      'AWS::Lambda::EventSourceMapping',
+      {
+        ScalingConfig: { MaximumConcurrency: 40 },
+      },
+    );
+  });
+
+  it('tells only the api who the admins are', () => {
+    expect(fnProps(functions.api)?.Environment.Variables.ADMIN_PRINCIPALS).toBe(
+      'arn:aws:iam::123456789012:role/drydock-admin',
+    );
+    for (const fn of [functions.worker, functions.sweep, functions.setup]) {
+      expect(fnProps(fn)?.Environment.Variables.ADMIN_PRINCIPALS).toBeUndefined();
+    }
+    expect(
+      synth().template.findResources('AWS::Lambda::Function')[logicalId(functions.api)]?.Properties
+        .Environment.Variables.ADMIN_PRINCIPALS,
+    ).toBe('');
+  });
+
+  it("keeps the api inside API Gateway's 29 s and the sweep inside its minute", () => {
+    expect(fnProps(functions.api)?.Timeout).toBe(29);
+    expect(fnProps(functions.sweep)?.Timeout).toBeLessThan(60);
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: ref(functions.sweep),
+      MaximumRetryAttempts: 0,
+    });
+  });
+
+  describe('host control', () => {
+    const hostPolicy = stack.hostControl.policy;
+    const policy = () =>
+      template.findResources('AWS::IAM::Policy')[logicalId(hostPolicy)]!.Properties;
+    const statement = (sid: string) =>
+      (policy().PolicyDocument.Statement as { Sid: string }[]).find((s) => s.Sid === sid);
+    const tagCondition = (key: string) => ({
+      StringEquals: { [`${key}/${DEPLOYMENT_TAG_KEY}`]: 'Drydock' },
+    });
+
+    it('is attached to worker, setup and sweep, not to the api', () => {
+      expect(policy().Roles).toEqual(
+        [functions.setup, functions.worker, functions.sweep].map((fn) => ref(fn.role)),
+      );
+      for (const [name, fn] of Object.entries(functions)) {
+        expect(fnProps(fn)?.Environment.Variables.DRYDOCK_DEPLOYMENT, name).toEqual(
+          name === 'api' ? undefined : 'Drydock',
+        );
+      }
+    });
+
+    it('terminates only instances tagged with this deployment', () => {
+      expect(statement('TerminateOwnInstances')).toEqual({
+        Sid: 'TerminateOwnInstances',
+        Effect: 'Allow',
+        Action: 'ec2:TerminateInstances',
+        Resource: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':ec2:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':instance/*',
+            ],
+          ],
+        },
+        Condition: tagCondition('aws:ResourceTag'),
+      });
+    });
+
+    it('sends commands only to tagged hosts, with the shell document', () => {
+      expect(statement('SendCommandsToOwnHosts')).toMatchObject({
+        Action: 'ssm:SendCommand',
+        Condition: tagCondition('ssm:resourceTag'),
+      });
+      expect(json(statement('SendCommandsToOwnHosts'))).toMatch(
+        /:instance\/\*.*:managed-instance\/\*/,
+      );
+      expect(json(statement('SendCommandDocuments'))).toContain('::document/AWS-RunShellScript');
+      expect(statement('SendCommandDocuments')).not.toHaveProperty('Condition');
+    });
+
+    it('uses "*" only for the read-only actions without resource-level permissions', () => {
+      const star = (
+        policy().PolicyDocument.Statement as { Resource: unknown; Action: string[] }[]
+      ).filter((s) => s.Resource === '*');
+      expect(star.map((s) => s.Action)).toEqual([
+        ['ec2:DescribeInstances', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation'],
+      ]);
+    });
+
+    it('follows the stack name', () => {
+      const renamed = synth({ stackName: 'DrydockStaging' });
+      const statements =
+        renamed.template.findResources('AWS::IAM::Policy')[
+          logicalId(renamed.stack.hostControl.policy)
+        ]?.Properties.PolicyDocument.Statement;
+      expect(json(statements)).toContain(
+        `"aws:ResourceTag/${DEPLOYMENT_TAG_KEY}":"DrydockStaging"`,
+      );
+    });
+  });
+});

@@ -1,0 +1,258 @@
+import { Duration } from 'aws-cdk-lib';
+import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { describe, expect, it } from 'vitest';
+import { SETUP_STATES } from '../../lib/constructs/setup-workflow.ts';
+import { type AslDefinition, setupDefinitionFromTemplate } from '../../lib/setup-definition.ts';
+import { arnOf, logicalId, synth } from './support.ts';
+
+describe('SetupWorkflow', () => {
+  const { stack, template } = synth();
+  const definition = setupDefinitionFromTemplate(template.toJSON());
+  const setupArn = `arn:aws:lambda:us-east-1:123456789012:function:${logicalId(stack.setupFunction)}`;
+
+  it('is one standard state machine, traced, logging everything', () => {
+    template.resourceCountIs('AWS::StepFunctions::StateMachine', 1);
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      StateMachineType: 'STANDARD',
+      TracingConfiguration: { Enabled: true },
+      LoggingConfiguration: {
+        Level: 'ALL',
+        IncludeExecutionData: true,
+        Destinations: [
+          { CloudWatchLogsLogGroup: { LogGroupArn: arnOf(stack.setupWorkflow.logGroup) } },
+        ],
+      },
+    });
+    const logGroup =
+      template.findResources('AWS::Logs::LogGroup')[logicalId(stack.setupWorkflow.logGroup)];
+    expect(logGroup?.Properties.LogGroupName).toMatch(/^\/aws\/vendedlogs\/states\//);
+  });
+
+  it('lets its role invoke the setup function only', () => {
+    const policies = Object.values(template.findResources('AWS::IAM::Policy')).filter(
+      (p) =>
+        JSON.stringify(p.Properties.Roles) ===
+        JSON.stringify([{ Ref: logicalId(stack.setupWorkflow.stateMachine.role) }]),
+    );
+    const invoke = policies
+      .flatMap((p) => p.Properties.PolicyDocument.Statement)
+      .filter((s) => [s.Action].flat().includes('lambda:InvokeFunction'));
+    expect(invoke.flatMap((s) => s.Resource)).toEqual([
+      arnOf(stack.setupFunction),
+      { 'Fn::Join': ['', [arnOf(stack.setupFunction), ':*']] },
+    ]);
+  });
+
+  it('starts at Advance and has a 30 minute deadline by default', () => {
+    expect(definition.StartAt).toBe('Advance');
+    expect(definition.TimeoutSeconds).toBe(30 * 60);
+  });
+
+  it('takes its deadline from setupTimeout', () => {
+    const longer = synth({ setupTimeout: Duration.minutes(45) }).template.toJSON();
+    expect(setupDefinitionFromTemplate(longer).TimeoutSeconds).toBe(45 * 60);
+  });
+
+  it('keeps the state names tests override by', () => {
+    expect(Object.keys(definition.States).sort()).toEqual(Object.values(SETUP_STATES).sort());
+    expect(SETUP_STATES).toMatchObject({
+      advance: 'Advance',
+      wait: 'WaitForSetup',
+      breakResource: 'BreakResource',
+    });
+  });
+
+  it('advances with the setup handler, retrying Lambda errors and throttling with backoff', () => {
+    const advance = definition.States.Advance;
+    expect(advance).toMatchObject({
+      Type: 'Task',
+      Resource: setupArn,
+      Parameters: { 'resourceId.$': '$.resourceId', action: 'advance' },
+      Next: 'Done?',
+    });
+    const retry = advance?.Retry as {
+      ErrorEquals: string[];
+      BackoffRate: number;
+      MaxAttempts: number;
+    }[];
+    expect(retry[0]?.ErrorEquals).toEqual(
+      expect.arrayContaining(['Lambda.ServiceException', 'Lambda.TooManyRequestsException']),
+    );
+    expect(retry[0]?.BackoffRate).toBeGreaterThan(1);
+    expect(retry[0]?.MaxAttempts).toBeGreaterThan(1);
+  });
+
+  it('catches every error of Advance into BreakResource, keeping the error', () => {
+    expect(definition.States.Advance?.Catch).toEqual([
+      { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'BreakResource' },
+    ]);
+    expect(definition.States.BreakResource).toMatchObject({
+      Type: 'Task',
+      Resource: setupArn,
+      Parameters: { 'resourceId.$': '$.resourceId', action: 'fail', 'error.$': '$.error' },
+      Next: 'SetupFailed',
+    });
+    expect(definition.States.SetupFailed).toEqual({
+      Type: 'Fail',
+      ErrorPath: '$.error.Error',
+      CausePath: '$.error.Cause',
+    });
+  });
+
+  it('chooses on $.state and waits $.waitSeconds between steps', () => {
+    expect(definition.States['Done?']).toEqual({
+      Type: 'Choice',
+      Choices: [
+        { Variable: '$.state', StringEquals: 'active', Next: 'ResourceActive' },
+        { Variable: '$.state', StringEquals: 'broken', Next: 'ResourceBroken' },
+        { Variable: '$.state', StringEquals: 'pending', Next: 'WaitForSetup' },
+      ],
+      Default: 'UnexpectedSetupState',
+    });
+    expect(definition.States.WaitForSetup).toEqual({
+      Type: 'Wait',
+      SecondsPath: '$.waitSeconds',
+      Next: 'Advance',
+    });
+    expect(definition.States.ResourceActive).toEqual({ Type: 'Succeed' });
+    expect(definition.States.ResourceBroken).toMatchObject({
+      Type: 'Fail',
+      Error: 'Drydock.ResourceBroken',
+    });
+  });
+
+  describe('runs locally (aws-local-stepfunctions)', () => {
+    type Event = {
+      resourceId: string;
+      action: 'advance' | 'fail';
+      error?: { Error: string; Cause: string };
+    };
+
+    async function run(advance: (event: Event) => unknown, calls: Event[] = []) {
+      const machine = new StateMachine(definition as unknown as StateMachineDefinition);
+      const execution = machine.run(
+        { resourceId: 'res-1' },
+        {
+          overrides: {
+            taskResourceLocalHandlers: {
+              Advance: async (input) => {
+                calls.push(input as Event);
+                return advance(input as Event) as never;
+              },
+              BreakResource: async (input) => {
+                calls.push(input as Event);
+                return { resourceId: (input as Event).resourceId, state: 'broken' };
+              },
+            },
+            waitTimeOverrides: { WaitForSetup: 0 },
+            retryIntervalOverrides: { Advance: 0, BreakResource: 0 },
+          },
+        },
+      );
+      return { result: await execution.result, calls };
+    }
+
+    /** The Fail state's Error and Cause: aws-local-stepfunctions puts them on `cause`. */
+    async function failureOf(outcome: Promise<unknown>): Promise<{ Error: string; Cause: string }> {
+      const error = await outcome.then(
+        () => expect.unreachable('the execution should have failed'),
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(ExecutionError);
+      const cause = (error as ExecutionError).cause as Error;
+      return { Error: cause.name, Cause: cause.message };
+    }
+
+    it('loops through WaitForSetup until the resource is active', async () => {
+      let step = 0;
+      const { result, calls } = await run(({ resourceId }) => ({
+        resourceId,
+        state: ++step < 3 ? 'pending' : 'active',
+        waitSeconds: 10,
+      }));
+      expect(result).toEqual({ resourceId: 'res-1', state: 'active', waitSeconds: 10 });
+      expect(calls).toEqual(Array(3).fill({ resourceId: 'res-1', action: 'advance' }));
+    });
+
+    it('fails as ResourceBroken when setup reports the resource broken', async () => {
+      const calls: Event[] = [];
+      const outcome = run(
+        ({ resourceId }) => ({ resourceId, state: 'broken', waitSeconds: 0 }),
+        calls,
+      );
+      expect((await failureOf(outcome)).Error).toBe('Drydock.ResourceBroken');
+      expect(calls.map((c) => c.action)).toEqual(['advance']);
+    });
+
+    it('breaks the resource with the error when Advance keeps throwing', async () => {
+      const calls: Event[] = [];
+      const outcome = run(() => {
+        const error = new Error('instance i-0abc never reached running');
+        error.name = 'HostBootError';
+        throw error;
+      }, calls);
+      expect(await failureOf(outcome)).toEqual({
+        Error: 'HostBootError',
+        Cause: expect.stringContaining('never reached running'),
+      });
+      const advances = calls.filter((c) => c.action === 'advance');
+      expect(advances.length).toBeGreaterThan(1); // handler errors are retried before breaking
+      expect(calls.at(-1)).toEqual({
+        resourceId: 'res-1',
+        action: 'fail',
+        error: { Error: 'HostBootError', Cause: expect.stringContaining('never reached running') },
+      });
+    });
+
+    it('breaks the resource when setup answers outside its contract', async () => {
+      const calls: Event[] = [];
+      const outcome = run(
+        ({ resourceId }) => ({ resourceId, state: 'sideways', waitSeconds: 0 }),
+        calls,
+      );
+      expect(await failureOf(outcome)).toEqual({
+        Error: 'Drydock.UnexpectedSetupState',
+        Cause: expect.stringContaining('"state":"sideways"'),
+      });
+      expect(calls.at(-1)).toMatchObject({
+        action: 'fail',
+        error: { Error: 'Drydock.UnexpectedSetupState' },
+      });
+    });
+  });
+});
+
+describe('setupDefinitionFromTemplate', () => {
+  it('returns plain ASL: no CloudFormation intrinsics left', () => {
+    const definition: AslDefinition = setupDefinitionFromTemplate(synth().template.toJSON());
+    expect(JSON.stringify(definition)).not.toMatch(/Fn::|"Ref"/);
+    expect(Object.keys(definition.States)).toEqual(
+      expect.arrayContaining(['Advance', 'WaitForSetup', 'BreakResource']),
+    );
+  });
+
+  it('says what is wrong with a template without exactly one state machine', () => {
+    expect(() => setupDefinitionFromTemplate({ Resources: {} })).toThrow(
+      'expected one AWS::StepFunctions::StateMachine in the template, found 0',
+    );
+    const machine = {
+      Type: 'AWS::StepFunctions::StateMachine',
+      Properties: { DefinitionString: '{}' },
+    };
+    expect(() => setupDefinitionFromTemplate({ Resources: { A: machine, B: machine } })).toThrow(
+      'found 2 (A, B)',
+    );
+  });
+
+  it('refuses intrinsics it cannot resolve', () => {
+    const template = {
+      Resources: {
+        M: {
+          Type: 'AWS::StepFunctions::StateMachine',
+          Properties: { DefinitionString: { 'Fn::Select': [0, ['{}']] } },
+        },
+      },
+    };
+    expect(() => setupDefinitionFromTemplate(template)).toThrow('cannot resolve Fn::Select');
+  });
+});
