@@ -195,7 +195,7 @@ export class Engine {
 }
 
 /** Sortable, unique ids: `lease-<time36><random>`. */
-export function newId(prefix: 'lease' | 'res'): string {
+export function newId(prefix: 'lease' | 'res' | 'cmd'): string {
   return `${prefix}-${Date.now().toString(36)}${randomBytes(5).toString('hex')}`;
 }
 

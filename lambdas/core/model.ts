@@ -5,6 +5,8 @@
  * Timestamps are ISO-8601 strings with milliseconds (they sort lexically, read well in logs).
  */
 
+import type { CommandResult } from './blueprint.ts';
+
 export type Attributes = Record<string, string>;
 
 export const LEASE_STATUSES = [
@@ -204,12 +206,51 @@ export interface LogEvent {
   data?: Record<string, unknown>;
 }
 
-export type ObjectKind = 'lease' | 'resource';
+export const COMMAND_STATUSES = ['queued', 'running', 'finished', 'failed'] as const;
+export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 
-/** A queued "update X" message. */
+/**
+ * A command a lease holder asked to run (DESIGN §2, the command interface). The API answers at
+ * once with the queued record; a worker runs it and records the outcome here, where the holder
+ * polls it. Kept (TTL) for the retention period after it was created.
+ *
+ *   queued -> running -> finished   (it ran: any exit code, or timed out)
+ *                     -> failed     (it could not run: lease ended, host gone, ...; `error` says why)
+ */
+export interface CommandRecord {
+  id: string;
+  leaseId: string;
+  /** Principal that started it (the lease's holder); the worker runs it as them. */
+  owner: string;
+  status: CommandStatus;
+  argv?: string[];
+  script?: string;
+  timeoutSeconds: number;
+  cwd?: string;
+  /** Removed once the command has ended: values may be secrets and are only needed to run it. */
+  env?: Record<string, string>;
+  /**
+   * Runs started. A redelivered message finding the command `running` past its timeout (its
+   * runner died) starts another attempt; every transition is conditional on (status, attempt).
+   */
+  attempt: number;
+  createdAt: string;
+  startedAt?: string;
+  finishedAt?: string;
+  updatedAt: string;
+  result?: CommandResult;
+  /** Why it failed to run, in words for the holder. */
+  error?: string;
+}
+
+export type ObjectKind = 'lease' | 'resource' | 'command';
+
+/** A queued "update X" message (for `command`: "run command X of lease leaseId"). */
 export interface UpdateMessage {
   kind: ObjectKind;
   id: string;
+  /** The lease a command belongs to (kind `command` only). */
+  leaseId?: string;
   /** Lease wait chain this message belongs to (see Lease.waitSeq); absent for a wake-up. */
   waitSeq?: number;
   /** Consecutive waits in this chain; drives the backoff. */

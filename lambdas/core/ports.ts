@@ -5,6 +5,8 @@
 import type {
   Blueprint,
   BlueprintHealth,
+  CommandRecord,
+  CommandStatus,
   Lease,
   LeaseStatus,
   LogEvent,
@@ -88,7 +90,38 @@ export type TxWrite =
   /** Free a slot lock; condition: held by ownerId (a missing lock is also a failure). */
   | { op: 'freeSlotLock'; key: string; ownerId: string }
   /** Append a log event (unconditional). */
-  | { op: 'appendLog'; event: LogEvent };
+  | { op: 'appendLog'; event: LogEvent }
+  /** Create a command record; fails if the id exists. */
+  | { op: 'createCommand'; command: CommandRecord }
+  /**
+   * Move a command on: condition status = expect.status AND attempt = expect.attempt; sets the
+   * patch and updatedAt. A `null` patch value removes the attribute.
+   */
+  | {
+      op: 'updateCommand';
+      leaseId: string;
+      id: string;
+      expect: { status: CommandStatus; attempt: number };
+      set: NullablePatch<CommandPatch>;
+    }
+  /**
+   * Claim an Idempotency-Key for a lease request: fails if the (owner, key) pair is held and has
+   * not expired. Written in the same transaction as the lease it names.
+   */
+  | { op: 'takeIdempotencyKey'; claim: IdempotencyClaim };
+
+export type CommandPatch = Partial<Omit<CommandRecord, 'id' | 'leaseId' | 'owner' | 'createdAt'>>;
+
+/** A lease request's Idempotency-Key, as stored: who used it, for what, until when. */
+export interface IdempotencyClaim {
+  owner: string;
+  key: string;
+  leaseId: string;
+  /** Digest of the request; a retry with the same key must send the same request. */
+  requestHash: string;
+  /** The key may be used again (for a new lease) after this. */
+  expiresAt: string;
+}
 
 export type NullablePatch<T> = { [K in keyof T]?: T[K] | null };
 
@@ -121,13 +154,27 @@ export interface Store {
     status: ResourceStatus,
     options?: PageOptions & { dueBefore?: string },
   ): Promise<Page<Resource>>;
-  /** Leases by status, ordered by sweepAt; `dueBefore` bounds sweepAt (inclusive). */
+  /**
+   * Leases by status, ordered by sweepAt; `dueBefore` bounds sweepAt (inclusive). Destroyed
+   * leases are not in this index. `owner` keeps only that principal's leases: a page may then
+   * hold fewer than `limit` items and still have a cursor.
+   */
   listLeasesByStatus(
     status: LeaseStatus,
-    options?: PageOptions & { dueBefore?: string },
+    options?: PageOptions & { dueBefore?: string; owner?: string },
   ): Promise<Page<Lease>>;
-  /** Leases of a type in a status, oldest request first. */
-  listLeasesByType(type: string, status: LeaseStatus, options?: PageOptions): Promise<Page<Lease>>;
+  /** Leases of a type in a status, oldest request first; `owner` as in listLeasesByStatus. */
+  listLeasesByType(
+    type: string,
+    status: LeaseStatus,
+    options?: PageOptions & { owner?: string },
+  ): Promise<Page<Lease>>;
+  /** Resources of a type in a status, by blueprint then creation time (destroyed ones too). */
+  listResourcesByType(
+    type: string,
+    status: ResourceStatus,
+    options?: PageOptions,
+  ): Promise<Page<Resource>>;
   /** How many pending leases of this type were requested before `requestedAt`. */
   countWaitingAhead(type: string, requestedAt: string, leaseId: string): Promise<number>;
   /** Slot locks by key (missing keys are omitted). */
@@ -136,6 +183,10 @@ export interface Store {
   listSlotLocks(options?: PageOptions): Promise<Page<SlotLock>>;
   /** Log events of an object, oldest first, after the given seq (exclusive). */
   listLogs(objectId: string, options?: { after?: string; limit?: number }): Promise<LogEvent[]>;
+  /** A command record (strongly consistent). */
+  getCommand(leaseId: string, commandId: string): Promise<CommandRecord | undefined>;
+  /** The unexpired claim on an Idempotency-Key of this owner, if any. */
+  getIdempotencyClaim(owner: string, key: string): Promise<IdempotencyClaim | undefined>;
 
   // ---- writes ----------------------------------------------------------------------------
   /** Atomic conditional writes; throws WriteConflictError if any condition fails. */

@@ -127,14 +127,25 @@ function translateSqsError(err: unknown, what: string): DrydockError {
 
 // ---- parsing at the edge ---------------------------------------------------------------------
 
-const updateMessageSchema = z.object({
-  kind: z.enum(['lease', 'resource']),
-  id: z.string().min(1),
-  waitSeq: z.number().int().nonnegative().optional(),
-  attempt: z.number().int().nonnegative().optional(),
-  reason: z.string().optional(),
-  delaySeconds: z.number().nonnegative().optional(),
-});
+const updateMessageSchema = z
+  .object({
+    kind: z.enum(['lease', 'resource', 'command']),
+    id: z.string().min(1),
+    leaseId: z.string().min(1).optional(),
+    waitSeq: z.number().int().nonnegative().optional(),
+    attempt: z.number().int().nonnegative().optional(),
+    reason: z.string().optional(),
+    delaySeconds: z.number().nonnegative().optional(),
+  })
+  .superRefine((message, ctx) => {
+    if (message.kind === 'command' && message.leaseId === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['leaseId'],
+        message: 'a command message names the lease it runs on',
+      });
+    }
+  });
 
 /**
  * Parses an SQS body into an UpdateMessage. A malformed body throws ValidationError naming every

@@ -39,6 +39,7 @@ import {
 import type {
   Blueprint,
   BlueprintHealth,
+  CommandRecord,
   Lease,
   LeaseStatus,
   LogEvent,
@@ -48,6 +49,7 @@ import type {
 } from '../core/model.ts';
 import {
   type Clock,
+  type IdempotencyClaim,
   type Page,
   type PageOptions,
   type Store,
@@ -58,6 +60,8 @@ import { type DynamoCallStats, instrumentDynamoClient } from './clients.ts';
 import {
   BLUEPRINT_PARTITION,
   blueprintKey,
+  commandKey,
+  idempotencyKey,
   KEY_ATTRIBUTES,
   leaseItem,
   leaseKey,
@@ -69,6 +73,7 @@ import {
   recordPartition,
   resourceItem,
   resourceKey,
+  resourcePhase,
   resourceStatusPartition,
   resourceTypePartition,
   retentionEpoch,
@@ -169,6 +174,22 @@ const heldBy = (ownerId: string) =>
   fragment('#ownerId = :owner', { '#ownerId': 'ownerId' }, { ':owner': ownerId });
 const waitSeqIs = (waitSeq: number) =>
   fragment('#waitSeq = :expectWaitSeq', { '#waitSeq': 'waitSeq' }, { ':expectWaitSeq': waitSeq });
+const attemptIs = (attempt: number) =>
+  fragment('#attempt = :expectAttempt', { '#attempt': 'attempt' }, { ':expectAttempt': attempt });
+/**
+ * An item that is absent, or present but past its TTL. DynamoDB deletes expired items lazily
+ * (often within days, not seconds), so "expired" must count as "free" in the condition itself.
+ * The TTL is rounded up and now down, so an item never counts as expired early.
+ */
+const itemIsNewOrExpired = (nowEpoch: number) =>
+  fragment(
+    '(attribute_not_exists(#PK) OR #ttl <= :nowEpoch)',
+    { '#PK': 'PK', '#ttl': TTL_ATTRIBUTE },
+    { ':nowEpoch': nowEpoch },
+  );
+/** Listing filter (applied after the key condition, so a page may come back short). */
+const ownedBy = (owner: string) =>
+  fragment('#owner = :owner', { '#owner': 'owner' }, { ':owner': owner });
 
 /** Collects SET / REMOVE / ADD clauses of one UpdateExpression. */
 class UpdateExpression {
@@ -515,27 +536,41 @@ export class DynamoStore implements Store {
 
   listLeasesByStatus(
     status: LeaseStatus,
-    options: PageOptions & { dueBefore?: string } = {},
+    options: PageOptions & { dueBefore?: string; owner?: string } = {},
   ): Promise<Page<Lease>> {
-    return this.listByStatus<Lease>(leaseStatusPartition(status), options);
+    const { owner, ...rest } = options;
+    return this.listByStatus<Lease>(
+      leaseStatusPartition(status),
+      rest,
+      owner === undefined ? undefined : ownedBy(owner),
+    );
   }
 
-  async listLeasesByType(
+  listLeasesByType(
     type: string,
     status: LeaseStatus,
-    options: PageOptions = {},
+    options: PageOptions & { owner?: string } = {},
   ): Promise<Page<Lease>> {
-    const partition = leaseTypePartition(type, status);
-    const { items, lastKey } = await this.queryPage(
-      {
-        ...this.indexQuery(GSI.byType, partition),
-        ScanIndexForward: true,
-        Limit: checkLimit(options.limit),
-        ExclusiveStartKey: startKeyFromCursor(options.cursor, GSI.byType.partitionKey, partition),
-      },
+    return this.listByType<Lease>(
+      leaseTypePartition(type, status),
+      options,
       `listLeasesByType ${type} ${status}`,
+      options.owner === undefined ? undefined : ownedBy(options.owner),
     );
-    return this.page<Lease>(items, lastKey);
+  }
+
+  listResourcesByType(
+    type: string,
+    status: ResourceStatus,
+    options: PageOptions = {},
+  ): Promise<Page<Resource>> {
+    // Pending and active resources share the `live` partition: the status is then a filter.
+    return this.listByType<Resource>(
+      resourceTypePartition(type, status),
+      options,
+      `listResourcesByType ${type} ${status}`,
+      resourcePhase(status) === status ? undefined : statusIs(status),
+    );
   }
 
   async countWaitingAhead(type: string, requestedAt: string, leaseId: string): Promise<number> {
@@ -675,6 +710,22 @@ export class DynamoStore implements Store {
       startKey = page.lastKey;
     } while (startKey && (limit === undefined || events.length < limit));
     return events;
+  }
+
+  getCommand(leaseId: string, commandId: string): Promise<CommandRecord | undefined> {
+    return this.getItem<CommandRecord>(
+      commandKey(leaseId, commandId),
+      `getCommand ${leaseId}/${commandId}`,
+    );
+  }
+
+  async getIdempotencyClaim(owner: string, key: string): Promise<IdempotencyClaim | undefined> {
+    const item = await this.getItem<IdempotencyClaim>(
+      idempotencyKey(owner, key),
+      `getIdempotencyClaim ${owner}`,
+    );
+    if (!item || Date.parse(item.expiresAt) <= this.clock.now()) return undefined;
+    return item;
   }
 
   // ---- writes --------------------------------------------------------------------------------
@@ -937,6 +988,41 @@ export class DynamoStore implements Store {
           },
         };
       }
+      case 'createCommand':
+        return this.putNew(`createCommand ${write.command.leaseId}/${write.command.id}`, {
+          ...write.command,
+          ...commandKey(write.command.leaseId, write.command.id),
+          [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(write.command.createdAt)),
+        });
+      case 'updateCommand': {
+        const { leaseId, id, expect, set } = write;
+        const update = new UpdateExpression().patch(set);
+        if (set.updatedAt === undefined) update.set('updatedAt', this.nowIso());
+        return this.updateWrite(
+          `updateCommand ${leaseId}/${id} (expect ${expect.status} attempt ${expect.attempt})`,
+          commandKey(leaseId, id),
+          update,
+          allOf(statusIs(expect.status), attemptIs(expect.attempt)),
+        );
+      }
+      case 'takeIdempotencyKey': {
+        const { claim } = write;
+        const condition = itemIsNewOrExpired(Math.floor(this.clock.now() / 1000));
+        return {
+          kind: 'Put',
+          label: `takeIdempotencyKey of ${claim.owner} for lease ${claim.leaseId}`,
+          params: {
+            TableName: this.tableName,
+            Item: {
+              ...claim,
+              ...idempotencyKey(claim.owner, claim.key),
+              [TTL_ATTRIBUTE]: Math.ceil(Date.parse(claim.expiresAt) / 1000),
+            },
+            ConditionExpression: condition.expression,
+            ...expressionAttributes(condition),
+          },
+        };
+      }
       default: {
         const unknown: never = write;
         throw new Error(`unknown transaction write ${JSON.stringify(unknown)}`);
@@ -1067,9 +1153,31 @@ export class DynamoStore implements Store {
     };
   }
 
+  private async listByType<T>(
+    partition: string,
+    options: PageOptions,
+    what: string,
+    filter?: Fragment,
+  ): Promise<Page<T>> {
+    const { items, lastKey } = await this.queryPage(
+      withFilter(
+        {
+          ...this.indexQuery(GSI.byType, partition),
+          ScanIndexForward: true,
+          Limit: checkLimit(options.limit),
+          ExclusiveStartKey: startKeyFromCursor(options.cursor, GSI.byType.partitionKey, partition),
+        },
+        filter,
+      ),
+      what,
+    );
+    return this.page<T>(items, lastKey);
+  }
+
   private async listByStatus<T>(
     partition: string,
     options: PageOptions & { dueBefore?: string },
+    filter?: Fragment,
   ): Promise<Page<T>> {
     const base = this.indexQuery(GSI.byStatus, partition);
     const query: QueryCommandInput =
@@ -1088,12 +1196,19 @@ export class DynamoStore implements Store {
             },
           };
     const { items, lastKey } = await this.queryPage(
-      {
-        ...query,
-        ScanIndexForward: true,
-        Limit: checkLimit(options.limit),
-        ExclusiveStartKey: startKeyFromCursor(options.cursor, GSI.byStatus.partitionKey, partition),
-      },
+      withFilter(
+        {
+          ...query,
+          ScanIndexForward: true,
+          Limit: checkLimit(options.limit),
+          ExclusiveStartKey: startKeyFromCursor(
+            options.cursor,
+            GSI.byStatus.partitionKey,
+            partition,
+          ),
+        },
+        filter,
+      ),
       `listByStatus ${partition}`,
     );
     return this.page<T>(items, lastKey);
@@ -1143,6 +1258,21 @@ export class DynamoStore implements Store {
   private nowIso(): string {
     return new Date(this.clock.now()).toISOString();
   }
+}
+
+/** Adds a FilterExpression to a query (placeholders merged with the key condition's). */
+function withFilter(input: QueryCommandInput, filter: Fragment | undefined): QueryCommandInput {
+  if (!filter) return input;
+  const names: Names = { ...(input.ExpressionAttributeNames ?? {}) };
+  const values: Values = { ...(input.ExpressionAttributeValues ?? {}) };
+  mergeInto(names, filter.names);
+  mergeInto(values, filter.values);
+  return {
+    ...input,
+    FilterExpression: filter.expression,
+    ExpressionAttributeNames: names,
+    ExpressionAttributeValues: values,
+  };
 }
 
 function backoff(attempt: number): Promise<void> {

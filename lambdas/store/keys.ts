@@ -31,6 +31,21 @@ export const blueprintKey = (id: string): ItemKey => ({ PK: `BP#${id}`, SK: 'BP'
 export const slotLockKey = (key: string): ItemKey => ({ PK: `LOCK#${key}`, SK: 'LOCK' });
 export const logPartition = (objectId: string): string => `LOG#${objectId}`;
 export const recordPartition = (scope: string): string => `REC#${scope}`;
+/** Commands of a lease share its partition: `CMD#<leaseId>` / `<commandId>`. */
+export const commandKey = (leaseId: string, commandId: string): ItemKey => ({
+  PK: `CMD#${leaseId}`,
+  SK: commandId,
+});
+
+/**
+ * `IDEM#<owner>#<key>` / `IDEM`. `#` and `%` in the owner are escaped, so no owner can end in
+ * what looks like another owner's prefix: ("a#b", "c") and ("a", "b#c") are different items.
+ * One partition per key (not per owner) keeps a busy CI principal from heating one partition.
+ */
+export const idempotencyKey = (owner: string, key: string): ItemKey => ({
+  PK: `IDEM#${owner.replaceAll('%', '%25').replaceAll('#', '%23')}#${key}`,
+  SK: 'IDEM',
+});
 
 // ---- GSI1 "byType" ---------------------------------------------------------------------------
 export const leaseTypePartition = (type: string, status: LeaseStatus): string =>

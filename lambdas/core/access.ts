@@ -1,0 +1,32 @@
+/**
+ * Who may see and touch what (DESIGN §6): holders act only on their own leases, blueprint and
+ * resource administration is a separate permission. Every use case that takes a caller asks
+ * here, so the rule lives in one place.
+ */
+import type { Engine } from './engine.ts';
+import { ForbiddenError, NotFoundError } from './errors.ts';
+import type { Lease } from './model.ts';
+
+export interface Caller {
+  principal: string;
+  admin?: boolean;
+}
+
+/** A lease the caller may see: its own, or any for an admin. */
+export async function getLease(engine: Engine, id: string, caller?: Caller): Promise<Lease> {
+  const lease = await engine.store.getLease(id);
+  if (!lease) throw new NotFoundError('lease', id);
+  if (caller && !caller.admin && lease.owner !== caller.principal) {
+    // Same answer as a missing lease: do not reveal other principals' lease ids.
+    throw new NotFoundError('lease', id);
+  }
+  return lease;
+}
+
+export function requireAdmin(caller: Caller, what: string): void {
+  if (!caller.admin) {
+    throw new ForbiddenError(
+      `${what} needs admin rights; ${caller.principal} is not in ADMIN_PRINCIPALS`,
+    );
+  }
+}

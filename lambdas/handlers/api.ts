@@ -1,0 +1,411 @@
+/**
+ * The lease API (docs/api-contract.md, openapi.yaml): API Gateway REST proxy events in, JSON
+ * out. Each route parses its input, calls one use case and maps the result; who may call what
+ * is the core's business (owners, admins), except the admin-only routes, refused up front.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import httpRouterHandler, { type Route } from '@middy/http-router';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { type Caller, requireAdmin } from '../core/access.ts';
+import { MAX_COMMAND_TIMEOUT_SECONDS } from '../core/commands.ts';
+import { ValidationError } from '../core/errors.ts';
+import {
+  BLUEPRINT_STATES,
+  type CommandRecord,
+  LEASE_STATUSES,
+  type Lease,
+  type LogEvent,
+  RESOURCE_STATUSES,
+} from '../core/model.ts';
+import {
+  blueprintInputSchema,
+  createBlueprint,
+  getBlueprint,
+  getCommand,
+  getLease,
+  getResource,
+  listBlueprints,
+  listLeases,
+  listResources,
+  MAX_PAGE_SIZE,
+  readBlueprintLogs,
+  readLeaseLogs,
+  readResourceLogs,
+  releaseLease,
+  releaseResource,
+  startCommand,
+  submitLeaseRequest,
+  updateBlueprint,
+} from '../core/use-cases.ts';
+import {
+  type ApiContext,
+  type ApiEvent,
+  type ApiResult,
+  authenticate,
+  header,
+  httpErrors,
+  jsonResponse,
+  parseInput,
+  requestIdOf,
+} from './http.ts';
+import { getEngine, isAdmin, type LogIds, logger } from './runtime.ts';
+
+// ---- request shapes -------------------------------------------------------------------------
+
+const attributes = z.record(z.string().min(1).max(64), z.string().max(256));
+const id = z.string().min(1).max(128);
+
+const leaseRequestBody = z
+  .object({
+    type: z.string().min(1).max(64),
+    attributes: attributes.optional(),
+    blueprintIds: z.array(id).min(1).max(20).optional(),
+    ttlSeconds: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+const commandBody = z
+  .object({
+    argv: z.array(z.string().max(4096)).min(1).max(1000).optional(),
+    script: z
+      .string()
+      .min(1)
+      .max(64 * 1024)
+      .optional(),
+    timeoutSeconds: z.number().int().min(1).max(MAX_COMMAND_TIMEOUT_SECONDS).optional(),
+    cwd: z.string().min(1).max(1024).optional(),
+    env: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are A-Z, 0-9, _'),
+        z.string().max(32 * 1024),
+      )
+      .optional(),
+  })
+  .strict()
+  .refine((b) => (b.argv === undefined) !== (b.script === undefined), {
+    message: 'give exactly one of argv or script',
+  });
+
+const blueprintPatchBody = z
+  .object({
+    state: z.enum(BLUEPRINT_STATES).optional(),
+    limits: z.record(z.string(), z.unknown()).optional(),
+    attributes: attributes.optional(),
+    config: z.unknown().optional(),
+    description: z.string().max(500).optional(),
+  })
+  .strict()
+  .refine((patch) => Object.keys(patch).length > 0, {
+    message: 'give at least one of state, limits, attributes, config, description',
+  });
+
+const noQuery = z.object({}).strict();
+const pageSize = z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional();
+const leaseListQuery = z
+  .object({
+    status: z.enum(LEASE_STATUSES).optional(),
+    type: z.string().min(1).max(64).optional(),
+    limit: pageSize,
+    cursor: z.string().min(1).max(4096).optional(),
+  })
+  .strict();
+const resourceListQuery = leaseListQuery.extend({
+  status: z.enum(RESOURCE_STATUSES).optional(),
+});
+const logQuery = z
+  .object({
+    after: z.string().min(1).max(200).optional(),
+    limit: z.coerce.number().int().min(1).max(1000).optional(),
+  })
+  .strict();
+
+/** `If-Match: 3`, `"3"` or `W/"3"`: the blueprint version the change was made against. */
+function expectedVersion(event: ApiEvent): number | undefined {
+  const value = header(event, 'if-match');
+  if (value === undefined) return undefined;
+  const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(value);
+  if (!match) {
+    throw new ValidationError(`If-Match must be a blueprint version such as 3, got '${value}'`);
+  }
+  return Number(match[1]);
+}
+
+// ---- response shapes ------------------------------------------------------------------------
+
+/** A lease as its holder sees it: the engine's bookkeeping left out. */
+function leaseJson(lease: Lease): Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'> {
+  const { waitSeq: _w, slotLocks: _s, sweepAt: _sw, checkedAt: _c, ...shown } = lease;
+  return shown;
+}
+
+/** A command as the contract shows it (never its environment: values may be secrets). */
+function commandJson(command: CommandRecord) {
+  const { id, leaseId, status, argv, script, timeoutSeconds, createdAt } = command;
+  return {
+    id,
+    leaseId,
+    status,
+    ...(argv ? { argv } : { script }),
+    timeoutSeconds,
+    createdAt,
+    ...(command.startedAt ? { startedAt: command.startedAt } : {}),
+    ...(command.finishedAt ? { finishedAt: command.finishedAt } : {}),
+    ...(command.result ? { result: command.result } : {}),
+    ...(command.error ? { error: command.error } : {}),
+  };
+}
+
+/** A page of log events; the cursor is the last seq (read on with `?after=<cursor>`). */
+function logPage(items: LogEvent[]) {
+  const last = items.at(-1);
+  return { items, ...(last ? { cursor: last.seq } : {}) };
+}
+
+const ok = (body: unknown) => jsonResponse(200, body);
+
+// ---- routes ---------------------------------------------------------------------------------
+
+interface RouteInput<B, Q> {
+  caller: Caller;
+  params: Record<string, string>;
+  body: B;
+  query: Q;
+  event: ApiEvent;
+}
+
+interface RouteSpec<B = unknown, Q = unknown> {
+  method: 'GET' | 'POST' | 'PATCH';
+  /** As in docs/api-contract.md; `{name}` is a path parameter. */
+  path: string;
+  /** Only ADMIN_PRINCIPALS may call it: 403 before the request is looked at further. */
+  admin?: boolean;
+  /** The JSON body's schema; routes without one ignore any body. */
+  body?: z.ZodType<B>;
+  /** @default no query parameters allowed */
+  query?: z.ZodType<Q>;
+  run(input: RouteInput<B, Q>): Promise<ApiResult>;
+}
+
+function route<B = undefined, Q = Record<string, never>>(spec: RouteSpec<B, Q>): RouteSpec {
+  return spec as RouteSpec;
+}
+
+const param = (params: Record<string, string>, name: string): string => params[name] ?? '';
+
+export const routes: RouteSpec[] = [
+  route({
+    method: 'POST',
+    path: '/v1/leases',
+    body: leaseRequestBody,
+    run: async ({ caller, body, event }) => {
+      const { lease, created } = await submitLeaseRequest(getEngine(), {
+        ...body,
+        owner: caller.principal,
+        idempotencyKey: header(event, 'idempotency-key'),
+      });
+      logger.appendKeys({ leaseId: lease.id });
+      return jsonResponse(
+        created ? 201 : 200,
+        { lease: leaseJson(lease) },
+        {
+          location: `/v1/leases/${lease.id}`,
+        },
+      );
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/leases',
+    query: leaseListQuery,
+    run: async ({ caller, query }) => {
+      const page = await listLeases(getEngine(), query, caller);
+      return ok({ ...page, items: page.items.map(leaseJson) });
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/leases/{id}',
+    run: async ({ caller, params }) =>
+      ok({ lease: leaseJson(await getLease(getEngine(), param(params, 'id'), caller)) }),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/leases/{id}/release',
+    run: async ({ caller, params }) =>
+      ok({ lease: leaseJson(await releaseLease(getEngine(), param(params, 'id'), caller)) }),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/leases/{id}/logs',
+    query: logQuery,
+    run: async ({ caller, params, query }) =>
+      ok(logPage(await readLeaseLogs(getEngine(), param(params, 'id'), caller, query))),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/leases/{id}/commands',
+    body: commandBody,
+    run: async ({ caller, params, body }) => {
+      const command = await startCommand(getEngine(), param(params, 'id'), body, caller);
+      logger.appendKeys({ commandId: command.id });
+      return jsonResponse(
+        202,
+        { command: commandJson(command) },
+        {
+          location: `/v1/leases/${command.leaseId}/commands/${command.id}`,
+        },
+      );
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/leases/{id}/commands/{commandId}',
+    run: async ({ caller, params }) => {
+      const command = await getCommand(
+        getEngine(),
+        param(params, 'id'),
+        param(params, 'commandId'),
+        caller,
+      );
+      return ok({ command: commandJson(command) });
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/blueprints',
+    run: async () => ok({ items: await listBlueprints(getEngine()) }),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/blueprints',
+    admin: true,
+    body: blueprintInputSchema,
+    run: async ({ body }) => {
+      const blueprint = await createBlueprint(getEngine(), body);
+      return jsonResponse(201, { blueprint }, { location: `/v1/blueprints/${blueprint.id}` });
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/blueprints/{id}',
+    run: async ({ params }) =>
+      ok({ blueprint: await getBlueprint(getEngine(), param(params, 'id')) }),
+  }),
+  route({
+    method: 'PATCH',
+    path: '/v1/blueprints/{id}',
+    admin: true,
+    body: blueprintPatchBody,
+    run: async ({ params, body, event }) => {
+      const blueprint = await updateBlueprint(
+        getEngine(),
+        param(params, 'id'),
+        body,
+        expectedVersion(event),
+      );
+      return ok({ blueprint });
+    },
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/blueprints/{id}/logs',
+    query: logQuery,
+    run: async ({ params, query }) =>
+      ok(logPage(await readBlueprintLogs(getEngine(), param(params, 'id'), query))),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/resources',
+    admin: true,
+    query: resourceListQuery,
+    run: async ({ caller, query }) => ok(await listResources(getEngine(), query, caller)),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/resources/{id}',
+    admin: true,
+    run: async ({ params }) =>
+      ok({ resource: await getResource(getEngine(), param(params, 'id')) }),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/resources/{id}/logs',
+    admin: true,
+    query: logQuery,
+    run: async ({ caller, params, query }) =>
+      ok(logPage(await readResourceLogs(getEngine(), param(params, 'id'), caller, query))),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/resources/{id}/release',
+    admin: true,
+    run: async ({ caller, params }) =>
+      ok({ resource: await releaseResource(getEngine(), param(params, 'id'), caller) }),
+  }),
+];
+
+/** The ids a route's path names, for the log lines of the request. */
+function idsOf(path: string, params: Record<string, string>): LogIds {
+  const [, collection] = path.split('/').slice(1);
+  const objectId = params.id;
+  if (objectId === undefined) return {};
+  const ids: LogIds =
+    collection === 'leases'
+      ? { leaseId: objectId }
+      : collection === 'resources'
+        ? { resourceId: objectId }
+        : { blueprintId: objectId };
+  return params.commandId ? { ...ids, commandId: params.commandId } : ids;
+}
+
+/** Admin-only routes refuse everyone else before their body is even parsed. */
+function adminOnly(what: string): middy.MiddlewareObj<ApiEvent, ApiResult> {
+  return {
+    before: (request) => {
+      requireAdmin(callerOf(request.context), what);
+    },
+  };
+}
+
+function callerOf(context: Context): Caller {
+  const { caller } = context as ApiContext;
+  if (!caller) throw new Error('authenticate() did not run before the route');
+  return caller;
+}
+
+function toRouterRoute(spec: RouteSpec): Route<ApiEvent, ApiResult> {
+  const run = async (event: ApiEvent, context: Context): Promise<ApiResult> => {
+    const params = Object.fromEntries(
+      Object.entries(event.pathParameters ?? {}).filter(
+        (entry): entry is [string, string] => entry[1] !== undefined,
+      ),
+    );
+    logger.appendKeys({ ...idsOf(spec.path, params) });
+    const query = parseInput(spec.query ?? noQuery, event.queryStringParameters ?? {}, 'query');
+    const body = spec.body ? parseInput(spec.body, event.body, 'body') : undefined;
+    const response = await spec.run({ caller: callerOf(context), params, body, query, event });
+    logger.info('request served', {
+      requestId: requestIdOf(event, context),
+      method: spec.method,
+      route: spec.path,
+      statusCode: response.statusCode,
+    });
+    return response;
+  };
+  if (!spec.admin && !spec.body) return { method: spec.method, path: spec.path, handler: run };
+  const handler = middy<ApiEvent, ApiResult>(run);
+  if (spec.admin) handler.use(adminOnly(`${spec.method} ${spec.path}`));
+  // Any content type: callers that forget `content-type: application/json` still get served,
+  // and a body that is not JSON is refused as such (400) rather than as a media type.
+  if (spec.body) handler.use(httpJsonBodyParser({ disableContentTypeCheck: true }));
+  return { method: spec.method, path: spec.path, handler };
+}
+
+export const handler = middy<ApiEvent, ApiResult, Error, ApiContext>()
+  .use(injectLambdaContext(logger, { resetKeys: true }))
+  .use(httpErrors({ logger }))
+  .use(authenticate({ isAdmin: (principal) => isAdmin(principal) }))
+  .handler(httpRouterHandler<ApiEvent, ApiResult>({ routes: routes.map(toRouterRoute) }));

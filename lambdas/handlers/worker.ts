@@ -1,0 +1,170 @@
+/**
+ * The work queue's consumer: each SQS record is an update message ("update lease L", "update
+ * resource R", "run command C") or an EC2 event EventBridge put on the queue. Records are
+ * processed concurrently; the ones that failed are reported in `batchItemFailures` so SQS
+ * redelivers only those (the event source mapping has ReportBatchItemFailures on).
+ */
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { z } from 'zod';
+import { errorMessage, ValidationError } from '../core/errors.ts';
+import type { UpdateMessage } from '../core/model.ts';
+import { processUpdate } from '../core/use-cases.ts';
+import { parseUpdateMessage } from '../queue/sqs-queue.ts';
+import { getEngine, type LogIds, logger, loggerFor } from './runtime.ts';
+
+/**
+ * Time kept back from the function's deadline: a command still running then is stopped and
+ * recorded as failed, and the batch still reports which records succeeded.
+ */
+const DEADLINE_RESERVE_MS = 10_000;
+
+// ---- EC2 events -----------------------------------------------------------------------------
+
+const ec2Base = {
+  source: z.literal('aws.ec2'),
+  id: z.string(),
+  time: z.string(),
+  region: z.string(),
+};
+
+/** The EventBridge events lib/constructs/event-routing.ts sends to the queue, unmodified. */
+const ec2EventSchema = z.discriminatedUnion('detail-type', [
+  z.object({
+    ...ec2Base,
+    'detail-type': z.literal('EC2 Spot Instance Interruption Warning'),
+    detail: z.object({ 'instance-id': z.string().min(1), 'instance-action': z.string() }),
+  }),
+  z.object({
+    ...ec2Base,
+    'detail-type': z.literal('EC2 Instance State-change Notification'),
+    detail: z.object({ 'instance-id': z.string().min(1), state: z.string() }),
+  }),
+]);
+
+type Ec2Event = z.output<typeof ec2EventSchema>;
+
+type WorkItem = { kind: 'update'; message: UpdateMessage } | { kind: 'ec2'; event: Ec2Event };
+
+/** An EventBridge event (it has `source` and `detail-type`), else an update message. */
+function parseWorkItem(body: string): WorkItem {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    return { kind: 'update', message: parseUpdateMessage(body) }; // reports the JSON error
+  }
+  if (typeof json === 'object' && json !== null && 'source' in json && 'detail-type' in json) {
+    const parsed = ec2EventSchema.safeParse(json);
+    if (!parsed.success) {
+      const problems = parsed.error.issues.map(
+        (i) => `${i.path.join('.') || '(event)'}: ${i.message}`,
+      );
+      throw new ValidationError(`not an EC2 event this worker handles: ${problems.join('; ')}`);
+    }
+    return { kind: 'ec2', event: parsed.data };
+  }
+  return { kind: 'update', message: parseUpdateMessage(body) };
+}
+
+function idsOf(message: UpdateMessage): LogIds {
+  switch (message.kind) {
+    case 'lease':
+      return { leaseId: message.id };
+    case 'resource':
+      return { resourceId: message.id };
+    case 'command':
+      return { leaseId: message.leaseId, commandId: message.id };
+  }
+}
+
+// ---- records --------------------------------------------------------------------------------
+
+async function handleRecord(record: SQSRecord, signal: AbortSignal | undefined): Promise<void> {
+  const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? 1);
+  let item: WorkItem;
+  try {
+    item = parseWorkItem(record.body);
+  } catch (err) {
+    // Reported as a failure, not acknowledged. A message this worker cannot read is a bug in a
+    // producer, or a message kind from a newer version during a deployment: failing it lets
+    // SQS redeliver it (perhaps to an updated worker) and, after maxReceiveCount, moves it to
+    // the DLQ, where the alarm fires and an operator can read it and redrive it once fixed.
+    // Acknowledging it would drop a lease's or resource's update without a trace; the cost
+    // of failing is a few wasted receives.
+    logger.error('malformed message; it will reach the dead-letter queue', {
+      messageId: record.messageId,
+      receiveCount,
+      reason: errorMessage(err),
+      body: record.body.slice(0, 500),
+    });
+    throw err;
+  }
+
+  if (item.kind === 'ec2') {
+    // Acknowledged: for now only logged. The ec2-host blueprint will map the instance to its
+    // resource (binding slot lock `binding:<instance-id>`) and send that resource an update;
+    // instances that are not Drydock's (EC2 events carry no tags) will keep being dropped.
+    const { event } = item;
+    logger.info('EC2 event received (not yet mapped to resources)', {
+      instanceId: event.detail['instance-id'],
+      detailType: event['detail-type'],
+      ...('state' in event.detail
+        ? { state: event.detail.state }
+        : { instanceAction: event.detail['instance-action'] }),
+      eventId: event.id,
+    });
+    return;
+  }
+
+  const { message } = item;
+  const log = loggerFor(idsOf(message));
+  try {
+    const result = await processUpdate(getEngine(), message, signal ? { signal } : {});
+    log.info('update processed', {
+      kind: message.kind,
+      reason: message.reason,
+      receiveCount,
+      action: result.action,
+      detail: result.detail,
+    });
+  } catch (err) {
+    log.warn('update failed; SQS will redeliver it', {
+      kind: message.kind,
+      receiveCount,
+      messageId: record.messageId,
+      error: err as Error,
+    });
+    throw err;
+  }
+}
+
+/** Aborts shortly before the function times out (never, without a Lambda context). */
+function deadlineSignal(context: Context | undefined): AbortSignal | undefined {
+  const remaining = context?.getRemainingTimeInMillis?.();
+  if (remaining === undefined) return undefined;
+  return AbortSignal.timeout(Math.max(1_000, remaining - DEADLINE_RESERVE_MS));
+}
+
+async function processBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+  const signal = deadlineSignal(context);
+  // One processor per invocation: it keeps the batch's successes and failures, and the local
+  // runtime invokes this handler concurrently in one process.
+  const processor = new BatchProcessor(EventType.SQS);
+  return processPartialResponse(
+    event,
+    (record: SQSRecord) => handleRecord(record, signal),
+    processor,
+    // A batch whose every record failed is still a partial response, not a thrown error: the
+    // answer is the same (all redelivered) and the log says why once per record.
+    { context, throwOnFullBatchFailure: false },
+  );
+}
+
+// middy's own early timeout is off: deadlineSignal lets running work finish its bookkeeping
+// instead of abandoning the whole batch at the deadline.
+export const handler = middy<SQSEvent, SQSBatchResponse>(processBatch, {
+  timeoutEarlyInMillis: 0,
+}).use(injectLambdaContext(logger, { resetKeys: true }));

@@ -1,0 +1,148 @@
+/**
+ * The handlers' shared runtime: configuration from the environment, who is an admin, the
+ * setup-workflow starter, and the sweep handler on top of it.
+ */
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createBlueprint, requestLease } from '../../lambdas/core/use-cases.ts';
+import {
+  getEngine,
+  isAdmin,
+  readEnvironment,
+  resetEngine,
+  setEngineOverrides,
+  setupExecutionName,
+} from '../../lambdas/handlers/runtime.ts';
+import { handler as sweep } from '../../lambdas/handlers/sweep.ts';
+import { TestClock } from '../support/manual-queue.ts';
+import {
+  ADMIN,
+  ADMIN_ROLE,
+  CI,
+  HANDLER_TEST_SETTINGS,
+  type HandlerEnv,
+  handlerEnv,
+  lambdaContext,
+} from './support.ts';
+
+vi.hoisted(() => {
+  if (!process.env.DRYDOCK_TEST_LOGS) process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
+
+describe('readEnvironment', () => {
+  it('names every missing or bad variable in one error', () => {
+    expect(() =>
+      readEnvironment({ QUEUE_URL: '', SETUP_STATE_MACHINE_ARN: 'arn:aws:lambda:nope' }),
+    ).toThrow(
+      /misconfigured: TABLE_NAME: required .*; QUEUE_URL: must not be empty; SETUP_STATE_MACHINE_ARN: not a state machine ARN/,
+    );
+  });
+
+  it('treats empty optional variables as unset', () => {
+    expect(
+      readEnvironment({
+        TABLE_NAME: 't',
+        QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/q',
+        SETUP_STATE_MACHINE_ARN: '',
+        DRYDOCK_DATA_DIR: '',
+      }),
+    ).toEqual({
+      TABLE_NAME: 't',
+      QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/q',
+    });
+  });
+});
+
+describe('isAdmin', () => {
+  it('admits listed principals, everyone for *, and the sessions of a listed role', () => {
+    expect(isAdmin(CI, `${CI}, ${ADMIN_ROLE}`)).toBe(true);
+    expect(isAdmin(CI, '*')).toBe(true);
+    expect(isAdmin(CI, ADMIN_ROLE)).toBe(false);
+    expect(isAdmin(CI, '')).toBe(false);
+    expect(isAdmin(ADMIN, ADMIN_ROLE)).toBe(true);
+    expect(isAdmin(ADMIN, 'arn:aws:iam::123456789012:role/team/drydock-admin')).toBe(true);
+    expect(isAdmin(ADMIN, 'arn:aws:iam::999999999999:role/drydock-admin')).toBe(false);
+    expect(isAdmin(ADMIN, 'arn:aws:iam::123456789012:role/drydock-admin-2')).toBe(false);
+  });
+});
+
+describe('the setup-workflow starter', () => {
+  const sfn = mockClient(SFNClient);
+  const arn = 'arn:aws:states:us-east-1:123456789012:stateMachine:DrydockSetup';
+
+  beforeAll(async () => {
+    await handlerEnv();
+  });
+  afterEach(() => {
+    sfn.reset();
+    delete process.env.SETUP_STATE_MACHINE_ARN;
+    resetEngine();
+  });
+
+  it('starts one execution per resource, named after it; a second start is harmless', async () => {
+    process.env.SETUP_STATE_MACHINE_ARN = arn;
+    setEngineOverrides({ settings: HANDLER_TEST_SETTINGS });
+    sfn
+      .on(StartExecutionCommand)
+      .resolvesOnce({ executionArn: `${arn}:setup-res-1`, startDate: new Date() })
+      .rejectsOnce(
+        Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' }),
+      );
+    const start = getEngine().startSetup;
+    expect(start).toBeDefined();
+    await start?.('res-1');
+    await start?.('res-1');
+    const calls = sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input);
+    expect(calls).toEqual([
+      { stateMachineArn: arn, name: 'setup-res-1', input: '{"resourceId":"res-1"}' },
+      { stateMachineArn: arn, name: 'setup-res-1', input: '{"resourceId":"res-1"}' },
+    ]);
+  });
+
+  it('reports throttling as temporary and anything else as a failure', async () => {
+    process.env.SETUP_STATE_MACHINE_ARN = arn;
+    sfn
+      .on(StartExecutionCommand)
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }))
+      .rejectsOnce(
+        Object.assign(new Error('no such machine'), { name: 'StateMachineDoesNotExist' }),
+      );
+    const start = getEngine().startSetup;
+    await expect(start?.('res-2')).rejects.toMatchObject({ code: 'temporary' });
+    await expect(start?.('res-2')).rejects.toMatchObject({
+      code: 'workflow_failure',
+      message: expect.stringContaining('no such machine'),
+    });
+  });
+
+  it('is absent without SETUP_STATE_MACHINE_ARN (setup is then driven from the queue)', () => {
+    expect(getEngine().startSetup).toBeUndefined();
+  });
+
+  it('names executions within the Step Functions limits', () => {
+    expect(setupExecutionName('res-mh1k2x3a0f3c2d1e0b')).toBe('setup-res-mh1k2x3a0f3c2d1e0b');
+    expect(setupExecutionName(`res:${'x'.repeat(100)}`)).toMatch(/^setup-res_x+$/);
+    expect(setupExecutionName(`res:${'x'.repeat(100)}`)).toHaveLength(80);
+  });
+});
+
+describe('the sweep handler', () => {
+  let env: HandlerEnv;
+  const clock = new TestClock();
+
+  beforeAll(async () => {
+    env = await handlerEnv({ clock });
+  });
+
+  it('runs the sweep and returns its report: a lease whose message was lost is re-driven', async () => {
+    expect(env.tableName).toBeTruthy();
+    await createBlueprint(getEngine(), { id: 'pool', type: 'synthetic' });
+    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
+    // Nobody processes its message; past strandAfterSeconds the sweep sends it again.
+    clock.advance((HANDLER_TEST_SETTINGS.strandAfterSeconds ?? 60) * 1000 + 1000);
+    const report = await sweep({}, lambdaContext('sweep'));
+    expect(report).toMatchObject({ redrivenLeases: 1, expiredLeases: 0, locksFreed: 0 });
+    expect((await getEngine().store.getLease(lease.id))?.status).toBe('pending');
+  });
+});

@@ -1,0 +1,395 @@
+/**
+ * Drives the real handlers the way AWS does: API Gateway REST proxy events (IAM auth) into the
+ * api handler, SQS events built from messages really received from the queue into the worker,
+ * against DynamoDB Local and the SQS emulator. Every API response is checked against
+ * openapi.yaml (status documented, required fields present, types right).
+ *
+ * Logs: the handlers' logger reads its level when it is created, so test files silence it in a
+ * `vi.hoisted` block (before imports run); DRYDOCK_TEST_LOGS=1 shows the JSON logs.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeleteMessageCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyResult,
+  Context,
+  SQSBatchResponse,
+  SQSEvent,
+  SQSRecord,
+} from 'aws-lambda';
+import { expect } from 'vitest';
+import { parse } from 'yaml';
+import type { EngineSettings } from '../../lambdas/core/engine.ts';
+import { handler as apiHandler } from '../../lambdas/handlers/api.ts';
+import { resetEngine, setEngineOverrides } from '../../lambdas/handlers/runtime.ts';
+import { handler as workerHandler } from '../../lambdas/handlers/worker.ts';
+import { type ReceivedUpdate, receiveUpdates } from '../../lambdas/queue/sqs-queue.ts';
+import { type FreshQueue, freshQueue, freshTable, TEST_REGION, waitFor } from '../support/env.ts';
+
+export const ACCOUNT = '123456789012';
+/** An admin: a session of the role listed in ADMIN_PRINCIPALS. */
+export const ADMIN_ROLE = `arn:aws:iam::${ACCOUNT}:role/drydock-admin`;
+export const ADMIN = `arn:aws:sts::${ACCOUNT}:assumed-role/drydock-admin/alice`;
+export const CI = `arn:aws:iam::${ACCOUNT}:user/ci`;
+export const OTHER = `arn:aws:iam::${ACCOUNT}:user/mallory`;
+
+/** Test-sized engine settings (no blueprint cache: tests change blueprints). */
+export const HANDLER_TEST_SETTINGS: Partial<EngineSettings> = {
+  blueprintCacheMs: 0,
+  backoffBaseSeconds: 1,
+  backoffCapSeconds: 2,
+  strandAfterSeconds: 60,
+};
+
+export interface HandlerEnv {
+  tableName: string;
+  queue: FreshQueue;
+  dataDir: string;
+}
+
+/**
+ * A fresh table and queue for this test file, wired into the handlers through the same
+ * environment variables the stack sets.
+ */
+export async function handlerEnv(
+  overrides: Parameters<typeof setEngineOverrides>[0] = {},
+): Promise<HandlerEnv> {
+  const [{ tableName }, queue] = await Promise.all([freshTable('handlers'), freshQueue('work')]);
+  const dataDir = mkdtempSync(join(tmpdir(), 'drydock-handlers-'));
+  Object.assign(process.env, {
+    TABLE_NAME: tableName,
+    QUEUE_URL: queue.queueUrl,
+    ADMIN_PRINCIPALS: ADMIN_ROLE,
+  });
+  delete process.env.SETUP_STATE_MACHINE_ARN;
+  resetEngine();
+  setEngineOverrides({ dataDir, settings: HANDLER_TEST_SETTINGS, ...overrides });
+  return { tableName, queue, dataDir };
+}
+
+export function lambdaContext(name: string, timeoutMs = 30_000): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: `drydock-${name}`,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${TEST_REGION}:${ACCOUNT}:function:drydock-${name}`,
+    memoryLimitInMB: '512',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/drydock-${name}`,
+    logStreamName: '2026/01/01/[$LATEST]0123456789abcdef',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+// ---- API Gateway ----------------------------------------------------------------------------
+
+export interface ApiRequest {
+  method: string;
+  /** Path with query string, e.g. `/v1/leases?status=active`. */
+  path: string;
+  /** The signing principal; null = no identity (an unauthenticated request). */
+  principal?: string | null;
+  /** A value to send as JSON, or a raw string (sent as is). */
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+/** A REST API proxy event as API Gateway sends it for `ANY /v1/{proxy+}` with AWS_IAM auth. */
+export function restEvent(request: ApiRequest): APIGatewayProxyEvent {
+  const url = new URL(request.path, 'https://api.example');
+  const principal = request.principal === undefined ? CI : request.principal;
+  const body =
+    request.body === undefined
+      ? null
+      : typeof request.body === 'string'
+        ? request.body
+        : JSON.stringify(request.body);
+  const headers: Record<string, string> = {
+    Host: 'abc123.execute-api.us-east-1.amazonaws.com',
+    'User-Agent': 'drydock-test',
+    'X-Amz-Date': '20260101T000000Z',
+    Authorization:
+      'AWS4-HMAC-SHA256 Credential=ASIAEXAMPLE/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=host;x-amz-date, Signature=0',
+    'X-Forwarded-Proto': 'https',
+    ...(body === null ? {} : { 'Content-Type': 'application/json' }),
+    ...request.headers,
+  };
+  const query = Object.fromEntries(url.searchParams);
+  const multiQuery: Record<string, string[]> = {};
+  for (const [k, v] of url.searchParams) multiQuery[k] = [...(multiQuery[k] ?? []), v];
+  const hasQuery = Object.keys(query).length > 0;
+  const requestId = randomUUID();
+  return {
+    resource: '/v1/{proxy+}',
+    path: url.pathname,
+    httpMethod: request.method,
+    headers,
+    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+    queryStringParameters: hasQuery ? query : null,
+    multiValueQueryStringParameters: hasQuery ? multiQuery : null,
+    pathParameters: { proxy: url.pathname.replace(/^\/v1\//, '') },
+    stageVariables: null,
+    body,
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: ACCOUNT,
+      apiId: 'abc123',
+      authorizer: null,
+      domainName: 'abc123.execute-api.us-east-1.amazonaws.com',
+      domainPrefix: 'abc123',
+      extendedRequestId: 'Xyz=',
+      httpMethod: request.method,
+      path: `/prod${url.pathname}`,
+      protocol: 'HTTP/1.1',
+      requestId,
+      requestTime: '01/Jan/2026:00:00:00 +0000',
+      requestTimeEpoch: Date.now(),
+      resourceId: 'abcdef',
+      resourcePath: '/v1/{proxy+}',
+      stage: 'prod',
+      identity: {
+        accessKey: principal ? 'ASIAEXAMPLE' : null,
+        accountId: principal ? ACCOUNT : null,
+        apiKey: null,
+        apiKeyId: null,
+        caller: principal ? 'AROAEXAMPLE:alice' : null,
+        clientCert: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: '203.0.113.7',
+        user: principal ? 'AROAEXAMPLE:alice' : null,
+        userAgent: 'drydock-test',
+        userArn: principal,
+      },
+    },
+  } as APIGatewayProxyEvent;
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Record<string, string>;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read response bodies freely.
+  body: any;
+  raw: APIGatewayProxyResult;
+  requestId: string;
+}
+
+/** Sends a request through the api handler; the response must match openapi.yaml. */
+export async function api(request: ApiRequest): Promise<ApiResponse> {
+  const event = restEvent(request);
+  const raw = (await apiHandler(event, lambdaContext('api'))) as APIGatewayProxyResult;
+  const headers = Object.fromEntries(
+    Object.entries(raw.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]),
+  );
+  expect(headers['content-type'], `${request.method} ${request.path}`).toBe('application/json');
+  const body = JSON.parse(raw.body);
+  const url = new URL(request.path, 'https://api.example');
+  const problems = checkResponse(request.method, url.pathname, raw.statusCode, body);
+  expect(problems, `${request.method} ${request.path} -> ${raw.statusCode} ${raw.body}`).toEqual(
+    [],
+  );
+  return { status: raw.statusCode, headers, body, raw, requestId: event.requestContext.requestId };
+}
+
+// ---- SQS ------------------------------------------------------------------------------------
+
+/** An SQS event record as the Lambda event source mapping delivers it. */
+export function sqsRecord(message: ReceivedUpdate, queueArn: string): SQSRecord {
+  const now = String(Date.now());
+  return {
+    messageId: message.messageId,
+    receiptHandle: message.receiptHandle,
+    body: message.body,
+    attributes: {
+      ApproximateReceiveCount: String(message.receiveCount),
+      SentTimestamp: now,
+      SenderId: 'AROAEXAMPLE:drydock-api',
+      ApproximateFirstReceiveTimestamp: now,
+    },
+    messageAttributes: {},
+    md5OfBody: createHash('md5').update(message.body).digest('hex'),
+    eventSource: 'aws:sqs',
+    eventSourceARN: queueArn,
+    awsRegion: TEST_REGION,
+  };
+}
+
+export function sqsEvent(records: SQSRecord[]): SQSEvent {
+  return { Records: records };
+}
+
+export async function queueArn(queue: FreshQueue): Promise<string> {
+  const out = await queue.client.send(
+    new GetQueueAttributesCommand({ QueueUrl: queue.queueUrl, AttributeNames: ['QueueArn'] }),
+  );
+  return out.Attributes?.QueueArn ?? `arn:aws:sqs:${TEST_REGION}:${ACCOUNT}:work`;
+}
+
+export async function invokeWorker(event: SQSEvent): Promise<SQSBatchResponse> {
+  return (await workerHandler(event, lambdaContext('worker', 60_000))) as SQSBatchResponse;
+}
+
+/**
+ * What the event source mapping does, once: receive a batch, invoke the worker, delete what it
+ * did not report as failed. Returns how many messages it handled.
+ */
+export async function pumpOnce(queue: FreshQueue, arn: string): Promise<number> {
+  const batch = await receiveUpdates(queue.client, queue.queueUrl, { max: 10 });
+  if (batch.length === 0) return 0;
+  const response = await invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, arn))));
+  const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
+  await Promise.all(
+    batch
+      .filter((m) => !failed.has(m.messageId))
+      .map((m) =>
+        queue.client.send(
+          new DeleteMessageCommand({ QueueUrl: queue.queueUrl, ReceiptHandle: m.receiptHandle }),
+        ),
+      ),
+  );
+  return batch.length;
+}
+
+/** Feed the worker from the queue until `until` holds (or the deadline passes). */
+export async function driveWorker<T>(
+  queue: FreshQueue,
+  until: () => Promise<T>,
+  options: { timeoutMs?: number; message?: string } = {},
+): Promise<NonNullable<T>> {
+  const arn = await queueArn(queue);
+  return waitFor(
+    async () => {
+      await pumpOnce(queue, arn);
+      return until();
+    },
+    { timeoutMs: options.timeoutMs ?? 15_000, message: options.message ?? 'the worker' },
+  );
+}
+
+// ---- OpenAPI ----------------------------------------------------------------------------------
+
+interface Schema {
+  $ref?: string;
+  type?: string;
+  required?: string[];
+  properties?: Record<string, Schema>;
+  items?: Schema;
+  enum?: unknown[];
+  nullable?: boolean;
+  additionalProperties?: boolean | Schema;
+}
+
+interface OpenApiDocument {
+  paths: Record<string, Record<string, unknown>>;
+  components: { schemas: Record<string, Schema>; responses: Record<string, unknown> };
+}
+
+let openApi: OpenApiDocument | undefined;
+
+export function openApiDocument(): OpenApiDocument {
+  openApi ??= parse(
+    readFileSync(new URL('../../openapi.yaml', import.meta.url), 'utf8'),
+  ) as OpenApiDocument;
+  return openApi;
+}
+
+export const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch'];
+
+function resolveRef<T>(node: T & { $ref?: string }): T {
+  if (!node.$ref) return node;
+  const path = node.$ref.replace(/^#\//, '').split('/');
+  // biome-ignore lint/suspicious/noExplicitAny: walking a parsed document.
+  let target: any = openApiDocument();
+  for (const part of path) target = target?.[part];
+  if (target === undefined) throw new Error(`unresolved $ref ${node.$ref}`);
+  return resolveRef(target);
+}
+
+/** The documented path template an actual path falls under. */
+export function openApiPathFor(actual: string): string | undefined {
+  return Object.keys(openApiDocument().paths).find((template) =>
+    new RegExp(`^${template.replace(/\{[^/]+\}/g, '[^/]+')}/?$`).test(actual),
+  );
+}
+
+/** Problems with a response, judged by openapi.yaml (a structural check, not full JSON Schema). */
+export function checkResponse(method: string, path: string, status: number, body: unknown) {
+  const template = openApiPathFor(path);
+  // Unknown routes answer 404 with the error body; nothing else to check against.
+  if (!template) {
+    return status === 404
+      ? checkSchema(body, { $ref: '#/components/schemas/Error' }, 'body')
+      : [`undocumented path ${path}`];
+  }
+  const operation = openApiDocument().paths[template]?.[method.toLowerCase()] as
+    | { responses: Record<string, unknown> }
+    | undefined;
+  if (!operation) {
+    return status === 404 ? [] : [`undocumented operation ${method} ${template}`];
+  }
+  const documented = operation.responses[String(status)];
+  if (!documented) return [`${method} ${template}: status ${status} is not documented`];
+  const response = resolveRef(
+    documented as { $ref?: string; content?: Record<string, { schema: Schema }> },
+  );
+  const schema = response.content?.['application/json']?.schema;
+  if (!schema) return [`${method} ${template} ${status}: no application/json schema`];
+  return checkSchema(body, schema, 'body');
+}
+
+function checkSchema(value: unknown, node: Schema, at: string): string[] {
+  const schema = resolveRef(node);
+  if (value === null) return schema.nullable ? [] : [`${at}: null`];
+  const problems: string[] = [];
+  if (schema.enum && !schema.enum.includes(value)) {
+    problems.push(`${at}: ${JSON.stringify(value)} not in ${JSON.stringify(schema.enum)}`);
+  }
+  switch (schema.type) {
+    case 'object': {
+      if (typeof value !== 'object' || Array.isArray(value)) return [`${at}: not an object`];
+      const record = value as Record<string, unknown>;
+      for (const key of schema.required ?? []) {
+        if (!(key in record)) problems.push(`${at}.${key}: required but missing`);
+      }
+      for (const [key, child] of Object.entries(record)) {
+        const property = schema.properties?.[key];
+        if (property) problems.push(...checkSchema(child, property, `${at}.${key}`));
+        else if (typeof schema.additionalProperties === 'object') {
+          problems.push(...checkSchema(child, schema.additionalProperties, `${at}.${key}`));
+        } else if (schema.properties && schema.additionalProperties !== true) {
+          problems.push(`${at}.${key}: not documented`);
+        }
+      }
+      break;
+    }
+    case 'array':
+      if (!Array.isArray(value)) return [`${at}: not an array`];
+      value.forEach((item, i) => {
+        if (schema.items) problems.push(...checkSchema(item, schema.items, `${at}[${i}]`));
+      });
+      break;
+    case 'string':
+      if (typeof value !== 'string') problems.push(`${at}: not a string`);
+      break;
+    case 'integer':
+      if (!Number.isInteger(value)) problems.push(`${at}: not an integer`);
+      break;
+    case 'number':
+      if (typeof value !== 'number') problems.push(`${at}: not a number`);
+      break;
+    case 'boolean':
+      if (typeof value !== 'boolean') problems.push(`${at}: not a boolean`);
+      break;
+  }
+  return problems;
+}

@@ -1,0 +1,217 @@
+/**
+ * The worker handler with real SQS event shapes: partial batch failures, malformed messages on
+ * their way to the DLQ, EC2 events acknowledged, commands run exactly once per delivery chain.
+ */
+import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { startCommand } from '../../lambdas/core/commands.ts';
+import type { UpdateMessage } from '../../lambdas/core/model.ts';
+import { createBlueprint, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
+import { getEngine } from '../../lambdas/handlers/runtime.ts';
+import { type ReceivedUpdate, receiveUpdates } from '../../lambdas/queue/sqs-queue.ts';
+import { freshQueue, waitFor } from '../support/env.ts';
+import {
+  CI,
+  driveWorker,
+  type HandlerEnv,
+  handlerEnv,
+  invokeWorker,
+  sqsEvent,
+  sqsRecord,
+} from './support.ts';
+
+vi.hoisted(() => {
+  if (!process.env.DRYDOCK_TEST_LOGS) process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
+
+const ARN = 'arn:aws:sqs:us-east-1:123456789012:work';
+let env: HandlerEnv;
+
+function received(body: string, n: number): ReceivedUpdate {
+  return { messageId: `m-${n}`, receiptHandle: `rh-${n}`, body, receiveCount: 1 };
+}
+
+const spotWarning = {
+  version: '0',
+  id: '7e0b1c2f-1111-2222-3333-444455556666',
+  'detail-type': 'EC2 Spot Instance Interruption Warning',
+  source: 'aws.ec2',
+  account: '123456789012',
+  time: '2026-01-01T00:00:00Z',
+  region: 'us-east-1',
+  resources: ['arn:aws:ec2:us-east-1:123456789012:instance/i-0abc'],
+  detail: { 'instance-id': 'i-0abc', 'instance-action': 'terminate' },
+};
+
+const stateChange = {
+  ...spotWarning,
+  id: '8e0b1c2f-1111-2222-3333-444455556666',
+  'detail-type': 'EC2 Instance State-change Notification',
+  detail: { 'instance-id': 'i-0def', state: 'terminated' },
+};
+
+beforeAll(async () => {
+  env = await handlerEnv();
+  await createBlueprint(getEngine(), {
+    id: 'pool',
+    type: 'synthetic',
+    resourceType: 'host',
+    limits: { maxResources: 5, idleGraceSeconds: 0 },
+  });
+});
+
+describe('worker', () => {
+  it('reports only the malformed message of a batch as failed', async () => {
+    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
+    const message: UpdateMessage = { kind: 'lease', id: lease.id, reason: 'requested' };
+    const batch = [
+      received(JSON.stringify(message), 1),
+      received('{"kind":"lease"', 2), // not JSON
+      received('{"kind":"host","id":"x"}', 3), // no such kind
+      received(JSON.stringify({ kind: 'command', id: 'cmd-1' }), 4), // no leaseId
+      received(JSON.stringify(spotWarning), 5),
+      received(JSON.stringify(stateChange), 6),
+      received(JSON.stringify({ ...spotWarning, detail: {} }), 7), // an EC2 event without an instance
+    ];
+    const response = await invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, ARN))));
+    expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
+      'm-2',
+      'm-3',
+      'm-4',
+      'm-7',
+    ]);
+    // The good message did its work.
+    expect((await getEngine().store.getLease(lease.id))?.status).toBe('active');
+  });
+
+  it('a batch that failed entirely is still a partial response, not a thrown error', async () => {
+    const response = await invokeWorker(sqsEvent([sqsRecord(received('nonsense', 1), ARN)]));
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-1' }] });
+  });
+
+  it('a malformed message reaches the DLQ after maxReceiveCount', async () => {
+    const queue = await freshQueue('poison', { maxReceiveCount: 2 });
+    await queue.client.send(
+      new SendMessageCommand({
+        QueueUrl: queue.queueUrl,
+        MessageBody: '{"kind":"lease"}',
+      }),
+    );
+    const failures: string[] = [];
+    await waitFor(
+      async () => {
+        const batch = await receiveUpdates(queue.client, queue.queueUrl, { visibilityTimeout: 0 });
+        if (batch.length > 0) {
+          // What the event source mapping does: failed messages are simply not deleted.
+          const response = await invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, ARN))));
+          failures.push(...response.batchItemFailures.map((f) => f.itemIdentifier));
+        }
+        const dlq = await queue.client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: queue.dlqUrl,
+            AttributeNames: ['ApproximateNumberOfMessages'],
+          }),
+        );
+        return dlq.Attributes?.ApproximateNumberOfMessages === '1';
+      },
+      { timeoutMs: 10_000, message: 'the malformed message in the DLQ' },
+    );
+    expect(failures).toHaveLength(2);
+  });
+
+  it('runs a queued command once: a redelivered message for a finished command does nothing', async () => {
+    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
+    await driveWorker(
+      env.queue,
+      async () => (await getEngine().store.getLease(lease.id))?.status === 'active',
+    );
+    const command = await startCommand(
+      getEngine(),
+      lease.id,
+      { argv: ['echo', 'once'] },
+      { principal: CI },
+    );
+    const message = JSON.stringify({ kind: 'command', id: command.id, leaseId: lease.id });
+
+    const first = await invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
+    expect(first.batchItemFailures).toEqual([]);
+    const done = await getEngine().store.getCommand(lease.id, command.id);
+    expect(done).toMatchObject({ status: 'finished', attempt: 1, result: { stdout: 'once\n' } });
+    expect(done).not.toHaveProperty('env');
+
+    const again = await invokeWorker(sqsEvent([sqsRecord(received(message, 2), ARN)]));
+    expect(again.batchItemFailures).toEqual([]);
+    expect(await getEngine().store.getCommand(lease.id, command.id)).toEqual(done);
+    const runs = (await getEngine().store.listLogs(lease.id)).filter((e) =>
+      e.message.startsWith('command `echo once` exited'),
+    );
+    expect(runs).toHaveLength(1);
+  });
+
+  it('a command whose runner died is re-run only once its timeout has passed', async () => {
+    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
+    await driveWorker(
+      env.queue,
+      async () => (await getEngine().store.getLease(lease.id))?.status === 'active',
+    );
+    const engine = getEngine();
+    const command = await startCommand(
+      engine,
+      lease.id,
+      { argv: ['echo', 'again'], timeoutSeconds: 5 },
+      { principal: CI },
+    );
+    // A runner took it (attempt 1) and died without a word.
+    await engine.store.transact([
+      {
+        op: 'updateCommand',
+        leaseId: lease.id,
+        id: command.id,
+        expect: { status: 'queued', attempt: 0 },
+        set: { status: 'running', attempt: 1, startedAt: engine.iso() },
+      },
+    ]);
+    const message = JSON.stringify({ kind: 'command', id: command.id, leaseId: lease.id });
+
+    // Redelivered while it may still be running: left alone, checked again later.
+    await invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
+    expect(await engine.store.getCommand(lease.id, command.id)).toMatchObject({
+      status: 'running',
+      attempt: 1,
+    });
+
+    // Past its timeout (+ grace), the runner cannot still be at it: attempt 2 runs it.
+    await engine.store.transact([
+      {
+        op: 'updateCommand',
+        leaseId: lease.id,
+        id: command.id,
+        expect: { status: 'running', attempt: 1 },
+        set: { startedAt: new Date(Date.now() - 60_000).toISOString() },
+      },
+    ]);
+    await invokeWorker(sqsEvent([sqsRecord(received(message, 2), ARN)]));
+    expect(await engine.store.getCommand(lease.id, command.id)).toMatchObject({
+      status: 'finished',
+      attempt: 2,
+      result: { stdout: 'again\n' },
+    });
+  });
+
+  it('a command that cannot run fails with a reason its holder can read', async () => {
+    const engine = getEngine();
+    const lease = await requestLease(engine, { type: 'host', owner: CI });
+    await driveWorker(
+      env.queue,
+      async () => (await engine.store.getLease(lease.id))?.status === 'active',
+    );
+    const command = await startCommand(engine, lease.id, { script: 'true' }, { principal: CI });
+    // The lease ends before the worker gets to the command.
+    await releaseLease(engine, lease.id, { principal: CI });
+    const failed = await driveWorker(env.queue, async () => {
+      const now = await engine.store.getCommand(lease.id, command.id);
+      return now?.status === 'failed' ? now : undefined;
+    });
+    expect(failed.error).toMatch(/^lease .* is (released|destroyed), not active/);
+  });
+});
