@@ -313,20 +313,7 @@ async function acquireOn(
       `acquired on ${r.status} ${r.type} ${r.id} of blueprint '${r.blueprintId}'`,
       { resourceId: r.id, blueprintId: r.blueprintId, slot: key },
     ),
-    ...(direct
-      ? [
-          engine.logWrite(
-            lease.id,
-            'lease.activated',
-            `active on ${r.type} ${r.id} until ${expiresAt}`,
-            {
-              resourceId: r.id,
-              blueprintId: r.blueprintId,
-              expiresAt,
-            },
-          ),
-        ]
-      : []),
+    ...(direct ? [engine.leaseActivatedLog(lease, r, expiresAt)] : []),
   ];
   try {
     await engine.store.transact(writes);

@@ -28,7 +28,6 @@ import {
   ResourceGoneError,
   StateConflictError,
   ValidationError,
-  WriteConflictError,
 } from './errors.ts';
 import type { CommandRecord, UpdateMessage } from './model.ts';
 import type { TxWrite } from './ports.ts';
@@ -166,9 +165,11 @@ export async function startCommand(
     await engine.send({ kind: 'command', id: command.id, leaseId, reason: 'started' });
   } catch (err) {
     // Nobody will ever run it: say so on the record rather than leave it queued forever.
-    await tryWrite(engine, [
-      failWrite(engine, command, `it could not be queued (${errorMessage(err)}); start it again`),
-    ]).catch(() => false);
+    await engine
+      .tryTransact([
+        failWrite(engine, command, `it could not be queued (${errorMessage(err)}); start it again`),
+      ])
+      .catch(() => false);
     throw err;
   }
   return command;
@@ -216,7 +217,7 @@ export async function runQueuedCommand(
       return { action: 'deferred', detail: `attempt ${command.attempt} may still be running` };
     }
     if (command.attempt >= MAX_COMMAND_ATTEMPTS) {
-      const failed = await tryWrite(engine, [
+      const failed = await engine.tryTransact([
         failWrite(
           engine,
           command,
@@ -228,7 +229,7 @@ export async function runQueuedCommand(
   }
 
   const attempt = command.attempt + 1;
-  const started = await tryWrite(engine, [
+  const started = await engine.tryTransact([
     {
       op: 'updateCommand',
       leaseId: command.leaseId,
@@ -251,14 +252,14 @@ export async function runQueuedCommand(
     );
   } catch (err) {
     const { reason, internal } = holderReason(err, command.id);
-    const failed = await tryWrite(engine, [failWrite(engine, running, reason)]);
+    const failed = await engine.tryTransact([failWrite(engine, running, reason)]);
     return {
       action: failed ? 'failed' : 'stale',
       detail: internal ? `${reason} (${errorMessage(err)})` : reason,
     };
   }
   if (options.signal?.aborted) {
-    const failed = await tryWrite(engine, [
+    const failed = await engine.tryTransact([
       failWrite(
         engine,
         running,
@@ -267,7 +268,7 @@ export async function runQueuedCommand(
     ]);
     return { action: failed ? 'failed' : 'stale', detail: 'worker timeout' };
   }
-  const finished = await tryWrite(engine, [
+  const finished = await engine.tryTransact([
     {
       op: 'updateCommand',
       leaseId: command.leaseId,
@@ -382,14 +383,4 @@ function capOutput(result: CommandResult): CommandResult {
     stderr: stderr.text,
     ...(truncated ? { truncated: true } : {}),
   };
-}
-
-async function tryWrite(engine: Engine, writes: TxWrite[]): Promise<boolean> {
-  try {
-    await engine.store.transact(writes);
-    return true;
-  } catch (err) {
-    if (err instanceof WriteConflictError) return false;
-    throw err;
-  }
 }

@@ -9,7 +9,7 @@ import type {
   BlueprintType,
   ConfiguredBlueprint,
 } from './blueprint.ts';
-import { ValidationError } from './errors.ts';
+import { ValidationError, WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, LogEvent, LogType, Resource, UpdateMessage } from './model.ts';
 import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
 
@@ -187,6 +187,31 @@ export class Engine {
     data?: Record<string, unknown>,
   ): TxWrite {
     return { op: 'appendLog', event: this.log(objectId, type, message, data) };
+  }
+
+  /** A conditional write that may lose to another worker: false if it did. */
+  async tryTransact(writes: TxWrite[]): Promise<boolean> {
+    try {
+      await this.store.transact(writes);
+      return true;
+    } catch (err) {
+      if (err instanceof WriteConflictError) return false;
+      throw err;
+    }
+  }
+
+  /** The log line of a lease becoming active on a resource. */
+  leaseActivatedLog(lease: Lease, r: Resource, expiresAt: string): TxWrite {
+    return this.logWrite(
+      lease.id,
+      'lease.activated',
+      `active on ${r.type} ${r.id} until ${expiresAt}`,
+      {
+        resourceId: r.id,
+        blueprintId: r.blueprintId,
+        expiresAt,
+      },
+    );
   }
 
   async send(...messages: UpdateMessage[]): Promise<void> {

@@ -180,16 +180,7 @@ export async function activateLease(
       },
       // No lease is ever active on a resource that is not active.
       { op: 'checkResource', resourceId: r.id, statusIn: ['active'] },
-      engine.logWrite(
-        lease.id,
-        'lease.activated',
-        `active on ${r.type} ${r.id} until ${expiresAt}`,
-        {
-          resourceId: r.id,
-          blueprintId: r.blueprintId,
-          expiresAt,
-        },
-      ),
+      engine.leaseActivatedLog(lease, r, expiresAt),
     ]);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;

@@ -7,7 +7,7 @@
 import { idleSinceMs, reclaimResource } from './allocator.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
 import { type Engine, slotKeys } from './engine.ts';
-import { errorMessage, WriteConflictError } from './errors.ts';
+import { errorMessage } from './errors.ts';
 import type { Blueprint, Resource, UpdateMessage } from './model.ts';
 import type { TxWrite } from './ports.ts';
 import { isResourceFinished } from './transitions.ts';
@@ -122,7 +122,7 @@ export async function advanceResourceSetup(
     const waitSeconds = Math.max(1, Math.min(900, Math.ceil(step.checkAgainSeconds)));
     if (step.data || r.data.setupMessage !== step.message) {
       const data = { ...r.data, ...step.data, setupMessage: step.message };
-      const written = await tryWrite(engine, [
+      const written = await engine.tryTransact([
         {
           op: 'updateResource',
           id: r.id,
@@ -140,7 +140,7 @@ export async function advanceResourceSetup(
   const at = engine.iso();
   const data = { ...r.data, ...step.data };
   delete data.setupMessage;
-  const ok = await tryWrite(engine, [
+  const ok = await engine.tryTransact([
     {
       op: 'updateResource',
       id: r.id,
@@ -193,7 +193,7 @@ async function checkActiveResource(engine: Engine, r: Resource): Promise<Resourc
       );
       return { action: 'broken', detail: health.reason };
     }
-    const cleared = await tryWrite(engine, [
+    const cleared = await engine.tryTransact([
       {
         op: 'updateResource',
         id: r.id,
@@ -266,7 +266,7 @@ export async function breakResource(
   reason: string,
   logType: 'resource.broken' | 'resource.activation-failed' = 'resource.broken',
 ): Promise<SetupStep & { state: 'broken' }> {
-  const ok = await tryWrite(engine, [
+  const ok = await engine.tryTransact([
     {
       op: 'updateResource',
       id: r.id,
@@ -306,7 +306,7 @@ export async function destroyResource(engine: Engine, r: Resource): Promise<Reso
     // pool never over-allocates while a host may still exist).
     await plugin.destroyResource(engine.ctx, bp, r);
   }
-  const ok = await tryWrite(engine, [
+  const ok = await engine.tryTransact([
     {
       op: 'updateResource',
       id: r.id,
@@ -331,7 +331,7 @@ export async function destroyResource(engine: Engine, r: Resource): Promise<Reso
 export async function markSuspect(engine: Engine, r: Resource, reason: string): Promise<void> {
   let current: Resource | undefined = r;
   for (let i = 0; i < 3 && current && !current.suspectSince && current.status === 'active'; i++) {
-    const ok = await tryWrite(engine, [
+    const ok = await engine.tryTransact([
       {
         op: 'updateResource',
         id: current.id,
@@ -370,15 +370,4 @@ export async function wakeWaitingLeases(engine: Engine, type: string, why: strin
   await engine.send(
     ...waiting.items.map((l) => ({ kind: 'lease' as const, id: l.id, reason: `wake: ${why}` })),
   );
-}
-
-/** A conditional write that may lose to another worker; false if it did. */
-async function tryWrite(engine: Engine, writes: TxWrite[]): Promise<boolean> {
-  try {
-    await engine.store.transact(writes);
-    return true;
-  } catch (err) {
-    if (err instanceof WriteConflictError) return false;
-    throw err;
-  }
 }
