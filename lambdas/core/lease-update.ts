@@ -286,6 +286,7 @@ export async function endLease(
         set: {
           status,
           endReason: reason,
+          endedAs: status,
           releasedAt: at,
           sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
         },

@@ -65,6 +65,8 @@ export interface Lease {
   requeues: number;
   /** Why the lease ended: released by its holder, expired, broken. Shown to the holder. */
   endReason?: string;
+  /** How it ended; kept once it is destroyed, so listings can still say released or broken. */
+  endedAs?: 'released' | 'broken';
   /** When the sweep should next look at this lease (TTL expiry, or a stranded-state bound). */
   sweepAt?: string;
 }

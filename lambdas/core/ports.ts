@@ -134,6 +134,8 @@ export interface Page<T> {
 export interface PageOptions {
   limit?: number;
   cursor?: string;
+  /** Type-index listings only: newest request (or resource) first. @default false */
+  newestFirst?: boolean;
 }
 
 export interface Store {

@@ -231,6 +231,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
             status: 'released',
             releasedAt: at,
             endReason: `released by ${caller.principal}`,
+            endedAs: 'released',
             sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
           },
         },
@@ -328,6 +329,8 @@ export interface ListQuery<S extends string> {
   /** Items per page, 1..MAX_PAGE_SIZE. @default DEFAULT_PAGE_SIZE */
   limit?: number;
   cursor?: string;
+  /** With `type`: newest first instead of oldest first (e.g. recently ended leases). */
+  order?: 'oldest' | 'newest';
 }
 
 export const DEFAULT_PAGE_SIZE = 50;
@@ -438,6 +441,7 @@ async function walkStatuses<S extends string, T>(
   ) {
     const page = await fetch(statuses[index] as S, {
       limit: limit - items.length,
+      ...(query.order === 'newest' ? { newestFirst: true } : {}),
       ...(inner ? { cursor: inner } : {}),
     });
     items.push(...page.items);

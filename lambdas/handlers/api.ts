@@ -110,6 +110,7 @@ const leaseListQuery = z
     type: z.string().min(1).max(64).optional(),
     limit: pageSize,
     cursor: z.string().min(1).max(4096).optional(),
+    order: z.enum(['oldest', 'newest']).optional(),
   })
   .strict();
 const resourceListQuery = leaseListQuery.extend({

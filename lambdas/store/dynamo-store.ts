@@ -1163,7 +1163,7 @@ export class DynamoStore implements Store {
       withFilter(
         {
           ...this.indexQuery(GSI.byType, partition),
-          ScanIndexForward: true,
+          ScanIndexForward: !options.newestFirst,
           Limit: checkLimit(options.limit),
           ExclusiveStartKey: startKeyFromCursor(options.cursor, GSI.byType.partitionKey, partition),
         },

@@ -18,7 +18,14 @@ interface Filters {
   limit?: number;
   /** Destroyed ones too (the API lists them only by type and on request). */
   all?: boolean;
+  /** Newest first, for the destroyed ones (the API's `order`). */
+  order?: 'newest';
 }
+
+/** Ended leases stay in the default `drydock leases` view this long. */
+const RECENTLY_ENDED_MS = 60 * 60 * 1000;
+/** Ended leases looked at per resource type for that view. */
+const RECENTLY_ENDED_LOOKUP = 20;
 
 const PAGE = 100;
 
@@ -34,6 +41,7 @@ async function listAll<T>(client: ApiClient, path: string, filters: Filters): Pr
         type: filters.type,
         limit: Math.min(PAGE, limit - items.length),
         cursor,
+        order: filters.order,
       },
     });
     items.push(...page.items);
@@ -68,18 +76,41 @@ function byNewest<T>(items: T[], at: (item: T) => string | undefined): T[] {
   return [...items].sort((a, b) => (at(b) ?? '').localeCompare(at(a) ?? ''));
 }
 
+/**
+ * Current leases plus, unless a status is asked for, those that ended in the last hour (a lease
+ * is destroyed moments after it is released, and its holder still wants to see how it ended).
+ * `--all` shows every ended lease still kept.
+ */
+async function leasesToShow(client: ApiClient, filters: Filters): Promise<ApiLease[]> {
+  if (filters.all || filters.status)
+    return listWithHistory<ApiLease>(client, '/v1/leases', filters);
+  const [live, ended] = await Promise.all([
+    listAll<ApiLease>(client, '/v1/leases', filters),
+    listWithHistory<ApiLease>(client, '/v1/leases', {
+      ...filters,
+      status: 'destroyed',
+      order: 'newest',
+      limit: RECENTLY_ENDED_LOOKUP,
+    }),
+  ]);
+  const since = Date.now() - RECENTLY_ENDED_MS;
+  return [...live, ...ended.filter((l) => Date.parse(l.destroyedAt ?? l.updatedAt) >= since)];
+}
+
+/** A destroyed lease is shown as how it ended: what its holder cares about. */
+function leaseStatus(l: ApiLease): string {
+  return l.status === 'destroyed' && l.endedAs ? l.endedAs : l.status;
+}
+
 export async function listLeases(client: ApiClient, filters: Filters, io: Io): Promise<number> {
-  const leases = byNewest(
-    await listWithHistory<ApiLease>(client, '/v1/leases', filters),
-    (l) => l.requestedAt,
-  );
+  const leases = byNewest(await leasesToShow(client, filters), (l) => l.requestedAt);
   if (io.json) {
     printJson(io, leases);
     return 0;
   }
   if (leases.length === 0) {
     io.err(
-      `drydock: no leases${describeFilters(filters)}${filters.all ? '' : ' (ended ones: drydock leases --all)'}\n`,
+      `drydock: no leases${describeFilters(filters)}${filters.all ? '' : ' (older ended ones: drydock leases --all)'}\n`,
     );
     return 0;
   }
@@ -88,7 +119,7 @@ export async function listLeases(client: ApiClient, filters: Filters, io: Io): P
       ['ID', 'STATUS', 'TYPE', 'RESOURCE', 'OWNER', 'AGE', 'REASON'],
       leases.map((l) => [
         l.id,
-        l.status,
+        leaseStatus(l),
         l.type,
         l.resourceId,
         l.owner,

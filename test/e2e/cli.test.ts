@@ -23,6 +23,7 @@ interface LeaseJson {
   id: string;
   status: string;
   endReason?: string;
+  endedAs?: string;
   blueprintId?: string;
 }
 interface ResourceJson {
@@ -66,14 +67,15 @@ describe('drydock CLI against the local runtime', () => {
     const id = leaseIdOf(run.stderr);
     expect(id, run.stderr).toBeDefined();
 
-    // Current leases: it is gone or on its way out; with destroyed ones: there, and why.
+    // `drydock leases` (no flags) still shows it, as released: the holder sees how it ended.
+    const table = await drydock(dataDir, ['leases']);
+    expect(table.code, table.stderr).toBe(0);
+    const row = table.stdout.split('\n').find((line) => line.startsWith(id!));
+    expect(row, table.stdout).toMatch(/^\S+\s+released\s+host\s/);
     const current = await drydockJson<LeaseJson[]>(dataDir, ['leases']);
-    expect(current.find((l) => l.id === id)?.status ?? 'destroyed').toMatch(
-      /^(released|destroyed)$/,
-    );
-    const leases = await drydockJson<LeaseJson[]>(dataDir, ['leases', '--all']);
-    const lease = leases.find((l) => l.id === id);
+    const lease = current.find((l) => l.id === id);
     expect(lease?.status).toMatch(/^(released|destroyed)$/);
+    expect(lease?.endedAs).toBe('released');
     expect(lease?.endReason).toMatch(/released by local:/);
   }, 60_000);
 
