@@ -5,57 +5,7 @@
  * (CloudWatch Logs Insights over `update processed` lines), since the handler's only other
  * output is the batch's failures.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { ReceivedUpdate } from '../../lambdas/queue/sqs-queue.ts';
-
-const REGION = 'us-east-1';
-const ACCOUNT = '000000000000';
-
-/** A Lambda context for one in-process invocation (`timeoutMs` until its deadline). */
-export function lambdaContext(name: string, timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  const functionName = `drydock-bench-${name}`;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName}`,
-    memoryLimitInMB: '1024',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: 'bench',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
-/** The SQS event Lambda would deliver for these received messages. */
-export function sqsEvent(batch: readonly ReceivedUpdate[], queueArn: string): SQSEvent {
-  const now = String(Date.now());
-  return {
-    Records: batch.map(
-      (m): SQSRecord => ({
-        messageId: m.messageId,
-        receiptHandle: m.receiptHandle,
-        body: m.body,
-        attributes: {
-          ApproximateReceiveCount: String(m.receiveCount),
-          SentTimestamp: now,
-          SenderId: ACCOUNT,
-          ApproximateFirstReceiveTimestamp: now,
-        },
-        messageAttributes: {},
-        md5OfBody: createHash('md5').update(m.body).digest('hex'),
-        eventSource: 'aws:sqs',
-        eventSourceARN: queueArn,
-        awsRegion: REGION,
-      }),
-    ),
-  };
-}
+export { lambdaContext, sqsEvent } from '../../lib/local/lambda-events.ts';
 
 export type LogEntry = Record<string, unknown> & { level?: string; message?: string };
 

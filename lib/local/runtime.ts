@@ -18,7 +18,7 @@
  *
  * The handlers read their configuration from process.env, so there is one runtime per process.
  */
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -32,21 +32,20 @@ import type {
   Context,
   ScheduledEvent,
   SQSEvent,
-  SQSRecord,
 } from 'aws-lambda';
 import type { StateMachine, StateMachineDefinition } from 'aws-local-stepfunctions';
 import type { EngineSettings } from '../../lambdas/core/engine.ts';
-import type { ReceivedUpdate } from '../../lambdas/queue/sqs-queue.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
 import { assertJava, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.ts';
+import { LOCAL_ACCOUNT, LOCAL_REGION, lambdaContext, sqsEvent } from './lambda-events.ts';
 import { QueuePump } from './queue-pump.ts';
 
 export const DEFAULT_PORT = 8787;
 export const DEFAULT_DATA_DIR = '.drydock';
 export const LOCAL_INFO_FILE = 'local.json';
 export const TOKEN_FILE = 'token';
-const REGION = 'us-east-1';
-const ACCOUNT = '000000000000';
+const REGION = LOCAL_REGION;
+const ACCOUNT = LOCAL_ACCOUNT;
 const TABLE_NAME = 'drydock';
 const QUEUE_NAME = 'drydock-updates';
 const MAX_BODY_BYTES = 10 * 1024 * 1024;
@@ -112,26 +111,6 @@ export interface LocalInfo {
 }
 
 type AnyHandler<E, R> = (event: E, context: Context) => Promise<R>;
-
-/** A Lambda context for one in-process invocation. */
-function lambdaContext(name: string, timeoutMs: number): Context {
-  const deadline = Date.now() + timeoutMs;
-  const functionName = `drydock-local-${name}`;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName}`,
-    memoryLimitInMB: '512',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: 'local',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
 
 function errorText(err: unknown): string {
   return err instanceof Error ? (err.stack ?? err.message) : String(err);
@@ -462,7 +441,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       batchSize: 10,
       waitSeconds: 1,
       handle: async (batch) => {
-        const event: SQSEvent = { Records: batch.map((m) => sqsRecord(m, queueArn)) };
+        const event = sqsEvent(batch, queueArn);
         try {
           const result = await worker(event, lambdaContext('worker', 60_000));
           return {
@@ -619,26 +598,6 @@ async function createQueues(
 }
 
 /** An SQS event record as Lambda's event source mapping delivers it. */
-function sqsRecord(m: ReceivedUpdate, queueArn: string): SQSRecord {
-  const now = String(Date.now());
-  return {
-    messageId: m.messageId,
-    receiptHandle: m.receiptHandle,
-    body: m.body,
-    attributes: {
-      ApproximateReceiveCount: String(m.receiveCount),
-      SentTimestamp: now,
-      SenderId: ACCOUNT,
-      ApproximateFirstReceiveTimestamp: now,
-    },
-    messageAttributes: {},
-    md5OfBody: createHash('md5').update(m.body).digest('hex'),
-    eventSource: 'aws:sqs',
-    eventSourceARN: queueArn,
-    awsRegion: REGION,
-  };
-}
-
 function scheduledEvent(): ScheduledEvent {
   return {
     version: '0',

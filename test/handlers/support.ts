@@ -7,7 +7,8 @@
  * Logs: the handlers' logger reads its level when it is created, so test files silence it in a
  * `vi.hoisted` block (before imports run); DRYDOCK_TEST_LOGS=1 shows the JSON logs.
  */
-import { createHash, randomUUID } from 'node:crypto';
+
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,8 @@ import type { EngineSettings } from '../../lambdas/core/engine.ts';
 import { handler as apiHandler } from '../../lambdas/handlers/api.ts';
 import { resetEngine, setEngineOverrides } from '../../lambdas/handlers/runtime.ts';
 import { handler as workerHandler } from '../../lambdas/handlers/worker.ts';
-import { type ReceivedUpdate, receiveUpdates } from '../../lambdas/queue/sqs-queue.ts';
+import { receiveUpdates } from '../../lambdas/queue/sqs-queue.ts';
+import { lambdaContext as sharedLambdaContext, sqsRecord } from '../../lib/local/lambda-events.ts';
 import { type FreshQueue, freshQueue, freshTable, TEST_REGION, waitFor } from '../support/env.ts';
 
 export const ACCOUNT = '123456789012';
@@ -71,21 +73,7 @@ export async function handlerEnv(
 }
 
 export function lambdaContext(name: string, timeoutMs = 30_000): Context {
-  const deadline = Date.now() + timeoutMs;
-  return {
-    callbackWaitsForEmptyEventLoop: false,
-    functionName: `drydock-${name}`,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${TEST_REGION}:${ACCOUNT}:function:drydock-${name}`,
-    memoryLimitInMB: '512',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/drydock-${name}`,
-    logStreamName: '2026/01/01/[$LATEST]0123456789abcdef',
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
+  return sharedLambdaContext(name, timeoutMs);
 }
 
 // ---- API Gateway ----------------------------------------------------------------------------
@@ -201,28 +189,9 @@ export async function api(request: ApiRequest): Promise<ApiResponse> {
   return { status: raw.statusCode, headers, body, raw, requestId: event.requestContext.requestId };
 }
 
-// ---- SQS ------------------------------------------------------------------------------------
+export { sqsRecord };
 
-/** An SQS event record as the Lambda event source mapping delivers it. */
-export function sqsRecord(message: ReceivedUpdate, queueArn: string): SQSRecord {
-  const now = String(Date.now());
-  return {
-    messageId: message.messageId,
-    receiptHandle: message.receiptHandle,
-    body: message.body,
-    attributes: {
-      ApproximateReceiveCount: String(message.receiveCount),
-      SentTimestamp: now,
-      SenderId: 'AROAEXAMPLE:drydock-api',
-      ApproximateFirstReceiveTimestamp: now,
-    },
-    messageAttributes: {},
-    md5OfBody: createHash('md5').update(message.body).digest('hex'),
-    eventSource: 'aws:sqs',
-    eventSourceARN: queueArn,
-    awsRegion: TEST_REGION,
-  };
-}
+// ---- SQS ------------------------------------------------------------------------------------
 
 export function sqsEvent(records: SQSRecord[]): SQSEvent {
   return { Records: records };
