@@ -12,6 +12,7 @@ import type {
 import { ValidationError, WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, LogEvent, LogType, Resource, UpdateMessage } from './model.ts';
 import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
+import { transitionCheckedStore } from './transitions.ts';
 
 export interface EngineSettings {
   /** Wait backoff: first delay, growth factor 2, cap; full jitter in [delay/2, delay]. */
@@ -95,7 +96,8 @@ export class Engine {
   readonly #configCache = new Map<string, ConfiguredBlueprint<unknown>>();
 
   constructor(deps: EngineDeps) {
-    this.store = deps.store;
+    // Every status change any use case writes is checked against the lifecycle tables.
+    this.store = transitionCheckedStore(deps.store);
     this.queue = deps.queue;
     this.clock = deps.clock;
     this.registry = deps.registry;

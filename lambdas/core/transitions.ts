@@ -1,7 +1,7 @@
 /**
- * Lease and resource lifecycles as explicit transition tables (DESIGN §3). Every status write
- * in the core goes through `leaseTransition` / `resourceTransition`, so an illegal move is a
- * bug caught at the call site rather than a corrupt row.
+ * Lease and resource lifecycles as explicit transition tables (DESIGN §3). The engine's store
+ * checks every status change of every transaction against them (`checkTransitions`) before
+ * anything is written, so an illegal move is a bug caught loudly rather than a corrupt row.
  *
  * Lease:    pending -> acquired -> active -> released -> destroyed
  *           pending -> active     (acquired and activated at once: nothing to prepare)
@@ -14,6 +14,7 @@
  *           pending -> released  (reclaimed before setup finished: only when no leases)
  */
 import type { LeaseStatus, ResourceStatus } from './model.ts';
+import type { Store, TxWrite } from './ports.ts';
 
 export const LEASE_TRANSITIONS: Readonly<Record<LeaseStatus, readonly LeaseStatus[]>> = {
   pending: ['acquired', 'active', 'broken', 'released'],
@@ -61,4 +62,32 @@ export function isLeaseFinished(status: LeaseStatus): boolean {
 
 export function isResourceFinished(status: ResourceStatus): boolean {
   return status === 'released' || status === 'broken' || status === 'destroyed';
+}
+
+/** Throws if a write moves a lease or resource along an edge its lifecycle table lacks. */
+export function checkTransitions(writes: readonly TxWrite[]): void {
+  for (const w of writes) {
+    if (w.op === 'updateLease' && w.set.status && w.set.status !== w.expect.status) {
+      assertLeaseTransition(w.expect.status, w.set.status);
+    }
+    if (w.op === 'updateResource' && w.set.status && w.set.status !== w.expect.status) {
+      assertResourceTransition(w.expect.status, w.set.status);
+    }
+  }
+}
+
+/** The store, with every transaction's status changes checked against the tables first. */
+export function transitionCheckedStore(store: Store): Store {
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      if (prop === 'transact') {
+        return (writes: TxWrite[]) => {
+          checkTransitions(writes);
+          return target.transact(writes);
+        };
+      }
+      const value = Reflect.get(target, prop, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
 }

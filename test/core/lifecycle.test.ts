@@ -6,6 +6,7 @@ import type { Store, WorkQueue } from '../../lambdas/core/ports.ts';
 import {
   canTransitionLease,
   canTransitionResource,
+  checkTransitions,
   LEASE_TRANSITIONS,
   RESOURCE_TRANSITIONS,
 } from '../../lambdas/core/transitions.ts';
@@ -44,6 +45,52 @@ describe('lifecycles', () => {
     expect(canTransitionLease('destroyed', 'pending')).toBe(false);
     expect(canTransitionResource('released', 'active')).toBe(false);
     expect(canTransitionResource('pending', 'broken')).toBe(true);
+  });
+});
+
+describe('transition checks', () => {
+  it('refuses a transaction that moves a lease along an edge the table lacks, writing nothing', () => {
+    expect(() =>
+      checkTransitions([
+        {
+          op: 'updateLease',
+          id: 'l',
+          type: 'host',
+          expect: { status: 'destroyed', version: 3 },
+          set: { status: 'active' },
+        },
+      ]),
+    ).toThrow('illegal lease transition destroyed -> active');
+    expect(() =>
+      checkTransitions([
+        {
+          op: 'updateResource',
+          id: 'r',
+          type: 'host',
+          expect: { status: 'released', version: 1 },
+          set: { status: 'active' },
+        },
+      ]),
+    ).toThrow('illegal resource transition released -> active');
+    // In-place updates (no status change) and legal moves pass.
+    expect(() =>
+      checkTransitions([
+        {
+          op: 'updateResource',
+          id: 'r',
+          type: 'host',
+          expect: { status: 'active', version: 1 },
+          set: { suspectSince: null },
+        },
+        {
+          op: 'updateLease',
+          id: 'l',
+          type: 'host',
+          expect: { status: 'acquired', version: 1 },
+          set: { status: 'pending' },
+        },
+      ]),
+    ).not.toThrow();
   });
 });
 
