@@ -10,8 +10,53 @@
  * crash and redelivery finds and reuses what the first attempt created.
  */
 import type { z } from 'zod';
-import type { Attributes, Blueprint, Lease, Resource } from './model.ts';
+import type { Attributes, Blueprint, Lease, LeaseStatus, Resource } from './model.ts';
+
+export type { CommandResult, CommandSpec } from './model.ts';
 import type { Clock } from './ports.ts';
+
+/**
+ * Cloud SDK clients for plug-ins, created once per process by the composition root. Empty in
+ * the core (which imports no AWS SDK); `lambdas/blueprints/cloud-clients.ts` adds the typed
+ * members by declaration merging, so plug-ins get typed clients and tests pass fakes.
+ */
+// biome-ignore lint/suspicious/noEmptyInterface: filled by declaration merging in lambdas/blueprints/cloud-clients.ts.
+export interface CloudClients {}
+
+/** A lease a resource holds for itself (a working copy's host), as its plug-in sees it. */
+export interface ChildLease {
+  id: string;
+  status: LeaseStatus;
+  resourceId?: string;
+  /** Why it ended (broken, expired), for the parent's own log and reason. */
+  endReason?: string;
+}
+
+/** What a resource asks for when it needs a lease of its own. */
+export interface ChildLeaseRequest {
+  /**
+   * Names the child within its parent: the same key always means the same lease, so a retried
+   * activation finds the lease it requested before instead of requesting another.
+   */
+  key: string;
+  type: string;
+  attributes?: Attributes;
+  blueprintIds?: string[];
+  /** @default the largest lease TTL: the child lives as long as its parent needs it */
+  ttlSeconds?: number;
+}
+
+/**
+ * Leases held by resources. The parent resource is woken (an "update resource" message) whenever
+ * a child lease becomes active or ends, so activation returns `pending` and never sleeps.
+ */
+export interface LeasePort {
+  /** Request the child lease (idempotent by `key`); returns its current state. */
+  request(parent: Resource, request: ChildLeaseRequest): Promise<ChildLease>;
+  get(leaseId: string): Promise<ChildLease | undefined>;
+  /** Give it back (a no-op if it already ended). */
+  release(leaseId: string, reason: string): Promise<void>;
+}
 
 /** What a plug-in may use. Kept small so plug-ins stay testable without the whole system. */
 export interface BlueprintContext {
@@ -23,6 +68,15 @@ export interface BlueprintContext {
   };
   /** Where local plug-ins may create files (local-host roots live below it). */
   dataDir: string;
+  /** Cloud SDK clients (EC2, SSM, CloudWatch Logs), created once per process. */
+  clients: CloudClients;
+  /** Leases of the resource being activated (a working copy's host lease). */
+  leases: LeasePort;
+  /**
+   * The command interface of an active lease a resource holds (e.g. to run `git` on its host
+   * lease). Throws StateConflictError if the lease is not active.
+   */
+  commandsOn(leaseId: string): Promise<CommandInterface>;
 }
 
 /** A blueprint whose config has been validated by its plug-in's schema. */
@@ -52,30 +106,66 @@ export type ActivationStep =
       data?: Record<string, unknown>;
     };
 
-export interface CommandSpec {
-  /** Program and arguments, run without a shell. Exactly one of argv / script. */
-  argv?: string[];
-  /** A shell script, run with `sh -c`. */
-  script?: string;
-  /** Default 300. Every command has a timeout. */
-  timeoutSeconds?: number;
-  /** Working directory relative to the resource root. */
+/**
+ * A command as a plug-in receives it: checked once by the engine (parseCommandSpec), with its
+ * timeout resolved. `text` is what people (and the synthetic blueprint's scripted matches) see.
+ */
+export type ParsedCommand = (
+  | { kind: 'argv'; argv: [string, ...string[]] }
+  | { kind: 'script'; script: string }
+) & {
+  text: string;
+  timeoutSeconds: number;
   cwd?: string;
   env?: Record<string, string>;
+};
+
+/** A plug-in's handle of a started command: plain JSON, persisted on the command record. */
+export type CommandHandle = Record<string, unknown>;
+
+/** Bytes of each stream the engine has already recorded; a poll returns what follows. */
+export interface OutputOffsets {
+  stdout: number;
+  stderr: number;
 }
 
-export interface CommandResult {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  durationMs: number;
-  /** Set when the output was cut to the size limit. */
-  truncated?: boolean;
-}
+/**
+ * What a poll saw. `stdout`/`stderr` are the output since the offsets asked for, as whole UTF-8
+ * characters (never half of one), so the engine's byte offsets stay exact.
+ */
+export type CommandProgress =
+  | { state: 'running'; stdout: string; stderr: string }
+  | {
+      state: 'finished';
+      stdout: string;
+      stderr: string;
+      /** null when it was killed by a signal (a timeout, a cancel). */
+      exitCode: number | null;
+      /** The plug-in killed it at its timeout. */
+      timedOut: boolean;
+      /** It was stopped by cancel(). */
+      cancelled?: boolean;
+      durationMs: number;
+    };
 
+/**
+ * The command interface of a lease (DESIGN §2): asynchronous, because a command may run for an
+ * hour and no worker waits on a host. The engine starts a command, records the handle, and polls
+ * it with delayed "command C" messages; any worker can poll after a crash or a redeploy.
+ *
+ *  - `start` must be idempotent by `commandId`: a worker that crashed after starting but before
+ *    recording the handle calls it again, and the command must not run twice.
+ *  - `poll` never blocks for longer than a quick look (it reads what is there and returns).
+ *  - `cancel` stops the command (its whole process tree); polling afterwards reports it
+ *    finished with `cancelled: true`. Cancelling a finished command does nothing.
+ *  - The plug-in should enforce `timeoutSeconds` itself; the engine enforces it regardless
+ *    (cancel, then record it as timed out) if the plug-in never reports.
+ *  - A vanished host: throw ResourceGoneError.
+ */
 export interface CommandInterface {
-  run(spec: CommandSpec, options?: { signal?: AbortSignal }): Promise<CommandResult>;
+  start(commandId: string, command: ParsedCommand): Promise<CommandHandle>;
+  poll(handle: CommandHandle, from: OutputOffsets): Promise<CommandProgress>;
+  cancel(handle: CommandHandle): Promise<void>;
 }
 
 export interface FilesystemInterface {
@@ -159,7 +249,10 @@ export interface BlueprintType<C = unknown> {
     blueprint: ConfiguredBlueprint<C>,
     resource: Resource,
   ): Promise<HealthResult>;
-  /** Interfaces a lease offers its holder. Throw ResourceGoneError if the host is gone. */
+  /**
+   * Interfaces a lease offers its holder (the command interface is asynchronous: see
+   * CommandInterface). Throw ResourceGoneError if the host is gone.
+   */
   command?(
     ctx: BlueprintContext,
     blueprint: ConfiguredBlueprint<C>,

@@ -5,8 +5,6 @@
  * Timestamps are ISO-8601 strings with milliseconds (they sort lexically, read well in logs).
  */
 
-import type { CommandResult } from './blueprint.ts';
-
 export type Attributes = Record<string, string>;
 
 export const LEASE_STATUSES = [
@@ -208,21 +206,68 @@ export interface LogEvent {
   data?: Record<string, unknown>;
 }
 
-export const COMMAND_STATUSES = ['queued', 'running', 'finished', 'failed'] as const;
+/** What a lease holder asks to run (DESIGN §2, the command interface). */
+export interface CommandSpec {
+  /** Program and arguments, run without a shell. Exactly one of argv / script. */
+  argv?: string[];
+  /** A shell script, run with `sh -c`. */
+  script?: string;
+  /** Default 300. Every command has a timeout, enforced by the engine. */
+  timeoutSeconds?: number;
+  /** Working directory relative to the resource root. */
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** How a command ended, as the holder reads it (`result` of a finished command). */
+export interface CommandResult {
+  exitCode: number | null;
+  /** The kept tail of each stream (see CommandRecord.output for offsets). */
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  durationMs: number;
+  /** Set when earlier output was cut from the record (only the tail is kept). */
+  truncated?: boolean;
+}
+
+/**
+ * The output of one stream as kept on the command record: bytes [start, end) of everything the
+ * command wrote to it. `end` is the total seen so far (the next poll reads from there); `start`
+ * is above 0 once older output was cut to respect DynamoDB's 400 KB item limit.
+ */
+export interface StreamTail {
+  text: string;
+  start: number;
+  end: number;
+}
+
+export const COMMAND_STATUSES = [
+  'queued',
+  'running',
+  'cancelling',
+  'finished',
+  'failed',
+  'cancelled',
+] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
+/** Statuses a command never leaves. */
+export const ENDED_COMMAND_STATUSES: readonly CommandStatus[] = ['finished', 'failed', 'cancelled'];
 
 /**
  * A command a lease holder asked to run (DESIGN §2, the command interface). The API answers at
- * once with the queued record; a worker runs it and records the outcome here, where the holder
- * polls it. Kept (TTL) for the retention period after it was created.
+ * once with the queued record; workers start it through the plug-in, then poll it with
+ * "command C" messages re-enqueued with a delay (no worker ever waits on a host), appending
+ * output here, where the holder reads it from an offset. Kept (TTL) for the retention period.
  *
- *   queued -> running -> finished   (it ran: any exit code, or timed out)
- *                     -> failed     (it could not run: lease ended, host gone, ...; `error` says why)
+ *   queued -> running -> finished     (it ran: any exit code, or timed out)
+ *                     -> cancelling -> cancelled   (the holder cancelled it)
+ *          -> failed                  (it could not run: lease ended, host gone; `error` says why)
  */
 export interface CommandRecord {
   id: string;
   leaseId: string;
-  /** Principal that started it (the lease's holder); the worker runs it as them. */
+  /** Principal that started it (the lease's holder). */
   owner: string;
   status: CommandStatus;
   argv?: string[];
@@ -232,17 +277,27 @@ export interface CommandRecord {
   /** Removed once the command has ended: values may be secrets and are only needed to run it. */
   env?: Record<string, string>;
   /**
-   * Runs started. A redelivered message finding the command `running` past its timeout (its
-   * runner died) starts another attempt; every transition is conditional on (status, attempt).
+   * Starts of the command on its host (1 once started). A start that crashed before its handle
+   * was recorded is repeated with the same command id, which plug-ins treat idempotently.
    */
   attempt: number;
+  /** The plug-in's handle of the running command (JSON); any worker can poll it. */
+  handle?: Record<string, unknown>;
+  /** Polls recorded; each poll's write is conditional on it, so two pollers never both append. */
+  polls?: number;
+  /** Output seen so far, a bounded tail per stream. */
+  output?: { stdout: StreamTail; stderr: StreamTail };
   createdAt: string;
   startedAt?: string;
+  /** When the holder asked to cancel it. */
+  cancelRequestedAt?: string;
   finishedAt?: string;
   updatedAt: string;
   result?: CommandResult;
-  /** Why it failed to run, in words for the holder. */
+  /** Why it failed to run, or how it was cancelled, in words for the holder. */
   error?: string;
+  /** When the sweep should look at it if no poll came (a lost message); queued/running only. */
+  sweepAt?: string;
 }
 
 export type ObjectKind = 'lease' | 'resource' | 'command';

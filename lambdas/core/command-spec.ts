@@ -1,0 +1,68 @@
+/**
+ * The one check of a command spec (DESIGN §5: every command to a host has a timeout). The API
+ * calls it when a holder starts a command; plug-ins receive its result, never a raw spec.
+ */
+import type { ParsedCommand } from './blueprint.ts';
+import { ValidationError } from './errors.ts';
+import type { CommandSpec } from './model.ts';
+
+/** The longest command timeout a holder may ask for. */
+export const MAX_COMMAND_TIMEOUT_SECONDS = 3600;
+
+/** Every problem with a spec in one ValidationError; env values are never echoed back. */
+export function parseCommandSpec(spec: CommandSpec, defaultTimeoutSeconds: number): ParsedCommand {
+  const problems: string[] = [];
+  const hasArgv = spec.argv !== undefined;
+  const hasScript = spec.script !== undefined;
+  if (hasArgv === hasScript) {
+    problems.push(`give exactly one of argv or script (got ${hasArgv ? 'both' : 'neither'})`);
+  }
+  if (hasArgv && (!Array.isArray(spec.argv) || spec.argv.length === 0 || !spec.argv[0])) {
+    problems.push('argv must be a non-empty list starting with the program to run');
+  }
+  if (hasScript && (typeof spec.script !== 'string' || spec.script.trim() === '')) {
+    problems.push('script must not be empty');
+  }
+  const timeoutSeconds = spec.timeoutSeconds ?? defaultTimeoutSeconds;
+  if (
+    !Number.isInteger(timeoutSeconds) ||
+    timeoutSeconds < 1 ||
+    timeoutSeconds > MAX_COMMAND_TIMEOUT_SECONDS
+  ) {
+    problems.push(
+      `timeoutSeconds must be a whole number from 1 to ${MAX_COMMAND_TIMEOUT_SECONDS}, got ${spec.timeoutSeconds}`,
+    );
+  }
+  if (problems.length > 0) {
+    throw new ValidationError(`invalid command: ${problems.join('; ')}`, {
+      context: { spec: { ...spec, env: spec.env ? Object.keys(spec.env) : undefined } },
+    });
+  }
+  const extras = {
+    timeoutSeconds,
+    ...(spec.cwd === undefined ? {} : { cwd: spec.cwd }),
+    ...(spec.env === undefined ? {} : { env: spec.env }),
+  };
+  if (hasArgv) {
+    const argv = spec.argv as [string, ...string[]];
+    return { kind: 'argv', argv, text: argv.join(' '), ...extras };
+  }
+  const script = spec.script as string;
+  return { kind: 'script', script, text: script, ...extras };
+}
+
+/** The spec of a recorded command, to parse again in the worker that starts it. */
+export function specOfRecord(command: {
+  argv?: string[];
+  script?: string;
+  timeoutSeconds: number;
+  cwd?: string;
+  env?: Record<string, string>;
+}): CommandSpec {
+  return {
+    ...(command.argv ? { argv: command.argv } : { script: command.script }),
+    timeoutSeconds: command.timeoutSeconds,
+    ...(command.cwd === undefined ? {} : { cwd: command.cwd }),
+    ...(command.env === undefined ? {} : { env: command.env }),
+  };
+}
