@@ -54,8 +54,8 @@ export interface LeasePort {
   /** Request the child lease (idempotent by `key`); returns its current state. */
   request(parent: Resource, request: ChildLeaseRequest): Promise<ChildLease>;
   get(leaseId: string): Promise<ChildLease | undefined>;
-  /** Give it back (a no-op if it already ended). */
-  release(leaseId: string, reason: string): Promise<void>;
+  /** Give it back (a no-op if it already ended); its log says the parent released it. */
+  release(leaseId: string): Promise<void>;
 }
 
 /** What a plug-in may use. Kept small so plug-ins stay testable without the whole system. */

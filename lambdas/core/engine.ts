@@ -6,12 +6,14 @@ import { randomBytes } from 'node:crypto';
 import type {
   BlueprintContext,
   BlueprintRegistry,
+  CloudClients,
   BlueprintType,
   ConfiguredBlueprint,
 } from './blueprint.ts';
 import { ValidationError, WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, LogEvent, LogType, Resource, UpdateMessage } from './model.ts';
 import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
+import { commandsOn, leasePort, parentResourceOf } from './plugin-ports.ts';
 import { transitionCheckedStore } from './transitions.ts';
 
 export interface EngineSettings {
@@ -68,6 +70,8 @@ export interface EngineDeps {
   random?: () => number;
   /** Workflow starter for resources that activate later (Step Functions on AWS). */
   startSetup?: (resourceId: string) => Promise<void>;
+  /** Cloud SDK clients for plug-ins, created once per process by the composition root. */
+  clients?: CloudClients;
 }
 
 export function makeEngine(
@@ -112,6 +116,9 @@ export class Engine {
         append: (scope, record) => store.appendRecord(scope, record),
         list: (scope) => store.listRecords(scope),
       },
+      clients: deps.clients ?? {},
+      leases: leasePort(this),
+      commandsOn: (leaseId) => commandsOn(this, leaseId),
     };
   }
 
@@ -214,6 +221,16 @@ export class Engine {
         expiresAt,
       },
     );
+  }
+
+  /**
+   * Wake the resource that holds this lease, if it is a child lease (a working copy's host):
+   * called after the lease became active or ended, so the parent's activation never sleeps.
+   */
+  async wakeParent(lease: Pick<Lease, 'id' | 'owner'>, what: string): Promise<void> {
+    const parent = parentResourceOf(lease);
+    if (parent)
+      await this.send({ kind: 'resource', id: parent, reason: `wake: lease ${lease.id} ${what}` });
   }
 
   async send(...messages: UpdateMessage[]): Promise<void> {

@@ -175,6 +175,8 @@ export const LOG_TYPES = [
   'lease.broken',
   'lease.destroyed',
   'lease.command',
+  'lease.command-queued',
+  'lease.command-cancelling',
   'resource.allocated',
   'resource.setup-waiting',
   'resource.activated',

@@ -101,7 +101,8 @@ export type TxWrite =
       op: 'updateCommand';
       leaseId: string;
       id: string;
-      expect: { status: CommandStatus; attempt: number };
+      /** `polls`, when given, must equal the item's (a missing attribute counts as 0). */
+      expect: { status: CommandStatus; attempt: number; polls?: number };
       set: NullablePatch<CommandPatch>;
     }
   /**
@@ -185,6 +186,11 @@ export interface Store {
   listSlotLocks(options?: PageOptions): Promise<Page<SlotLock>>;
   /** Log events of an object, oldest first, after the given seq (exclusive). */
   listLogs(objectId: string, options?: { after?: string; limit?: number }): Promise<LogEvent[]>;
+  /** Commands by status (queued/running/cancelling only), ordered by sweepAt. */
+  listCommandsByStatus(
+    status: CommandStatus,
+    options?: PageOptions & { dueBefore?: string },
+  ): Promise<Page<CommandRecord>>;
   /** A command record (strongly consistent). */
   getCommand(leaseId: string, commandId: string): Promise<CommandRecord | undefined>;
   /** The unexpired claim on an Idempotency-Key of this owner, if any. */

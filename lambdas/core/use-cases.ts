@@ -37,7 +37,8 @@ export { type Caller, getLease } from './access.ts';
 export {
   getCommand,
   MAX_COMMAND_TIMEOUT_SECONDS,
-  runCommand,
+  readCommand,
+  cancelCommand,
   startCommand,
 } from './commands.ts';
 

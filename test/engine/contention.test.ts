@@ -20,11 +20,11 @@ import {
   processUpdate,
   releaseLease,
   requestLease,
-  runCommand,
 } from '../../lambdas/core/use-cases.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { QueuePump } from '../../lib/local/queue-pump.ts';
 import { freshQueue, makeStore, waitFor } from '../support/env.ts';
+import { runCommandToEnd } from '../support/commands.ts';
 
 const LEASES = 50;
 const CAP = 5;
@@ -105,7 +105,7 @@ describe('contention', () => {
       // Holders: as soon as a lease is active, run a command on it, then release it.
       const holders = new Map<string, Promise<void>>();
       const hold = async (lease: Lease) => {
-        const result = await runCommand(
+        const result = await runCommandToEnd(
           engine,
           lease.id,
           { argv: ['echo', lease.id] },

@@ -13,10 +13,10 @@ import {
   readLogs,
   releaseLease,
   requestLease,
-  runCommand,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
 import { leaseNow, logTypes, syntheticPool, testSystem } from '../support/system.ts';
+import { runCommandToEnd } from '../support/commands.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
 
@@ -246,11 +246,11 @@ describe('reference cases', () => {
     await queue.drain(engine);
     expect((await leaseNow(store, lease.id)).status).toBe('active');
 
-    const ok = await runCommand(engine, lease.id, { argv: ['echo', 'first'] }, ci);
+    const ok = await runCommandToEnd(engine, lease.id, { argv: ['echo', 'first'] }, ci);
     expect(ok.exitCode).toBe(0);
-    await expect(runCommand(engine, lease.id, { argv: ['echo', 'second'] }, ci)).rejects.toThrow(
-      /vanished/,
-    );
+    await expect(
+      runCommandToEnd(engine, lease.id, { argv: ['echo', 'second'] }, ci),
+    ).rejects.toThrow(/vanished/);
 
     await queue.drain(engine);
     const ended = await leaseNow(store, lease.id);
@@ -415,10 +415,15 @@ describe('local-host leases', () => {
     await queue.drain(engine);
     expect((await leaseNow(store, lease.id)).status).toBe('active');
 
-    const echo = await runCommand(engine, lease.id, { argv: ['echo', 'hello from drydock'] }, ci);
+    const echo = await runCommandToEnd(
+      engine,
+      lease.id,
+      { argv: ['echo', 'hello from drydock'] },
+      ci,
+    );
     expect(echo).toMatchObject({ exitCode: 0, stdout: 'hello from drydock\n', timedOut: false });
 
-    const slow = await runCommand(
+    const slow = await runCommandToEnd(
       engine,
       lease.id,
       { script: 'echo started; sleep 30', timeoutSeconds: 1 },
@@ -440,7 +445,7 @@ describe('local-host leases', () => {
     await releaseLease(engine, lease.id, ci);
     await queue.drain(engine);
     expect((await leaseNow(store, lease.id)).status).toBe('destroyed');
-    await expect(runCommand(engine, lease.id, { argv: ['true'] }, ci)).rejects.toThrow(
+    await expect(runCommandToEnd(engine, lease.id, { argv: ['true'] }, ci)).rejects.toThrow(
       /is destroyed, not active/,
     );
   });

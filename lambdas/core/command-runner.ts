@@ -1,0 +1,344 @@
+/**
+ * The workers' half of a command (DESIGN §2): start it on its host, then poll it until it ends.
+ * No worker ever waits on a host: each "command C" message does one quick step and, while the
+ * command runs, re-enqueues itself with a delay (short at first, then backing off), exactly like
+ * a waiting lease. The plug-in's handle is on the record, so any worker can take the next step
+ * after a crash or a redeploy, and the sweep re-drives a command whose message was lost.
+ *
+ * The timeline, and why each write is conditional:
+ *
+ *   API:      create(queued, attempt 0, polls 0) ─ send "command C"
+ *   worker:   start on host (idempotent by command id) ─ queued(0)→running(1) + handle
+ *             ─ send "command C" (waitSeq 0, delay 1 s)
+ *   worker:   poll from the recorded offsets ─ running(polls n)→running(polls n+1) + output
+ *             ─ send "command C" (waitSeq n+1, delay)          ... until the poll says finished:
+ *   worker:   running(polls n)→finished + result, output tail, env removed
+ *   dup:      a second poll of the same step loses the (status, attempt, polls) condition and
+ *             sends nothing, so duplicate deliveries never multiply the chain; a message whose
+ *             waitSeq is behind the record belongs to a superseded chain and is dropped.
+ *   crashed:  after start, before the write: redelivery starts again, and the plug-in returns
+ *             the same handle (the command runs once).
+ *   cancel:   API: running→cancelling ─ send "command C" (no waitSeq: a wake-up)
+ *             worker: cancel on host ─ poll ─ cancelling→cancelled once the host says it ended.
+ *   timeout:  the plug-in kills it at its timeout; if it never reports, the engine cancels it
+ *             COMMAND_KILL_GRACE_SECONDS later and records it as timed out.
+ */
+import type { CommandHandle, CommandInterface, CommandProgress } from './blueprint.ts';
+import { appendOutput, recordedOffsets } from './command-output.ts';
+import { parseCommandSpec, specOfRecord } from './command-spec.ts';
+import type { Engine } from './engine.ts';
+import { DrydockError, errorMessage, ResourceGoneError, TemporaryError } from './errors.ts';
+import {
+  type CommandRecord,
+  type CommandResult,
+  ENDED_COMMAND_STATUSES,
+  type Resource,
+  type UpdateMessage,
+} from './model.ts';
+import type { CommandPatch, NullablePatch, TxWrite } from './ports.ts';
+import { markSuspect } from './resource-update.ts';
+
+/** A command no message touched for this long past its next step is re-driven by the sweep. */
+export const COMMAND_STRAND_SECONDS = 120;
+/** Past its timeout plus this, the engine stops a command the plug-in did not report ended. */
+export const COMMAND_KILL_GRACE_SECONDS = 10;
+/** Poll delays: every second at first (output streams), backing off to this cap. */
+export const COMMAND_POLL_CAP_SECONDS = 10;
+
+export interface CommandOutcome {
+  action: 'ignored' | 'none' | 'stale' | 'started' | 'polled' | 'finished' | 'cancelled' | 'failed';
+  detail?: string;
+}
+
+/** One step of a command: start it, poll it, cancel it, or record how it ended. Idempotent. */
+export async function runQueuedCommand(
+  engine: Engine,
+  msg: UpdateMessage,
+  _options: { signal?: AbortSignal } = {},
+): Promise<CommandOutcome> {
+  if (!msg.leaseId) return { action: 'ignored', detail: `command ${msg.id} names no lease` };
+  const command = await engine.store.getCommand(msg.leaseId, msg.id);
+  if (!command) return { action: 'ignored', detail: `command ${msg.id} does not exist` };
+  if (ENDED_COMMAND_STATUSES.includes(command.status)) {
+    return { action: 'none', detail: `command already ${command.status}` };
+  }
+  if (msg.waitSeq !== undefined && msg.waitSeq !== (command.polls ?? 0)) {
+    return { action: 'stale', detail: `poll ${msg.waitSeq} superseded by ${command.polls}` };
+  }
+
+  const host = await commandHost(engine, command);
+  if ('ended' in host) return endWithoutHost(engine, command, host.ended);
+  try {
+    if (command.status === 'queued') return await startOnHost(engine, command, host.iface);
+    return await pollOnHost(engine, command, host.iface);
+  } catch (err) {
+    // A poll that may work next time: SQS redelivers this message.
+    if (err instanceof TemporaryError) throw err;
+    await markSuspect(engine, host.resource, `command failed on it: ${errorMessage(err)}`);
+    const reason =
+      err instanceof ResourceGoneError
+        ? `${errorMessage(err)}; ${host.resource.id} is being health-checked and the lease will break if it is gone`
+        : holderReason(err, command.id);
+    const failed = await engine.tryTransact([
+      endWrite(engine, command, { status: 'failed', error: reason }),
+      engine.logWrite(
+        command.leaseId,
+        'lease.command',
+        `command \`${textOf(command)}\` could not run: ${reason}`,
+        { commandId: command.id },
+      ),
+    ]);
+    return { action: failed ? 'failed' : 'stale', detail: reason };
+  }
+}
+
+/** Re-drive commands whose message was lost (the sweep's part; a restart loses local messages). */
+export async function redriveStrandedCommands(engine: Engine, limit = 100): Promise<number> {
+  const now = engine.iso();
+  let sent = 0;
+  for (const status of ['queued', 'running', 'cancelling'] as const) {
+    const page = await engine.store.listCommandsByStatus(status, { dueBefore: now, limit });
+    const messages: UpdateMessage[] = page.items.map((c) => ({
+      kind: 'command',
+      id: c.id,
+      leaseId: c.leaseId,
+      reason: 'sweep: no step for a while',
+    }));
+    await engine.send(...messages);
+    sent += messages.length;
+  }
+  return sent;
+}
+
+// ---- steps ----------------------------------------------------------------------------------
+
+async function startOnHost(
+  engine: Engine,
+  command: CommandRecord,
+  iface: CommandInterface,
+): Promise<CommandOutcome> {
+  const parsed = parseCommandSpec(specOfRecord(command), engine.settings.commandTimeoutSeconds);
+  const handle = await iface.start(command.id, parsed);
+  const started = await engine.tryTransact([
+    {
+      op: 'updateCommand',
+      leaseId: command.leaseId,
+      id: command.id,
+      expect: { status: 'queued', attempt: 0, polls: command.polls ?? 0 },
+      set: {
+        status: 'running',
+        attempt: 1,
+        handle,
+        startedAt: engine.iso(),
+        sweepAt: engine.iso((1 + COMMAND_STRAND_SECONDS) * 1000),
+      },
+    },
+  ]);
+  // Lost to another worker that started the same command (the plug-in ran it once).
+  if (!started) return { action: 'stale', detail: 'another worker started it' };
+  await nextPoll(engine, command, command.polls ?? 0, 1);
+  return { action: 'started', detail: `started \`${parsed.text}\`` };
+}
+
+async function pollOnHost(
+  engine: Engine,
+  command: CommandRecord,
+  iface: CommandInterface,
+): Promise<CommandOutcome> {
+  const handle = command.handle as CommandHandle;
+  if (command.status === 'cancelling') await iface.cancel(handle);
+  let progress: CommandProgress = await iface.poll(handle, recordedOffsets(command));
+  const startedMs = Date.parse(command.startedAt ?? command.createdAt);
+  const overdueAt = startedMs + (command.timeoutSeconds + COMMAND_KILL_GRACE_SECONDS) * 1000;
+  let engineTimedOut = false;
+  if (progress.state === 'running' && engine.now() >= overdueAt) {
+    // The plug-in did not stop it at its timeout: the engine does, and says so.
+    await iface.cancel(handle);
+    engineTimedOut = true;
+    progress = {
+      ...progress,
+      state: 'finished',
+      exitCode: null,
+      timedOut: true,
+      durationMs: engine.now() - startedMs,
+    };
+  }
+  const polls = (command.polls ?? 0) + 1;
+  const output = appendOutput(command, progress);
+  const expect = { status: command.status, attempt: command.attempt, polls: command.polls ?? 0 };
+
+  if (progress.state === 'running') {
+    const delay = pollDelaySeconds(engine.now() - startedMs);
+    const polled = await engine.tryTransact([
+      {
+        op: 'updateCommand',
+        leaseId: command.leaseId,
+        id: command.id,
+        expect,
+        set: { polls, output, sweepAt: engine.iso((delay + COMMAND_STRAND_SECONDS) * 1000) },
+      },
+    ]);
+    if (!polled) return { action: 'stale', detail: 'another worker polled it meanwhile' };
+    await nextPoll(engine, command, polls, delay);
+    return { action: 'polled', detail: `running; next look in ${delay}s` };
+  }
+
+  const cancelled = Boolean(progress.cancelled) && !engineTimedOut;
+  const result: CommandResult = {
+    exitCode: progress.exitCode,
+    stdout: output.stdout.text,
+    stderr: output.stderr.text,
+    timedOut: progress.timedOut,
+    durationMs: progress.durationMs,
+    ...(output.stdout.start > 0 || output.stderr.start > 0 ? { truncated: true } : {}),
+  };
+  const ended = await engine.tryTransact([
+    endWrite(engine, command, {
+      status: cancelled ? 'cancelled' : 'finished',
+      polls,
+      output,
+      result,
+      ...(cancelled ? { error: 'cancelled by its holder' } : {}),
+    }),
+    engine.logWrite(command.leaseId, 'lease.command', endSentence(command, result, cancelled), {
+      commandId: command.id,
+      exitCode: result.exitCode,
+      timedOut: result.timedOut,
+      durationMs: result.durationMs,
+      ...(cancelled ? { cancelled: true } : {}),
+    }),
+  ]);
+  if (!ended) return { action: 'stale', detail: 'another worker recorded its end' };
+  return cancelled
+    ? { action: 'cancelled', detail: `cancelled after ${result.durationMs}ms` }
+    : {
+        action: 'finished',
+        detail: `exit ${result.exitCode}${result.timedOut ? ' (timed out)' : ''}`,
+      };
+}
+
+/** The lease is not active any more (or never was): stop the command if it runs, and say why. */
+async function endWithoutHost(
+  engine: Engine,
+  command: CommandRecord,
+  ended: { reason: string; iface?: CommandInterface },
+): Promise<CommandOutcome> {
+  if (command.handle && ended.iface) {
+    await ended.iface.cancel(command.handle).catch(() => undefined);
+  }
+  const status = command.status === 'queued' ? 'failed' : 'cancelled';
+  const done = await engine.tryTransact([
+    endWrite(engine, command, { status, error: ended.reason }),
+    engine.logWrite(
+      command.leaseId,
+      'lease.command',
+      `command \`${textOf(command)}\` ${status === 'failed' ? 'could not run' : 'was stopped'}: ${ended.reason}`,
+      { commandId: command.id },
+    ),
+  ]);
+  return { action: done ? status : 'stale', detail: ended.reason };
+}
+
+// ---- helpers --------------------------------------------------------------------------------
+
+type CommandHost =
+  | { iface: CommandInterface; resource: Resource }
+  | { ended: { reason: string; iface?: CommandInterface } };
+
+/** The command interface of the command's lease, or why there is none any more. */
+async function commandHost(engine: Engine, command: CommandRecord): Promise<CommandHost> {
+  const lease = await engine.store.getLease(command.leaseId);
+  if (!lease) return { ended: { reason: `lease ${command.leaseId} no longer exists` } };
+  const resource = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
+  const blueprint = resource ? await engine.blueprint(resource.blueprintId) : undefined;
+  let iface: CommandInterface | undefined;
+  if (resource && blueprint) {
+    const { plugin, bp } = engine.configured(blueprint);
+    iface = plugin.command?.(engine.ctx, bp, resource, lease);
+  }
+  if (lease.status !== 'active') {
+    const why = lease.endReason ? ` (${lease.endReason})` : '';
+    return {
+      ended: {
+        reason: `lease ${lease.id} is ${lease.status}, not active${why}; commands run only on active leases`,
+        ...(iface && resource?.status !== 'destroyed' ? { iface } : {}),
+      },
+    };
+  }
+  if (resource?.status !== 'active') {
+    const why = resource?.endReason ? ` (${resource.endReason})` : '';
+    return {
+      ended: {
+        reason: `the resource behind lease ${lease.id} is ${resource?.status ?? 'gone'}${why}`,
+      },
+    };
+  }
+  if (!iface) {
+    return {
+      ended: { reason: `blueprint type '${blueprint?.type}' offers no command interface` },
+    };
+  }
+  return { iface, resource };
+}
+
+/** Every second for the first 20 s (output streams), then one more second per 10 s, capped. */
+export function pollDelaySeconds(elapsedMs: number): number {
+  return Math.min(COMMAND_POLL_CAP_SECONDS, Math.max(1, Math.floor(elapsedMs / 10_000)));
+}
+
+async function nextPoll(
+  engine: Engine,
+  command: CommandRecord,
+  polls: number,
+  delaySeconds: number,
+): Promise<void> {
+  await engine.send({
+    kind: 'command',
+    id: command.id,
+    leaseId: command.leaseId,
+    waitSeq: polls,
+    delaySeconds,
+    reason: 'poll',
+  });
+}
+
+/** The write that ends a command: conditional on the step it read; secrets and index dropped. */
+function endWrite(
+  engine: Engine,
+  command: CommandRecord,
+  set: NullablePatch<CommandPatch> & { status: 'finished' | 'failed' | 'cancelled' },
+): TxWrite {
+  return {
+    op: 'updateCommand',
+    leaseId: command.leaseId,
+    id: command.id,
+    expect: { status: command.status, attempt: command.attempt, polls: command.polls ?? 0 },
+    set: { ...set, finishedAt: engine.iso(), env: null, sweepAt: null },
+  };
+}
+
+function textOf(command: CommandRecord): string {
+  return command.argv ? command.argv.join(' ') : (command.script ?? '');
+}
+
+function endSentence(command: CommandRecord, result: CommandResult, cancelled: boolean): string {
+  const shown = textOf(command);
+  if (cancelled) return `command \`${shown}\` was cancelled after ${result.durationMs}ms`;
+  if (result.timedOut) {
+    return `command \`${shown}\` timed out after ${command.timeoutSeconds}s and was killed`;
+  }
+  return `command \`${shown}\` exited ${result.exitCode} in ${result.durationMs}ms`;
+}
+
+/** Codes whose messages are written for callers; anything else is an internal failure. */
+const HOLDER_READABLE = new Set(['invalid_request', 'not_found', 'forbidden', 'conflict']);
+
+/** What the holder reads when the command could not run; internals stay in the worker's log. */
+function holderReason(err: unknown, commandId: string): string {
+  if (err instanceof DrydockError && HOLDER_READABLE.has(err.code)) return err.message;
+  if (err instanceof DrydockError && err.code !== 'store_failure' && err.code !== 'queue_failure') {
+    // A plug-in's own failure (its messages describe the host, e.g. "could not reach i-0abc").
+    return `it could not run: ${err.message}`;
+  }
+  return `internal error while running it; start it again (reference ${commandId})`;
+}
