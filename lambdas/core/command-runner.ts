@@ -38,8 +38,6 @@ import {
 import type { CommandPatch, NullablePatch, TxWrite } from './ports.ts';
 import { markSuspect } from './resource-update.ts';
 
-/** A command no message touched for this long past its next step is re-driven by the sweep. */
-export const COMMAND_STRAND_SECONDS = 120;
 /** Past its timeout plus this, the engine stops a command the plug-in did not report ended. */
 export const COMMAND_KILL_GRACE_SECONDS = 10;
 /** Poll delays: every second at first (output streams), backing off to this cap. */
@@ -92,24 +90,6 @@ export async function runQueuedCommand(
   }
 }
 
-/** Re-drive commands whose message was lost (the sweep's part; a restart loses local messages). */
-export async function redriveStrandedCommands(engine: Engine, limit = 100): Promise<number> {
-  const now = engine.iso();
-  let sent = 0;
-  for (const status of ['queued', 'running', 'cancelling'] as const) {
-    const page = await engine.store.listCommandsByStatus(status, { dueBefore: now, limit });
-    const messages: UpdateMessage[] = page.items.map((c) => ({
-      kind: 'command',
-      id: c.id,
-      leaseId: c.leaseId,
-      reason: 'sweep: no step for a while',
-    }));
-    await engine.send(...messages);
-    sent += messages.length;
-  }
-  return sent;
-}
-
 // ---- steps ----------------------------------------------------------------------------------
 
 async function startOnHost(
@@ -130,7 +110,7 @@ async function startOnHost(
         attempt: 1,
         handle,
         startedAt: engine.iso(),
-        sweepAt: engine.iso((1 + COMMAND_STRAND_SECONDS) * 1000),
+        sweepAt: engine.iso((1 + engine.settings.commandStrandSeconds) * 1000),
       },
     },
   ]);
@@ -175,7 +155,11 @@ async function pollOnHost(
         leaseId: command.leaseId,
         id: command.id,
         expect,
-        set: { polls, output, sweepAt: engine.iso((delay + COMMAND_STRAND_SECONDS) * 1000) },
+        set: {
+          polls,
+          output,
+          sweepAt: engine.iso((delay + engine.settings.commandStrandSeconds) * 1000),
+        },
       },
     ]);
     if (!polled) return { action: 'stale', detail: 'another worker polled it meanwhile' };

@@ -5,7 +5,6 @@
  */
 import { type Caller, getLease } from './access.ts';
 import { type ReadCommandOutput, readOutput } from './command-output.ts';
-import { COMMAND_STRAND_SECONDS } from './command-runner.ts';
 import { parseCommandSpec } from './command-spec.ts';
 import { type Engine, newId } from './engine.ts';
 import { errorMessage, ForbiddenError, NotFoundError, StateConflictError } from './errors.ts';
@@ -53,7 +52,7 @@ export async function startCommand(
     createdAt: at,
     updatedAt: at,
     // A lost first message is re-driven by the sweep after this.
-    sweepAt: engine.iso(COMMAND_STRAND_SECONDS * 1000),
+    sweepAt: engine.iso(engine.settings.commandStrandSeconds * 1000),
   };
   await engine.store.transact([
     { op: 'createCommand', command },
@@ -135,7 +134,7 @@ export async function cancelCommand(
     const set = {
       status: 'cancelling' as const,
       cancelRequestedAt: at,
-      sweepAt: engine.iso(COMMAND_STRAND_SECONDS * 1000),
+      sweepAt: engine.iso(engine.settings.commandStrandSeconds * 1000),
     };
     const moved = await engine.tryTransact([
       {

@@ -39,6 +39,11 @@ export interface EngineSettings {
   wakeBatch: number;
   /** Default command timeout. */
   commandTimeoutSeconds: number;
+  /**
+   * A command no step touched for this long past its next poll is re-driven by the sweep (its
+   * message was lost, or the local runtime restarted). Must exceed the longest poll delay.
+   */
+  commandStrandSeconds: number;
   /** A new log line for an unchanged wait reason at most this often (progress on long waits). */
   waitLogEverySeconds: number;
 }
@@ -55,6 +60,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   breakerCapSeconds: 600,
   wakeBatch: 2,
   commandTimeoutSeconds: 300,
+  commandStrandSeconds: 30,
   waitLogEverySeconds: 30,
 };
 

@@ -9,6 +9,8 @@
  *                                                -> their update (re-drive)
  *  - active resources: suspect, idle past TTL, too old, used up, blueprint draining
  *                                                -> resource update (health check / reclaim)
+ *  - commands queued/running/cancelling whose sweepAt passed (a lost poll message, a restart
+ *    of the local runtime)                       -> command step (re-drive)
  *  - slot locks whose owner is gone, destroyed or no longer lists the lock -> deleted
  */
 import type { Engine } from './engine.ts';
@@ -28,6 +30,7 @@ export interface SweepReport {
   redrivenLeases: number;
   redrivenResources: number;
   resourcesToReclaimOrCheck: number;
+  redrivenCommands: number;
   locksFreed: number;
 }
 
@@ -42,6 +45,7 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
     redrivenLeases: 0,
     redrivenResources: 0,
     resourcesToReclaimOrCheck: 0,
+    redrivenCommands: 0,
     locksFreed: 0,
   };
 
@@ -86,6 +90,21 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
     if (!blueprint || r.suspectSince || reclaimReason(engine, r, blueprint)) {
       report.resourcesToReclaimOrCheck++;
       messages.push({ kind: 'resource', id: r.id, reason: 'sweep: check or reclaim' });
+    }
+  }
+
+  // Commands: a step whose message was lost (each step sets sweepAt past its next look).
+  for (const status of ['queued', 'running', 'cancelling'] as const) {
+    for await (const c of pages((o) =>
+      engine.store.listCommandsByStatus(status, { ...o, dueBefore: now }),
+    )) {
+      report.redrivenCommands++;
+      messages.push({
+        kind: 'command',
+        id: c.id,
+        leaseId: c.leaseId,
+        reason: `sweep: ${status} with no step since ${c.updatedAt}`,
+      });
     }
   }
 
