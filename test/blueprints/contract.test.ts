@@ -10,10 +10,15 @@ import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import type {
   BlueprintType,
+  CommandHandle,
+  CommandInterface,
+  CommandProgress,
   ConfiguredBlueprint,
+  ParsedCommand,
   ResourceTemplate,
 } from '../../lambdas/core/blueprint.ts';
-import type { Resource } from '../../lambdas/core/model.ts';
+import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
+import type { CommandSpec, Resource } from '../../lambdas/core/model.ts';
 import {
   configuredBlueprint,
   makeLease,
@@ -23,8 +28,15 @@ import {
 } from './support.ts';
 
 interface Fixture {
-  /** A config exercising the type's normal path (may rely on defaults for everything else). */
+  /**
+   * A config exercising the type's normal path (may rely on defaults for everything else). It
+   * must make COUNTER print "1\n2\n3\n" over about a second and SLEEPER run for a minute.
+   */
   config: unknown;
+  /** Let `ms` pass for the plug-in: its clock (records-only types) or real time (processes). */
+  elapse(ctx: TestContext, ms: number): Promise<void>;
+  /** Asserts (bounded wait) that nothing of a stopped command still runs, where that can be seen. */
+  commandGone?(handle: CommandHandle): Promise<void>;
   /** How many live things (hosts, directories) exist for this resource right now. */
   liveCount(
     ctx: TestContext,
@@ -35,8 +47,25 @@ interface Fixture {
 
 const fixtures: Record<string, Fixture> = {
   synthetic: {
-    // A boot delay, so "eventually active" goes through pending.
-    config: { activation: { delaySeconds: 30 } },
+    // A boot delay, so "eventually active" goes through pending; scripted command timings.
+    config: {
+      activation: { delaySeconds: 30 },
+      commands: [
+        {
+          match: '^for i in 1 2 3',
+          chunks: [
+            { afterMs: 300, stdout: '1\n' },
+            { afterMs: 600, stdout: '2\n' },
+          ],
+          stdout: '3\n',
+          delayMs: 900,
+        },
+        { match: '^sleep 60$', delayMs: 60_000 },
+      ],
+    },
+    async elapse(ctx, ms) {
+      ctx.clock.advance(ms);
+    },
     async liveCount(ctx, blueprint, resource) {
       const bill = hostTimeline(await ctx.records.list(syntheticScopes.hosts(blueprint.id)));
       const created = bill.events.filter(
@@ -48,6 +77,9 @@ const fixtures: Record<string, Fixture> = {
   },
   'local-host': {
     config: {},
+    async elapse(_ctx, ms) {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+    },
     async liveCount(ctx, blueprint, resource) {
       const dir = resourceDir(ctx, blueprint as never, resource);
       return access(dir).then(
@@ -59,6 +91,15 @@ const fixtures: Record<string, Fixture> = {
 };
 
 const registry = defaultRegistry();
+
+/** Prints 1, 2, 3 about 300 ms apart (scripted the same way for records-only types). */
+const COUNTER: CommandSpec = { script: 'for i in 1 2 3; do echo $i; sleep 0.3; done' };
+/** Runs for a minute unless stopped. */
+const SLEEPER: CommandSpec = { argv: ['sleep', '60'], timeoutSeconds: 120 };
+
+function parsed(spec: CommandSpec): ParsedCommand {
+  return parseCommandSpec(spec, 30);
+}
 
 describe.each(registry.types())('blueprint contract: %s', (type) => {
   const plugin = registry.require(type) as BlueprintType<unknown>;
@@ -133,12 +174,84 @@ describe.each(registry.types())('blueprint contract: %s', (type) => {
     await plugin.activateLease?.(ctx, blueprint, resource, lease);
     const command = plugin.command?.(ctx, blueprint, resource, lease);
     expect(command, `${type} offers a command interface`).toBeDefined();
-    const result = await command!.run({ argv: ['echo', 'hello'], timeoutSeconds: 10 });
-    expect(result).toMatchObject({ exitCode: 0, timedOut: false });
-    expect(result.stdout).toContain('hello');
-    expect(result.durationMs).toBeGreaterThanOrEqual(0);
+    const run = await drive(command!, 'cmd-echo', { argv: ['echo', 'hello'], timeoutSeconds: 10 });
+    expect(run.final).toMatchObject({ exitCode: 0, timedOut: false });
+    expect(run.stdout).toContain('hello');
+    expect(run.final.durationMs).toBeGreaterThanOrEqual(0);
     await plugin.releaseLease?.(ctx, blueprint, resource, lease);
   });
+
+  it('streams output in order while a command runs longer than one poll', async () => {
+    await activate();
+    const command = plugin.command!(ctx, blueprint, resource, lease);
+    const run = await drive(command, 'cmd-counter', COUNTER);
+    expect(run.stdout).toBe('1\n2\n3\n');
+    expect(run.final).toMatchObject({ exitCode: 0, timedOut: false });
+    // It was seen running, with part of its output, before it finished.
+    expect(run.polls.filter((p) => p.state === 'running').length).toBeGreaterThan(0);
+    expect(run.polls.some((p) => p.state === 'running' && p.stdout !== '')).toBe(true);
+  });
+
+  it('starts a command once however often start is called with its id', async () => {
+    await activate();
+    const command = plugin.command!(ctx, blueprint, resource, lease);
+    const first = await command.start('cmd-twice', parsed({ argv: ['echo', 'once'] }));
+    const again = await command.start('cmd-twice', parsed({ argv: ['echo', 'once'] }));
+    expect(again).toEqual(first);
+    const run = await drive(command, 'cmd-twice', { argv: ['echo', 'once'] }, first);
+    expect(run.stdout).toBe('once\n');
+  });
+
+  it('cancel stops a running command and polls report it cancelled', async () => {
+    await activate();
+    const command = plugin.command!(ctx, blueprint, resource, lease);
+    const handle = await command.start('cmd-cancel', parsed(SLEEPER));
+    expect((await command.poll(handle, { stdout: 0, stderr: 0 })).state).toBe('running');
+    await command.cancel(handle);
+    const run = await drive(command, 'cmd-cancel', SLEEPER, handle, { maxMs: 5_000 });
+    expect(run.final).toMatchObject({ cancelled: true, exitCode: null, timedOut: false });
+    await fixture!.commandGone?.(handle);
+    await command.cancel(handle); // cancelling an ended command does nothing
+  });
+
+  it('kills a command at its timeout and reports timedOut', async () => {
+    await activate();
+    const command = plugin.command!(ctx, blueprint, resource, lease);
+    const spec = { ...SLEEPER, timeoutSeconds: 1 };
+    const handle = await command.start('cmd-timeout', parsed(spec));
+    const run = await drive(command, 'cmd-timeout', spec, handle, { maxMs: 8_000 });
+    expect(run.final).toMatchObject({ timedOut: true, exitCode: null });
+    await fixture!.commandGone?.(handle);
+  });
+
+  /**
+   * Poll a command until it finishes, as the workers do (from the offsets already seen), letting
+   * time pass between polls; bounded by `maxMs` of the plug-in's time.
+   */
+  async function drive(
+    command: CommandInterface,
+    id: string,
+    spec: CommandSpec,
+    started?: CommandHandle,
+    { everyMs = 150, maxMs = 10_000 } = {},
+  ) {
+    const handle = started ?? (await command.start(id, parsed(spec)));
+    const polls: CommandProgress[] = [];
+    let stdout = '';
+    let stderr = '';
+    for (let waited = 0; waited <= maxMs; waited += everyMs) {
+      const progress = await command.poll(handle, {
+        stdout: Buffer.byteLength(stdout),
+        stderr: Buffer.byteLength(stderr),
+      });
+      polls.push(progress);
+      stdout += progress.stdout;
+      stderr += progress.stderr;
+      if (progress.state === 'finished') return { polls, stdout, stderr, final: progress };
+      await fixture!.elapse(ctx, everyMs);
+    }
+    throw new Error(`${type}: command ${id} still running after ${maxMs}ms`);
+  }
 
   it('round-trips a file through the filesystem interface', async () => {
     await activate();
@@ -164,22 +277,13 @@ describe.each(registry.types())('blueprint contract: %s', (type) => {
     expect(health.healthy).toBe(false);
     if (!health.healthy) expect(health.reason).not.toBe('');
     const command = plugin.command?.(ctx, blueprint, resource, lease);
-    await expect(command!.run({ argv: ['echo', 'late'] })).rejects.toMatchObject({
-      name: 'ResourceGoneError',
-    });
+    await expect(
+      (async () => command!.start('cmd-late', parsed({ argv: ['echo', 'late'] })))(),
+    ).rejects.toMatchObject({ name: 'ResourceGoneError' });
   });
 
   it('destroying a resource that never activated is a no-op', async () => {
     await plugin.destroyResource(ctx, blueprint, resource);
     expect(await fixture!.liveCount(ctx, blueprint, resource)).toBe(0);
-  });
-
-  it('refuses a malformed command spec with a ValidationError', async () => {
-    await activate();
-    const command = plugin.command!(ctx, blueprint, resource, lease);
-    await expect(command.run({ argv: ['echo'], script: 'echo' })).rejects.toMatchObject({
-      name: 'ValidationError',
-    });
-    await expect(command.run({})).rejects.toMatchObject({ name: 'ValidationError' });
   });
 });
