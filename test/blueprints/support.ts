@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import type {
   BlueprintContext,
   BlueprintType,
+  CommandHandle,
+  CommandInterface,
+  CommandProgress,
   ConfiguredBlueprint,
+  ParsedCommand,
 } from '../../lambdas/core/blueprint.ts';
 import type { Blueprint, Lease, Resource } from '../../lambdas/core/model.ts';
 import type { Clock } from '../../lambdas/core/ports.ts';
@@ -74,6 +78,17 @@ export async function testContext(): Promise<TestContext> {
     clock,
     records: memoryRecords(clock),
     dataDir,
+    clients: {},
+    leases: {
+      request: async () => {
+        throw new Error('leases are not available in blueprint unit tests');
+      },
+      get: async () => undefined,
+      release: async () => {},
+    },
+    commandsOn: async () => {
+      throw new Error('commandsOn is not available in blueprint unit tests');
+    },
     cleanup: () => rm(dataDir, { recursive: true, force: true }),
   };
 }
@@ -175,5 +190,74 @@ export async function eventually(
     if (await check()) return true;
     if (performance.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+/** How a command ended, put together from every poll's output (as the engine records it). */
+export interface RunOutcome {
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  cancelled: boolean;
+  durationMs: number;
+  /** Polls it took, the last (finished) one included. */
+  polls: number;
+}
+
+export interface RunToEndOptions {
+  /**
+   * A fake clock the plug-in reads: advanced by `stepMs` between polls (no real waiting). Without
+   * it, polls are `stepMs` of real time apart until `deadlineMs` passes.
+   */
+  clock?: ManualClock;
+  /** @default 100 with a fake clock, 20 without */
+  stepMs?: number;
+  /** Real time before giving up. @default 10_000 */
+  deadlineMs?: number;
+  /** Called after every poll, e.g. to cancel the command midway. */
+  onPoll?: (progress: CommandProgress, run: { handle: CommandHandle; polls: number }) => unknown;
+}
+
+/**
+ * Start a command and poll it until it finishes, asking each poll for the output after what the
+ * earlier polls returned (byte offsets, like the engine).
+ */
+export async function runToEnd(
+  iface: CommandInterface,
+  commandId: string,
+  command: ParsedCommand,
+  options: RunToEndOptions = {},
+): Promise<RunOutcome> {
+  const { clock, onPoll, deadlineMs = 10_000 } = options;
+  const stepMs = options.stepMs ?? (clock ? 100 : 20);
+  const handle = await iface.start(commandId, command);
+  const deadline = performance.now() + deadlineMs;
+  let stdout = '';
+  let stderr = '';
+  for (let polls = 1; ; polls++) {
+    const progress = await iface.poll(handle, {
+      stdout: Buffer.byteLength(stdout),
+      stderr: Buffer.byteLength(stderr),
+    });
+    stdout += progress.stdout;
+    stderr += progress.stderr;
+    await onPoll?.(progress, { handle, polls });
+    if (progress.state === 'finished') {
+      return {
+        exitCode: progress.exitCode,
+        stdout,
+        stderr,
+        timedOut: progress.timedOut,
+        cancelled: progress.cancelled ?? false,
+        durationMs: progress.durationMs,
+        polls,
+      };
+    }
+    if (performance.now() > deadline) {
+      throw new Error(`command ${commandId} still running after ${polls} polls (${deadlineMs}ms)`);
+    }
+    if (clock) clock.advance(stepMs);
+    else await new Promise((r) => setTimeout(r, stepMs));
   }
 }

@@ -20,20 +20,58 @@ const regex = z.string().superRefine((pattern, ctx) => {
   }
 });
 
+/** Output a running command prints `afterMs` after it started. */
+const outputChunkSchema = z
+  .object({
+    afterMs: z.number().min(0),
+    /** @default '' */
+    stdout: z.string().default(''),
+    /** @default '' */
+    stderr: z.string().default(''),
+  })
+  .strict();
+
 const commandRuleSchema = z
   .object({
     /** Regex tested against the argv joined by spaces, or the script. First match wins. */
     match: regex,
     /** @default 0 */
     exitCode: z.number().int().min(0).max(255).default(0),
-    /** @default '' */
+    /** Printed when the command ends (after every chunk). @default '' */
     stdout: z.string().default(''),
-    /** @default '' */
+    /** Printed when the command ends (after every chunk). @default '' */
     stderr: z.string().default(''),
-    /** How long the command "runs"; past the spec's timeout it times out. @default 0 */
+    /** How long the command "runs"; past the command's timeout it times out. @default 0 */
     delayMs: z.number().min(0).default(0),
+    /**
+     * Output that appears while the command runs, in this order, each `afterMs` after the start
+     * (so a poll sees it arrive in pieces). @default []
+     */
+    chunks: z.array(outputChunkSchema).default([]),
   })
-  .strict();
+  .strict()
+  .superRefine((rule, ctx) => {
+    // A chunk the script could never show is a mistake in the script: say so at the edge.
+    rule.chunks.forEach((chunk, i) => {
+      const previous = rule.chunks[i - 1];
+      if (previous !== undefined && chunk.afterMs < previous.afterMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chunks', i, 'afterMs'],
+          message: `chunks must be in time order: afterMs ${chunk.afterMs} comes after ${previous.afterMs}`,
+        });
+      }
+      if (chunk.afterMs > rule.delayMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['chunks', i, 'afterMs'],
+          message: `chunk afterMs ${chunk.afterMs} is after the command ends (delayMs ${rule.delayMs}) of '${rule.match}'`,
+        });
+      }
+    });
+  });
+
+export type CommandRule = z.output<typeof commandRuleSchema>;
 
 export const syntheticConfigSchema = z
   .object({

@@ -115,6 +115,11 @@ export interface Host {
   destroyed: boolean;
   /** Why the host vanished, if it did (from the bill). */
   vanished?: string;
+  /**
+   * When it was destroyed or vanished (the earliest such event), if it is known to be gone: a
+   * command that ended before this still reports how it ended.
+   */
+  goneAtMs?: number;
 }
 
 export async function findHost(
@@ -135,11 +140,12 @@ export async function findHost(
     destroyed: false,
   };
   for (const e of events) {
-    if (e.hostId !== host.hostId) continue;
+    if (e.hostId !== host.hostId || e.event === 'created') continue;
     if (e.event === 'destroyed') host.destroyed = true;
     if (e.event === 'vanished' && host.vanished === undefined) {
       host.vanished = e.reason ?? `host ${host.hostId} vanished`;
     }
+    host.goneAtMs = Math.min(host.goneAtMs ?? Number.POSITIVE_INFINITY, Date.parse(e.at));
   }
   return host;
 }
@@ -161,6 +167,7 @@ export async function recordVanish(
 ): Promise<void> {
   if (host.vanished !== undefined) return;
   host.vanished = reason;
+  host.goneAtMs = Math.min(host.goneAtMs ?? Number.POSITIVE_INFINITY, atMs);
   await appendHostEvent(ctx, blueprint, {
     event: 'vanished',
     hostId: host.hostId,

@@ -1,12 +1,13 @@
 /**
  * `synthetic`: hosts that exist only as data. The tool for reproducing every race and failure
  * case: scripted allocation/activation/lease-activation failures, slow boots, hosts that vanish,
- * scripted command results and timeouts.
+ * scripted commands (output that arrives over time, exit codes, timeouts, cancels).
  *
  * Every piece of state lives in ctx.records, never in memory (records.ts lists the scopes and how
  * they are ordered and counted across worker processes). Rooms: config.ts (the script),
- * records.ts (scopes, write order, tickets), hosts.ts (the host bill), commands.ts and files.ts
- * (the lease's interfaces); this file is the plug-in.
+ * records.ts (scopes, write order, tickets), hosts.ts (the host bill), script.ts (how a scripted
+ * command plays out over time), commands.ts and files.ts (the lease's interfaces); this file is
+ * the plug-in.
  */
 import type { ActivationStep, BlueprintType, HealthResult } from '../../core/blueprint.ts';
 import { ResourceGoneError, TemporaryError } from '../../core/errors.ts';

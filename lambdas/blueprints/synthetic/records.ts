@@ -67,7 +67,7 @@ export async function listInWriteOrder(ctx: BlueprintContext, scope: string) {
 }
 
 /** Append a ticket to `scope`; return its 1-based position among the tickets, in write order. */
-export async function takeTicket(
+async function takeTicket(
   ctx: BlueprintContext,
   scope: string,
   fields: Record<string, unknown>,
@@ -95,14 +95,18 @@ export async function callNumberWhileFailing(
   return n <= limit ? n : undefined;
 }
 
-/** 1-based position of `resourceId` among the distinct resources in the scope, by first record. */
-export function resourceRank(
+/**
+ * 1-based position of `value` among the distinct values of `field` in `records` (in write order),
+ * by each value's first record: a value recorded twice (a retried call) keeps its first place.
+ */
+export function rankAmong(
   records: ReadonlyArray<Record<string, unknown>>,
-  resourceId: string,
+  field: string,
+  value: string,
 ): { rank: number | undefined; distinct: number } {
   const seen: unknown[] = [];
-  for (const r of records) if (!seen.includes(r.resourceId)) seen.push(r.resourceId);
-  const i = seen.indexOf(resourceId);
+  for (const r of records) if (!seen.includes(r[field])) seen.push(r[field]);
+  const i = seen.indexOf(value);
   return { rank: i < 0 ? undefined : i + 1, distinct: seen.length };
 }
 
@@ -118,11 +122,11 @@ export async function activationFails(
   const { failTimes: limit } = blueprint.config.activation;
   if (limit <= 0) return false;
   const scope = syntheticScopes.activationFailures(blueprint.id);
-  let { rank, distinct } = resourceRank(await listInWriteOrder(ctx, scope), resource.id);
+  let { rank, distinct } = rankAmong(await listInWriteOrder(ctx, scope), 'resourceId', resource.id);
   if (rank === undefined) {
     if (distinct >= limit) return false;
     await appendRecord(ctx, scope, { resourceId: resource.id });
-    ({ rank } = resourceRank(await listInWriteOrder(ctx, scope), resource.id));
+    ({ rank } = rankAmong(await listInWriteOrder(ctx, scope), 'resourceId', resource.id));
   }
   return rank !== undefined && rank <= limit;
 }
