@@ -193,46 +193,39 @@ export async function eventually(
   }
 }
 
-/** How a command ended, put together from every poll's output (as the engine records it). */
-export interface RunOutcome {
-  exitCode: number | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-  cancelled: boolean;
-  durationMs: number;
-  /** Polls it took, the last (finished) one included. */
-  polls: number;
-}
+type Finished = Extract<CommandProgress, { state: 'finished' }>;
 
-export interface RunToEndOptions {
-  /**
-   * A fake clock the plug-in reads: advanced by `stepMs` between polls (no real waiting). Without
-   * it, polls are `stepMs` of real time apart until `deadlineMs` passes.
-   */
-  clock?: ManualClock;
-  /** @default 100 with a fake clock, 20 without */
-  stepMs?: number;
-  /** Real time before giving up. @default 10_000 */
-  deadlineMs?: number;
-  /** Called after every poll, e.g. to cancel the command midway. */
-  onPoll?: (progress: CommandProgress, run: { handle: CommandHandle; polls: number }) => unknown;
-}
+/** A command run to its end through start/poll, with its output put back together. */
+export type CommandOutcome = Omit<Finished, 'state'> & {
+  /** Output was cut at the plug-in's cap (local-host reports it beyond the contract). */
+  truncated?: boolean;
+  handle: CommandHandle;
+  /** How many polls it took (the last one reported finished). */
+  polls: number;
+};
 
 /**
- * Start a command and poll it until it finishes, asking each poll for the output after what the
- * earlier polls returned (byte offsets, like the engine).
+ * Start `command` and poll it until it reports finished, the way the engine does: each poll asks
+ * for the output after the bytes already seen. Between polls `between` runs (advance a fake
+ * clock; by default wait `intervalMs` of real time). Throws if it has not finished by
+ * `timeoutMs` (real time), so a stuck command fails the test instead of hanging it.
  */
 export async function runToEnd(
   iface: CommandInterface,
   commandId: string,
   command: ParsedCommand,
-  options: RunToEndOptions = {},
-): Promise<RunOutcome> {
-  const { clock, onPoll, deadlineMs = 10_000 } = options;
-  const stepMs = options.stepMs ?? (clock ? 100 : 20);
+  options: {
+    onPoll?: (progress: CommandProgress, handle: CommandHandle) => void | Promise<void>;
+    between?: () => void | Promise<void>;
+    intervalMs?: number;
+    timeoutMs?: number;
+  } = {},
+): Promise<CommandOutcome> {
+  const { intervalMs = 50, timeoutMs = 20_000 } = options;
+  const between =
+    options.between ?? (() => new Promise<void>((done) => setTimeout(done, intervalMs)));
   const handle = await iface.start(commandId, command);
-  const deadline = performance.now() + deadlineMs;
+  const deadline = performance.now() + timeoutMs;
   let stdout = '';
   let stderr = '';
   for (let polls = 1; ; polls++) {
@@ -242,22 +235,14 @@ export async function runToEnd(
     });
     stdout += progress.stdout;
     stderr += progress.stderr;
-    await onPoll?.(progress, { handle, polls });
+    await options.onPoll?.(progress, handle);
     if (progress.state === 'finished') {
-      return {
-        exitCode: progress.exitCode,
-        stdout,
-        stderr,
-        timedOut: progress.timedOut,
-        cancelled: progress.cancelled ?? false,
-        durationMs: progress.durationMs,
-        polls,
-      };
+      const { state: _state, ...rest } = progress;
+      return { ...rest, stdout, stderr, handle, polls };
     }
     if (performance.now() > deadline) {
-      throw new Error(`command ${commandId} still running after ${polls} polls (${deadlineMs}ms)`);
+      throw new Error(`command '${command.text}' did not finish within ${timeoutMs} ms`);
     }
-    if (clock) clock.advance(stepMs);
-    else await new Promise((r) => setTimeout(r, stepMs));
+    await between();
   }
 }

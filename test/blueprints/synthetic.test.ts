@@ -11,7 +11,9 @@ import {
 } from '../../lambdas/blueprints/synthetic/index.ts';
 import type {
   ActivationStep,
+  CommandHandle,
   CommandInterface,
+  CommandProgress,
   ConfiguredBlueprint,
 } from '../../lambdas/core/blueprint.ts';
 import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
@@ -20,7 +22,6 @@ import {
   configuredBlueprint,
   makeLease,
   makeResource,
-  type RunToEndOptions,
   runToEnd,
   type TestContext,
   testContext,
@@ -61,13 +62,27 @@ async function activeResource(
 
 let commandIds = 0;
 
-/** Run a command to its end on the fake clock (advanced 10 ms between polls). */
-function run(command: CommandInterface, spec: CommandSpec, options: RunToEndOptions = {}) {
+/**
+ * Run a command to its end like the engine, advancing the fake clock `stepMs` between polls (the
+ * plug-in's time is ctx.clock: no real waiting).
+ */
+function run(
+  command: CommandInterface,
+  spec: CommandSpec,
+  options: {
+    stepMs?: number;
+    onPoll?: (progress: CommandProgress, run: { handle: CommandHandle; polls: number }) => unknown;
+  } = {},
+) {
+  const { stepMs = 10, onPoll } = options;
   commandIds += 1;
+  let polls = 0;
   return runToEnd(command, `cmd-${commandIds}`, parseCommandSpec(spec, 300), {
-    clock: ctx.clock,
-    stepMs: 10,
-    ...options,
+    between: () => ctx.clock.advance(stepMs),
+    onPoll: async (progress, handle) => {
+      polls += 1;
+      await onPoll?.(progress, { handle, polls });
+    },
   });
 }
 
@@ -480,6 +495,7 @@ describe('synthetic commands over time (start, poll, cancel)', () => {
       cancelled: false,
       durationMs: 3_000,
       polls: 4,
+      handle: expect.objectContaining({ hostId: 'synthetic-r' }),
     });
   });
 
