@@ -9,12 +9,20 @@ import {
   syntheticBlueprint,
   syntheticScopes,
 } from '../../lambdas/blueprints/synthetic/index.ts';
-import type { ActivationStep, ConfiguredBlueprint } from '../../lambdas/core/blueprint.ts';
-import type { Resource } from '../../lambdas/core/model.ts';
+import type {
+  ActivationStep,
+  CommandHandle,
+  CommandInterface,
+  CommandProgress,
+  ConfiguredBlueprint,
+} from '../../lambdas/core/blueprint.ts';
+import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
+import type { CommandSpec, Resource } from '../../lambdas/core/model.ts';
 import {
   configuredBlueprint,
   makeLease,
   makeResource,
+  runToEnd,
   type TestContext,
   testContext,
 } from './support.ts';
@@ -52,6 +60,32 @@ async function activeResource(
   return { ...resourceOf(blueprint, id), status: 'active', data: { ...step.data } };
 }
 
+let commandIds = 0;
+
+/**
+ * Run a command to its end like the engine, advancing the fake clock `stepMs` between polls (the
+ * plug-in's time is ctx.clock: no real waiting).
+ */
+function run(
+  command: CommandInterface,
+  spec: CommandSpec,
+  options: {
+    stepMs?: number;
+    onPoll?: (progress: CommandProgress, run: { handle: CommandHandle; polls: number }) => unknown;
+  } = {},
+) {
+  const { stepMs = 10, onPoll } = options;
+  commandIds += 1;
+  let polls = 0;
+  return runToEnd(command, `cmd-${commandIds}`, parseCommandSpec(spec, 300), {
+    between: () => ctx.clock.advance(stepMs),
+    onPoll: async (progress, handle) => {
+      polls += 1;
+      await onPoll?.(progress, { handle, polls });
+    },
+  });
+}
+
 function settled<T>(promises: Array<Promise<T>>) {
   return Promise.allSettled(promises).then((all) => ({
     ok: all.filter((r) => r.status === 'fulfilled').length,
@@ -81,6 +115,22 @@ describe('synthetic config', () => {
     const messages = bad.error?.issues.map((i) => i.message).join('\n');
     expect(messages).toContain('delaySecs');
     expect(messages).toContain('(unclosed');
+  });
+
+  it('refuses command chunks out of time order or after the command ends, naming them', () => {
+    const bad = plugin.configSchema.safeParse({
+      commands: [
+        {
+          match: 'build',
+          delayMs: 1_000,
+          chunks: [{ afterMs: 500 }, { afterMs: 200 }, { afterMs: 1_500, stdout: 'late' }],
+        },
+      ],
+    });
+    expect(bad.success).toBe(false);
+    const messages = bad.error?.issues.map((i) => i.message).join('\n');
+    expect(messages).toContain('afterMs 200 comes after 500');
+    expect(messages).toContain('afterMs 1500 is after the command ends (delayMs 1000)');
   });
 
   it('activates later only when activation takes time', () => {
@@ -227,9 +277,9 @@ describe('synthetic vanishing hosts', () => {
     const blueprint = blueprintWith({ vanish: { afterCommands: 2 } });
     const resource = await activeResource(blueprint, 'res-v');
     const command = plugin.command!(ctx, blueprint, resource, lease);
-    expect((await command.run({ argv: ['echo', 'one'] })).stdout).toBe('one\n');
-    expect((await command.run({ argv: ['echo', 'two'] })).stdout).toBe('two\n');
-    await expect(command.run({ argv: ['echo', 'three'] })).rejects.toMatchObject({
+    expect((await run(command, { argv: ['echo', 'one'] })).stdout).toBe('one\n');
+    expect((await run(command, { argv: ['echo', 'two'] })).stdout).toBe('two\n');
+    await expect(run(command, { argv: ['echo', 'three'] })).rejects.toMatchObject({
       name: 'ResourceGoneError',
       message: expect.stringMatching(/^host \S+ vanished after 2 commands/),
     });
@@ -266,7 +316,7 @@ describe('synthetic vanishing hosts', () => {
     expect(vanished).toHaveLength(1);
     expect(vanished[0]?.at).toBe(new Date(createdAt + 60_000).toISOString());
     await expect(
-      plugin.command!(ctx, blueprint, resource, lease).run({ argv: ['true'] }),
+      run(plugin.command!(ctx, blueprint, resource, lease), { argv: ['true'] }),
     ).rejects.toMatchObject({ name: 'ResourceGoneError' });
   });
 
@@ -297,20 +347,20 @@ describe('synthetic commands', () => {
   it('answers from the script (first match wins) and echoes everything else', async () => {
     const blueprint = blueprintWith(scripted);
     const command = plugin.command!(ctx, blueprint, await activeResource(blueprint, 'r'), lease);
-    expect(await command.run({ argv: ['git', 'fetch', 'origin'] })).toMatchObject({
+    expect(await run(command, { argv: ['git', 'fetch', 'origin'] })).toMatchObject({
       exitCode: 128,
       stdout: '',
       stderr: 'fatal: unable to access\n',
       timedOut: false,
     });
-    expect((await command.run({ argv: ['git', 'status'] })).stdout).toBe(
+    expect((await run(command, { argv: ['git', 'status'] })).stdout).toBe(
       'never reached for fetch\n',
     );
-    const slow = await command.run({ script: 'cd src && make test' });
+    const slow = await run(command, { script: 'cd src && make test' });
     expect(slow).toMatchObject({ exitCode: 0, stdout: 'ok\n', timedOut: false });
     expect(slow.durationMs).toBeGreaterThanOrEqual(25);
-    expect((await command.run({ script: 'echo hi' })).stdout).toBe('hi\n');
-    expect((await command.run({ argv: ['uname', '-a'] })).stdout).toBe('uname -a\n');
+    expect((await run(command, { script: 'echo hi' })).stdout).toBe('hi\n');
+    expect((await run(command, { argv: ['uname', '-a'] })).stdout).toBe('uname -a\n');
     // Every command is on the host's record.
     const hostId = `synthetic-r`;
     const ran = inWriteOrder(
@@ -329,21 +379,225 @@ describe('synthetic commands', () => {
     const blueprint = blueprintWith(scripted);
     const command = plugin.command!(ctx, blueprint, await activeResource(blueprint, 'r'), lease);
     const started = performance.now();
-    const result = await command.run({ argv: ['hang'], timeoutSeconds: 0.2 });
-    expect(result).toMatchObject({ exitCode: null, timedOut: true });
+    // One second is the shortest timeout a spec may ask for; the fake clock makes it instant.
+    const result = await run(command, { argv: ['hang'], timeoutSeconds: 1 });
+    expect(result).toMatchObject({ exitCode: null, timedOut: true, cancelled: false });
     expect(result.durationMs).toBeGreaterThanOrEqual(150);
+    expect(result.durationMs).toBe(1_000);
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 
-  it('stops waiting when the caller aborts', async () => {
+  it('stops when the caller cancels', async () => {
     const blueprint = blueprintWith(scripted);
     const command = plugin.command!(ctx, blueprint, await activeResource(blueprint, 'r'), lease);
-    const abort = new AbortController();
-    const running = command.run({ argv: ['hang'] }, { signal: abort.signal });
-    setTimeout(() => abort.abort(), 50);
-    const result = await running;
-    expect(result).toMatchObject({ exitCode: null, timedOut: true });
+    const result = await run(
+      command,
+      { argv: ['hang'] },
+      {
+        onPoll: async (progress, { handle, polls }) => {
+          if (polls === 5) {
+            expect(progress.state).toBe('running');
+            await command.cancel(handle);
+            await command.cancel(handle); // idempotent
+          }
+        },
+      },
+    );
+    expect(result).toMatchObject({ exitCode: null, timedOut: false, cancelled: true });
     expect(result.durationMs).toBeLessThan(5_000);
+    expect(result.durationMs).toBe(40);
+    const records = await ctx.records.list(syntheticScopes.commands(blueprint.id, 'synthetic-r'));
+    expect(records.filter((r) => r.event === 'cancelled')).toHaveLength(1);
+  });
+});
+
+describe('synthetic commands over time (start, poll, cancel)', () => {
+  const build = {
+    match: '^make build',
+    delayMs: 3_000,
+    exitCode: 2,
+    chunks: [
+      { afterMs: 0, stdout: 'compiling\n' },
+      { afterMs: 1_000, stdout: 'linking\n', stderr: 'warning: unused\n' },
+      { afterMs: 2_000, stdout: 'tests ✓ 3\n' },
+    ],
+    stdout: 'done\n',
+    stderr: 'error: 1 failed\n',
+  };
+
+  async function commandOn(config: unknown) {
+    const blueprint = blueprintWith(config);
+    const resource = await activeResource(blueprint, 'r');
+    return { blueprint, resource, command: plugin.command!(ctx, blueprint, resource, lease) };
+  }
+
+  it('chunks arrive in order across polls as the clock advances; bytes, not characters', async () => {
+    const { blueprint, resource, command } = await commandOn({ commands: [build] });
+    const handle = await command.start('c-1', parseCommandSpec({ argv: ['make', 'build'] }, 300));
+    expect(handle).toEqual({
+      hostId: 'synthetic-r',
+      commandId: 'c-1',
+      startedAtMs: ctx.clock.now(),
+    });
+    const from = { stdout: 0, stderr: 0 };
+    const pollFrom = async () => {
+      const progress = await command.poll(handle, from);
+      from.stdout += Buffer.byteLength(progress.stdout);
+      from.stderr += Buffer.byteLength(progress.stderr);
+      return progress;
+    };
+    expect(await pollFrom()).toEqual({ state: 'running', stdout: 'compiling\n', stderr: '' });
+    ctx.clock.advance(999);
+    expect(await pollFrom()).toEqual({ state: 'running', stdout: '', stderr: '' });
+    ctx.clock.advance(1);
+    expect(await pollFrom()).toEqual({
+      state: 'running',
+      stdout: 'linking\n',
+      stderr: 'warning: unused\n',
+    });
+    ctx.clock.advance(1_000);
+    // '✓' is three bytes of UTF-8: the offsets the engine sends are bytes.
+    expect(await pollFrom()).toEqual({ state: 'running', stdout: 'tests ✓ 3\n', stderr: '' });
+    expect(from.stdout).toBe('compiling\nlinking\ntests ✓ 3\n'.length + 2);
+    ctx.clock.advance(1_000);
+    expect(await pollFrom()).toEqual({
+      state: 'finished',
+      stdout: 'done\n',
+      stderr: 'error: 1 failed\n',
+      exitCode: 2,
+      timedOut: false,
+      cancelled: false,
+      durationMs: 3_000,
+    });
+    // Another worker (no shared memory, only the records) polling from the start sees it all.
+    const elsewhere = plugin.command!({ ...ctx }, blueprint, resource, lease);
+    expect(await elsewhere.poll(handle, { stdout: 0, stderr: 0 })).toMatchObject({
+      state: 'finished',
+      stdout: 'compiling\nlinking\ntests ✓ 3\ndone\n',
+      stderr: 'warning: unused\nerror: 1 failed\n',
+    });
+  });
+
+  it('reports a long command running over several polls, then finished', async () => {
+    const { command } = await commandOn({ commands: [build] });
+    const states: string[] = [];
+    const result = await run(
+      command,
+      { script: 'make build && make install' },
+      { stepMs: 1_000, onPoll: (progress) => states.push(progress.state) },
+    );
+    expect(states).toEqual(['running', 'running', 'running', 'finished']);
+    expect(result).toEqual({
+      exitCode: 2,
+      stdout: 'compiling\nlinking\ntests ✓ 3\ndone\n',
+      stderr: 'warning: unused\nerror: 1 failed\n',
+      timedOut: false,
+      cancelled: false,
+      durationMs: 3_000,
+      polls: 4,
+      handle: expect.objectContaining({ hostId: 'synthetic-r' }),
+    });
+  });
+
+  it('cancel: finished and cancelled with the output so far; a finished command ignores it', async () => {
+    const { blueprint, command } = await commandOn({ commands: [build] });
+    const spec = parseCommandSpec({ argv: ['make', 'build'] }, 300);
+    const handle = await command.start('c-cancel', spec);
+    ctx.clock.advance(1_500);
+    await command.cancel(handle);
+    ctx.clock.advance(10_000);
+    await command.cancel(handle);
+    expect(await command.poll(handle, { stdout: 0, stderr: 0 })).toEqual({
+      state: 'finished',
+      stdout: 'compiling\nlinking\n',
+      stderr: 'warning: unused\n',
+      exitCode: null,
+      timedOut: false,
+      cancelled: true,
+      durationMs: 1_500,
+    });
+
+    const done = await command.start('c-done', spec);
+    ctx.clock.advance(3_000);
+    await command.cancel(done);
+    expect(await command.poll(done, { stdout: 0, stderr: 0 })).toMatchObject({
+      state: 'finished',
+      exitCode: 2,
+      cancelled: false,
+    });
+    const records = await ctx.records.list(syntheticScopes.commands(blueprint.id, 'synthetic-r'));
+    expect(records.filter((r) => r.event === 'cancelled').map((r) => r.commandId)).toEqual([
+      'c-cancel',
+    ]);
+  });
+
+  it('times out at the timeout with the output so far', async () => {
+    const { command } = await commandOn({ commands: [build] });
+    const result = await run(command, { argv: ['make', 'build'], timeoutSeconds: 2 });
+    expect(result).toMatchObject({
+      exitCode: null,
+      timedOut: true,
+      cancelled: false,
+      durationMs: 2_000,
+      stdout: 'compiling\nlinking\ntests ✓ 3\n',
+      stderr: 'warning: unused\n',
+    });
+  });
+
+  it('a second start of the same command id returns the same handle and counts once', async () => {
+    const { blueprint, command } = await commandOn({ vanish: { afterCommands: 2 } });
+    const spec = parseCommandSpec({ argv: ['echo', 'once'] }, 300);
+    const first = await command.start('c-a', spec);
+    ctx.clock.advance(5);
+    const again = await plugin.command!(
+      { ...ctx },
+      blueprint,
+      await activeResource(blueprint, 'r'),
+      lease,
+    ).start('c-a', spec);
+    expect(again).toEqual(first);
+    expect(await command.poll(first, { stdout: 0, stderr: 0 })).toMatchObject({
+      state: 'finished',
+      stdout: 'once\n',
+    });
+    // Command 2 is the last before the host vanishes (not 3: c-a was one command).
+    expect((await run(command, { argv: ['echo', 'two'] })).stdout).toBe('two\n');
+    await expect(run(command, { argv: ['echo', 'three'] })).rejects.toMatchObject({
+      name: 'ResourceGoneError',
+      message: expect.stringMatching(/vanished after 2 commands/),
+    });
+    const records = await ctx.records.list(syntheticScopes.commands(blueprint.id, 'synthetic-r'));
+    expect(records.filter((r) => r.commandId === 'c-a')).toHaveLength(1);
+    // A command that ended before its host vanished still reports how it ended.
+    expect(await command.poll(first, { stdout: 0, stderr: 0 })).toMatchObject({
+      state: 'finished',
+      exitCode: 0,
+    });
+  });
+
+  it('a command still running when its host vanishes fails its poll with ResourceGoneError', async () => {
+    const { command } = await commandOn({ commands: [build], vanish: { afterSeconds: 2 } });
+    const handle = await command.start('c-v', parseCommandSpec({ argv: ['make', 'build'] }, 300));
+    ctx.clock.advance(1_000);
+    expect((await command.poll(handle, { stdout: 0, stderr: 0 })).state).toBe('running');
+    ctx.clock.advance(1_000);
+    await expect(command.poll(handle, { stdout: 0, stderr: 0 })).rejects.toMatchObject({
+      name: 'ResourceGoneError',
+      message: expect.stringContaining('vanished 2s after'),
+    });
+  });
+
+  it('refuses a handle that is not one of its own', async () => {
+    const { command } = await commandOn({});
+    await expect(command.poll({ pid: 42 }, { stdout: 0, stderr: 0 })).rejects.toMatchObject({
+      name: 'ValidationError',
+    });
+    await expect(
+      command.poll(
+        { hostId: 'synthetic-r', commandId: 'never', startedAtMs: 0 },
+        { stdout: 0, stderr: 0 },
+      ),
+    ).rejects.toMatchObject({ name: 'NotFoundError' });
   });
 });
 
