@@ -32,6 +32,7 @@ import {
 import type { IdempotencyClaim, Page, PageOptions, TxWrite } from './ports.ts';
 import { advanceResourceSetup, breakResource, updateResource } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
+import { formatZodIssues } from './validation.ts';
 
 export { type Caller, getLease } from './access.ts';
 export {
@@ -576,9 +577,7 @@ export type BlueprintInput = z.input<typeof blueprintInputSchema>;
 function parseBlueprint(engine: Engine, input: unknown): z.output<typeof blueprintInputSchema> {
   const parsed = blueprintInputSchema.safeParse(input);
   if (!parsed.success) {
-    throw new ValidationError(
-      `invalid blueprint: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-    );
+    throw new ValidationError(`invalid blueprint: ${formatZodIssues(parsed.error)}`);
   }
   const plugin = engine.registry.get(parsed.data.type);
   if (!plugin) {
@@ -594,7 +593,7 @@ function parseBlueprint(engine: Engine, input: unknown): z.output<typeof bluepri
   const config = plugin.configSchema.safeParse(parsed.data.config ?? {});
   if (!config.success) {
     throw new ValidationError(
-      `invalid ${parsed.data.type} config: ${config.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      `invalid ${parsed.data.type} config: ${formatZodIssues(config.error)}`,
     );
   }
   return parsed.data;

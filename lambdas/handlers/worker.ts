@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { errorMessage, ValidationError } from '../core/errors.ts';
 import type { UpdateMessage } from '../core/model.ts';
 import { processUpdate } from '../core/use-cases.ts';
+import { formatZodIssues } from '../core/validation.ts';
 import { parseUpdateMessage } from '../queue/sqs-queue.ts';
 import { getEngine, type LogIds, logger, loggerFor } from './runtime.ts';
 
@@ -59,10 +60,9 @@ function parseWorkItem(body: string): WorkItem {
   if (typeof json === 'object' && json !== null && 'source' in json && 'detail-type' in json) {
     const parsed = ec2EventSchema.safeParse(json);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map(
-        (i) => `${i.path.join('.') || '(event)'}: ${i.message}`,
+      throw new ValidationError(
+        `not an EC2 event this worker handles: ${formatZodIssues(parsed.error, { root: '(event)' })}`,
       );
-      throw new ValidationError(`not an EC2 event this worker handles: ${problems.join('; ')}`);
     }
     return { kind: 'ec2', event: parsed.data };
   }
