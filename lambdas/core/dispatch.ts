@@ -1,0 +1,28 @@
+/**
+ * The work queue's one entry point into the core: an update message goes to the writer of the
+ * object it names (lease, resource or command).
+ */
+import { runQueuedCommand } from './commands.ts';
+import type { Engine } from './engine.ts';
+import { type UpdateResult, updateLease } from './lease-update.ts';
+import type { UpdateMessage } from './model.ts';
+import { updateResource } from './resource-update.ts';
+
+/**
+ * Process one queued update message. `signal` aborts a command run when the worker is about to
+ * run out of time.
+ */
+export async function processUpdate(
+  engine: Engine,
+  msg: UpdateMessage,
+  options: { signal?: AbortSignal } = {},
+): Promise<UpdateResult> {
+  switch (msg.kind) {
+    case 'lease':
+      return updateLease(engine, msg);
+    case 'resource':
+      return updateResource(engine, msg);
+    case 'command':
+      return runQueuedCommand(engine, msg, options);
+  }
+}
