@@ -4,8 +4,9 @@
  */
 import { runQueuedCommand } from './commands.ts';
 import type { Engine } from './engine.ts';
-import { type UpdateResult, updateLease } from './lease-update.ts';
+import { updateLease } from './lease-update.ts';
 import type { UpdateMessage } from './model.ts';
+import type { DispatchOutcome } from './outcomes.ts';
 import { updateResource } from './resource-update.ts';
 
 /**
@@ -16,13 +17,13 @@ export async function processUpdate(
   engine: Engine,
   msg: UpdateMessage,
   options: { signal?: AbortSignal } = {},
-): Promise<UpdateResult> {
+): Promise<DispatchOutcome> {
   switch (msg.kind) {
     case 'lease':
-      return updateLease(engine, msg);
+      return { kind: 'lease', outcome: await updateLease(engine, msg) };
     case 'resource':
-      return updateResource(engine, msg);
+      return { kind: 'resource', outcome: await updateResource(engine, msg) };
     case 'command':
-      return runQueuedCommand(engine, msg, options);
+      return { kind: 'command', outcome: await runQueuedCommand(engine, msg, options) };
   }
 }

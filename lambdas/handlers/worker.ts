@@ -11,6 +11,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { z } from 'zod';
 import { errorMessage, ValidationError } from '../core/errors.ts';
 import type { UpdateMessage } from '../core/model.ts';
+import { describeOutcome, outcomeDetail } from '../core/outcomes.ts';
 import { processUpdate } from '../core/use-cases.ts';
 import { formatZodIssues } from '../core/validation.ts';
 import { parseUpdateMessage } from '../queue/sqs-queue.ts';
@@ -122,13 +123,15 @@ async function handleRecord(record: SQSRecord, signal: AbortSignal | undefined):
   const { message } = item;
   const log = loggerFor(idsOf(message));
   try {
-    const result = await processUpdate(getEngine(), message, signal ? { signal } : {});
+    const { outcome } = await processUpdate(getEngine(), message, signal ? { signal } : {});
+    // `action` and `detail` for people reading the log; `outcome` for tools that count updates.
     log.info('update processed', {
       kind: message.kind,
       reason: message.reason,
       receiveCount,
-      action: result.action,
-      detail: result.detail,
+      action: describeOutcome(outcome),
+      detail: outcomeDetail(outcome),
+      outcome,
     });
   } catch (err) {
     log.warn('update failed; SQS will redeliver it', {
