@@ -3,7 +3,8 @@
  * reads the lease and does the next step its status calls for, so a duplicate or a late
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
-import { allocateLease, leaseNeedsActivation } from './allocator.ts';
+import { allocateLease } from './allocator.ts';
+import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';

@@ -4,8 +4,9 @@
  * resources, and teardown. Like lease updates, every step re-reads and writes conditionally,
  * so duplicates and late messages are harmless.
  */
-import { idleSinceMs, reclaimResource } from './allocator.ts';
+import { reclaimResource } from './allocator.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
+import { idleSinceMs } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
 import { errorMessage } from './errors.ts';
 import type { Blueprint, Resource, UpdateMessage } from './model.ts';
