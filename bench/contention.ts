@@ -21,6 +21,13 @@ import { defaultRegistry } from '../lambdas/blueprints/registry.ts';
 import { type EngineSettings, makeEngine } from '../lambdas/core/engine.ts';
 import { errorMessage } from '../lambdas/core/errors.ts';
 import type { Lease, LeaseStatus, Resource } from '../lambdas/core/model.ts';
+import {
+  type AnyOutcome,
+  describeOutcome,
+  outcomeDetail,
+  parseOutcome,
+  wastedAs,
+} from '../lambdas/core/outcomes.ts';
 import { systemClock } from '../lambdas/core/ports.ts';
 import {
   createBlueprint,
@@ -181,11 +188,9 @@ function cost(count: CallCount, leases: number): RoleCost {
   };
 }
 
-/** Which bucket a processUpdate action falls in ("wait" and "stale" are wasted work). */
-export function classifyAction(action: string): 'waited' | 'stale' | 'other' {
-  if (action === 'waited') return 'waited';
-  if (action === 'stale' || action.endsWith('+stale')) return 'stale';
-  return 'other';
+/** Which bucket a processUpdate outcome falls in ("wait" and "stale" are wasted work). */
+export function classifyAction(outcome: AnyOutcome): 'waited' | 'stale' | 'other' {
+  return wastedAs(outcome) ?? 'other';
 }
 
 async function allLeasesInStatus(store: DynamoStore, status: LeaseStatus): Promise<Lease[]> {
@@ -268,8 +273,8 @@ interface WorkerSide {
 interface WorkerSideOptions {
   dataDir: string;
   options: ContentionOptions;
-  /** What one update did: the message kind, processUpdate's action and detail. */
-  record: (kind: string, action: string, detail: string | undefined) => void;
+  /** What one update did: the message kind and processUpdate's outcome. */
+  record: (kind: string, outcome: AnyOutcome) => void;
   errors: unknown[];
 }
 
@@ -306,8 +311,8 @@ function directWorkers({
           continue; // malformed: acknowledged (a Lambda would let it go to the DLQ)
         }
         try {
-          const result = await processUpdate(engine, received.message);
-          record(received.message.kind, result.action, result.detail);
+          const { outcome } = await processUpdate(engine, received.message);
+          record(received.message.kind, outcome);
         } catch (err) {
           errors.push(err);
           failed.push(received.messageId);
@@ -372,12 +377,9 @@ function handlerWorkers({
   const level = logger.getLevelName();
   logger.setLogLevel('INFO');
   const restoreLogs = captureJsonLogs((entry) => {
-    if (entry.message === 'update processed' && typeof entry.action === 'string') {
-      record(
-        typeof entry.kind === 'string' ? entry.kind : '?',
-        entry.action,
-        typeof entry.detail === 'string' ? entry.detail : undefined,
-      );
+    const outcome = entry.message === 'update processed' ? parseOutcome(entry.outcome) : undefined;
+    if (outcome) {
+      record(typeof entry.kind === 'string' ? entry.kind : '?', outcome);
     } else if (entry.level === 'WARN' || entry.level === 'ERROR' || entry.level === 'CRITICAL') {
       const error = entry.error as { message?: string } | undefined;
       errors.push(new Error(`${entry.message}${error?.message ? `: ${error.message}` : ''}`));
@@ -455,12 +457,15 @@ export async function runContention(
   const staleDetails: Record<string, number> = {};
   const waitDetails: Record<string, number> = {};
   const errors: unknown[] = [];
-  const record = (kind: string, action: string, detail: string | undefined) => {
+  const wasted = { waited: 0, stale: 0 };
+  const record = (kind: string, outcome: AnyOutcome) => {
+    const action = describeOutcome(outcome);
     actions[action] = (actions[action] ?? 0) + 1;
-    const kindOf = classifyAction(action);
+    const kindOf = classifyAction(outcome);
     if (kindOf !== 'other') {
+      wasted[kindOf]++;
       // Numbers and ids blanked, so equal reasons count together.
-      const why = `${kind} update: ${(detail ?? '(no detail)')
+      const why = `${kind} update: ${(outcomeDetail(outcome) ?? '(no detail)')
         .replace(/\b(lease|res)-[0-9a-z]+/g, '<$1>')
         .replace(/\d+/g, 'N')}`;
       const into = kindOf === 'stale' ? staleDetails : waitDetails;
@@ -608,13 +613,7 @@ export async function runContention(
         ? Number.NaN
         : Math.max(...activated.map((l) => Date.parse(l.activatedAt!))) - started;
     const total = Object.values(actions).reduce((s, k) => s + k, 0);
-    let waited = 0;
-    let stale = 0;
-    for (const [action, count] of Object.entries(actions)) {
-      const kind = classifyAction(action);
-      if (kind === 'waited') waited += count;
-      if (kind === 'stale') stale += count;
-    }
+    const { waited, stale } = wasted;
     const merged = mergeProfiles(profiles);
     const operations = summarizeProfile(merged);
     const callShapes = summarizeProfile(merged, { byShape: true });

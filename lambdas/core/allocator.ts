@@ -2,8 +2,9 @@
  * The allocator: one update of one pending lease (DESIGN §4).
  *
  * Phase 1 — planning, no locks, may be stale. Find the blueprints that could ever serve the
- * lease (if none, the lease breaks with the reason) and the live resources of its type (one
- * index query). Cheap checks decide "full, back off" without contending for anything.
+ * lease (the rules are in eligibility.ts; if none, the lease breaks with the reason) and the
+ * live resources of its type (one index query). Cheap checks decide "full, back off" without
+ * contending for anything.
  *
  * Phase 2 — exact, per blueprint, in order:
  *   1. acquire on a free matching resource          (transaction A below)
@@ -42,6 +43,7 @@
  */
 import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
 import { recordBlueprintFailure } from './blueprint-health.ts';
+import { cannotEverServe, idleSinceMs, leaseNeedsActivation, usesLimit } from './eligibility.ts';
 import {
   attributesMatch,
   describeAttributes,
@@ -60,41 +62,6 @@ export type AllocationOutcome =
   | { outcome: 'broken'; reason: string }
   /** Another worker changed the lease first; this update has nothing left to do. */
   | { outcome: 'stale' };
-
-/** Why a blueprint can never serve a lease, or undefined if it can. */
-export function cannotEverServe(
-  engine: Engine,
-  blueprint: Blueprint,
-  lease: Lease,
-): string | undefined {
-  if (lease.blueprintIds && !lease.blueprintIds.includes(blueprint.id)) {
-    return "not in the lease's allowed blueprint list";
-  }
-  if (blueprint.resourceType !== lease.type) {
-    return `builds '${blueprint.resourceType}', not '${lease.type}'`;
-  }
-  if (blueprint.state !== 'enabled') return `is ${blueprint.state}`;
-  const mismatched = Object.entries(lease.attributes).filter(
-    ([k, v]) => k in blueprint.attributes && blueprint.attributes[k] !== v,
-  );
-  if (mismatched.length > 0) {
-    return `has ${mismatched.map(([k]) => `${k}=${blueprint.attributes[k]}`).join(',')}, lease wants ${mismatched
-      .map(([k, v]) => `${k}=${v}`)
-      .join(',')}`;
-  }
-  const plugin = engine.registry.get(blueprint.type);
-  if (!plugin) return `has unknown type '${blueprint.type}'`;
-  let configured: ConfiguredBlueprint<unknown>;
-  try {
-    configured = engine.configured(blueprint).bp;
-  } catch (err) {
-    return errorMessage(err);
-  }
-  if (!plugin.resourceTypes.includes(lease.type)) {
-    return `type '${blueprint.type}' cannot build '${lease.type}'`;
-  }
-  return plugin.cannotEverServe?.(configured, lease);
-}
 
 interface Candidate {
   blueprint: Blueprint;
@@ -222,28 +189,6 @@ async function tryBlueprint(
 
   // 5. Wait.
   return { outcome: 'wait', reason: limitReason, delaySeconds: 0 };
-}
-
-/**
- * How many leases a resource of this blueprint may ever serve: 1 when it is reclaimed on
- * release (a fresh host per lease), else the blueprint's maxUses. Enforced exactly by the
- * attach condition, because between a lease's release and the reclaim the resource looks free.
- */
-export function usesLimit(blueprint: Blueprint): number | undefined {
-  return blueprint.limits.reclaimOnRelease ? 1 : blueprint.limits.maxUses;
-}
-
-/** Whether leases of this blueprint need the plug-in's activateLease step. */
-export function leaseNeedsActivation(
-  plugin: BlueprintType<unknown>,
-  bp: ConfiguredBlueprint<unknown>,
-): boolean {
-  if (!plugin.activateLease) return false;
-  return plugin.needsLeaseActivation?.(bp) ?? true;
-}
-
-export function idleSinceMs(r: Resource): number {
-  return Date.parse(r.lastDetachedAt ?? r.activatedAt ?? r.createdAt);
 }
 
 /**

@@ -3,21 +3,17 @@
  * reads the lease and does the next step its status calls for, so a duplicate or a late
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
-import { allocateLease, leaseNeedsActivation } from './allocator.ts';
+import { allocateLease } from './allocator.ts';
+import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
+import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
 import type { TxWrite } from './ports.ts';
 import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
 
-export interface UpdateResult {
-  /** What the update did, e.g. `acquired`, `waited`, `activated`, `stale`. */
-  action: string;
-  detail?: string;
-}
-
-export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<UpdateResult> {
+export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
   const lease = await engine.store.getLease(msg.id);
   if (!lease) return { action: 'ignored', detail: `lease ${msg.id} does not exist` };
   switch (lease.status) {
@@ -39,7 +35,7 @@ async function updatePendingLease(
   engine: Engine,
   lease: Lease,
   msg: UpdateMessage,
-): Promise<UpdateResult> {
+): Promise<LeaseOutcome> {
   // A delayed message from a wait chain that another delivery already continued.
   if (msg.waitSeq !== undefined && msg.waitSeq !== lease.waitSeq) {
     return { action: 'stale', detail: `wait chain ${msg.waitSeq} superseded by ${lease.waitSeq}` };
@@ -60,8 +56,7 @@ async function updatePendingLease(
         // Acquired on someone else's pending resource: its activation wakes this lease.
         return { action: 'acquired', detail: `on pending ${resource.id}` };
       }
-      const activated = await activateLease(engine, result.lease, resource);
-      return { action: `acquired+${activated.action}`, detail: activated.detail };
+      return { action: 'acquired', next: await activateLease(engine, result.lease, resource) };
     }
   }
 }
@@ -78,7 +73,7 @@ async function waitForResources(
   msg: UpdateMessage,
   reason: string,
   delaySeconds: number,
-): Promise<UpdateResult> {
+): Promise<LeaseOutcome> {
   const attempt = msg.attempt ?? 0;
   const delay = delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt);
   await engine.send({
@@ -130,7 +125,7 @@ export async function activateLease(
   engine: Engine,
   lease: Lease,
   known?: Resource,
-): Promise<UpdateResult> {
+): Promise<LeaseOutcome> {
   let r =
     known ?? (lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined);
   if (!r || isResourceFinished(r.status)) {
@@ -200,7 +195,7 @@ async function requeueLease(
   lease: Lease,
   r: Resource | undefined,
   why: string,
-): Promise<UpdateResult> {
+): Promise<LeaseOutcome> {
   const at = engine.iso();
   const writes: TxWrite[] = [
     {
@@ -238,7 +233,7 @@ async function requeueLease(
   return { action: 'requeued', detail: why };
 }
 
-async function checkActiveLease(engine: Engine, lease: Lease): Promise<UpdateResult> {
+async function checkActiveLease(engine: Engine, lease: Lease): Promise<LeaseOutcome> {
   if (lease.expiresAt && Date.parse(lease.expiresAt) <= engine.now()) {
     return endLease(
       engine,
@@ -264,7 +259,7 @@ export async function breakLease(
   lease: Lease,
   reason: string,
   logType: 'lease.broken' | 'lease.activation-failed' = 'lease.broken',
-): Promise<UpdateResult> {
+): Promise<LeaseOutcome> {
   return endLease(engine, lease, 'broken', reason, logType);
 }
 
@@ -274,7 +269,7 @@ export async function endLease(
   status: 'released' | 'broken',
   reason: string,
   logType: 'lease.broken' | 'lease.activation-failed' | 'lease.released' | 'lease.expired',
-): Promise<UpdateResult> {
+): Promise<LeaseOutcome> {
   const at = engine.iso();
   try {
     await engine.store.transact([
@@ -311,14 +306,14 @@ export async function endLease(
     endReason: reason,
     releasedAt: at,
   });
-  return { action: `${status}+${destroyed.action}`, detail: reason };
+  return { action: status, detail: reason, next: destroyed };
 }
 
 /**
  * released|broken -> destroyed: clean up on the resource, free the lease's slot locks and
  * detach from the resource, in one transaction; then wake whoever can use the freed slot.
  */
-export async function destroyLease(engine: Engine, lease: Lease): Promise<UpdateResult> {
+export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseTeardown> {
   const r = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
   const blueprint = r ? await engine.blueprint(r.blueprintId) : undefined;
   if (r && blueprint && r.status === 'active' && lease.activatedAt) {

@@ -4,18 +4,15 @@
  * resources, and teardown. Like lease updates, every step re-reads and writes conditionally,
  * so duplicates and late messages are harmless.
  */
-import { idleSinceMs, reclaimResource } from './allocator.ts';
+import { reclaimResource } from './allocator.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
+import { idleSinceMs } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
 import { errorMessage } from './errors.ts';
 import type { Blueprint, Resource, UpdateMessage } from './model.ts';
+import type { ResourceOutcome } from './outcomes.ts';
 import type { TxWrite } from './ports.ts';
 import { isResourceFinished } from './transitions.ts';
-
-export interface ResourceUpdateResult {
-  action: string;
-  detail?: string;
-}
 
 export type SetupStep =
   | { state: 'pending'; waitSeconds: number; resource: Resource }
@@ -24,10 +21,7 @@ export type SetupStep =
   /** Setup is driven elsewhere (the setup workflow or the resource's own updates). */
   | { state: 'workflow' };
 
-export async function updateResource(
-  engine: Engine,
-  msg: UpdateMessage,
-): Promise<ResourceUpdateResult> {
+export async function updateResource(engine: Engine, msg: UpdateMessage): Promise<ResourceOutcome> {
   const r = await engine.store.getResource(msg.id);
   if (!r) return { action: 'ignored', detail: `resource ${msg.id} does not exist` };
   switch (r.status) {
@@ -171,7 +165,7 @@ export async function advanceResourceSetup(
   return { state: 'active', resource: active };
 }
 
-async function checkActiveResource(engine: Engine, r: Resource): Promise<ResourceUpdateResult> {
+async function checkActiveResource(engine: Engine, r: Resource): Promise<ResourceOutcome> {
   const blueprint = await engine.blueprint(r.blueprintId);
   if (!blueprint) {
     await breakResource(engine, r, `blueprint '${r.blueprintId}' was deleted`);
@@ -293,7 +287,7 @@ export async function breakResource(
 }
 
 /** released|broken -> destroyed, once no lease is attached: tear down, free the pool slot. */
-export async function destroyResource(engine: Engine, r: Resource): Promise<ResourceUpdateResult> {
+export async function destroyResource(engine: Engine, r: Resource): Promise<ResourceOutcome> {
   if (r.leaseCount > 0) {
     // Its leases detach themselves (each detach re-sends this update).
     await wakeLeasesOf(engine, r, `${r.id} ${r.status}`);

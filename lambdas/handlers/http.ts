@@ -10,6 +10,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import type { z } from 'zod';
 import type { Caller } from '../core/access.ts';
 import { DrydockError, ValidationError } from '../core/errors.ts';
+import { formatZodIssues } from '../core/validation.ts';
 
 export type ApiEvent = APIGatewayProxyEvent;
 export type ApiResult = APIGatewayProxyResult;
@@ -204,14 +205,14 @@ export function parseInput<S extends z.ZodType>(
 ): z.output<S> {
   const parsed = schema.safeParse(input);
   if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => {
-    const at = [where, ...issue.path.map(String)].join('.');
-    if (issue.code === 'unrecognized_keys') {
+  const problems = formatZodIssues(parsed.error, {
+    at: where,
+    message: (issue) => {
+      if (issue.code !== 'unrecognized_keys') return undefined;
       const noun = where === 'query' ? 'parameter' : 'field';
       const names = issue.keys.map((k) => `'${k}'`).join(', ');
-      return `${at}: unknown ${noun}${issue.keys.length === 1 ? '' : 's'} ${names}`;
-    }
-    return `${at}: ${issue.message}`;
+      return `unknown ${noun}${issue.keys.length === 1 ? '' : 's'} ${names}`;
+    },
   });
-  throw new ValidationError(`invalid request: ${problems.join('; ')}`);
+  throw new ValidationError(`invalid request: ${problems}`);
 }

@@ -20,6 +20,7 @@ import { defaultRegistry } from '../blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../core/engine.ts';
 import { DrydockError, errorMessage, TemporaryError } from '../core/errors.ts';
 import { type Clock, systemClock } from '../core/ports.ts';
+import { formatZodIssues } from '../core/validation.ts';
 import { SqsWorkQueue } from '../queue/sqs-queue.ts';
 import { dynamoClient, resetClients, sqsClient } from '../store/clients.ts';
 import { DynamoStore } from '../store/dynamo-store.ts';
@@ -75,10 +76,10 @@ export type RuntimeEnvironment = z.output<typeof environmentSchema>;
 export function readEnvironment(env: NodeJS.ProcessEnv = process.env): RuntimeEnvironment {
   const parsed = environmentSchema.safeParse(env);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    // Every issue here names a variable, so there is no root to name.
     throw new DrydockError(
       'misconfigured',
-      `the function is misconfigured: ${problems.join('; ')}`,
+      `the function is misconfigured: ${formatZodIssues(parsed.error, { root: '' })}`,
     );
   }
   return parsed.data;

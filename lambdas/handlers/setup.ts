@@ -13,6 +13,7 @@ import middy from '@middy/core';
 import { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
 import { advanceSetup, failSetup } from '../core/use-cases.ts';
+import { formatZodIssues } from '../core/validation.ts';
 import { getEngine, logger, loggerFor } from './runtime.ts';
 
 const setupEventSchema = z.object({
@@ -52,10 +53,9 @@ export function setupFailureReason(error: { Error?: string; Cause?: string } | u
 async function setupStep(event: unknown): Promise<SetupOutput> {
   const parsed = setupEventSchema.safeParse(event);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (i) => `${i.path.join('.') || '(event)'}: ${i.message}`,
+    throw new ValidationError(
+      `invalid setup event: ${formatZodIssues(parsed.error, { root: '(event)' })}`,
     );
-    throw new ValidationError(`invalid setup event: ${problems.join('; ')}`);
   }
   const { resourceId, action, error } = parsed.data;
   const log = loggerFor({ resourceId });

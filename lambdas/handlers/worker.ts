@@ -11,7 +11,9 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import { z } from 'zod';
 import { errorMessage, ValidationError } from '../core/errors.ts';
 import type { UpdateMessage } from '../core/model.ts';
+import { describeOutcome, outcomeDetail } from '../core/outcomes.ts';
 import { processUpdate } from '../core/use-cases.ts';
+import { formatZodIssues } from '../core/validation.ts';
 import { parseUpdateMessage } from '../queue/sqs-queue.ts';
 import { getEngine, type LogIds, logger, loggerFor } from './runtime.ts';
 
@@ -59,10 +61,9 @@ function parseWorkItem(body: string): WorkItem {
   if (typeof json === 'object' && json !== null && 'source' in json && 'detail-type' in json) {
     const parsed = ec2EventSchema.safeParse(json);
     if (!parsed.success) {
-      const problems = parsed.error.issues.map(
-        (i) => `${i.path.join('.') || '(event)'}: ${i.message}`,
+      throw new ValidationError(
+        `not an EC2 event this worker handles: ${formatZodIssues(parsed.error, { root: '(event)' })}`,
       );
-      throw new ValidationError(`not an EC2 event this worker handles: ${problems.join('; ')}`);
     }
     return { kind: 'ec2', event: parsed.data };
   }
@@ -122,13 +123,15 @@ async function handleRecord(record: SQSRecord, signal: AbortSignal | undefined):
   const { message } = item;
   const log = loggerFor(idsOf(message));
   try {
-    const result = await processUpdate(getEngine(), message, signal ? { signal } : {});
+    const { outcome } = await processUpdate(getEngine(), message, signal ? { signal } : {});
+    // `action` and `detail` for people reading the log; `outcome` for tools that count updates.
     log.info('update processed', {
       kind: message.kind,
       reason: message.reason,
       receiveCount,
-      action: result.action,
-      detail: result.detail,
+      action: describeOutcome(outcome),
+      detail: outcomeDetail(outcome),
+      outcome,
     });
   } catch (err) {
     log.warn('update failed; SQS will redeliver it', {

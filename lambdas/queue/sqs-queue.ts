@@ -18,6 +18,7 @@ import { z } from 'zod';
 import { DrydockError, errorMessage, TemporaryError, ValidationError } from '../core/errors.ts';
 import type { UpdateMessage } from '../core/model.ts';
 import type { WorkQueue } from '../core/ports.ts';
+import { formatZodIssues } from '../core/validation.ts';
 
 /** SQS limits: entries per SendMessageBatch, longest DelaySeconds. */
 export const MAX_BATCH_ENTRIES = 10;
@@ -163,13 +164,13 @@ export function parseUpdateMessage(body: string): UpdateMessage {
   }
   const parsed = updateMessageSchema.safeParse(json);
   if (!parsed.success) {
-    const problems = parsed.error.issues.map(
-      (issue) => `${issue.path.length > 0 ? issue.path.join('.') : '(message)'}: ${issue.message}`,
+    throw new ValidationError(
+      `invalid update message: ${formatZodIssues(parsed.error, { root: '(message)' })}`,
+      {
+        cause: parsed.error,
+        context: { body: body.slice(0, 200) },
+      },
     );
-    throw new ValidationError(`invalid update message: ${problems.join('; ')}`, {
-      cause: parsed.error,
-      context: { body: body.slice(0, 200) },
-    });
   }
   const { delaySeconds: _delay, ...message } = parsed.data;
   return message;

@@ -9,6 +9,7 @@ import { checkHostBill, checkNoOverlap } from '../../bench/lib/invariants.ts';
 import { renderResult } from '../../bench/lib/report.ts';
 import { figure, latencySummary, percentile } from '../../bench/lib/stats.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
+import type { LeaseOutcome } from '../../lambdas/core/outcomes.ts';
 import type { Store } from '../../lambdas/core/ports.ts';
 
 describe('bench smoke', () => {
@@ -19,9 +20,15 @@ describe('bench smoke', () => {
     expect(percentile([7], 99)).toBe(7);
     expect(latencySummary([]).samples).toBe(0);
     expect(figure([3, 1, 2])).toEqual({ median: 2, min: 1, max: 3, runs: [3, 1, 2] });
-    expect(classifyAction('waited')).toBe('waited');
-    expect(classifyAction('acquired+stale')).toBe('stale');
-    expect(classifyAction('acquired+activated')).toBe('other');
+    const waited: LeaseOutcome = { action: 'waited', detail: 'pool full (retry in 2s)' };
+    const acquiredThenStale: LeaseOutcome = { action: 'acquired', next: { action: 'stale' } };
+    const acquiredThenActivated: LeaseOutcome = {
+      action: 'acquired',
+      next: { action: 'activated', detail: 'on res-1' },
+    };
+    expect(classifyAction(waited)).toBe('waited');
+    expect(classifyAction(acquiredThenStale)).toBe('stale');
+    expect(classifyAction(acquiredThenActivated)).toBe('other');
   });
 
   it('the invariant checks catch an exceeded cap and two leases on one host at once', async () => {

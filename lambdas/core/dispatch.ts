@@ -1,0 +1,29 @@
+/**
+ * The work queue's one entry point into the core: an update message goes to the writer of the
+ * object it names (lease, resource or command).
+ */
+import { runQueuedCommand } from './commands.ts';
+import type { Engine } from './engine.ts';
+import { updateLease } from './lease-update.ts';
+import type { UpdateMessage } from './model.ts';
+import type { DispatchOutcome } from './outcomes.ts';
+import { updateResource } from './resource-update.ts';
+
+/**
+ * Process one queued update message. `signal` aborts a command run when the worker is about to
+ * run out of time.
+ */
+export async function processUpdate(
+  engine: Engine,
+  msg: UpdateMessage,
+  options: { signal?: AbortSignal } = {},
+): Promise<DispatchOutcome> {
+  switch (msg.kind) {
+    case 'lease':
+      return { kind: 'lease', outcome: await updateLease(engine, msg) };
+    case 'resource':
+      return { kind: 'resource', outcome: await updateResource(engine, msg) };
+    case 'command':
+      return { kind: 'command', outcome: await runQueuedCommand(engine, msg, options) };
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Which blueprints and resources may serve a lease, as rules without I/O: the allocator's
+ * planning phase asks here before it contends for any slot lock, and the lease and resource
+ * updates use the same rules (activation per lease, idle time, use limits).
+ */
+import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
+import type { Engine } from './engine.ts';
+import { errorMessage } from './errors.ts';
+import type { Blueprint, Lease, Resource } from './model.ts';
+
+/** Why a blueprint can never serve a lease, or undefined if it can. */
+export function cannotEverServe(
+  engine: Engine,
+  blueprint: Blueprint,
+  lease: Lease,
+): string | undefined {
+  if (lease.blueprintIds && !lease.blueprintIds.includes(blueprint.id)) {
+    return "not in the lease's allowed blueprint list";
+  }
+  if (blueprint.resourceType !== lease.type) {
+    return `builds '${blueprint.resourceType}', not '${lease.type}'`;
+  }
+  if (blueprint.state !== 'enabled') return `is ${blueprint.state}`;
+  const mismatched = Object.entries(lease.attributes).filter(
+    ([k, v]) => k in blueprint.attributes && blueprint.attributes[k] !== v,
+  );
+  if (mismatched.length > 0) {
+    return `has ${mismatched.map(([k]) => `${k}=${blueprint.attributes[k]}`).join(',')}, lease wants ${mismatched
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',')}`;
+  }
+  const plugin = engine.registry.get(blueprint.type);
+  if (!plugin) return `has unknown type '${blueprint.type}'`;
+  let configured: ConfiguredBlueprint<unknown>;
+  try {
+    configured = engine.configured(blueprint).bp;
+  } catch (err) {
+    return errorMessage(err);
+  }
+  if (!plugin.resourceTypes.includes(lease.type)) {
+    return `type '${blueprint.type}' cannot build '${lease.type}'`;
+  }
+  return plugin.cannotEverServe?.(configured, lease);
+}
+
+/**
+ * How many leases a resource of this blueprint may ever serve: 1 when it is reclaimed on
+ * release (a fresh host per lease), else the blueprint's maxUses. Enforced exactly by the
+ * attach condition, because between a lease's release and the reclaim the resource looks free.
+ */
+export function usesLimit(blueprint: Blueprint): number | undefined {
+  return blueprint.limits.reclaimOnRelease ? 1 : blueprint.limits.maxUses;
+}
+
+/** Whether leases of this blueprint need the plug-in's activateLease step. */
+export function leaseNeedsActivation(
+  plugin: BlueprintType<unknown>,
+  bp: ConfiguredBlueprint<unknown>,
+): boolean {
+  if (!plugin.activateLease) return false;
+  return plugin.needsLeaseActivation?.(bp) ?? true;
+}
+
+export function idleSinceMs(r: Resource): number {
+  return Date.parse(r.lastDetachedAt ?? r.activatedAt ?? r.createdAt);
+}

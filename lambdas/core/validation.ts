@@ -1,0 +1,31 @@
+/**
+ * How a zod failure reads in an error message: every problem, each with where it is, in one
+ * line (`limits.maxResources: Too big: expected number to be <=1000; id: ...`). Every edge that
+ * parses with zod (HTTP bodies, queue messages, workflow events, the environment, blueprint
+ * definitions) reports through this, so a caller sees the same shape wherever it went wrong.
+ */
+import type { z } from 'zod';
+
+export interface IssueFormat {
+  /**
+   * What to call the input itself when a problem has no path (e.g. `(event)`, `(message)`).
+   * @default '(root)'
+   */
+  root?: string;
+  /** Where the input sits, put in front of every path (e.g. `body` gives `body.limits`). */
+  at?: string;
+  /** A clearer wording for some issues; undefined keeps zod's message. */
+  message?: (issue: z.core.$ZodIssue) => string | undefined;
+}
+
+/** Every issue of a failed parse as `<path>: <message>`, joined with `; `. */
+export function formatZodIssues(error: z.ZodError, format: IssueFormat = {}): string {
+  const root = format.root ?? '(root)';
+  return error.issues
+    .map((issue) => {
+      const path = [...(format.at === undefined ? [] : [format.at]), ...issue.path.map(String)];
+      const where = path.join('.') || root;
+      return `${where}: ${format.message?.(issue) ?? issue.message}`;
+    })
+    .join('; ');
+}
