@@ -268,6 +268,7 @@ async function acquireOn(
       return { outcome: 'stale' };
     return { outcome: 'wait', reason: `lost the race for ${r.id}`, delaySeconds: 0 };
   }
+  if (direct) await engine.wakeParent(lease, 'is active');
   return {
     outcome: 'acquired',
     allocated: false,

@@ -13,6 +13,7 @@ import type { z } from 'zod';
 import type { Attributes, Blueprint, Lease, LeaseStatus, Resource } from './model.ts';
 
 export type { CommandResult, CommandSpec } from './model.ts';
+
 import type { Clock } from './ports.ts';
 
 /**

@@ -35,6 +35,7 @@ import {
   type Resource,
   type UpdateMessage,
 } from './model.ts';
+import type { CommandOutcome } from './outcomes.ts';
 import type { CommandPatch, NullablePatch, TxWrite } from './ports.ts';
 import { markSuspect } from './resource-update.ts';
 
@@ -43,17 +44,8 @@ export const COMMAND_KILL_GRACE_SECONDS = 10;
 /** Poll delays: every second at first (output streams), backing off to this cap. */
 export const COMMAND_POLL_CAP_SECONDS = 10;
 
-export interface CommandOutcome {
-  action: 'ignored' | 'none' | 'stale' | 'started' | 'polled' | 'finished' | 'cancelled' | 'failed';
-  detail?: string;
-}
-
 /** One step of a command: start it, poll it, cancel it, or record how it ended. Idempotent. */
-export async function runQueuedCommand(
-  engine: Engine,
-  msg: UpdateMessage,
-  _options: { signal?: AbortSignal } = {},
-): Promise<CommandOutcome> {
+export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promise<CommandOutcome> {
   if (!msg.leaseId) return { action: 'ignored', detail: `command ${msg.id} names no lease` };
   const command = await engine.store.getCommand(msg.leaseId, msg.id);
   if (!command) return { action: 'ignored', detail: `command ${msg.id} does not exist` };

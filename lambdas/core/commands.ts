@@ -15,9 +15,8 @@ import {
   type Lease,
 } from './model.ts';
 
-export { MAX_COMMAND_TIMEOUT_SECONDS } from './command-spec.ts';
 export { MAX_STORED_OUTPUT_BYTES } from './command-output.ts';
-export { runQueuedCommand } from './command-runner.ts';
+export { MAX_COMMAND_TIMEOUT_SECONDS } from './command-spec.ts';
 
 /**
  * Queue a command on an active lease of the caller's and return its record (status queued).

@@ -2,7 +2,7 @@
  * The work queue's one entry point into the core: an update message goes to the writer of the
  * object it names (lease, resource or command).
  */
-import { runQueuedCommand } from './commands.ts';
+import { advanceCommand } from './command-runner.ts';
 import type { Engine } from './engine.ts';
 import { updateLease } from './lease-update.ts';
 import type { UpdateMessage } from './model.ts';
@@ -10,13 +10,13 @@ import type { DispatchOutcome } from './outcomes.ts';
 import { updateResource } from './resource-update.ts';
 
 /**
- * Process one queued update message. `signal` aborts a command run when the worker is about to
- * run out of time.
+ * Process one queued update message. Every kind takes one short step (a command is started or
+ * polled, never waited on), so no step needs the worker's deadline.
  */
 export async function processUpdate(
   engine: Engine,
   msg: UpdateMessage,
-  options: { signal?: AbortSignal } = {},
+  _options: { signal?: AbortSignal } = {},
 ): Promise<DispatchOutcome> {
   switch (msg.kind) {
     case 'lease':
@@ -24,6 +24,6 @@ export async function processUpdate(
     case 'resource':
       return { kind: 'resource', outcome: await updateResource(engine, msg) };
     case 'command':
-      return { kind: 'command', outcome: await runQueuedCommand(engine, msg, options) };
+      return { kind: 'command', outcome: await advanceCommand(engine, msg) };
   }
 }

@@ -6,15 +6,16 @@ import { randomBytes } from 'node:crypto';
 import type {
   BlueprintContext,
   BlueprintRegistry,
-  CloudClients,
   BlueprintType,
+  CloudClients,
   ConfiguredBlueprint,
 } from './blueprint.ts';
 import { ValidationError, WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, LogEvent, LogType, Resource, UpdateMessage } from './model.ts';
-import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
 import { commandsOn, leasePort, parentResourceOf } from './plugin-ports.ts';
+import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
 import { transitionCheckedStore } from './transitions.ts';
+import { formatZodIssues } from './validation.ts';
 
 export interface EngineSettings {
   /** Wait backoff: first delay, growth factor 2, cap; full jitter in [delay/2, delay]. */
@@ -172,9 +173,7 @@ export class Engine {
       const parsed = plugin.configSchema.safeParse(blueprint.config ?? {});
       if (!parsed.success) {
         throw new ValidationError(
-          `blueprint '${blueprint.id}' has an invalid ${blueprint.type} config: ${parsed.error.issues
-            .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
-            .join('; ')}`,
+          `blueprint '${blueprint.id}' has an invalid ${blueprint.type} config: ${formatZodIssues(parsed.error)}`,
         );
       }
       bp = { ...blueprint, config: parsed.data };

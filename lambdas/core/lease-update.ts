@@ -183,6 +183,7 @@ export async function activateLease(
     // The resource changed (broke, reclaimed) since we read it: look again.
     return activateLease(engine, lease);
   }
+  await engine.wakeParent(lease, 'is active');
   return { action: 'activated', detail: `on ${r.id}` };
 }
 
@@ -345,6 +346,7 @@ export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseT
     if (err instanceof WriteConflictError) return { action: 'stale' };
     throw err;
   }
+  await engine.wakeParent(lease, `ended (${lease.endReason ?? lease.status})`);
   if (r) {
     const reclaim =
       isResourceFinished(r.status) ||

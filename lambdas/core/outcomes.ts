@@ -50,28 +50,16 @@ export type ResourceOutcome = Outcome<
 
 export type UpdateOutcome = LeaseOutcome | ResourceOutcome;
 
-/** What a queued command run did (commands.ts, runQueuedCommand). */
+/** What one step of a command did (command-runner.ts, advanceCommand). */
 export type CommandOutcome = Outcome<
-  | 'ignored'
-  | 'none'
-  | 'stale'
-  | 'started'
-  | 'polled'
-  | 'finished'
-  | 'failed'
-  | 'cancelled'
-  | 'deferred'
+  'ignored' | 'none' | 'stale' | 'started' | 'polled' | 'finished' | 'failed' | 'cancelled'
 >;
 
 /** processUpdate's answer: the message kind, and what the update of that object did. */
 export type DispatchOutcome =
   | { kind: 'lease'; outcome: LeaseOutcome }
   | { kind: 'resource'; outcome: ResourceOutcome }
-  /**
-   * runQueuedCommand still answers `{ action: string }` while it is being rewritten; once it
-   * returns a CommandOutcome, this narrows to `outcome: CommandOutcome`.
-   */
-  | { kind: 'command'; outcome: CommandOutcome | Outcome<string> };
+  | { kind: 'command'; outcome: CommandOutcome };
 
 /** The shape every outcome has, for code that reads any of them (logs, the bench). */
 export interface AnyOutcome {

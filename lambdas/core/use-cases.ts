@@ -8,10 +8,10 @@ export { type Caller, getLease } from './access.ts';
 export { type BlueprintInput, blueprintInputSchema } from './blueprint-schema.ts';
 export { createBlueprint, getBlueprint, updateBlueprint } from './blueprints.ts';
 export {
+  cancelCommand,
   getCommand,
   MAX_COMMAND_TIMEOUT_SECONDS,
   readCommand,
-  cancelCommand,
   startCommand,
 } from './commands.ts';
 export { processUpdate } from './dispatch.ts';

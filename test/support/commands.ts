@@ -4,7 +4,7 @@
  * steps it waits real time, bounded by a deadline.
  */
 import type { Caller } from '../../lambdas/core/access.ts';
-import { runQueuedCommand } from '../../lambdas/core/command-runner.ts';
+import { advanceCommand } from '../../lambdas/core/command-runner.ts';
 import { startCommand } from '../../lambdas/core/commands.ts';
 import type { Engine } from '../../lambdas/core/engine.ts';
 import type { CommandRecord, CommandResult, CommandSpec } from '../../lambdas/core/model.ts';
@@ -35,7 +35,7 @@ export async function commandToEnd(
 ): Promise<CommandRecord> {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
-    await runQueuedCommand(engine, { kind: 'command', id: command.id, leaseId: command.leaseId });
+    await advanceCommand(engine, { kind: 'command', id: command.id, leaseId: command.leaseId });
     const now = await engine.store.getCommand(command.leaseId, command.id);
     if (!now) throw new Error(`command ${command.id} disappeared`);
     if (now.status === 'finished' || now.status === 'failed' || now.status === 'cancelled') {

@@ -6,6 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import type { BlueprintType } from '../../lambdas/core/blueprint.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
 import type { Lease, LogEvent } from '../../lambdas/core/model.ts';
 import type { Store, WorkQueue } from '../../lambdas/core/ports.ts';
@@ -32,12 +33,17 @@ export interface TestSystem {
   engineWith(parts: { store?: Store; queue?: WorkQueue }): Engine;
 }
 
-export async function testSystem(settings: Partial<EngineSettings> = {}): Promise<TestSystem> {
+export async function testSystem(
+  settings: Partial<EngineSettings> = {},
+  // biome-ignore lint/suspicious/noExplicitAny: plug-ins of any config type, as the registry takes them.
+  options: { plugins?: ReadonlyArray<BlueprintType<any>> } = {},
+): Promise<TestSystem> {
   const clock = new TestClock();
   const store = await makeStore({ clock });
   const queue = new ManualQueue(clock);
   const dataDir = mkdtempSync(join(tmpdir(), 'drydock-test-'));
   const registry = defaultRegistry();
+  for (const plugin of options.plugins ?? []) registry.register(plugin);
   const build = (parts: { store?: Store; queue?: WorkQueue }) =>
     makeEngine({
       store: parts.store ?? store,
