@@ -82,7 +82,6 @@ describe('resources that hold leases of their own', () => {
     const hostLease = await leaseNow(store, hostLeaseId);
     expect(hostLease).toMatchObject({ status: 'active', owner: `drydock:resource/${parent?.id}` });
     const parentLog = (await readLogs(engine, parent?.id as string)).map((e) => e.message);
-    console.log(JSON.stringify((await readLogs(engine, parent?.id as string)).map((e) => [e.at, e.message]), null, 1), new Date(startedAt).toISOString());
     expect(parentLog.some((m) => m.includes(`waiting for host lease ${hostLeaseId}`))).toBe(true);
 
     // Asking again (a retried activation) finds the same child lease.

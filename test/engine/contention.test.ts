@@ -23,8 +23,8 @@ import {
 } from '../../lambdas/core/use-cases.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { QueuePump } from '../../lib/local/queue-pump.ts';
-import { freshQueue, makeStore, waitFor } from '../support/env.ts';
 import { runCommandToEnd } from '../support/commands.ts';
+import { freshQueue, makeStore, waitFor } from '../support/env.ts';
 
 const LEASES = 50;
 const CAP = 5;

@@ -15,8 +15,8 @@ import {
   requestLease,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
-import { leaseNow, logTypes, syntheticPool, testSystem } from '../support/system.ts';
 import { runCommandToEnd } from '../support/commands.ts';
+import { leaseNow, logTypes, syntheticPool, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
 
