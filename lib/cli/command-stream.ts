@@ -19,7 +19,7 @@ import {
   type CommandStatus,
   ENDED_COMMAND_STATUSES,
 } from '../../lambdas/core/model.ts';
-import type { ApiClient } from './api.ts';
+import { type ApiClient, ApiError } from './api.ts';
 import { exitCodeOf, type Interrupts, sleep } from './interrupts.ts';
 import { CliError, EXIT, formatDuration, type Io } from './output.ts';
 import type { OutputStream, Progress } from './progress.ts';
@@ -116,6 +116,8 @@ export class OutputFollower {
   readonly #next: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
   /** The server sent output with its polls (a server without streaming sends none). */
   streamed = false;
+  /** The server does not know the offset parameters (it predates streaming). */
+  offsetsRejected = false;
 
   constructor(progress: Progress, write: boolean) {
     this.#progress = progress;
@@ -163,12 +165,29 @@ async function poll(
   command: ApiCommand,
   output: OutputFollower,
 ): Promise<ApiCommand> {
-  const answer = await session.client.get<{ command: ApiCommand; output?: unknown }>(
-    commandPath(command),
-    { query: output.query() },
-  );
-  output.show(answer.output);
-  return answer.command;
+  type Answer = { command: ApiCommand; output?: unknown };
+  const path = commandPath(command);
+  if (!output.offsetsRejected) {
+    try {
+      const answer = await session.client.get<Answer>(path, { query: output.query() });
+      output.show(answer.output);
+      return answer.command;
+    } catch (err) {
+      // A deployment from before streaming rejects the offsets as unknown parameters: follow
+      // it the old way (its output is printed when the command has ended).
+      if (
+        !(
+          err instanceof ApiError &&
+          err.status === 400 &&
+          /stdoutFrom|stderrFrom/.test(err.message)
+        )
+      ) {
+        throw err;
+      }
+      output.offsetsRejected = true;
+    }
+  }
+  return (await session.client.get<Answer>(path)).command;
 }
 
 /**

@@ -49,6 +49,8 @@ class FakeCommand {
   ignoreOffsets = false;
   /** Send no `output` at all (a server that does not stream yet). */
   noOutput = false;
+  /** Answer 400 to the offset parameters, as the API did before streaming. */
+  rejectOffsets = false;
 
   constructor(
     readonly steps: Step[],
@@ -161,6 +163,14 @@ describe('running a command', () => {
         return answer(202, { command: command.record() });
       }
       if (path === '/v1/leases/lease-1/commands/cmd-1') {
+        if (command.rejectOffsets && url.searchParams.size > 0) {
+          return answer(400, {
+            error: {
+              code: 'invalid_request',
+              message: `invalid request: query: unknown parameters ${[...url.searchParams.keys()].map((k) => `'${k}'`).join(', ')}`,
+            },
+          });
+        }
         return answer(200, command.poll(Object.fromEntries(url.searchParams)));
       }
       if (path === '/v1/leases/lease-1/commands/cmd-1/cancel') {
@@ -303,16 +313,23 @@ describe('running a command', () => {
     expect(err()).toMatch(/command cmd-1 could not run: host res-1 is gone/);
   });
 
-  it('prints the output at the end when the server does not stream it', async () => {
-    command = new FakeCommand([
-      { status: 'running', stdout: 'a\n' },
-      { stdout: 'b\n', stderr: 'e\n', status: 'finished', result: {} },
-    ]);
-    command.noOutput = true;
-    expect(await exec()).toBe(0);
-    expect(out()).toBe('a\nb\n');
-    expect(err()).toContain('e\n');
-  });
+  it.each([
+    ['ignores', false],
+    ['rejects', true],
+  ])(
+    'prints the output at the end when the server %s the offsets (no streaming yet)',
+    async (_how, rejects) => {
+      command = new FakeCommand([
+        { status: 'running', stdout: 'a\n' },
+        { stdout: 'b\n', stderr: 'e\n', status: 'finished', result: {} },
+      ]);
+      command.noOutput = true;
+      command.rejectOffsets = rejects;
+      expect(await exec()).toBe(0);
+      expect(out()).toBe('a\nb\n');
+      expect(err()).toContain('e\n');
+    },
+  );
 
   it('with --json prints only the final record on stdout', async () => {
     command = new FakeCommand([
