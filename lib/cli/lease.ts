@@ -10,216 +10,21 @@
 import { randomUUID } from 'node:crypto';
 import type { Lease, LogEvent } from '../../lambdas/core/model.ts';
 import type { ApiClient } from './api.ts';
-import { CliError, formatDuration, formatLogLine, type Io, printJson } from './output.ts';
+import {
+  type CommandPacing,
+  type CommandSession,
+  reportCommand,
+  runCommand,
+} from './command-stream.ts';
+import { exitCodeOf, type Interrupts, sleep } from './interrupts.ts';
+import { endCause, fetchLogs } from './logs.ts';
+import { CliError, EXIT, formatDuration, type Io, printJson } from './output.ts';
+import { Progress } from './progress.ts';
 
 /** Lease JSON as the API returns it (docs/api-contract.md). */
 export type ApiLease = Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'>;
 
-export interface ApiCommand {
-  id: string;
-  leaseId: string;
-  status: 'queued' | 'running' | 'finished' | 'failed';
-  argv?: string[];
-  script?: string;
-  timeoutSeconds: number;
-  createdAt: string;
-  startedAt?: string;
-  finishedAt?: string;
-  result?: {
-    exitCode: number | null;
-    stdout: string;
-    stderr: string;
-    timedOut: boolean;
-    durationMs: number;
-    truncated?: boolean;
-  };
-  error?: string | { code?: string; message?: string };
-}
-
 const ENDED = new Set(['released', 'broken', 'destroyed']);
-
-/** Exit statuses besides the command's own. */
-export const EXIT = {
-  failure: 1,
-  /** The command (or the wait for the lease) timed out, as timeout(1). */
-  timeout: 124,
-  /** Drydock could not run the command at all (as timeout(1) and env(1) use 125). */
-  cannotRun: 125,
-} as const;
-
-// ---- interrupts ---------------------------------------------------------------------------
-
-/**
- * Ctrl-C / SIGTERM while a lease is held: the first one aborts `signal` so the flow can clean
- * up (release) and exit 128+n; a second one exits at once, saying what may be left behind.
- */
-export class Interrupts {
-  readonly #controller = new AbortController();
-  #received: NodeJS.Signals | undefined;
-  #installed = false;
-  /** What is still held, for the message if the user insists. */
-  pending: string | undefined;
-  #handler = (signal: NodeJS.Signals) => {
-    if (this.#received) {
-      process.stderr.write(
-        `\ndrydock: ${signal} again: exiting now${this.pending ? `; ${this.pending}` : ''}\n`,
-      );
-      process.exit(exitCodeOf(signal));
-    }
-    this.#received = signal;
-    this.#controller.abort();
-  };
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  get received(): NodeJS.Signals | undefined {
-    return this.#received;
-  }
-
-  install(): this {
-    if (!this.#installed) {
-      process.on('SIGINT', this.#handler);
-      process.on('SIGTERM', this.#handler);
-      this.#installed = true;
-    }
-    return this;
-  }
-
-  uninstall(): void {
-    process.off('SIGINT', this.#handler);
-    process.off('SIGTERM', this.#handler);
-    this.#installed = false;
-  }
-
-  /** For tests and callers that are not driven by process signals. */
-  trigger(signal: NodeJS.Signals = 'SIGINT'): void {
-    this.#handler(signal);
-  }
-}
-
-export function exitCodeOf(signal: NodeJS.Signals): number {
-  return signal === 'SIGTERM' ? 143 : signal === 'SIGHUP' ? 129 : 130;
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((done) => {
-    if (signal?.aborted) return done();
-    const timer = setTimeout(finish, ms);
-    function finish() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', finish);
-      done();
-    }
-    signal?.addEventListener('abort', finish, { once: true });
-  });
-}
-
-// ---- progress -----------------------------------------------------------------------------
-
-/** Progress on stderr: `drydock [3.2s] ...` lines, plus a redrawn status line on a terminal. */
-export class Progress {
-  readonly #io: Io;
-  readonly #started: number;
-  #statusShown = false;
-
-  constructor(io: Io, started = performance.now()) {
-    this.#io = io;
-    this.#started = started;
-  }
-
-  elapsedSeconds(): number {
-    return (performance.now() - this.#started) / 1000;
-  }
-
-  #prefix(): string {
-    return `drydock [${formatDuration(this.elapsedSeconds())}]`;
-  }
-
-  line(message: string): void {
-    this.clear();
-    this.#io.err(formatLogLine(this.#prefix(), message));
-  }
-
-  status(message: string): void {
-    if (!this.#io.tty) return;
-    const width = process.stderr.columns || 100;
-    const text = `${this.#prefix()} ${message}`.replace(/\s*\n\s*/g, ' ');
-    this.#io.err(`\r\x1b[K${text.length > width - 1 ? `${text.slice(0, width - 2)}…` : text}`);
-    this.#statusShown = true;
-  }
-
-  clear(): void {
-    if (this.#statusShown) {
-      this.#io.err('\r\x1b[K');
-      this.#statusShown = false;
-    }
-  }
-}
-
-// ---- logs ---------------------------------------------------------------------------------
-
-export function logsPath(id: string): string {
-  const kind = id.startsWith('lease-')
-    ? 'leases'
-    : id.startsWith('res-')
-      ? 'resources'
-      : 'blueprints';
-  return `/v1/${kind}/${encodeURIComponent(id)}/logs`;
-}
-
-/** Every log event after `after`, oldest first (follows the API's pages). */
-export async function fetchLogs(
-  client: ApiClient,
-  id: string,
-  after: string | undefined,
-): Promise<LogEvent[]> {
-  const events: LogEvent[] = [];
-  let cursor = after;
-  for (let page = 0; page < 100; page++) {
-    const { items, cursor: next } = await client.get<{ items: LogEvent[]; cursor?: string }>(
-      logsPath(id),
-      { query: { after: cursor, limit: 100 } },
-    );
-    events.push(...items);
-    const last = items.at(-1)?.seq ?? next;
-    if (!next || items.length === 0 || last === cursor) break;
-    cursor = last;
-  }
-  return events;
-}
-
-const REASON_LOGS = new Set([
-  'lease.broken',
-  'lease.activation-failed',
-  'lease.expired',
-  'lease.released',
-  'lease.requeued',
-]);
-
-const ENDING_VERBS: Record<string, string> = {
-  'lease.broken': 'broke',
-  'lease.activation-failed': 'failed to activate',
-  'lease.expired': 'expired',
-  'lease.released': 'was released',
-};
-
-/**
- * How and why a lease ended, from its endReason and its log (the status alone may already be
- * `destroyed`, which says nothing): e.g. `broke: no blueprint can ever serve this lease ...`.
- */
-export function endCause(lease: ApiLease, logs: LogEvent[]): string {
-  const ending = [...logs].reverse().find((e) => e.type in ENDING_VERBS);
-  const verb = ending ? ENDING_VERBS[ending.type] : `is ${lease.status}`;
-  if (lease.endReason) return `${verb}: ${lease.endReason}`;
-  const why = ending ?? [...logs].reverse().find((e) => REASON_LOGS.has(e.type));
-  if (why) return `${verb}: ${why.message}`;
-  const last = logs.at(-1);
-  return last
-    ? `${verb}; no end reason recorded, its last log says: ${last.message}`
-    : `${verb}; no end reason recorded (see \`drydock logs ${lease.id}\`)`;
-}
 
 // ---- waiting for a lease ------------------------------------------------------------------
 
@@ -229,11 +34,7 @@ type WaitOutcome =
   | { kind: 'timeout'; lease: ApiLease }
   | { kind: 'interrupted'; lease: ApiLease | undefined };
 
-interface Session {
-  client: ApiClient;
-  io: Io;
-  progress: Progress;
-  interrupts: Interrupts;
+interface Session extends CommandSession {
   /** Every log event of the lease seen so far. */
   logs: LogEvent[];
 }
@@ -275,94 +76,6 @@ async function waitUntilActive(
   }
 }
 
-// ---- running a command --------------------------------------------------------------------
-
-function shellQuote(argv: string[]): string {
-  return argv
-    .map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`))
-    .join(' ');
-}
-
-function commandError(command: ApiCommand): string {
-  if (!command.error) return 'no reason given';
-  return typeof command.error === 'string'
-    ? command.error
-    : (command.error.message ?? JSON.stringify(command.error));
-}
-
-type CommandOutcome =
-  | { kind: 'done'; command: ApiCommand }
-  | { kind: 'interrupted'; command: ApiCommand };
-
-async function runCommand(
-  session: Session,
-  leaseId: string,
-  argv: string[],
-  timeoutSeconds: number | undefined,
-): Promise<CommandOutcome> {
-  const { client, progress, interrupts } = session;
-  const path = `/v1/leases/${encodeURIComponent(leaseId)}/commands`;
-  // Not retried: a command is not idempotent.
-  let { command } = await client.post<{ command: ApiCommand }>(path, {
-    argv,
-    ...(timeoutSeconds ? { timeoutSeconds } : {}),
-  });
-  progress.line(
-    `running \`${shellQuote(argv)}\` on ${leaseId} (${command.id}, timeout ${formatDuration(command.timeoutSeconds)})`,
-  );
-  const started = Date.now();
-  // The server kills the command at its timeout; allow for the kill and the report to land.
-  const giveUpAt = started + (command.timeoutSeconds + 60) * 1000;
-  let interval = 200;
-  while (command.status === 'queued' || command.status === 'running') {
-    if (interrupts.signal.aborted) return { kind: 'interrupted', command };
-    if (Date.now() > giveUpAt) {
-      throw new CliError(
-        `command ${command.id} was still ${command.status} ${formatDuration((Date.now() - started) / 1000)} after it was started (timeout ${command.timeoutSeconds}s); giving up`,
-        EXIT.timeout,
-      );
-    }
-    progress.status(`${command.status} \`${shellQuote(argv)}\` on ${leaseId}`);
-    await sleep(interval, interrupts.signal);
-    if (interrupts.signal.aborted) return { kind: 'interrupted', command };
-    interval = Math.min(1_000, Math.round(interval * 1.25));
-    command = (
-      await client.get<{ command: ApiCommand }>(`${path}/${encodeURIComponent(command.id)}`)
-    ).command;
-  }
-  return { kind: 'done', command };
-}
-
-/** Writes the command's output and says how it ended; returns the exit status to use. */
-function reportCommand(session: Session, command: ApiCommand): number {
-  const { io, progress } = session;
-  progress.clear();
-  const result = command.result;
-  if (command.status === 'failed' || !result) {
-    progress.line(`command ${command.id} could not run: ${commandError(command)}`);
-    return EXIT.cannotRun;
-  }
-  if (!io.json) {
-    io.out(result.stdout);
-    io.err(result.stderr);
-  }
-  if (result.truncated) progress.line('output was truncated to the size limit');
-  if (result.timedOut) {
-    progress.line(
-      `command timed out after ${formatDuration(command.timeoutSeconds)} and was killed`,
-    );
-    return EXIT.timeout;
-  }
-  if (result.exitCode === null) {
-    progress.line('command was killed by a signal');
-    return EXIT.cannotRun;
-  }
-  progress.line(
-    `command exited ${result.exitCode} after ${formatDuration(result.durationMs / 1000)}`,
-  );
-  return result.exitCode;
-}
-
 // ---- releasing ----------------------------------------------------------------------------
 
 async function release(session: Session, leaseId: string): Promise<boolean> {
@@ -402,9 +115,10 @@ export async function leaseFlow(
   options: LeaseOptions,
   io: Io,
   interrupts: Interrupts,
+  pacing?: CommandPacing,
 ): Promise<number> {
   const progress = new Progress(io);
-  const session: Session = { client, io, progress, interrupts, logs: [] };
+  const session: Session = { client, io, progress, interrupts, pacing, logs: [] };
   // A retried POST with the same key returns the same lease instead of making a second one.
   const idempotencyKey = randomUUID();
   const { lease: requested } = await client.post<{ lease: ApiLease }>(
@@ -469,13 +183,8 @@ export async function leaseFlow(
     }
 
     const ran = await runCommand(session, leaseId, options.command, options.commandTimeoutSeconds);
-    if (ran.kind === 'interrupted') {
-      progress.line(
-        `${interrupts.received ?? 'interrupted'}: releasing ${leaseId} (command ${ran.command.id} was ${ran.command.status})`,
-      );
-      return exitCodeOf(interrupts.received ?? 'SIGINT');
-    }
-    const code = reportCommand(session, ran.command);
+    const code = reportCommand(session, ran);
+    if (ran.kind === 'interrupted') progress.line(`releasing ${leaseId}`);
     if (io.json) printJson(io, { lease, command: ran.command });
     return code;
   } catch (err) {
@@ -499,17 +208,12 @@ export async function execFlow(
   timeoutSeconds: number | undefined,
   io: Io,
   interrupts: Interrupts,
+  pacing?: CommandPacing,
 ): Promise<number> {
   const progress = new Progress(io);
-  const session: Session = { client, io, progress, interrupts, logs: [] };
+  const session: CommandSession = { client, io, progress, interrupts, pacing };
   const ran = await runCommand(session, leaseId, argv, timeoutSeconds);
-  if (ran.kind === 'interrupted') {
-    progress.line(
-      `${interrupts.received ?? 'interrupted'}: stopped waiting; command ${ran.command.id} may still be running on ${leaseId}`,
-    );
-    return exitCodeOf(interrupts.received ?? 'SIGINT');
-  }
-  const code = reportCommand(session, ran.command);
+  const code = reportCommand(session, ran);
   if (io.json) printJson(io, { command: ran.command });
   return code;
 }
@@ -541,38 +245,4 @@ export async function releaseFlow(client: ApiClient, ids: string[], io: Io): Pro
   if (io.json) printJson(io, released);
   if (failures.length > 0) throw new CliError(failures.join('\n'));
   return 0;
-}
-
-/** `drydock logs <id> [--follow]` */
-export async function logsFlow(
-  client: ApiClient,
-  id: string,
-  follow: boolean,
-  io: Io,
-  interrupts: Interrupts,
-): Promise<number> {
-  let after: string | undefined;
-  const show = (events: LogEvent[]) => {
-    for (const event of events) {
-      if (io.json) io.out(`${JSON.stringify(event)}\n`);
-      else io.out(formatLogLine(`${event.at}  ${event.type.padEnd(26)}`, event.message));
-    }
-    after = events.at(-1)?.seq ?? after;
-  };
-  const first = await fetchLogs(client, id, undefined);
-  if (io.json && !follow) {
-    printJson(io, first);
-    return 0;
-  }
-  show(first);
-  if (!follow) {
-    if (first.length === 0) io.err(`drydock: no log events for ${id}\n`);
-    return 0;
-  }
-  while (!interrupts.signal.aborted) {
-    await sleep(1_000, interrupts.signal);
-    if (interrupts.signal.aborted) break;
-    show(await fetchLogs(client, id, after));
-  }
-  return exitCodeOf(interrupts.received ?? 'SIGINT');
 }

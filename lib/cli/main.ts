@@ -13,7 +13,9 @@ import {
   updateBlueprint,
 } from './admin.ts';
 import { ApiClient, resolveTarget } from './api.ts';
-import { execFlow, Interrupts, leaseFlow, logsFlow, releaseFlow } from './lease.ts';
+import { Interrupts } from './interrupts.ts';
+import { execFlow, leaseFlow, releaseFlow } from './lease.ts';
+import { logsFlow } from './logs.ts';
 import { CliError, collect, type Io, parseAttributes, parseDuration, processIo } from './output.ts';
 
 interface GlobalOptions {
@@ -77,8 +79,9 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     .command('lease')
     .description(
       'Lease a resource and wait until it is active, showing its log as it happens.\n' +
-        "With `-- <command...>`: run the command on it, print its output, release the lease and exit with the command's status (124: timed out, 125: drydock could not run it).\n" +
-        'Ctrl-C while waiting or running releases the lease (exit 130).',
+        "With `-- <command...>`: run the command on it, stream its output as it arrives (stdout to stdout, stderr to stderr), release the lease and exit with the command's status (124: timed out, 125: drydock could not run it).\n" +
+        'Ctrl-C while waiting releases the lease (exit 130); while the command runs it cancels the command, waits up to 10s for it to end, then releases the lease (Ctrl-C again stops waiting).\n' +
+        'With --json: stdout is only the final JSON record ({lease, command}, the output tails in command.result); the output is not streamed.',
     )
     .option('--type <type>', 'resource type', 'host')
     .option('--attributes <k=v,...>', 'attributes the resource must have (repeatable)', collect)
@@ -123,7 +126,11 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
 
   program
     .command('exec')
-    .description('Run a command on an active lease and exit with its status (124: timed out)')
+    .description(
+      'Run a command on an active lease, stream its output as it arrives and exit with its status (124: timed out, 125: drydock could not run it).\n' +
+        'Ctrl-C cancels the command, waits up to 10s for it to end and exits 130 (Ctrl-C again stops waiting).\n' +
+        'With --json: stdout is only the final JSON record ({command}, the output tails in command.result); the output is not streamed.',
+    )
     .argument('<lease>', 'lease id')
     .argument('<command...>', 'command and arguments, after --')
     .option(

@@ -13,6 +13,15 @@ export class CliError extends Error {
   }
 }
 
+/** Exit statuses besides the command's own. */
+export const EXIT = {
+  failure: 1,
+  /** The command (or the wait for the lease) timed out, as timeout(1). */
+  timeout: 124,
+  /** Drydock could not run the command at all (as timeout(1) and env(1) use 125). */
+  cannotRun: 125,
+} as const;
+
 export interface Io {
   out: (text: string) => void;
   err: (text: string) => void;

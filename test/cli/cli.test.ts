@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../lambdas/core/model.ts';
 import { applySet, blueprintInput } from '../../lib/cli/admin.ts';
 import { ApiClient, ApiError, findDataDir, regionOfUrl, resolveTarget } from '../../lib/cli/api.ts';
-import { type ApiLease, endCause, logsPath } from '../../lib/cli/lease.ts';
+import type { ApiLease } from '../../lib/cli/lease.ts';
+import { endCause, logsPath } from '../../lib/cli/logs.ts';
 import { formatDuration, parseAttributes, parseDuration, table } from '../../lib/cli/output.ts';
 import { freePort } from '../../lib/local/dynamodb-local.ts';
 
