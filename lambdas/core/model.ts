@@ -208,7 +208,14 @@ export interface LogEvent {
   data?: Record<string, unknown>;
 }
 
-export const COMMAND_STATUSES = ['queued', 'running', 'finished', 'failed'] as const;
+export const COMMAND_STATUSES = [
+  'queued',
+  'running',
+  'cancelling',
+  'finished',
+  'failed',
+  'cancelled',
+] as const;
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 
 /**
@@ -218,6 +225,8 @@ export type CommandStatus = (typeof COMMAND_STATUSES)[number];
  *
  *   queued -> running -> finished   (it ran: any exit code, or timed out)
  *                     -> failed     (it could not run: lease ended, host gone, ...; `error` says why)
+ *   queued -> failed | cancelled;  running -> cancelling -> cancelled | finished | failed
+ * Queued, running and cancelling commands are in the store's status index, by sweepAt.
  */
 export interface CommandRecord {
   id: string;
@@ -243,6 +252,10 @@ export interface CommandRecord {
   result?: CommandResult;
   /** Why it failed to run, in words for the holder. */
   error?: string;
+  /** When a worker should next look at it (status index order; absent: unscheduled). */
+  sweepAt?: string;
+  /** Polls of the running command so far; a poll write is conditional on it (stale polls lose). */
+  polls?: number;
 }
 
 export type ObjectKind = 'lease' | 'resource' | 'command';

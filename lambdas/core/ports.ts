@@ -91,17 +91,27 @@ export type TxWrite =
   | { op: 'freeSlotLock'; key: string; ownerId: string }
   /** Append a log event (unconditional). */
   | { op: 'appendLog'; event: LogEvent }
-  /** Create a command record; fails if the id exists. */
+  /**
+   * Create a command record; fails if the id exists. A queued, running or cancelling command
+   * is in the status index (listCommandsByStatus) at its sweepAt.
+   */
   | { op: 'createCommand'; command: CommandRecord }
   /**
-   * Move a command on: condition status = expect.status AND attempt = expect.attempt; sets the
+   * Move a command on: condition status = expect.status AND attempt = expect.attempt (AND,
+   * when expect.polls is given, polls = expect.polls, a missing polls counting as 0); sets the
    * patch and updatedAt. A `null` patch value removes the attribute.
+   *
+   * Status index: a new status of queued, running or cancelling moves the command to that
+   * status's partition; any other status takes it out of the index. `set.sweepAt` re-files it
+   * by the new time (`null`: unscheduled, listed last and never due). Without `set.sweepAt` the
+   * command keeps its place, so pass sweepAt whenever a change of status should also change
+   * when the command is due.
    */
   | {
       op: 'updateCommand';
       leaseId: string;
       id: string;
-      expect: { status: CommandStatus; attempt: number };
+      expect: { status: CommandStatus; attempt: number; polls?: number };
       set: NullablePatch<CommandPatch>;
     }
   /**
@@ -187,6 +197,14 @@ export interface Store {
   listLogs(objectId: string, options?: { after?: string; limit?: number }): Promise<LogEvent[]>;
   /** A command record (strongly consistent). */
   getCommand(leaseId: string, commandId: string): Promise<CommandRecord | undefined>;
+  /**
+   * Commands by status, ordered by sweepAt; `dueBefore` bounds sweepAt (inclusive). Only
+   * queued, running and cancelling commands are in this index; other statuses list nothing.
+   */
+  listCommandsByStatus(
+    status: CommandStatus,
+    options?: PageOptions & { dueBefore?: string },
+  ): Promise<Page<CommandRecord>>;
   /** The unexpired claim on an Idempotency-Key of this owner, if any. */
   getIdempotencyClaim(owner: string, key: string): Promise<IdempotencyClaim | undefined>;
 

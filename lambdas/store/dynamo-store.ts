@@ -40,6 +40,7 @@ import type {
   Blueprint,
   BlueprintHealth,
   CommandRecord,
+  CommandStatus,
   Lease,
   LeaseStatus,
   LogEvent,
@@ -60,8 +61,11 @@ import { type DynamoCallStats, instrumentDynamoClient } from './clients.ts';
 import {
   BLUEPRINT_PARTITION,
   blueprintKey,
+  commandItem,
   commandKey,
+  commandStatusPartition,
   idempotencyKey,
+  isIndexedCommandStatus,
   KEY_ATTRIBUTES,
   leaseItem,
   leaseKey,
@@ -82,7 +86,7 @@ import {
   stripKeys,
   sweepSortKey,
 } from './keys.ts';
-import { GSI, LOCK_SHARDS, TTL_ATTRIBUTE } from './schema.ts';
+import { GSI, LOCK_SHARDS, TTL_ATTRIBUTE, UNSCHEDULED_SWEEP_KEY } from './schema.ts';
 
 export interface DynamoStoreOptions {
   client: DynamoDBClient;
@@ -176,6 +180,15 @@ const waitSeqIs = (waitSeq: number) =>
   fragment('#waitSeq = :expectWaitSeq', { '#waitSeq': 'waitSeq' }, { ':expectWaitSeq': waitSeq });
 const attemptIs = (attempt: number) =>
   fragment('#attempt = :expectAttempt', { '#attempt': 'attempt' }, { ':expectAttempt': attempt });
+/** A command's poll counter; commands written before polling existed have none (count 0). */
+const pollsAre = (polls: number) =>
+  polls === 0
+    ? fragment(
+        '(attribute_not_exists(#polls) OR #polls = :expectPolls)',
+        { '#polls': 'polls' },
+        { ':expectPolls': polls },
+      )
+    : fragment('#polls = :expectPolls', { '#polls': 'polls' }, { ':expectPolls': polls });
 /**
  * An item that is absent, or present but past its TTL. DynamoDB deletes expired items lazily
  * (often within days, not seconds), so "expired" must count as "free" in the condition itself.
@@ -204,6 +217,16 @@ class UpdateExpression {
     const name = placeholder(attribute);
     const valueName = `:${attribute}`;
     this.sets.push(`${name} = ${valueName}`);
+    mergeInto(this.names, { [name]: attribute });
+    mergeInto(this.values, { [valueName]: value });
+    return this;
+  }
+
+  /** SET #attribute = if_not_exists(#attribute, :attribute): keeps a present value. */
+  setIfAbsent(attribute: string, value: unknown): this {
+    const name = placeholder(attribute);
+    const valueName = `:${attribute}`;
+    this.sets.push(`${name} = if_not_exists(${name}, ${valueName})`);
     mergeInto(this.names, { [name]: attribute });
     mergeInto(this.values, { [valueName]: value });
     return this;
@@ -302,6 +325,33 @@ const RESOURCE_FIXED = new Set([
   'uses',
   'createdAt',
 ]);
+
+const COMMAND_FIXED = new Set([...KEY_ATTRIBUTES, 'id', 'leaseId', 'owner', 'createdAt']);
+
+/**
+ * Keeps a command's status-index keys in step with an update: a new indexed status moves it
+ * to that partition, any other new status removes it from the index. Without a new sweepAt the
+ * command keeps its sort key (`if_not_exists`: one written before the index existed becomes
+ * unscheduled rather than invisible, since an item lacking either key is not in the index).
+ */
+function fileCommandInStatusIndex(
+  update: UpdateExpression,
+  newStatus: CommandStatus | undefined,
+  expectedStatus: CommandStatus,
+  sweepAt: string | null | undefined,
+): void {
+  const status = newStatus ?? expectedStatus;
+  if (!isIndexedCommandStatus(status)) {
+    if (newStatus !== undefined) {
+      update.remove(GSI.byStatus.partitionKey).remove(GSI.byStatus.sortKey);
+    }
+    return;
+  }
+  if (sweepAt !== undefined) update.set(GSI.byStatus.sortKey, sweepSortKey(sweepAt));
+  if (newStatus === undefined) return;
+  update.set(GSI.byStatus.partitionKey, commandStatusPartition(status));
+  if (sweepAt === undefined) update.setIfAbsent(GSI.byStatus.sortKey, UNSCHEDULED_SWEEP_KEY);
+}
 
 function assertPatchable(patch: object, fixed: Set<string>, what: string): void {
   for (const [key, value] of Object.entries(patch)) {
@@ -719,6 +769,13 @@ export class DynamoStore implements Store {
     );
   }
 
+  listCommandsByStatus(
+    status: CommandStatus,
+    options: PageOptions & { dueBefore?: string } = {},
+  ): Promise<Page<CommandRecord>> {
+    return this.listByStatus<CommandRecord>(commandStatusPartition(status), options);
+  }
+
   async getIdempotencyClaim(owner: string, key: string): Promise<IdempotencyClaim | undefined> {
     const item = await this.getItem<IdempotencyClaim>(
       idempotencyKey(owner, key),
@@ -989,20 +1046,23 @@ export class DynamoStore implements Store {
         };
       }
       case 'createCommand':
-        return this.putNew(`createCommand ${write.command.leaseId}/${write.command.id}`, {
-          ...write.command,
-          ...commandKey(write.command.leaseId, write.command.id),
-          [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(write.command.createdAt)),
-        });
+        return this.putNew(
+          `createCommand ${write.command.leaseId}/${write.command.id}`,
+          commandItem(write.command),
+        );
       case 'updateCommand': {
         const { leaseId, id, expect, set } = write;
+        assertPatchable(set, COMMAND_FIXED, 'updateCommand');
         const update = new UpdateExpression().patch(set);
         if (set.updatedAt === undefined) update.set('updatedAt', this.nowIso());
+        fileCommandInStatusIndex(update, set.status ?? undefined, expect.status, set.sweepAt);
+        const conditions = [statusIs(expect.status), attemptIs(expect.attempt)];
+        if (expect.polls !== undefined) conditions.push(pollsAre(expect.polls));
         return this.updateWrite(
-          `updateCommand ${leaseId}/${id} (expect ${expect.status} attempt ${expect.attempt})`,
+          `updateCommand ${leaseId}/${id} (expect ${expect.status} attempt ${expect.attempt}${expect.polls === undefined ? '' : ` polls ${expect.polls}`})`,
           commandKey(leaseId, id),
           update,
-          allOf(statusIs(expect.status), attemptIs(expect.attempt)),
+          allOf(...conditions),
         );
       }
       case 'takeIdempotencyKey': {

@@ -2,7 +2,15 @@
  * Key attributes of every item kind, derived from the layout in schema.ts. Pure functions, no
  * SDK: the store, tests and the local runtime build keys the same way.
  */
-import type { Lease, LeaseStatus, Resource, ResourceStatus, SlotLock } from '../core/model.ts';
+import type {
+  CommandRecord,
+  CommandStatus,
+  Lease,
+  LeaseStatus,
+  Resource,
+  ResourceStatus,
+  SlotLock,
+} from '../core/model.ts';
 import {
   GSI,
   LOCK_SHARDS,
@@ -65,6 +73,15 @@ export const resourceTypeSortKey = (
 // ---- GSI2 "byStatus" -------------------------------------------------------------------------
 export const leaseStatusPartition = (status: LeaseStatus): string => `LEASE#${status}`;
 export const resourceStatusPartition = (status: ResourceStatus): string => `RES#${status}`;
+export const commandStatusPartition = (status: CommandStatus): string => `CMD#${status}`;
+/** Commands a worker still has to look at; ended commands leave the status index. */
+export const INDEXED_COMMAND_STATUSES: readonly CommandStatus[] = [
+  'queued',
+  'running',
+  'cancelling',
+];
+export const isIndexedCommandStatus = (status: CommandStatus): boolean =>
+  INDEXED_COMMAND_STATUSES.includes(status);
 export const BLUEPRINT_PARTITION = 'BLUEPRINT';
 export const sweepSortKey = (sweepAt: string | null | undefined): string =>
   sweepAt ?? UNSCHEDULED_SWEEP_KEY;
@@ -117,6 +134,17 @@ export function resourceItem(resource: Resource): Record<string, unknown> {
           GSI2PK: resourceStatusPartition(resource.status),
           GSI2SK: sweepSortKey(resource.sweepAt),
         }),
+  };
+}
+
+export function commandItem(command: CommandRecord): Record<string, unknown> {
+  return {
+    ...command,
+    ...commandKey(command.leaseId, command.id),
+    [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(command.createdAt)),
+    ...(isIndexedCommandStatus(command.status)
+      ? { GSI2PK: commandStatusPartition(command.status), GSI2SK: sweepSortKey(command.sweepAt) }
+      : {}),
   };
 }
 

@@ -10,6 +10,8 @@
  *   slot lock      LOCK#<key>          / LOCK
  *   log event      LOG#<objectId>      / <at>#<random>        (expires via TTL)
  *   record         REC#<scope>         / <at>#<random>        (blueprint append-only records)
+ *   command        CMD#<leaseId>       / <commandId>          (expires via TTL)
+ *   idempotency    IDEM#<owner>#<key>  / IDEM                 (expires via TTL)
  *
  * Indexes (all projections ALL):
  *   GSI1 "byType"   — leases:    GSI1PK = LEASE#<type>#<status>      GSI1SK = <requestedAt>#<id>
@@ -21,6 +23,8 @@
  *                     resources: GSI2PK = RES#<status>               GSI2SK = <sweepAt>
  *                     blueprints: GSI2PK = BLUEPRINT                 GSI2SK = <id>
  *                     slot locks: GSI2PK = LOCK#<shard 0..3>          GSI2SK = <createdAt>#<key>
+ *                     commands:  GSI2PK = CMD#<status>              GSI2SK = <sweepAt>
+ *                       (queued, running and cancelling only: ended commands leave the index)
  *                     Serves the sweep ("what is due") and listings. Destroyed objects have
  *                     no GSI2 keys (the sweep never needs them); they expire via TTL.
  */
@@ -50,7 +54,7 @@ export const KEY_ATTRIBUTE_TYPE = 'S' as const;
 export const DEFAULT_TABLE_NAME = 'drydock';
 
 /**
- * GSI2SK of a lease or resource without a sweepAt. An index key must be present for the item to
+ * GSI2SK of a lease, resource or command without a sweepAt. An index key must be present for the item to
  * be listed by status at all, and `~` sorts after every ISO timestamp, so an unscheduled object
  * is listed last and never matches a `dueBefore` bound.
  */

@@ -5,10 +5,17 @@
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { ValidationError, WriteConflictError } from '../../lambdas/core/errors.ts';
-import type { Blueprint, Lease, LogEvent, Resource, SlotLock } from '../../lambdas/core/model.ts';
+import type {
+  Blueprint,
+  CommandRecord,
+  Lease,
+  LogEvent,
+  Resource,
+  SlotLock,
+} from '../../lambdas/core/model.ts';
 import type { TxWrite } from '../../lambdas/core/ports.ts';
 import type { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
-import { leaseKey, lockShard } from '../../lambdas/store/keys.ts';
+import { commandKey, leaseKey, lockShard } from '../../lambdas/store/keys.ts';
 import { LOCK_SHARDS, TTL_ATTRIBUTE } from '../../lambdas/store/schema.ts';
 import { makeStore, testClients } from '../support/env.ts';
 
@@ -72,6 +79,22 @@ function blueprint(overrides: Partial<Blueprint> = {}): Blueprint {
     createdAt: T0,
     updatedAt: T0,
     health: { failureCount: 0 },
+    ...overrides,
+  };
+}
+
+function command(overrides: Partial<CommandRecord> = {}): CommandRecord {
+  return {
+    id: 'C1',
+    leaseId: 'L1',
+    owner: 'alice',
+    status: 'queued',
+    argv: ['make', 'test'],
+    timeoutSeconds: 60,
+    env: { TOKEN: 'secret' },
+    attempt: 0,
+    createdAt: T0,
+    updatedAt: T0,
     ...overrides,
   };
 }
@@ -500,6 +523,134 @@ describe('slot locks', () => {
     expect(listed.sort()).toEqual([...keys].sort());
     expect(pages).toBeGreaterThanOrEqual(4);
     expect((await store.listSlotLocks()).items).toHaveLength(130);
+  });
+});
+
+describe('commands', () => {
+  const ids = (page: { items: CommandRecord[] }) => page.items.map((c) => c.id);
+  const updateCommand = (
+    expect: { status: CommandRecord['status']; attempt: number; polls?: number },
+    set: Extract<TxWrite, { op: 'updateCommand' }>['set'],
+    id = 'C1',
+  ): TxWrite => ({ op: 'updateCommand', leaseId: 'L1', id, expect, set });
+
+  it('lists a queued command by status and moves it with its status and sweepAt', async () => {
+    const queued = command({ sweepAt: at(5) });
+    await store.transact([{ op: 'createCommand', command: queued }]);
+    expect(await store.getCommand('L1', 'C1')).toEqual(queued);
+    expect((await store.listCommandsByStatus('queued')).items).toEqual([queued]);
+
+    await store.transact([
+      updateCommand(
+        { status: 'queued', attempt: 0 },
+        { status: 'running', attempt: 1, startedAt: at(1), sweepAt: at(9) },
+      ),
+    ]);
+    expect((await store.listCommandsByStatus('queued')).items).toEqual([]);
+    const running = await store.listCommandsByStatus('running', { dueBefore: at(9) });
+    expect(running.items).toEqual([await store.getCommand('L1', 'C1')]);
+    expect(running.items[0]).toMatchObject({ status: 'running', attempt: 1, sweepAt: at(9) });
+    expect((await store.listCommandsByStatus('running', { dueBefore: at(8) })).items).toEqual([]);
+
+    // A new attempt without a sweepAt keeps the command where it is filed.
+    await store.transact([
+      updateCommand({ status: 'running', attempt: 1 }, { status: 'running', attempt: 2 }),
+    ]);
+    expect(ids(await store.listCommandsByStatus('running', { dueBefore: at(9) }))).toEqual(['C1']);
+
+    await store.transact([
+      updateCommand({ status: 'running', attempt: 2 }, { status: 'cancelling', sweepAt: at(12) }),
+    ]);
+    expect((await store.listCommandsByStatus('running')).items).toEqual([]);
+    expect(ids(await store.listCommandsByStatus('cancelling', { dueBefore: at(12) }))).toEqual([
+      'C1',
+    ]);
+  });
+
+  it('takes a command out of the status index when it ends', async () => {
+    await store.transact([{ op: 'createCommand', command: command({ sweepAt: at(5) }) }]);
+    await store.transact([
+      updateCommand({ status: 'queued', attempt: 0 }, { status: 'running', attempt: 1 }),
+    ]);
+    // Moved partition, kept its sweepAt position.
+    expect(ids(await store.listCommandsByStatus('running', { dueBefore: at(5) }))).toEqual(['C1']);
+    await store.transact([
+      updateCommand(
+        { status: 'running', attempt: 1 },
+        { status: 'finished', finishedAt: at(6), env: null, sweepAt: null },
+      ),
+    ]);
+    for (const status of ['queued', 'running', 'cancelling', 'finished'] as const) {
+      expect((await store.listCommandsByStatus(status)).items).toEqual([]);
+    }
+    const raw = await rawItem(store, commandKey('L1', 'C1'));
+    expect(raw).not.toHaveProperty('GSI2PK');
+    expect(raw).not.toHaveProperty('GSI2SK');
+    expect(raw).not.toHaveProperty('env');
+    expect(raw?.[TTL_ATTRIBUTE]).toBe(Date.parse(T0) / 1000 + 14 * 86_400);
+    expect(await store.getCommand('L1', 'C1')).toMatchObject({ status: 'finished' });
+
+    // Created already ended: never indexed.
+    await store.transact([
+      { op: 'createCommand', command: command({ id: 'C2', status: 'cancelled', sweepAt: at(1) }) },
+    ]);
+    expect((await store.listCommandsByStatus('cancelled')).items).toEqual([]);
+    expect(await rawItem(store, commandKey('L1', 'C2'))).not.toHaveProperty('GSI2PK');
+  });
+
+  it('bounds and pages the listing by sweepAt, unscheduled commands last and never due', async () => {
+    await store.transact([
+      { op: 'createCommand', command: command({ id: 'late', sweepAt: at(30) }) },
+      { op: 'createCommand', command: command({ id: 'early', sweepAt: at(10) }) },
+      { op: 'createCommand', command: command({ id: 'mid', sweepAt: at(20) }) },
+      { op: 'createCommand', command: command({ id: 'never' }) },
+      {
+        op: 'createCommand',
+        command: command({ id: 'other-lease', leaseId: 'L2', sweepAt: at(15) }),
+      },
+    ]);
+    expect(ids(await store.listCommandsByStatus('queued', { dueBefore: at(20) }))).toEqual([
+      'early',
+      'other-lease',
+      'mid',
+    ]);
+    expect(ids(await store.listCommandsByStatus('queued', { dueBefore: at(9) }))).toEqual([]);
+    const first = await store.listCommandsByStatus('queued', { limit: 4 });
+    expect(ids(first)).toEqual(['early', 'other-lease', 'mid', 'late']);
+    expect(first.cursor).toBeDefined();
+    const second = await store.listCommandsByStatus('queued', { limit: 4, cursor: first.cursor });
+    expect(ids(second)).toEqual(['never']);
+    expect(second.cursor).toBeUndefined();
+    await expect(
+      store.listCommandsByStatus('running', { cursor: first.cursor }),
+    ).rejects.toBeInstanceOf(ValidationError);
+  });
+
+  it('rejects a stale poll: the poll count is part of the condition (missing counts as 0)', async () => {
+    await store.transact([
+      { op: 'createCommand', command: command({ status: 'running', attempt: 1 }) },
+    ]);
+    const poll = (polls: number) =>
+      updateCommand({ status: 'running', attempt: 1, polls }, { polls: polls + 1 });
+    await store.transact([poll(0)]);
+    expect(await store.getCommand('L1', 'C1')).toMatchObject({ polls: 1 });
+
+    const stale = await conflictOf(store.transact([poll(0)]));
+    expect(stale.message).toContain('updateCommand L1/C1');
+    expect(stale.message).toContain('polls 0');
+    await conflictOf(store.transact([poll(2)]));
+
+    // Two pollers that read the same count: exactly one records its poll.
+    const results = await Promise.allSettled([
+      store.transact([poll(1)]),
+      store.transact([poll(1)]),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(await store.getCommand('L1', 'C1')).toMatchObject({ polls: 2, status: 'running' });
+
+    // Without expect.polls the poll count is not checked.
+    await store.transact([updateCommand({ status: 'running', attempt: 1 }, { polls: 7 })]);
+    expect(await store.getCommand('L1', 'C1')).toMatchObject({ polls: 7 });
   });
 });
 
