@@ -29,7 +29,13 @@ import {
   type ResourceStatus,
   type UpdateMessage,
 } from './model.ts';
-import type { IdempotencyClaim, Page, PageOptions, TxWrite } from './ports.ts';
+import {
+  type IdempotencyClaim,
+  type Page,
+  type PageOptions,
+  type TxWrite,
+  writeLabel,
+} from './ports.ts';
 import { advanceResourceSetup, breakResource, updateResource } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
 
@@ -150,7 +156,7 @@ export async function submitLeaseRequest(
     ]);
   } catch (err) {
     if (key !== undefined && err instanceof WriteConflictError) {
-      if (err.failures.some((f) => f.index === 1)) {
+      if (claimWrites.some((claim) => err.failed(writeLabel(claim)))) {
         const claim = await engine.store.getIdempotencyClaim(lease.owner, key);
         if (claim) return replayLeaseRequest(engine, claim, requestHash);
       }

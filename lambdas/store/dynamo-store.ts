@@ -14,7 +14,7 @@
  * commit, and the loser learns which write (the lock) failed.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { AttributeValue, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   DeleteCommand,
@@ -27,6 +27,7 @@ import {
   type TransactWriteCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
 import {
   DrydockError,
   errorMessage,
@@ -56,6 +57,7 @@ import {
   type Store,
   systemClock,
   type TxWrite,
+  writeLabel,
 } from '../core/ports.ts';
 import { type DynamoCallStats, instrumentDynamoClient } from './clients.ts';
 import {
@@ -298,20 +300,25 @@ function expressionAttributes(...fragments: Fragment[]) {
 type TransactItem = NonNullable<TransactWriteCommandInput['TransactItems']>[number];
 
 /**
- * One planned write: what it is (for error messages) and its parameters, typed as a transaction
- * item so the same plan can be sent alone or inside TransactWriteItems.
+ * One planned write: its label (writeLabel), what it expects in words (for error messages) and
+ * its parameters, typed as a transaction item so the same plan can be sent alone or inside
+ * TransactWriteItems.
  */
-type PlannedWrite =
-  | { kind: 'Put'; label: string; params: NonNullable<TransactItem['Put']> }
-  | { kind: 'Update'; label: string; params: NonNullable<TransactItem['Update']> }
-  | { kind: 'Delete'; label: string; params: NonNullable<TransactItem['Delete']> }
+type PlannedWrite = { label: string; detail?: string } & (
+  | { kind: 'Put'; params: NonNullable<TransactItem['Put']> }
+  | { kind: 'Update'; params: NonNullable<TransactItem['Update']> }
+  | { kind: 'Delete'; params: NonNullable<TransactItem['Delete']> }
   | {
       kind: 'ConditionCheck';
-      label: string;
       params: NonNullable<TransactItem['ConditionCheck']>;
       /** The condition, evaluated locally when the check is sent alone (see checkAlone). */
       holds: (item: Record<string, unknown>) => boolean;
-    };
+    }
+);
+
+/** `label (detail)`: how a write appears in error messages. */
+const describeWrite = (w: Pick<PlannedWrite, 'label' | 'detail'>): string =>
+  w.detail ? `${w.label} (${w.detail})` : w.label;
 
 /** Patch fields that are identity, index keys or owned by another writer. */
 const LEASE_FIXED = new Set([...KEY_ATTRIBUTES, 'id', 'type', 'version', 'owner', 'requestedAt']);
@@ -410,58 +417,78 @@ const CANCELLATION_REASONS: Record<string, WriteFailure['reason'] | 'temporary'>
   RequestLimitExceeded: 'temporary',
 };
 
+type RawItem = Record<string, AttributeValue>;
+
 interface SdkError {
   name?: string;
   message?: string;
   $metadata?: { httpStatusCode?: number };
-  /** Raw (not unmarshalled: lib-dynamodb leaves these alone) per-write reasons. */
-  CancellationReasons?: Array<{ Code?: string; Message?: string }>;
+  /** The item whose condition failed (ReturnValuesOnConditionCheckFailure), raw: lib-dynamodb does not unmarshall errors. */
+  Item?: RawItem;
+  /** Per-write reasons, raw like Item. */
+  CancellationReasons?: Array<{ Code?: string; Message?: string; Item?: RawItem }>;
+}
+
+/** The domain object DynamoDB returned with a failed condition, if any. */
+function existingItem(raw: RawItem | undefined): Pick<WriteFailure, 'item'> {
+  return raw ? { item: stripKeys<Record<string, unknown>>(unmarshall(raw)) } : {};
 }
 
 /**
- * Turns an SDK exception into a domain error. `labels` name the writes of a transaction (or
- * the one write) so a conflict says which write failed.
+ * Turns an SDK exception into a domain error. `writes` are the writes of a transaction (or the
+ * one write) so a conflict names the writes that failed by their labels.
  */
-function translateError(err: unknown, what: string, labels: string[] = []): DrydockError {
+function translateError(
+  err: unknown,
+  what: string,
+  writes: ReadonlyArray<Pick<PlannedWrite, 'label' | 'detail'>> = [],
+): DrydockError {
   const sdk = (err ?? {}) as SdkError;
+  const [only] = writes;
   switch (sdk.name) {
     case 'ConditionalCheckFailedException':
+    case 'TransactionConflictException': {
+      const reason = sdk.name === 'TransactionConflictException' ? 'conflict' : 'condition';
       return new WriteConflictError(
-        `${labels[0] ?? what}: condition failed`,
-        [{ index: 0, reason: 'condition' }],
+        `${only ? describeWrite(only) : what}: ${reason === 'condition' ? 'condition failed' : 'conflicts with a concurrent transaction'}`,
+        [{ label: only?.label ?? what, reason, ...existingItem(sdk.Item) }],
         { cause: err },
       );
-    case 'TransactionConflictException':
-      return new WriteConflictError(
-        `${labels[0] ?? what}: conflicts with a concurrent transaction`,
-        [{ index: 0, reason: 'conflict' }],
-        { cause: err },
-      );
+    }
     case 'TransactionCanceledException': {
       const reasons = sdk.CancellationReasons ?? [];
       const failures: WriteFailure[] = [];
+      const described: string[] = [];
       let temporary = false;
-      reasons.forEach((reason, index) => {
-        if (!reason.Code || reason.Code === 'None') return;
-        const mapped = CANCELLATION_REASONS[reason.Code] ?? 'other';
-        if (mapped === 'temporary') temporary = true;
-        else failures.push({ index, reason: mapped });
+      reasons.forEach((r, index) => {
+        if (!r.Code || r.Code === 'None') return;
+        const mapped = CANCELLATION_REASONS[r.Code] ?? 'other';
+        if (mapped === 'temporary') {
+          temporary = true;
+          return;
+        }
+        const write = writes[index];
+        failures.push({
+          label: write?.label ?? `write ${index}`,
+          reason: mapped,
+          ...existingItem(r.Item),
+        });
+        described.push(`${write ? describeWrite(write) : `write ${index}`}: ${mapped}`);
       });
       if (failures.some((f) => f.reason === 'condition' || f.reason === 'conflict')) {
-        const detail = failures
-          .map((f) => `write ${f.index} (${labels[f.index] ?? '?'}): ${f.reason}`)
-          .join('; ');
-        return new WriteConflictError(`${what} cancelled: ${detail}`, failures, { cause: err });
+        return new WriteConflictError(`${what} cancelled: ${described.join('; ')}`, failures, {
+          cause: err,
+        });
       }
       if (temporary) {
         return new TemporaryError(`${what} cancelled by throttling`, { cause: err });
       }
       const codes = reasons.map(
-        (r, i) => `${i}:${r.Code ?? '?'}${r.Message ? ` (${r.Message})` : ''}`,
+        (r, i) => `${writes[i]?.label ?? i}:${r.Code ?? '?'}${r.Message ? ` (${r.Message})` : ''}`,
       );
       return new DrydockError('store_failure', `${what} cancelled: ${codes.join(', ')}`, {
         cause: err,
-        context: { writes: labels },
+        context: { writes: writes.map((w) => w.label) },
       });
     }
   }
@@ -812,14 +839,14 @@ export class DynamoStore implements Store {
         }),
       );
     } catch (err) {
-      throw translateError(err, `transaction [${labels.join(', ')}]`, labels);
+      throw translateError(err, `transaction [${labels.join(', ')}]`, planned);
     }
   }
 
   async createBlueprint(blueprint: Blueprint): Promise<void> {
     await this.write({
       kind: 'Put',
-      label: `createBlueprint ${blueprint.id}`,
+      label: `createBlueprint:${blueprint.id}`,
       params: {
         TableName: this.tableName,
         Item: {
@@ -844,10 +871,11 @@ export class DynamoStore implements Store {
     update.set('version', expectVersion + 1);
     await this.write(
       this.updateWrite(
-        `updateBlueprint ${blueprint.id} (expect v${expectVersion})`,
+        `updateBlueprint:${blueprint.id}`,
         blueprintKey(blueprint.id),
         update,
         versionIs(expectVersion),
+        `expect v${expectVersion}`,
       ),
     );
   }
@@ -856,7 +884,7 @@ export class DynamoStore implements Store {
     try {
       await this.write(
         this.updateWrite(
-          `setBlueprintHealth ${id}`,
+          `setBlueprintHealth:${id}`,
           blueprintKey(id),
           new UpdateExpression().set('health', health),
           itemExists,
@@ -881,7 +909,7 @@ export class DynamoStore implements Store {
   async appendRecord(scope: string, record: Record<string, unknown>): Promise<void> {
     await this.write({
       kind: 'Put',
-      label: `appendRecord ${scope}`,
+      label: `appendRecord:${scope}`,
       params: {
         TableName: this.tableName,
         Item: {
@@ -911,15 +939,17 @@ export class DynamoStore implements Store {
   // ---- planning: TxWrite -> conditional write ------------------------------------------------
 
   private plan(write: TxWrite): PlannedWrite {
+    const label = writeLabel(write);
     switch (write.op) {
       case 'createLease':
-        return this.putNew(`createLease ${write.lease.id}`, leaseItem(write.lease));
+        return this.putNew(label, leaseItem(write.lease));
       case 'createResource':
-        return this.putNew(`createResource ${write.resource.id}`, resourceItem(write.resource));
+        return this.putNew(label, resourceItem(write.resource));
       case 'takeSlotLock':
         return this.putNew(
-          `takeSlotLock ${write.lock.key} for ${write.lock.ownerKind} ${write.lock.ownerId}`,
+          label,
           slotLockItem(write.lock),
+          `for ${write.lock.ownerKind} ${write.lock.ownerId}`,
         );
       case 'updateLease': {
         const { id, type, expect, set } = write;
@@ -936,10 +966,11 @@ export class DynamoStore implements Store {
           endedAt: set.destroyedAt ?? undefined,
         });
         return this.updateWrite(
-          `updateLease ${id} (expect ${expect.status} v${expect.version})`,
+          label,
           leaseKey(id),
           update,
           allOf(statusIs(expect.status), versionIs(expect.version)),
+          `expect ${expect.status} v${expect.version}`,
         );
       }
       case 'markLeaseWaiting': {
@@ -951,10 +982,11 @@ export class DynamoStore implements Store {
           .set(GSI.byStatus.sortKey, sweepSortKey(set.sweepAt));
         if (set.waitReason !== undefined) update.set('waitReason', set.waitReason);
         return this.updateWrite(
-          `markLeaseWaiting ${id} (expect waitSeq ${expectWaitSeq})`,
+          label,
           leaseKey(id),
           update,
           allOf(statusIs('pending'), waitSeqIs(expectWaitSeq)),
+          `expect pending waitSeq ${expectWaitSeq}`,
         );
       }
       case 'updateResource': {
@@ -974,15 +1006,16 @@ export class DynamoStore implements Store {
         const conditions = [statusIs(expect.status), versionIs(expect.version)];
         if (requireNoLeases) conditions.push(hasNoLeases);
         return this.updateWrite(
-          `updateResource ${id} (expect ${expect.status} v${expect.version}${requireNoLeases ? ', no leases' : ''})`,
+          label,
           resourceKey(id),
           update,
           allOf(...conditions),
+          `expect ${expect.status} v${expect.version}${requireNoLeases ? ', no leases' : ''}`,
         );
       }
       case 'attachLease':
         return this.updateWrite(
-          `attachLease to ${write.resourceId}`,
+          label,
           resourceKey(write.resourceId),
           new UpdateExpression().add('leaseCount', 1).add('uses', 1),
           write.maxUses === undefined
@@ -993,24 +1026,27 @@ export class DynamoStore implements Store {
                 hasFreeCapacity,
                 usedFewerThan(write.maxUses),
               ),
+          `status in [${write.statusIn.join(', ')}], free capacity`,
         );
       case 'checkResource': {
         const condition = statusIn(write.statusIn);
         return {
           kind: 'ConditionCheck',
-          label: `checkResource ${write.resourceId} status in [${write.statusIn.join(', ')}]`,
+          label,
+          detail: `status in [${write.statusIn.join(', ')}]`,
           params: {
             TableName: this.tableName,
             Key: resourceKey(write.resourceId),
             ConditionExpression: condition.expression,
             ...expressionAttributes(condition),
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
           holds: (item) => write.statusIn.includes(item.status as ResourceStatus),
         };
       }
       case 'detachLease':
         return this.updateWrite(
-          `detachLease from ${write.resourceId}`,
+          label,
           resourceKey(write.resourceId),
           new UpdateExpression().add('leaseCount', -1).set('lastDetachedAt', write.at),
           itemExists,
@@ -1019,12 +1055,14 @@ export class DynamoStore implements Store {
         const condition = heldBy(write.ownerId);
         return {
           kind: 'Delete',
-          label: `freeSlotLock ${write.key} held by ${write.ownerId}`,
+          label,
+          detail: `held by ${write.ownerId}`,
           params: {
             TableName: this.tableName,
             Key: slotLockKey(write.key),
             ConditionExpression: condition.expression,
             ...expressionAttributes(condition),
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
         };
       }
@@ -1033,7 +1071,8 @@ export class DynamoStore implements Store {
         const at = Date.parse(event.at);
         return {
           kind: 'Put',
-          label: `appendLog ${event.objectId} ${event.type}`,
+          label,
+          detail: event.type,
           params: {
             TableName: this.tableName,
             Item: {
@@ -1046,10 +1085,7 @@ export class DynamoStore implements Store {
         };
       }
       case 'createCommand':
-        return this.putNew(
-          `createCommand ${write.command.leaseId}/${write.command.id}`,
-          commandItem(write.command),
-        );
+        return this.putNew(label, commandItem(write.command));
       case 'updateCommand': {
         const { leaseId, id, expect, set } = write;
         assertPatchable(set, COMMAND_FIXED, 'updateCommand');
@@ -1059,10 +1095,11 @@ export class DynamoStore implements Store {
         const conditions = [statusIs(expect.status), attemptIs(expect.attempt)];
         if (expect.polls !== undefined) conditions.push(pollsAre(expect.polls));
         return this.updateWrite(
-          `updateCommand ${leaseId}/${id} (expect ${expect.status} attempt ${expect.attempt}${expect.polls === undefined ? '' : ` polls ${expect.polls}`})`,
+          label,
           commandKey(leaseId, id),
           update,
           allOf(...conditions),
+          `expect ${expect.status} attempt ${expect.attempt}${expect.polls === undefined ? '' : ` polls ${expect.polls}`}`,
         );
       }
       case 'takeIdempotencyKey': {
@@ -1070,7 +1107,8 @@ export class DynamoStore implements Store {
         const condition = itemIsNewOrExpired(Math.floor(this.clock.now() / 1000));
         return {
           kind: 'Put',
-          label: `takeIdempotencyKey of ${claim.owner} for lease ${claim.leaseId}`,
+          label,
+          detail: `owner ${claim.owner}`,
           params: {
             TableName: this.tableName,
             Item: {
@@ -1080,6 +1118,7 @@ export class DynamoStore implements Store {
             },
             ConditionExpression: condition.expression,
             ...expressionAttributes(condition),
+            ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
           },
         };
       }
@@ -1121,15 +1160,17 @@ export class DynamoStore implements Store {
     if (next.sweepAt !== undefined) update.set(GSI.byStatus.sortKey, sweepSortKey(next.sweepAt));
   }
 
-  private putNew(label: string, item: Record<string, unknown>): PlannedWrite {
+  private putNew(label: string, item: Record<string, unknown>, detail?: string): PlannedWrite {
     return {
       kind: 'Put',
       label,
+      ...(detail ? { detail } : {}),
       params: {
         TableName: this.tableName,
         Item: item,
         ConditionExpression: itemIsNew.expression,
         ...expressionAttributes(itemIsNew),
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       },
     };
   }
@@ -1139,17 +1180,20 @@ export class DynamoStore implements Store {
     key: Record<string, string>,
     update: UpdateExpression,
     condition: Fragment,
+    detail?: string,
   ): PlannedWrite {
     const updateFragment = update.toFragment();
     return {
       kind: 'Update',
       label,
+      ...(detail ? { detail } : {}),
       params: {
         TableName: this.tableName,
         Key: key,
         UpdateExpression: updateFragment.expression,
         ConditionExpression: condition.expression,
         ...expressionAttributes(updateFragment, condition),
+        ReturnValuesOnConditionCheckFailure: 'ALL_OLD',
       },
     };
   }
@@ -1172,7 +1216,7 @@ export class DynamoStore implements Store {
       }
     } catch (err) {
       if (err instanceof DrydockError) throw err;
-      throw translateError(err, planned.label, [planned.label]);
+      throw translateError(err, planned.label, [planned]);
     }
   }
 
@@ -1185,8 +1229,12 @@ export class DynamoStore implements Store {
       new GetCommand({ TableName: this.tableName, Key: planned.params.Key, ConsistentRead: true }),
     );
     if (!output.Item || !planned.holds(output.Item)) {
-      throw new WriteConflictError(`${planned.label}: condition failed`, [
-        { index: 0, reason: 'condition' },
+      throw new WriteConflictError(`${describeWrite(planned)}: condition failed`, [
+        {
+          label: planned.label,
+          reason: 'condition',
+          ...(output.Item ? { item: stripKeys<Record<string, unknown>>(output.Item) } : {}),
+        },
       ]);
     }
   }

@@ -142,7 +142,10 @@ describe('leases', () => {
     expect(await store.getLease('missing')).toBeUndefined();
 
     const err = await conflictOf(store.transact([{ op: 'createLease', lease: original }]));
-    expect(err.failures).toEqual([{ index: 0, reason: 'condition' }]);
+    // The failed write is named by its label and comes with the item that stood in its way.
+    expect(err.failures).toEqual([
+      { label: 'createLease:L1', reason: 'condition', item: original },
+    ]);
   });
 
   it('applies a transition only at the expected status and version', async () => {
@@ -176,12 +179,15 @@ describe('leases', () => {
         },
       ]),
     );
-    expect(err.failures).toEqual([{ index: 0, reason: 'condition' }]);
+    expect(err.failures).toEqual([
+      { label: 'updateLease:L1', reason: 'condition', item: acquired },
+    ]);
+    expect(err.failed('updateLease:L1', 'condition')).toBe(true);
     expect(err.code).toBe('write_conflict');
     expect(await store.getLease('L1')).toEqual(acquired);
 
-    // A missing lease fails the same way.
-    await conflictOf(
+    // A missing lease fails the same way (no item to show).
+    const missing = await conflictOf(
       store.transact([
         {
           op: 'updateLease',
@@ -192,6 +198,7 @@ describe('leases', () => {
         },
       ]),
     );
+    expect(missing.failures).toEqual([{ label: 'updateLease:nope', reason: 'condition' }]);
   });
 
   it('removes attributes whose patch value is null', async () => {
@@ -326,7 +333,11 @@ describe('resources', () => {
     await store.transact([attach()]);
     await store.transact([attach()]);
     expect((await conflictOf(store.transact([attach()]))).failures).toEqual([
-      { index: 0, reason: 'condition' },
+      {
+        label: 'attachLease:R1',
+        reason: 'condition',
+        item: resource({ capacity: 2, leaseCount: 2, uses: 2 }),
+      },
     ]);
     expect(await store.getResource('R1')).toMatchObject({ leaseCount: 2, uses: 2, version: 1 });
 
@@ -446,7 +457,9 @@ describe('resources', () => {
         { op: 'checkResource', resourceId: 'R1', statusIn: ['active'] },
       ]),
     );
-    expect(err.failures).toEqual([{ index: 1, reason: 'condition' }]);
+    expect(err.failures).toEqual([
+      { label: 'checkResource:R1', reason: 'condition', item: resource({ status: 'pending' }) },
+    ]);
     expect(await store.getLease('L1')).toBeUndefined();
   });
 });
@@ -461,8 +474,12 @@ describe('slot locks', () => {
         { op: 'appendLog', event: logEvent('L2', 1) },
       ]),
     );
-    expect(err.failures).toEqual([{ index: 1, reason: 'condition' }]);
-    expect(err.message).toContain('takeSlotLock pool:slot:0');
+    // The lock's holder comes back with the failure: the loser learns who took the slot.
+    expect(err.failures).toEqual([
+      { label: 'takeSlotLock:pool:slot:0', reason: 'condition', item: lock('pool:slot:0', 'L0') },
+    ]);
+    expect(err.labels).toEqual(['takeSlotLock:pool:slot:0']);
+    expect(err.message).toContain('takeSlotLock:pool:slot:0 (for lease L2): condition');
     expect(await store.getLease('L2')).toBeUndefined();
     expect(await store.listLogs('L2')).toEqual([]);
     expect(await store.getSlotLocks(['pool:slot:0'])).toEqual([lock('pool:slot:0', 'L0')]);
@@ -636,8 +653,12 @@ describe('commands', () => {
     expect(await store.getCommand('L1', 'C1')).toMatchObject({ polls: 1 });
 
     const stale = await conflictOf(store.transact([poll(0)]));
-    expect(stale.message).toContain('updateCommand L1/C1');
-    expect(stale.message).toContain('polls 0');
+    expect(stale.labels).toEqual(['updateCommand:L1/C1']);
+    expect(stale.failed('updateCommand:L1/C1', 'condition')).toBe(true);
+    expect(stale.message).toContain('updateCommand:L1/C1 (expect running attempt 1 polls 0)');
+    expect(stale.failures[0]?.item).toMatchObject({ polls: 1, env: { TOKEN: 'secret' } });
+    // The existing record stays out of the error's context (logged, shown): it may hold secrets.
+    expect(JSON.stringify(stale.context)).not.toContain('secret');
     await conflictOf(store.transact([poll(2)]));
 
     // Two pollers that read the same count: exactly one records its poll.
