@@ -14,10 +14,11 @@ import type {
   SlotLock,
 } from '../../lambdas/core/model.ts';
 import type { TxWrite } from '../../lambdas/core/ports.ts';
-import type { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import { instrumentDynamoClient } from '../../lambdas/store/clients.ts';
+import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import { commandKey, leaseKey, lockShard } from '../../lambdas/store/keys.ts';
 import { LOCK_SHARDS, TTL_ATTRIBUTE } from '../../lambdas/store/schema.ts';
-import { makeStore, testClients } from '../support/env.ts';
+import { freshTable, makeStore, testClients } from '../support/env.ts';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const at = (minutes: number) => new Date(Date.parse(T0) + minutes * 60_000).toISOString();
@@ -728,7 +729,15 @@ describe('logs, records, blueprints', () => {
 });
 
 describe('call accounting', () => {
+  /** A store on a client that asks DynamoDB for consumed capacity, as the bench's do. */
+  async function measuredStore(): Promise<DynamoStore> {
+    const { client, tableName } = await freshTable('store-test');
+    instrumentDynamoClient(client, { consumedCapacity: true });
+    return new DynamoStore({ client, tableName });
+  }
+
   it('counts calls per operation and consumed capacity', async () => {
+    const store = await measuredStore();
     store.resetStats();
     expect(store.stats).toMatchObject({ calls: 0, byOperation: {}, consumedCapacity: 0 });
     await store.transact([{ op: 'createLease', lease: lease() }]);
@@ -749,5 +758,36 @@ describe('call accounting', () => {
     expect(store.stats.consumedCapacity).toBeGreaterThanOrEqual(6);
     store.resetStats();
     expect(store.stats.calls).toBe(0);
+  });
+
+  it('never asks for consumed capacity unless the client was told to', async () => {
+    const sent: string[] = [];
+    const { client, tableName } = await freshTable('store-test');
+    // What goes on the wire, after every middleware that could add to the request.
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const body = (args.request as { body?: unknown }).body;
+        sent.push(body instanceof Uint8Array ? new TextDecoder().decode(body) : String(body));
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'testCaptureBody' },
+    );
+    const plain = new DynamoStore({ client, tableName });
+    await plain.transact([{ op: 'createLease', lease: lease() }]);
+    await plain.getLease('L1');
+    await plain.listLeasesByStatus('pending');
+    expect(plain.stats.calls).toBe(3);
+    expect(plain.stats.consumedCapacity).toBe(0);
+    expect(sent).toHaveLength(3);
+    for (const body of sent) {
+      expect(body).toContain('"TableName"');
+      expect(body).not.toContain('ReturnConsumedCapacity');
+    }
+
+    // Asking later (the bench instruments the shared client after stores were built) works.
+    instrumentDynamoClient(client, { consumedCapacity: true });
+    await plain.getLease('L1');
+    expect(sent.at(-1)).toContain('"ReturnConsumedCapacity":"TOTAL"');
+    expect(plain.stats.consumedCapacity).toBeGreaterThan(0);
   });
 });
