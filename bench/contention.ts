@@ -371,7 +371,7 @@ function handlerWorkers({
   // A fresh container: new engine and clients on this run's table, queue and endpoints.
   resetEngine();
   setEngineOverrides({ dataDir, settings: options.settings ?? {} });
-  const stats = instrumentDynamoClient(dynamoClient());
+  const stats = instrumentDynamoClient(dynamoClient(), { consumedCapacity: true });
   const profile = profileDynamoClient(dynamoClient());
   const sqsStats = countSqsCalls(sqsClient());
   const level = logger.getLevelName();

@@ -379,7 +379,7 @@ export async function warmPoolBenchmark(ctx: BenchContext): Promise<BenchResult>
     });
     // After the runtime started: its environment points the handlers' shared client at its
     // DynamoDB Local, and that client is the one every handler's store counts on.
-    const stats = instrumentDynamoClient(dynamoClient());
+    const stats = instrumentDynamoClient(dynamoClient(), { consumedCapacity: true });
     const profile = profileDynamoClient(dynamoClient());
     const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB!;
     const auditClient = benchDynamoClient({ dynamoEndpoint: endpoint, sqsEndpoint: '' });

@@ -100,9 +100,9 @@ function capacityUnits(consumed: unknown): number {
 }
 
 /**
- * Profiles every command sent through `client` (idempotent per client). Must be added after
- * `instrumentDynamoClient` (which the DynamoStore constructor calls): that middleware asks
- * DynamoDB for the consumed capacity this one reads.
+ * Profiles every command sent through `client` (idempotent per client). The capacity it reads
+ * is reported only by a client instrumented with `{ consumedCapacity: true }` (every bench
+ * client is: benchDynamoClient, and the runtime's shared client in each benchmark).
  */
 export function profileDynamoClient(client: DynamoDBClient): DynamoProfile {
   const existing = profiled.get(client);
@@ -135,8 +135,8 @@ export function profileDynamoClient(client: DynamoDBClient): DynamoProfile {
         profile.samples.set(key, entry);
       }
     },
-    // After the document client's marshalling and the call-stats middleware (which sets
-    // ReturnConsumedCapacity), around everything that goes on the wire, retries included.
+    // After the document client's marshalling and the middleware that sets
+    // ReturnConsumedCapacity, around everything that goes on the wire, retries included.
     { step: 'initialize', name: 'benchProfile', priority: 'low' },
   );
   profiled.set(client, profile);

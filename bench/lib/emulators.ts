@@ -14,6 +14,7 @@ import {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { startFauxqs } from 'fauxqs';
+import { instrumentDynamoClient } from '../../lambdas/store/clients.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
 import {
   assertJava,
@@ -92,7 +93,7 @@ export function dynamoDbLocalVersion(): string {
  * told apart (engine vs. the holder's polling vs. the bench's own bookkeeping).
  */
 export function benchDynamoClient(env: BenchEnv): DynamoDBClient {
-  return new DynamoDBClient({
+  const client = new DynamoDBClient({
     endpoint: env.dynamoEndpoint,
     region: BENCH_REGION,
     credentials: BENCH_CREDENTIALS,
@@ -100,6 +101,9 @@ export function benchDynamoClient(env: BenchEnv): DynamoDBClient {
     retryMode: 'adaptive',
     requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
   });
+  // The bench reports capacity per call; production clients never ask for it.
+  instrumentDynamoClient(client, { consumedCapacity: true });
+  return client;
 }
 
 export function benchSqsClient(env: BenchEnv): SQSClient {

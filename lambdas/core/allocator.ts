@@ -54,7 +54,7 @@ import {
 } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
-import type { TxWrite } from './ports.ts';
+import { type TxWrite, writeLabel } from './ports.ts';
 
 export type AllocationOutcome =
   | { outcome: 'acquired'; lease: Lease; resource: Resource; allocated: boolean }
@@ -264,8 +264,7 @@ async function acquireOn(
     await engine.store.transact(writes);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
-    if (err.failures.some((f) => f.index === 0 && f.reason === 'condition'))
-      return { outcome: 'stale' };
+    if (err.failed(writeLabel(writes[0]!), 'condition')) return { outcome: 'stale' };
     return { outcome: 'wait', reason: `lost the race for ${r.id}`, delaySeconds: 0 };
   }
   if (direct) await engine.wakeParent(lease, 'is active');
@@ -394,8 +393,7 @@ async function allocateNew(
       await engine.store.transact(writes);
     } catch (err) {
       if (!(err instanceof WriteConflictError)) throw err;
-      if (err.failures.some((f) => f.index === 0 && f.reason === 'condition'))
-        return { outcome: 'stale' };
+      if (err.failed(writeLabel(writes[0]!), 'condition')) return { outcome: 'stale' };
       continue; // slot taken meanwhile: try the next free slot
     }
     return {

@@ -53,10 +53,15 @@ export class StateConflictError extends DrydockError {
 
 /** Why one write of a cancelled transaction failed. */
 export interface WriteFailure {
-  /** Index of the write in the transaction. */
-  index: number;
+  /** The write's label (`writeLabel` in ports.ts), e.g. `updateLease:L1`, `takeSlotLock:k`. */
+  label: string;
   /** `condition`: its condition was false; `conflict`: another transaction touched the item. */
   reason: 'condition' | 'conflict' | 'other';
+  /**
+   * The item as it was when the condition failed (key attributes removed), when DynamoDB
+   * returned it; absent for a missing item. Kept out of `context`: it may hold secrets.
+   */
+  item?: Record<string, unknown>;
 }
 
 /**
@@ -66,9 +71,24 @@ export interface WriteFailure {
 export class WriteConflictError extends DrydockError {
   readonly failures: WriteFailure[];
   constructor(message: string, failures: WriteFailure[], options: { cause?: unknown } = {}) {
-    super('write_conflict', message, { ...options, context: { failures } });
+    super('write_conflict', message, {
+      ...options,
+      context: { failures: failures.map(({ label, reason }) => ({ label, reason })) },
+    });
     this.name = 'WriteConflictError';
     this.failures = failures;
+  }
+
+  /** Labels of the writes that failed. */
+  get labels(): string[] {
+    return this.failures.map((f) => f.label);
+  }
+
+  /** Whether the write labelled `label` failed (for `reason`, when given). */
+  failed(label: string, reason?: WriteFailure['reason']): boolean {
+    return this.failures.some(
+      (f) => f.label === label && (reason === undefined || f.reason === reason),
+    );
   }
 }
 

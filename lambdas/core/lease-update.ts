@@ -9,7 +9,7 @@ import type { Engine } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
 import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
-import type { TxWrite } from './ports.ts';
+import { type TxWrite, writeLabel } from './ports.ts';
 import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
 
@@ -164,22 +164,23 @@ export async function activateLease(
 
   const ttl = lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds;
   const expiresAt = engine.iso(ttl * 1000);
+  const activation: TxWrite = {
+    op: 'updateLease',
+    id: lease.id,
+    type: lease.type,
+    expect: { status: 'acquired', version: lease.version },
+    set: { status: 'active', activatedAt: engine.iso(), expiresAt, sweepAt: expiresAt },
+  };
   try {
     await engine.store.transact([
-      {
-        op: 'updateLease',
-        id: lease.id,
-        type: lease.type,
-        expect: { status: 'acquired', version: lease.version },
-        set: { status: 'active', activatedAt: engine.iso(), expiresAt, sweepAt: expiresAt },
-      },
+      activation,
       // No lease is ever active on a resource that is not active.
       { op: 'checkResource', resourceId: r.id, statusIn: ['active'] },
       engine.leaseActivatedLog(lease, r, expiresAt),
     ]);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
-    if (err.failures.some((f) => f.index === 0)) return { action: 'stale' };
+    if (err.failed(writeLabel(activation))) return { action: 'stale' };
     // The resource changed (broke, reclaimed) since we read it: look again.
     return activateLease(engine, lease);
   }

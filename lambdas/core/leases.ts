@@ -8,7 +8,7 @@ import { type Caller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import type { Lease } from './model.ts';
-import type { IdempotencyClaim, TxWrite } from './ports.ts';
+import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
 
 export interface LeaseRequest {
   type: string;
@@ -117,7 +117,7 @@ export async function submitLeaseRequest(
     ]);
   } catch (err) {
     if (key !== undefined && err instanceof WriteConflictError) {
-      if (err.failures.some((f) => f.index === 1)) {
+      if (claimWrites.some((claim) => err.failed(writeLabel(claim)))) {
         const claim = await engine.store.getIdempotencyClaim(lease.owner, key);
         if (claim) return replayLeaseRequest(engine, claim, requestHash);
       }

@@ -31,7 +31,7 @@ export type ResourcePatch = Partial<
  * One write of an atomic transaction. Every write carries its own condition; the store turns
  * a list of them into one DynamoDB TransactWriteItems (or a single conditional write when the
  * list has one element). If any condition fails, nothing is written and the store throws
- * WriteConflictError naming which writes failed.
+ * WriteConflictError naming the failed writes by their `writeLabel`.
  */
 export type TxWrite =
   /** Create a lease; fails if the id exists. */
@@ -120,6 +120,40 @@ export type TxWrite =
    * not expired. Written in the same transaction as the lease it names.
    */
   | { op: 'takeIdempotencyKey'; claim: IdempotencyClaim };
+
+/**
+ * A write's stable, short name: `<op>:<the item it writes>`. Unique within a transaction
+ * (DynamoDB refuses two writes to one item there), so WriteConflictError names failed writes
+ * by it and callers ask `err.failed(writeLabel(write))` rather than counting positions.
+ */
+export function writeLabel(write: TxWrite): string {
+  switch (write.op) {
+    case 'createLease':
+      return `createLease:${write.lease.id}`;
+    case 'createResource':
+      return `createResource:${write.resource.id}`;
+    case 'updateLease':
+    case 'markLeaseWaiting':
+    case 'updateResource':
+      return `${write.op}:${write.id}`;
+    case 'attachLease':
+    case 'checkResource':
+    case 'detachLease':
+      return `${write.op}:${write.resourceId}`;
+    case 'takeSlotLock':
+      return `takeSlotLock:${write.lock.key}`;
+    case 'freeSlotLock':
+      return `freeSlotLock:${write.key}`;
+    case 'appendLog':
+      return `appendLog:${write.event.objectId}/${write.event.seq}`;
+    case 'createCommand':
+      return `createCommand:${write.command.leaseId}/${write.command.id}`;
+    case 'updateCommand':
+      return `updateCommand:${write.leaseId}/${write.id}`;
+    case 'takeIdempotencyKey':
+      return `takeIdempotencyKey:${write.claim.leaseId}`;
+  }
+}
 
 export type CommandPatch = Partial<Omit<CommandRecord, 'id' | 'leaseId' | 'owner' | 'createdAt'>>;
 

@@ -1,6 +1,7 @@
 /**
  * One SDK client per service per process (a Lambda container reuses them across invocations,
- * keeping TLS connections warm), plus call accounting for benchmarks and tests.
+ * keeping TLS connections warm), plus call accounting (and, for benchmarks and tests only,
+ * consumed-capacity reporting).
  *
  * Endpoints: the SDK itself honours AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS, which is how
  * the local runtime and the tests point these clients at DynamoDB Local and fauxqs. SQS is the
@@ -62,9 +63,22 @@ export interface DynamoCallStats {
   calls: number;
   /** Calls per DynamoDB operation, e.g. `{ PutItem: 3, TransactWriteItems: 1 }`. */
   byOperation: Record<string, number>;
-  /** Capacity units reported by DynamoDB (ReturnConsumedCapacity TOTAL) for successful calls. */
+  /**
+   * Capacity units DynamoDB reported for successful calls: only on a client that asks for them
+   * (`consumedCapacity: true`, benchmarks and tests); 0 elsewhere.
+   */
   consumedCapacity: number;
   reset(): void;
+}
+
+export interface InstrumentOptions {
+  /**
+   * Ask DynamoDB to report the capacity every call consumed (`ReturnConsumedCapacity: TOTAL`).
+   * For benchmarks and tests: production clients never send it (it adds response bytes to
+   * every call and nothing in production reads it). Once asked, a client keeps asking.
+   * @default false
+   */
+  consumedCapacity?: boolean;
 }
 
 /** Operations that accept ReturnConsumedCapacity. */
@@ -84,7 +98,13 @@ const CAPACITY_OPERATIONS = new Set([
   'ExecuteTransaction',
 ]);
 
+const CALL_STATS_MIDDLEWARE = 'drydockCallStats';
+const CONSUMED_CAPACITY_MIDDLEWARE = 'drydockConsumedCapacity';
+
 const instrumented = new WeakMap<DynamoDBClient, DynamoCallStats>();
+
+const operationOf = (commandName: string | undefined): string =>
+  (commandName ?? 'Unknown').replace(/Command$/, '');
 
 function capacityUnits(consumed: unknown): number {
   if (Array.isArray(consumed)) return consumed.reduce((sum, c) => sum + capacityUnits(c), 0);
@@ -97,10 +117,16 @@ function capacityUnits(consumed: unknown): number {
 
 /**
  * Counts every command sent through `client` (and any DynamoDBDocumentClient built from it,
- * which shares its middleware stack) and asks DynamoDB to report consumed capacity. Idempotent:
- * instrumenting a client twice returns the same stats object.
+ * which shares its middleware stack) and adds up the capacity DynamoDB reports. Counting
+ * changes nothing on the wire; `options.consumedCapacity` (bench and tests only) also makes
+ * the client ask DynamoDB for that capacity. Idempotent: instrumenting a client twice returns
+ * the same stats object.
  */
-export function instrumentDynamoClient(client: DynamoDBClient): DynamoCallStats {
+export function instrumentDynamoClient(
+  client: DynamoDBClient,
+  options: InstrumentOptions = {},
+): DynamoCallStats {
+  if (options.consumedCapacity) requestConsumedCapacity(client);
   const existing = instrumented.get(client);
   if (existing) return existing;
   const stats: DynamoCallStats = {
@@ -115,19 +141,32 @@ export function instrumentDynamoClient(client: DynamoDBClient): DynamoCallStats 
   };
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const operation = (context.commandName ?? 'Unknown').replace(/Command$/, '');
+      const operation = operationOf(context.commandName);
       stats.calls += 1;
       stats.byOperation[operation] = (stats.byOperation[operation] ?? 0) + 1;
-      const input = CAPACITY_OPERATIONS.has(operation)
-        ? { ReturnConsumedCapacity: 'TOTAL', ...(args.input as object) }
-        : args.input;
-      const result = await next({ ...args, input: input as typeof args.input });
+      const result = await next(args);
       const output = result.output as { ConsumedCapacity?: unknown };
       stats.consumedCapacity += capacityUnits(output.ConsumedCapacity);
       return result;
     },
-    { step: 'initialize', name: 'drydockCallStats', priority: 'high' },
+    { step: 'initialize', name: CALL_STATS_MIDDLEWARE, priority: 'high' },
   );
   instrumented.set(client, stats);
   return stats;
+}
+
+/** Adds `ReturnConsumedCapacity: TOTAL` to every call of `client` that accepts it (once). */
+function requestConsumedCapacity(client: DynamoDBClient): void {
+  const present = client.middlewareStack
+    .identify()
+    .some((entry) => entry.startsWith(`${CONSUMED_CAPACITY_MIDDLEWARE} `));
+  if (present) return;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if (!CAPACITY_OPERATIONS.has(operationOf(context.commandName))) return next(args);
+      const input = { ReturnConsumedCapacity: 'TOTAL', ...(args.input as object) };
+      return next({ ...args, input: input as typeof args.input });
+    },
+    { step: 'initialize', name: CONSUMED_CAPACITY_MIDDLEWARE },
+  );
 }

@@ -14,10 +14,11 @@ import type {
   SlotLock,
 } from '../../lambdas/core/model.ts';
 import type { TxWrite } from '../../lambdas/core/ports.ts';
-import type { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import { instrumentDynamoClient } from '../../lambdas/store/clients.ts';
+import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import { commandKey, leaseKey, lockShard } from '../../lambdas/store/keys.ts';
 import { LOCK_SHARDS, TTL_ATTRIBUTE } from '../../lambdas/store/schema.ts';
-import { makeStore, testClients } from '../support/env.ts';
+import { freshTable, makeStore, testClients } from '../support/env.ts';
 
 const T0 = '2026-01-01T00:00:00.000Z';
 const at = (minutes: number) => new Date(Date.parse(T0) + minutes * 60_000).toISOString();
@@ -142,7 +143,10 @@ describe('leases', () => {
     expect(await store.getLease('missing')).toBeUndefined();
 
     const err = await conflictOf(store.transact([{ op: 'createLease', lease: original }]));
-    expect(err.failures).toEqual([{ index: 0, reason: 'condition' }]);
+    // The failed write is named by its label and comes with the item that stood in its way.
+    expect(err.failures).toEqual([
+      { label: 'createLease:L1', reason: 'condition', item: original },
+    ]);
   });
 
   it('applies a transition only at the expected status and version', async () => {
@@ -176,12 +180,15 @@ describe('leases', () => {
         },
       ]),
     );
-    expect(err.failures).toEqual([{ index: 0, reason: 'condition' }]);
+    expect(err.failures).toEqual([
+      { label: 'updateLease:L1', reason: 'condition', item: acquired },
+    ]);
+    expect(err.failed('updateLease:L1', 'condition')).toBe(true);
     expect(err.code).toBe('write_conflict');
     expect(await store.getLease('L1')).toEqual(acquired);
 
-    // A missing lease fails the same way.
-    await conflictOf(
+    // A missing lease fails the same way (no item to show).
+    const missing = await conflictOf(
       store.transact([
         {
           op: 'updateLease',
@@ -192,6 +199,7 @@ describe('leases', () => {
         },
       ]),
     );
+    expect(missing.failures).toEqual([{ label: 'updateLease:nope', reason: 'condition' }]);
   });
 
   it('removes attributes whose patch value is null', async () => {
@@ -326,7 +334,11 @@ describe('resources', () => {
     await store.transact([attach()]);
     await store.transact([attach()]);
     expect((await conflictOf(store.transact([attach()]))).failures).toEqual([
-      { index: 0, reason: 'condition' },
+      {
+        label: 'attachLease:R1',
+        reason: 'condition',
+        item: resource({ capacity: 2, leaseCount: 2, uses: 2 }),
+      },
     ]);
     expect(await store.getResource('R1')).toMatchObject({ leaseCount: 2, uses: 2, version: 1 });
 
@@ -446,7 +458,9 @@ describe('resources', () => {
         { op: 'checkResource', resourceId: 'R1', statusIn: ['active'] },
       ]),
     );
-    expect(err.failures).toEqual([{ index: 1, reason: 'condition' }]);
+    expect(err.failures).toEqual([
+      { label: 'checkResource:R1', reason: 'condition', item: resource({ status: 'pending' }) },
+    ]);
     expect(await store.getLease('L1')).toBeUndefined();
   });
 });
@@ -461,8 +475,12 @@ describe('slot locks', () => {
         { op: 'appendLog', event: logEvent('L2', 1) },
       ]),
     );
-    expect(err.failures).toEqual([{ index: 1, reason: 'condition' }]);
-    expect(err.message).toContain('takeSlotLock pool:slot:0');
+    // The lock's holder comes back with the failure: the loser learns who took the slot.
+    expect(err.failures).toEqual([
+      { label: 'takeSlotLock:pool:slot:0', reason: 'condition', item: lock('pool:slot:0', 'L0') },
+    ]);
+    expect(err.labels).toEqual(['takeSlotLock:pool:slot:0']);
+    expect(err.message).toContain('takeSlotLock:pool:slot:0 (for lease L2): condition');
     expect(await store.getLease('L2')).toBeUndefined();
     expect(await store.listLogs('L2')).toEqual([]);
     expect(await store.getSlotLocks(['pool:slot:0'])).toEqual([lock('pool:slot:0', 'L0')]);
@@ -636,8 +654,12 @@ describe('commands', () => {
     expect(await store.getCommand('L1', 'C1')).toMatchObject({ polls: 1 });
 
     const stale = await conflictOf(store.transact([poll(0)]));
-    expect(stale.message).toContain('updateCommand L1/C1');
-    expect(stale.message).toContain('polls 0');
+    expect(stale.labels).toEqual(['updateCommand:L1/C1']);
+    expect(stale.failed('updateCommand:L1/C1', 'condition')).toBe(true);
+    expect(stale.message).toContain('updateCommand:L1/C1 (expect running attempt 1 polls 0)');
+    expect(stale.failures[0]?.item).toMatchObject({ polls: 1, env: { TOKEN: 'secret' } });
+    // The existing record stays out of the error's context (logged, shown): it may hold secrets.
+    expect(JSON.stringify(stale.context)).not.toContain('secret');
     await conflictOf(store.transact([poll(2)]));
 
     // Two pollers that read the same count: exactly one records its poll.
@@ -707,7 +729,15 @@ describe('logs, records, blueprints', () => {
 });
 
 describe('call accounting', () => {
+  /** A store on a client that asks DynamoDB for consumed capacity, as the bench's do. */
+  async function measuredStore(): Promise<DynamoStore> {
+    const { client, tableName } = await freshTable('store-test');
+    instrumentDynamoClient(client, { consumedCapacity: true });
+    return new DynamoStore({ client, tableName });
+  }
+
   it('counts calls per operation and consumed capacity', async () => {
+    const store = await measuredStore();
     store.resetStats();
     expect(store.stats).toMatchObject({ calls: 0, byOperation: {}, consumedCapacity: 0 });
     await store.transact([{ op: 'createLease', lease: lease() }]);
@@ -728,5 +758,36 @@ describe('call accounting', () => {
     expect(store.stats.consumedCapacity).toBeGreaterThanOrEqual(6);
     store.resetStats();
     expect(store.stats.calls).toBe(0);
+  });
+
+  it('never asks for consumed capacity unless the client was told to', async () => {
+    const sent: string[] = [];
+    const { client, tableName } = await freshTable('store-test');
+    // What goes on the wire, after every middleware that could add to the request.
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const body = (args.request as { body?: unknown }).body;
+        sent.push(body instanceof Uint8Array ? new TextDecoder().decode(body) : String(body));
+        return next(args);
+      },
+      { step: 'finalizeRequest', name: 'testCaptureBody' },
+    );
+    const plain = new DynamoStore({ client, tableName });
+    await plain.transact([{ op: 'createLease', lease: lease() }]);
+    await plain.getLease('L1');
+    await plain.listLeasesByStatus('pending');
+    expect(plain.stats.calls).toBe(3);
+    expect(plain.stats.consumedCapacity).toBe(0);
+    expect(sent).toHaveLength(3);
+    for (const body of sent) {
+      expect(body).toContain('"TableName"');
+      expect(body).not.toContain('ReturnConsumedCapacity');
+    }
+
+    // Asking later (the bench instruments the shared client after stores were built) works.
+    instrumentDynamoClient(client, { consumedCapacity: true });
+    await plain.getLease('L1');
+    expect(sent.at(-1)).toContain('"ReturnConsumedCapacity":"TOTAL"');
+    expect(plain.stats.consumedCapacity).toBeGreaterThan(0);
   });
 });
