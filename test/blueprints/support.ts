@@ -9,7 +9,11 @@ import { join } from 'node:path';
 import type {
   BlueprintContext,
   BlueprintType,
+  CommandHandle,
+  CommandInterface,
+  CommandProgress,
   ConfiguredBlueprint,
+  ParsedCommand,
 } from '../../lambdas/core/blueprint.ts';
 import type { Blueprint, Lease, Resource } from '../../lambdas/core/model.ts';
 import type { Clock } from '../../lambdas/core/ports.ts';
@@ -74,6 +78,17 @@ export async function testContext(): Promise<TestContext> {
     clock,
     records: memoryRecords(clock),
     dataDir,
+    clients: {},
+    leases: {
+      request: async () => {
+        throw new Error('leases are not available in blueprint unit tests');
+      },
+      get: async () => undefined,
+      release: async () => {},
+    },
+    commandsOn: async () => {
+      throw new Error('commandsOn is not available in blueprint unit tests');
+    },
     cleanup: () => rm(dataDir, { recursive: true, force: true }),
   };
 }
@@ -175,5 +190,59 @@ export async function eventually(
     if (await check()) return true;
     if (performance.now() > deadline) return false;
     await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+type Finished = Extract<CommandProgress, { state: 'finished' }>;
+
+/** A command run to its end through start/poll, with its output put back together. */
+export type CommandOutcome = Omit<Finished, 'state'> & {
+  /** Output was cut at the plug-in's cap (local-host reports it beyond the contract). */
+  truncated?: boolean;
+  handle: CommandHandle;
+  /** How many polls it took (the last one reported finished). */
+  polls: number;
+};
+
+/**
+ * Start `command` and poll it until it reports finished, the way the engine does: each poll asks
+ * for the output after the bytes already seen. Between polls `between` runs (advance a fake
+ * clock; by default wait `intervalMs` of real time). Throws if it has not finished by
+ * `timeoutMs` (real time), so a stuck command fails the test instead of hanging it.
+ */
+export async function runToEnd(
+  iface: CommandInterface,
+  commandId: string,
+  command: ParsedCommand,
+  options: {
+    onPoll?: (progress: CommandProgress, handle: CommandHandle) => void | Promise<void>;
+    between?: () => void | Promise<void>;
+    intervalMs?: number;
+    timeoutMs?: number;
+  } = {},
+): Promise<CommandOutcome> {
+  const { intervalMs = 50, timeoutMs = 20_000 } = options;
+  const between =
+    options.between ?? (() => new Promise<void>((done) => setTimeout(done, intervalMs)));
+  const handle = await iface.start(commandId, command);
+  const deadline = performance.now() + timeoutMs;
+  let stdout = '';
+  let stderr = '';
+  for (let polls = 1; ; polls++) {
+    const progress = await iface.poll(handle, {
+      stdout: Buffer.byteLength(stdout),
+      stderr: Buffer.byteLength(stderr),
+    });
+    stdout += progress.stdout;
+    stderr += progress.stderr;
+    await options.onPoll?.(progress, handle);
+    if (progress.state === 'finished') {
+      const { state: _state, ...rest } = progress;
+      return { ...rest, stdout, stderr, handle, polls };
+    }
+    if (performance.now() > deadline) {
+      throw new Error(`command '${command.text}' did not finish within ${timeoutMs} ms`);
+    }
+    await between();
   }
 }
