@@ -1,6 +1,8 @@
 /**
  * local-host with real child processes and real files in a temp dir.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -12,7 +14,6 @@ import {
   localHostBlueprint,
   resourceDir,
 } from '../../lambdas/blueprints/local-host/index.ts';
-import { wholeCharacters } from '../../lambdas/blueprints/local-host/utf8.ts';
 import type {
   BlueprintContext,
   CommandHandle,
@@ -60,6 +61,8 @@ beforeEach(async () => {
   await setUp();
 });
 afterEach(async () => {
+  // Destroy kills whatever a failed test left running before the files go.
+  await plugin.destroyResource(ctx, blueprint, resource);
   await ctx.cleanup();
 });
 
@@ -301,6 +304,45 @@ describe('local-host commands are asynchronous and outlive their starter', () =>
     expect(progress).toMatchObject({ state: 'finished', exitCode: 0, timedOut: false });
   });
 
+  it('a command outlives the process that started it being SIGKILLed', async () => {
+    // A separate worker process starts the command, hands over the handle, and is killed.
+    const root = process.cwd();
+    // .mts: the data dir is outside the package, where .ts would be CommonJS.
+    const starter = join(ctx.dataDir, 'starter.mts');
+    await writeFile(
+      starter,
+      `import { localHostBlueprint } from '${root}/lambdas/blueprints/local-host/index.ts';
+import { parseCommandSpec } from '${root}/lambdas/core/command-spec.ts';
+import { configuredBlueprint, makeLease, makeResource } from '${root}/test/blueprints/support.ts';
+const blueprint = configuredBlueprint(localHostBlueprint, {});
+const resource = makeResource(blueprint, { id: 'res-local', status: 'active' });
+const ctx = { dataDir: process.argv[2] };
+const command = localHostBlueprint.command(ctx, blueprint, resource, makeLease());
+const spec = { script: 'echo before; sleep 1; echo after; exit 4' };
+const handle = await command.start('cmd-crash', parseCommandSpec(spec, 300));
+process.stdout.write(JSON.stringify(handle) + '\\n');
+setInterval(() => {}, 1000);
+`,
+    );
+    const worker = spawn(process.execPath, ['--import', 'tsx', starter, ctx.dataDir], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const exited = once(worker, 'exit');
+    const [line] = (await Promise.race([
+      once(worker.stdout!, 'data'),
+      exited.then(([code]) => {
+        throw new Error(`the starter exited (${code}) before handing over a handle`);
+      }),
+    ])) as [Buffer];
+    worker.kill('SIGKILL');
+    expect((await exited)[1]).toBe('SIGKILL');
+    const handle = JSON.parse(line.toString()) as CommandHandle;
+    const { stdout, progress } = await pollUntil(handle, (_, p) => p.state === 'finished');
+    expect(stdout).toBe('before\nafter\n');
+    expect(progress).toMatchObject({ state: 'finished', exitCode: 4, timedOut: false });
+  });
+
   it('the exit status is recorded by the process tree itself, with nobody polling', async () => {
     const handle = await command.start('cmd-seven', parsed({ script: 'sleep 1; exit 7' }));
     const { pid } = handle as LocalCommandHandle;
@@ -396,24 +438,6 @@ describe('local-host commands are asynchronous and outlive their starter', () =>
       { intervalMs: 20 },
     );
     expect(result).toMatchObject({ exitCode: 0, stdout: 'aé€😀' });
-  });
-});
-
-describe('wholeCharacters', () => {
-  it('stops before an incomplete character unless the stream ended', () => {
-    const bytes = Buffer.from('aé€');
-    expect(wholeCharacters(bytes.subarray(0, 2), false)).toEqual({ text: 'a', consumed: 1 });
-    expect(wholeCharacters(bytes.subarray(0, 5), false)).toEqual({ text: 'aé', consumed: 3 });
-    expect(wholeCharacters(bytes, false)).toEqual({ text: 'aé€', consumed: 6 });
-    expect(wholeCharacters(bytes.subarray(0, 5), true)).toEqual({ text: 'aé??', consumed: 5 });
-  });
-
-  it('turns each invalid byte into one "?", so byte offsets stay exact', () => {
-    const bytes = Buffer.from([0x61, 0xff, 0xc3, 0xa9, 0x80, 0x62]);
-    const { text, consumed } = wholeCharacters(bytes, false);
-    expect(text).toBe('a?é?b');
-    expect(consumed).toBe(6);
-    expect(Buffer.byteLength(text)).toBe(consumed);
   });
 });
 

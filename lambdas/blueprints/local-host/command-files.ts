@@ -7,6 +7,8 @@
  *   exit        how the command ended; written by the group leader itself (leader.ts)
  *   kill        why and since when we are stopping it; written by whoever first decided to
  *               (a poll past the deadline, or cancel), so any process can escalate to SIGKILL
+ *   gone        when the group was first seen gone; from then on nobody signals its pgid (the
+ *               kernel may hand it to an unrelated group) and the duration stays put
  *
  * Every file is published atomically (written aside, then renamed or linked into place): a
  * reader in another process sees all of it or nothing.
@@ -34,6 +36,12 @@ export const killSchema = z.object({
   at: z.number(),
 });
 export type KillRecord = z.infer<typeof killSchema>;
+
+export const goneSchema = z.object({
+  /** Epoch ms when a poll or cancel first saw the process group gone. */
+  at: z.number(),
+});
+export type GoneRecord = z.infer<typeof goneSchema>;
 
 /** A file's JSON checked by `schema`, or undefined if the file does not exist (yet). */
 export async function readRecord<T>(

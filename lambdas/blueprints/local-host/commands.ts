@@ -30,6 +30,7 @@ import { DrydockError, NotFoundError, ValidationError } from '../../core/errors.
 import type { Resource } from '../../core/model.ts';
 import {
   type CommandMeta,
+  goneSchema,
   type KillRecord,
   killSchema,
   metaSchema,
@@ -50,6 +51,7 @@ import {
   isMissing,
   requireDir,
   resolveExisting,
+  resourceCommandsDir,
   resourceDir,
 } from './paths.ts';
 import { groupRunning, signalGroup } from './process-group.ts';
@@ -98,7 +100,10 @@ export function localCommand(
     }
     const { dir } = parsed.data;
     const absolute = isAbsolute(dir) ? dir : resolve(ctx.dataDir, dir);
-    if (absolute !== dirOf(basename(absolute))) {
+    if (
+      dirname(absolute) !== resourceCommandsDir(ctx, blueprint, resource) ||
+      absolute !== dirOf(basename(absolute))
+    ) {
       throw new ValidationError(`command handle '${dir}' is not a command of ${resource.id}`, {
         context: { handle, resourceId: resource.id },
       });
@@ -156,11 +161,16 @@ export function localCommand(
     const kill = await readRecord(dir, 'kill', killSchema);
     // Ended by itself: done, even if it left something running in the background with its
     // output redirected (a daemon it started on purpose).
-    if (exit && !kill) return { exit, kill };
+    if (exit && !kill) return { exit, kill, endedAt: exit.at };
     // Being stopped (or not recorded yet): done only once the whole group is gone.
-    if (!(await groupRunning(meta.pgid))) {
+    let gone = await readRecord(dir, 'gone', goneSchema);
+    if (!gone && !(await groupRunning(meta.pgid))) {
+      ({ record: gone } = await publishOnce(dir, 'gone', { at: Date.now() }, goneSchema));
+    }
+    if (gone) {
+      // The leader records the end before it exits: read again, it may have just done so.
       exit ??= await readRecord(dir, 'exit', exitRecordSchema);
-      return { exit, kill };
+      return { exit, kill, endedAt: exit?.at ?? gone.at };
     }
     const overdue = Date.now() >= meta.startedAt + meta.timeoutSeconds * 1000;
     if (kill || overdue) await stop(dir, meta.pgid, kill?.reason ?? 'timeout');
@@ -255,7 +265,7 @@ export function localCommand(
         stderr: stderr.text,
         exitCode: exit?.code ?? null,
         timedOut: kill?.reason === 'timeout',
-        durationMs: Math.max(0, (exit?.at ?? Date.now()) - meta.startedAt),
+        durationMs: Math.max(0, ended.endedAt - meta.startedAt),
       };
       if (kill?.reason === 'cancel') progress.cancelled = true;
       if (exit && exit.truncated.length > 0) progress.truncated = true;
@@ -268,10 +278,8 @@ export function localCommand(
       const dir = locate(handle);
       const meta = await readRecord(dir, 'meta.json', metaSchema);
       if (!meta) return;
-      const exit = await readRecord(dir, 'exit', exitRecordSchema);
-      const kill = await readRecord(dir, 'kill', killSchema);
-      if (exit && !kill) return;
-      if (!(await groupRunning(meta.pgid))) return;
+      // observe() records a group that is gone, so its pgid is never signalled afterwards.
+      if (await observe(dir, meta)) return;
       await stop(dir, meta.pgid, 'cancel');
     },
   };

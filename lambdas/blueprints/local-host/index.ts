@@ -18,7 +18,7 @@ import type {
 } from '../../core/blueprint.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
-import { metaSchema, readRecord } from './command-files.ts';
+import { goneSchema, killSchema, metaSchema, readRecord } from './command-files.ts';
 import { localCommand } from './commands.ts';
 import { type LocalHost, type LocalHostConfig, localHostConfigSchema } from './config.ts';
 import { exitRecordSchema } from './leader.ts';
@@ -72,8 +72,14 @@ async function killCommands(commandsDir: string): Promise<void> {
   }
   for (const id of ids) {
     const dir = join(commandsDir, id);
-    const meta = await readRecord(dir, 'meta.json', metaSchema);
-    if (!meta || (await readRecord(dir, 'exit', exitRecordSchema))) continue;
+    const [meta, exit, kill, gone] = await Promise.all([
+      readRecord(dir, 'meta.json', metaSchema),
+      readRecord(dir, 'exit', exitRecordSchema),
+      readRecord(dir, 'kill', killSchema),
+      readRecord(dir, 'gone', goneSchema),
+    ]);
+    // Over (as commands.ts decides it): its pgid may belong to someone else by now.
+    if (!meta || gone || (exit && !kill)) continue;
     if (await groupRunning(meta.pgid)) signalGroup(meta.pgid, 'SIGKILL');
   }
 }

@@ -4,7 +4,8 @@
  * they left in the background.
  *
  * A pgid is not reused while any process is still in that group, so signalling a group we saw
- * alive is safe; once it is gone, callers stop signalling it (they record how it ended first).
+ * alive is safe; once it is gone it may be reused, so callers record that it is gone (the
+ * `gone` file, command-files.ts) and never look at that pgid again.
  */
 import { readdir, readFile } from 'node:fs/promises';
 
@@ -27,6 +28,9 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 export async function groupRunning(pgid: number): Promise<boolean> {
   if (!signalGroup(pgid, 0)) return false;
   if (process.platform !== 'linux') return true;
+  // The common case, cheaply: the leader itself is still running.
+  const leader = await processStat(String(pgid));
+  if (leader && leader.pgrp === pgid && leader.state !== 'Z') return true;
   let entries: string[];
   try {
     entries = await readdir('/proc');
@@ -35,14 +39,21 @@ export async function groupRunning(pgid: number): Promise<boolean> {
   }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = await readFile(`/proc/${entry}/stat`, 'utf8');
-      // "<pid> (<comm>) <state> <ppid> <pgrp> ..."; comm may contain spaces and parentheses.
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(pgrp) === pgid && state !== 'Z') return true;
-    } catch {
-      // The process exited while we looked.
-    }
+    const member = await processStat(entry);
+    if (member && member.pgrp === pgid && member.state !== 'Z') return true;
   }
   return false;
+}
+
+/** State and process group of a process, or undefined if it is gone. */
+async function processStat(pid: string): Promise<{ state: string; pgrp: number } | undefined> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // "<pid> (<comm>) <state> <ppid> <pgrp> ..."; comm may contain spaces and parentheses.
+    const [state = '', , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state, pgrp: Number(pgrp) };
+  } catch {
+    // The process exited while we looked.
+    return undefined;
+  }
 }
