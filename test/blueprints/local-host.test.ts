@@ -29,6 +29,8 @@ import {
   eventually,
   makeLease,
   makeResource,
+  manualClock,
+  memoryRecords,
   processAlive,
   runToEnd,
   type TestContext,
@@ -291,7 +293,11 @@ describe('local-host commands are asynchronous and outlive their starter', () =>
     );
     const stored = JSON.stringify(handle);
     // Another worker: its own context object, blueprint, resource and interface; same disk.
-    const other: BlueprintContext = { ...(await testContext()), dataDir: ctx.dataDir };
+    const other: BlueprintContext = {
+      ...ctx,
+      clock: manualClock(),
+      records: memoryRecords(),
+    };
     const otherBlueprint = configuredBlueprint(plugin, {});
     const otherResource = makeResource(otherBlueprint, { id: 'res-local', status: 'active' });
     const otherCommand = plugin.command!(other, otherBlueprint, otherResource, lease);
