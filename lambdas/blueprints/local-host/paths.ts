@@ -1,0 +1,147 @@
+/**
+ * Where a local-host resource lives on disk, and the "a path may not escape the resource" rule
+ * with symlinks resolved. Every directory is derived from the blueprint's root and ids (never
+ * from stored data), so nothing here can name a path outside root.
+ *
+ *   <root>/<resourceId>/                     the resource: HOME and default cwd of commands
+ *   <root>/.commands/<resourceId>/<cmdId>/   one started command (output, exit status, meta)
+ *
+ * Command state lives beside the resource, not in it: a command that cleans its own directory
+ * (`git clean -ffdx`, `rm -rf ~/*`) cannot wipe the files that say how it ended. A resource id
+ * never starts with a dot, so `.commands` can never be a resource.
+ */
+import { lstat, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve, sep } from 'node:path';
+import type { BlueprintContext } from '../../core/blueprint.ts';
+import { DrydockError, ResourceGoneError, ValidationError } from '../../core/errors.ts';
+import type { Resource } from '../../core/model.ts';
+import { relativePathInside } from '../shared.ts';
+import type { LocalHost } from './config.ts';
+
+const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+export function localHostRoot(ctx: BlueprintContext, blueprint: LocalHost): string {
+  return resolve(blueprint.config.root ?? join(ctx.dataDir, 'local-host', blueprint.id));
+}
+
+export function isInside(path: string, root: string, options: { strictly?: boolean } = {}) {
+  if (path === root) return !options.strictly;
+  return path.startsWith(root.endsWith(sep) ? root : root + sep);
+}
+
+function safeSegment(id: string, what: 'resource' | 'command'): string {
+  if (!SAFE_SEGMENT.test(id)) {
+    throw new DrydockError(
+      `invalid_${what}_id`,
+      `${what} id '${id}' is not a safe directory name`,
+      {
+        context: { [`${what}Id`]: id },
+      },
+    );
+  }
+  return id;
+}
+
+/** `<root>/<resourceId>`; the id must be one plain path segment. */
+export function resourceDir(
+  ctx: BlueprintContext,
+  blueprint: LocalHost,
+  resource: Resource,
+): string {
+  const root = localHostRoot(ctx, blueprint);
+  const dir = join(root, safeSegment(resource.id, 'resource'));
+  if (!isInside(dir, root, { strictly: true })) {
+    throw new DrydockError('invalid_resource_id', `directory '${dir}' is not below root '${root}'`);
+  }
+  return dir;
+}
+
+/** `<root>/.commands/<resourceId>`: the state of every command started on the resource. */
+export function resourceCommandsDir(
+  ctx: BlueprintContext,
+  blueprint: LocalHost,
+  resource: Resource,
+): string {
+  return join(localHostRoot(ctx, blueprint), '.commands', safeSegment(resource.id, 'resource'));
+}
+
+/** `<root>/.commands/<resourceId>/<commandId>`. */
+export function commandDir(
+  ctx: BlueprintContext,
+  blueprint: LocalHost,
+  resource: Resource,
+  commandId: string,
+): string {
+  return join(resourceCommandsDir(ctx, blueprint, resource), safeSegment(commandId, 'command'));
+}
+
+/** The real path of the resource directory, or ResourceGoneError if it is not there any more. */
+export async function requireDir(dir: string, resource: Resource): Promise<string> {
+  try {
+    const real = await realpath(dir);
+    if ((await stat(real)).isDirectory()) return real;
+  } catch (err) {
+    if (!isMissing(err)) throw err;
+  }
+  throw new ResourceGoneError(`directory ${dir} of resource ${resource.id} is gone`, {
+    context: { resourceId: resource.id, dir },
+  });
+}
+
+export function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function escapes(path: string, what: string): ValidationError {
+  return new ValidationError(`${what} '${path}' resolves outside the resource directory`, {
+    context: { path },
+  });
+}
+
+/**
+ * Resolve an existing path inside the resource, following symlinks, and refuse it if the real
+ * path is outside the real resource directory.
+ */
+export async function resolveExisting(
+  realDir: string,
+  path: string,
+  what: string,
+  allowRoot = false,
+): Promise<string> {
+  const rel = relativePathInside(path, what, { allowRoot });
+  const real = await realpath(join(realDir, rel));
+  if (!isInside(real, realDir)) throw escapes(path, what);
+  return real;
+}
+
+/**
+ * Where to write `path`: the deepest part of it that exists is resolved through symlinks and
+ * must be inside the resource; the parts below it do not exist yet, so they cannot be links.
+ */
+export async function resolveForWrite(realDir: string, path: string): Promise<string> {
+  const rel = relativePathInside(path, 'path');
+  let existing = join(realDir, rel);
+  let rest = '';
+  for (;;) {
+    try {
+      await lstat(existing);
+      break;
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+      rest = rest === '' ? basename(existing) : join(basename(existing), rest);
+      existing = dirname(existing);
+    }
+  }
+  let real: string;
+  try {
+    real = await realpath(existing);
+  } catch (err) {
+    // It exists (lstat said so) but does not resolve: a dangling symlink, which a write would
+    // follow to wherever it points.
+    if (isMissing(err)) throw escapes(path, 'path');
+    throw err;
+  }
+  if (!isInside(real, realDir)) throw escapes(path, 'path');
+  return rest === '' ? real : join(real, rest);
+}
