@@ -28,15 +28,10 @@ import {
   releaseLease,
   requestLease,
 } from '../lambdas/core/use-cases.ts';
-import { logger, resetEngine, setEngineOverrides } from '../lambdas/handlers/runtime.ts';
-import { handler as workerHandler } from '../lambdas/handlers/worker.ts';
+import { logger } from '../lambdas/handlers/runtime.ts';
+import { makeWorkerHandler } from '../lambdas/handlers/worker.ts';
 import { SqsWorkQueue } from '../lambdas/queue/sqs-queue.ts';
-import {
-  type DynamoCallStats,
-  dynamoClient,
-  instrumentDynamoClient,
-  sqsClient,
-} from '../lambdas/store/clients.ts';
+import { type DynamoCallStats, instrumentDynamoClient } from '../lambdas/store/clients.ts';
 import { DynamoStore } from '../lambdas/store/dynamo-store.ts';
 import { QueuePump, type QueuePumpOptions } from '../lib/local/queue-pump.ts';
 import { type CallCount, countSqsCalls, type SqsCallStats, snapshot, sum } from './lib/calls.ts';
@@ -50,8 +45,6 @@ import {
   summarizeProfile,
 } from './lib/dynamo-profile.ts';
 import {
-  BENCH_CREDENTIALS,
-  BENCH_REGION,
   type BenchEnv,
   benchDynamoClient,
   benchSqsClient,
@@ -319,24 +312,12 @@ function directWorkers({
   };
 }
 
-const HANDLER_ENV = [
-  'TABLE_NAME',
-  'QUEUE_URL',
-  'DRYDOCK_DATA_DIR',
-  'AWS_ENDPOINT_URL_DYNAMODB',
-  'AWS_ENDPOINT_URL_SQS',
-  'AWS_REGION',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-  'SETUP_STATE_MACHINE_ARN',
-] as const;
-
 /**
- * The real worker Lambda handler (lambdas/handlers/worker.ts), configured like a Lambda
- * container through the environment and invoked with SQS events. Its engine and SDK clients
- * are the container's singletons (lambdas/handlers/runtime.ts, lambdas/store/clients.ts), so
- * its DynamoDB calls are counted on the shared client. What each update did is read from the
- * handler's `update processed` log lines (at INFO for the run, and not printed).
+ * The real worker Lambda handler (lambdas/handlers/worker.ts) on an engine built like a Lambda
+ * container's (lambdas/handlers/composition.ts), invoked with SQS events. The engine has SDK
+ * clients of its own, so the handler's DynamoDB and SQS calls are counted apart from everyone
+ * else's. What each update did is read from the handler's `update processed` log lines (at INFO
+ * for the run, and not printed).
  */
 function handlerWorkers({
   env,
@@ -351,24 +332,20 @@ function handlerWorkers({
   tableName: string;
   queue: { queueUrl: string; queueArn: string };
 }): WorkerSide {
-  const saved = Object.fromEntries(HANDLER_ENV.map((k) => [k, process.env[k]]));
-  Object.assign(process.env, {
-    TABLE_NAME: tableName,
-    QUEUE_URL: queue.queueUrl,
-    DRYDOCK_DATA_DIR: dataDir,
-    AWS_ENDPOINT_URL_DYNAMODB: env.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: env.sqsEndpoint,
-    AWS_REGION: BENCH_REGION,
-    AWS_ACCESS_KEY_ID: BENCH_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: BENCH_CREDENTIALS.secretAccessKey,
+  const dynamo = benchDynamoClient(env);
+  const sqs = benchSqsClient(env);
+  const engine = makeEngine({
+    store: new DynamoStore({ client: dynamo, tableName }),
+    queue: new SqsWorkQueue({ client: sqs, queueUrl: queue.queueUrl }),
+    clock: systemClock,
+    registry: defaultRegistry(),
+    dataDir,
+    settings: options.settings ?? {},
   });
-  delete process.env.SETUP_STATE_MACHINE_ARN; // setup is driven from the queue
-  // A fresh container: new engine and clients on this run's table, queue and endpoints.
-  resetEngine();
-  setEngineOverrides({ dataDir, settings: options.settings ?? {} });
-  const stats = instrumentDynamoClient(dynamoClient());
-  const profile = profileDynamoClient(dynamoClient());
-  const sqsStats = countSqsCalls(sqsClient());
+  const workerHandler = makeWorkerHandler({ engine });
+  const stats = instrumentDynamoClient(dynamo);
+  const profile = profileDynamoClient(dynamo);
+  const sqsStats = countSqsCalls(sqs);
   const level = logger.getLevelName();
   logger.setLogLevel('INFO');
   const restoreLogs = captureJsonLogs((entry) => {
@@ -397,11 +374,8 @@ function handlerWorkers({
     close() {
       restoreLogs();
       logger.setLogLevel(level);
-      resetEngine();
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
+      dynamo.destroy();
+      sqs.destroy();
     },
   };
 }

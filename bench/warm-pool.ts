@@ -26,11 +26,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Lease, Resource } from '../lambdas/core/model.ts';
 import { logger } from '../lambdas/handlers/runtime.ts';
-import {
-  type DynamoCallStats,
-  dynamoClient,
-  instrumentDynamoClient,
-} from '../lambdas/store/clients.ts';
+import { type DynamoCallStats, instrumentDynamoClient } from '../lambdas/store/clients.ts';
 import { DynamoStore } from '../lambdas/store/dynamo-store.ts';
 import {
   leaseItem,
@@ -377,10 +373,9 @@ export async function warmPoolBenchmark(ctx: BenchContext): Promise<BenchResult>
         if (errors.length < 20) errors.push(m);
       },
     });
-    // After the runtime started: its environment points the handlers' shared client at its
-    // DynamoDB Local, and that client is the one every handler's store counts on.
-    const stats = instrumentDynamoClient(dynamoClient());
-    const profile = profileDynamoClient(dynamoClient());
+    // The client the runtime's engine (so every handler's store) sends its calls through.
+    const stats = instrumentDynamoClient(runtime.dynamoClient);
+    const profile = profileDynamoClient(runtime.dynamoClient);
     const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB!;
     const auditClient = benchDynamoClient({ dynamoEndpoint: endpoint, sqsEndpoint: '' });
     const audit = new DynamoStore({ client: auditClient, tableName: TABLE_NAME });
