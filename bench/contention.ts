@@ -18,10 +18,10 @@ import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { defaultRegistry } from '../lambdas/blueprints/registry.ts';
-import { type EngineSettings, makeEngine } from '../lambdas/core/engine.ts';
+import { type Engine, type EngineSettings, makeEngine } from '../lambdas/core/engine.ts';
 import { errorMessage } from '../lambdas/core/errors.ts';
 import type { Lease, LeaseStatus, Resource } from '../lambdas/core/model.ts';
-import { systemClock } from '../lambdas/core/ports.ts';
+import { type Store, systemClock, type WorkQueue } from '../lambdas/core/ports.ts';
 import {
   createBlueprint,
   processUpdate,
@@ -266,6 +266,23 @@ interface WorkerSideOptions {
   errors: unknown[];
 }
 
+/** An engine as a Lambda container builds one (composition.ts), on the bench's parts. */
+function benchEngine(
+  store: Store,
+  queue: WorkQueue,
+  dataDir: string,
+  settings: Partial<EngineSettings> = {},
+): Engine {
+  return makeEngine({
+    store,
+    queue,
+    clock: systemClock,
+    registry: defaultRegistry(),
+    dataDir,
+    settings,
+  });
+}
+
 /** processUpdate on an engine of our own: every action is seen directly. */
 function directWorkers({
   client,
@@ -280,14 +297,7 @@ function directWorkers({
   store: DynamoStore;
   workQueue: SqsWorkQueue;
 }): WorkerSide {
-  const engine = makeEngine({
-    store,
-    queue: workQueue,
-    clock: systemClock,
-    registry: defaultRegistry(),
-    dataDir,
-    settings: options.settings ?? {},
-  });
+  const engine = benchEngine(store, workQueue, dataDir, options.settings);
   return {
     stats: store.stats,
     profile: profileDynamoClient(client),
@@ -334,14 +344,12 @@ function handlerWorkers({
 }): WorkerSide {
   const dynamo = benchDynamoClient(env);
   const sqs = benchSqsClient(env);
-  const engine = makeEngine({
-    store: new DynamoStore({ client: dynamo, tableName }),
-    queue: new SqsWorkQueue({ client: sqs, queueUrl: queue.queueUrl }),
-    clock: systemClock,
-    registry: defaultRegistry(),
+  const engine = benchEngine(
+    new DynamoStore({ client: dynamo, tableName }),
+    new SqsWorkQueue({ client: sqs, queueUrl: queue.queueUrl }),
     dataDir,
-    settings: options.settings ?? {},
-  });
+    options.settings,
+  );
   const workerHandler = makeWorkerHandler({ engine });
   const stats = instrumentDynamoClient(dynamo);
   const profile = profileDynamoClient(dynamo);
@@ -416,14 +424,7 @@ export async function runContention(
     audit: store(clients.audit),
   };
   const workQueue = new SqsWorkQueue({ client: sqs, queueUrl: queue.queueUrl });
-  const api = makeEngine({
-    store: stores.api,
-    queue: workQueue,
-    clock: systemClock,
-    registry: defaultRegistry(),
-    dataDir,
-    settings: options.settings ?? {},
-  });
+  const api = benchEngine(stores.api, workQueue, dataDir, options.settings);
 
   const actions: Record<string, number> = {};
   const staleDetails: Record<string, number> = {};

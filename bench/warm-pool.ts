@@ -41,6 +41,7 @@ import {
 } from '../lambdas/store/keys.ts';
 import { GSI } from '../lambdas/store/schema.ts';
 import { startLocalRuntime } from '../lib/local/runtime.ts';
+import { waitFor } from '../lib/local/wait.ts';
 import { type CallCount, delta, snapshot } from './lib/calls.ts';
 import { type CpuUse, cpuSince, sampleCpu } from './lib/cpu.ts';
 import {
@@ -171,13 +172,8 @@ async function quiesce(stats: { calls: number }, quietMs = 300, timeoutMs = 20_0
   }
 }
 
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
+function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
+  return waitFor(check, { timeoutMs, intervalMs: 50, message: what });
 }
 
 async function activeIdleHosts(audit: DynamoStore): Promise<Resource[]> {

@@ -6,7 +6,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { assertJava, type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.ts';
+import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.ts';
 import { LOCAL_REGION } from './lambda-events.ts';
 
 /** Any credentials do; these make sure no real ones are ever sent. */
@@ -19,22 +19,18 @@ export interface EmulatorOptions {
   detached?: boolean;
 }
 
-export interface Emulators {
+export interface Emulators extends LocalEndpoints {
   dynamo: DynamoDbLocal;
-  /** http://127.0.0.1:<port> of DynamoDB Local. */
-  dynamoEndpoint: string;
-  /** http://127.0.0.1:<port> of fauxqs (give SQS clients this as `endpoint`). */
-  sqsEndpoint: string;
   /** Stops both; resolves when java has exited. */
   stop(): Promise<void>;
 }
 
 /**
- * Checks Java, then starts DynamoDB Local and fauxqs side by side; if either fails, the other
- * is stopped again and the first failure thrown.
+ * Starts DynamoDB Local and fauxqs side by side; if either fails, the other is stopped again
+ * and the first failure thrown. Call assertJava() first for an error that says how to install
+ * Java.
  */
 export async function startEmulators(options: EmulatorOptions = {}): Promise<Emulators> {
-  assertJava();
   const { startFauxqs } = await import('fauxqs');
   const [dynamo, queue] = await Promise.allSettled([
     startDynamoDbLocal({
@@ -61,6 +57,30 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
       await Promise.allSettled([fauxqs.stop(), java.stop()]);
     },
   };
+}
+
+/** Where the emulators listen. */
+export interface LocalEndpoints {
+  dynamoEndpoint: string;
+  sqsEndpoint: string;
+}
+
+/**
+ * Points the SDK's environment configuration at the emulators with dummy credentials, so
+ * nothing in this process that builds its own SDK client can reach a real AWS account.
+ */
+export function useLocalAwsEnvironment(endpoints: LocalEndpoints): void {
+  Object.assign(process.env, {
+    AWS_REGION: LOCAL_REGION,
+    AWS_DEFAULT_REGION: LOCAL_REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    AWS_ENDPOINT_URL_DYNAMODB: endpoints.dynamoEndpoint,
+    AWS_ENDPOINT_URL_SQS: endpoints.sqsEndpoint,
+    AWS_EC2_METADATA_DISABLED: 'true',
+  });
+  delete process.env.AWS_SESSION_TOKEN;
+  delete process.env.AWS_PROFILE;
 }
 
 /**

@@ -35,13 +35,13 @@ import { assertJava } from './dynamodb-local.ts';
 import {
   createWorkQueue,
   type Emulators,
-  LOCAL_CREDENTIALS,
   localDynamoClient,
   localSqsClient,
   startEmulators,
+  useLocalAwsEnvironment,
 } from './emulators.ts';
 import { apiInvoker, type InvokeApi, loadOrCreateToken, openApiServer } from './http-server.ts';
-import { LOCAL_REGION, lambdaContext } from './lambda-events.ts';
+import { lambdaContext } from './lambda-events.ts';
 import { describeExit, errorText } from './process.ts';
 import { loadSetupWorkflow, SetupWorkflows } from './setup-driver.ts';
 import { startQueueWorkers, startSweepSchedule } from './workers.ts';
@@ -155,6 +155,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const { dynamo, definition } = emulators;
     progress(`DynamoDB Local is up at ${dynamo.endpoint} (java pid ${dynamo.javaPid ?? '?'})`);
     useLocalAwsEnvironment(emulators);
+    process.env.POWERTOOLS_SERVICE_NAME ??= 'drydock-local';
+    process.env.LOG_LEVEL ??= 'WARN';
 
     progress(`creating table '${TABLE_NAME}' if missing`);
     const dynamoClient = localDynamoClient(emulators.dynamoEndpoint);
@@ -295,7 +297,7 @@ async function startEmulatorsWhileSynthesizing(
   // Awaited below; until then a failure must not count as unhandled.
   starting.catch(() => undefined);
   progress('synthesizing the stack for the setup workflow definition');
-  const definition = await loadSetupWorkflow(dataDir);
+  const definition = await loadSetupWorkflow(join(dataDir, 'cdk.out'));
   const emulators: Emulators = await starting;
   return { ...emulators, definition };
 }
@@ -313,26 +315,6 @@ async function loadHandlerFactories() {
     makeSweepHandler: sweep.makeSweepHandler,
     makeWorkerHandler: worker.makeWorkerHandler,
   };
-}
-
-/**
- * Points the SDK's environment configuration at the emulators with dummy credentials, so
- * nothing in this process (a plug-in's own client, say) can reach a real AWS account.
- */
-function useLocalAwsEnvironment(emulators: Emulators): void {
-  Object.assign(process.env, {
-    AWS_REGION: LOCAL_REGION,
-    AWS_DEFAULT_REGION: LOCAL_REGION,
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    AWS_ENDPOINT_URL_DYNAMODB: emulators.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: emulators.sqsEndpoint,
-    AWS_EC2_METADATA_DISABLED: 'true',
-  });
-  delete process.env.AWS_SESSION_TOKEN;
-  delete process.env.AWS_PROFILE;
-  process.env.POWERTOOLS_SERVICE_NAME ??= 'drydock-local';
-  process.env.LOG_LEVEL ??= 'WARN';
 }
 
 async function ensureDefaultBlueprint(invokeApi: InvokeApi, dataDir: string): Promise<void> {

@@ -5,8 +5,8 @@
  * (one per resource at a time) and aborted when the runtime stops.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { StateMachine, StateMachineDefinition } from 'aws-local-stepfunctions';
+import type { AslDefinition } from '../setup-definition.ts';
 
 export interface SetupEvent {
   resourceId: string;
@@ -17,16 +17,11 @@ export interface SetupEvent {
 /** State names of the synthesized workflow the setup handler runs in (setup-workflow.ts). */
 const SETUP_TASK_STATES = ['Advance', 'BreakResource'] as const;
 
-export interface AslDefinitionLike {
-  StartAt: string;
-  States: Record<string, { Type: string; [field: string]: unknown }>;
-}
-
 /**
- * Synthesizes the CDK stack (no bundling) into `<dataDir>/cdk.out` and returns the setup
- * state machine's definition: the very ASL CloudFormation would deploy.
+ * Synthesizes the CDK stack (no bundling; into `outdir`, else a temporary directory) and
+ * returns the setup state machine's definition: the very ASL CloudFormation would deploy.
  */
-export async function loadSetupWorkflow(dataDir: string): Promise<AslDefinitionLike> {
+export async function loadSetupWorkflow(outdir?: string): Promise<AslDefinition> {
   const [{ App }, { DrydockStack }, { setupDefinitionFromTemplate }] = await Promise.all([
     import('aws-cdk-lib'),
     import('../stack.ts'),
@@ -36,13 +31,13 @@ export async function loadSetupWorkflow(dataDir: string): Promise<AslDefinitionL
     context?: Record<string, unknown>;
   };
   const app = new App({
-    outdir: join(dataDir, 'cdk.out'),
+    ...(outdir ? { outdir } : {}),
     // Skip esbuild: only the state machine definition is needed.
     context: { ...cdkJson.context, 'aws:cdk:bundling-stacks': [] },
   });
   const stack = new DrydockStack(app, 'Drydock', {});
   const template = app.synth().getStackByName(stack.stackName).template as object;
-  const definition = setupDefinitionFromTemplate(template) as AslDefinitionLike;
+  const definition = setupDefinitionFromTemplate(template);
   for (const state of SETUP_TASK_STATES) {
     if (definition.States[state]?.Type !== 'Task') {
       throw new Error(
@@ -62,7 +57,7 @@ export class SetupWorkflows {
   #stopped = false;
 
   constructor(
-    definition: AslDefinitionLike,
+    definition: AslDefinition,
     invokeSetup: (event: SetupEvent) => Promise<unknown>,
     warn: (message: string) => void,
   ) {

@@ -1,20 +1,12 @@
-/**
- * The setup handler inside the setup workflow: the state machine definition synthesized from
- * lib/stack.ts, run by aws-local-stepfunctions with its Lambda tasks (Advance, BreakResource)
- * calling the real setup handler. WaitForSetup waits 0 s; the handler's waitSeconds move a test
- * clock instead, so a 30 s boot takes no time.
- */
-import { readFileSync } from 'node:fs';
-import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Lease } from '../../lambdas/core/model.ts';
 import { createBlueprint, readLogs } from '../../lambdas/core/use-cases.ts';
 import type { SetupEvent, SetupOutput } from '../../lambdas/handlers/setup.ts';
-import { type AslDefinition, setupDefinitionFromTemplate } from '../../lib/setup-definition.ts';
-import { DrydockStack } from '../../lib/stack.ts';
+import { loadSetupWorkflow } from '../../lib/local/setup-driver.ts';
+import type { AslDefinition } from '../../lib/setup-definition.ts';
 import { TestClock } from '../support/manual-queue.ts';
+import { failureOf } from '../support/workflow.ts';
 import { type HandlerEnv, handlerEnv, lambdaContext } from './support.ts';
 
 vi.hoisted(() => {
@@ -26,15 +18,6 @@ const clock = new TestClock();
 const setupsStarted = new Set<string>();
 let env: HandlerEnv;
 let definition: AslDefinition;
-
-function synthesizedSetupDefinition(): AslDefinition {
-  const cdkContext = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8'))
-    .context as Record<string, unknown>;
-  // No bundling: the template is all this test needs, and esbuild would take seconds.
-  const app = new App({ context: { ...cdkContext, 'aws:cdk:bundling-stacks': [] } });
-  const stack = new DrydockStack(app, 'Drydock');
-  return setupDefinitionFromTemplate(Template.fromStack(stack).toJSON());
-}
 
 async function invokeSetup(event: SetupEvent): Promise<SetupOutput> {
   const output = (await env.handlers.setup(event, lambdaContext('setup'))) as SetupOutput;
@@ -72,16 +55,6 @@ function runWorkflow(
   return { result: execution.result as Promise<unknown>, calls };
 }
 
-async function failureOf(outcome: Promise<unknown>): Promise<{ Error: string; Cause: string }> {
-  const error = await outcome.then(
-    () => expect.unreachable('the execution should have failed'),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ExecutionError);
-  const cause = (error as ExecutionError).cause as Error;
-  return { Error: cause.name, Cause: cause.message };
-}
-
 async function leaseOf(id: string): Promise<Lease> {
   return (await env.api({ method: 'GET', path: `/v1/leases/${id}` })).body.lease;
 }
@@ -106,7 +79,7 @@ async function leaseWaitingForSetup(
 }
 
 beforeAll(async () => {
-  definition = synthesizedSetupDefinition();
+  definition = await loadSetupWorkflow();
   env = await handlerEnv({
     clock,
     startSetup: async (resourceId) => {

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DeleteMessageCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import type {
   APIGatewayProxyEvent,
   APIGatewayProxyResult,
@@ -38,7 +38,7 @@ import {
   lambdaContext as sharedLambdaContext,
   sqsRecord,
 } from '../../lib/local/lambda-events.ts';
-import { type FreshQueue, freshQueue, freshTable, TEST_REGION, waitFor } from '../support/env.ts';
+import { type FreshQueue, freshQueue, freshTable, waitFor } from '../support/env.ts';
 
 export const ACCOUNT = '123456789012';
 /** An admin: a session of the role the handlers are given as their admins. */
@@ -217,13 +217,6 @@ export function sqsEvent(records: SQSRecord[]): SQSEvent {
   return { Records: records };
 }
 
-export async function queueArn(queue: FreshQueue): Promise<string> {
-  const out = await queue.client.send(
-    new GetQueueAttributesCommand({ QueueUrl: queue.queueUrl, AttributeNames: ['QueueArn'] }),
-  );
-  return out.Attributes?.QueueArn ?? `arn:aws:sqs:${TEST_REGION}:${ACCOUNT}:work`;
-}
-
 type InvokeWorker = (event: SQSEvent) => Promise<SQSBatchResponse>;
 
 /**
@@ -253,7 +246,7 @@ async function driveWorker<T>(
   until: () => Promise<T>,
   options: { timeoutMs?: number; message?: string },
 ): Promise<NonNullable<T>> {
-  const arn = await queueArn(queue);
+  const arn = queue.queueArn;
   return waitFor(
     async () => {
       await pumpOnce(queue, arn, invoke);
