@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { defaultRegistry } from '../lambdas/blueprints/registry.ts';
-import { type EngineSettings, makeEngine } from '../lambdas/core/engine.ts';
+import { type Engine, type EngineSettings, makeEngine } from '../lambdas/core/engine.ts';
 import { errorMessage } from '../lambdas/core/errors.ts';
 import type { Lease, LeaseStatus, Resource } from '../lambdas/core/model.ts';
 import {
@@ -28,22 +28,17 @@ import {
   parseOutcome,
   wastedAs,
 } from '../lambdas/core/outcomes.ts';
-import { systemClock } from '../lambdas/core/ports.ts';
+import { type Store, systemClock, type WorkQueue } from '../lambdas/core/ports.ts';
 import {
   createBlueprint,
   processUpdate,
   releaseLease,
   requestLease,
 } from '../lambdas/core/use-cases.ts';
-import { logger, resetEngine, setEngineOverrides } from '../lambdas/handlers/runtime.ts';
-import { handler as workerHandler } from '../lambdas/handlers/worker.ts';
+import { logger } from '../lambdas/handlers/runtime.ts';
+import { makeWorkerHandler } from '../lambdas/handlers/worker.ts';
 import { SqsWorkQueue } from '../lambdas/queue/sqs-queue.ts';
-import {
-  type DynamoCallStats,
-  dynamoClient,
-  instrumentDynamoClient,
-  sqsClient,
-} from '../lambdas/store/clients.ts';
+import { type DynamoCallStats, instrumentDynamoClient } from '../lambdas/store/clients.ts';
 import { DynamoStore } from '../lambdas/store/dynamo-store.ts';
 import { QueuePump, type QueuePumpOptions } from '../lib/local/queue-pump.ts';
 import { type CallCount, countSqsCalls, type SqsCallStats, snapshot, sum } from './lib/calls.ts';
@@ -57,8 +52,6 @@ import {
   summarizeProfile,
 } from './lib/dynamo-profile.ts';
 import {
-  BENCH_CREDENTIALS,
-  BENCH_REGION,
   type BenchEnv,
   benchDynamoClient,
   benchSqsClient,
@@ -278,6 +271,23 @@ interface WorkerSideOptions {
   errors: unknown[];
 }
 
+/** An engine as a Lambda container builds one (composition.ts), on the bench's parts. */
+function benchEngine(
+  store: Store,
+  queue: WorkQueue,
+  dataDir: string,
+  settings: Partial<EngineSettings> = {},
+): Engine {
+  return makeEngine({
+    store,
+    queue,
+    clock: systemClock,
+    registry: defaultRegistry(),
+    dataDir,
+    settings,
+  });
+}
+
 /** processUpdate on an engine of our own: every action is seen directly. */
 function directWorkers({
   client,
@@ -292,14 +302,7 @@ function directWorkers({
   store: DynamoStore;
   workQueue: SqsWorkQueue;
 }): WorkerSide {
-  const engine = makeEngine({
-    store,
-    queue: workQueue,
-    clock: systemClock,
-    registry: defaultRegistry(),
-    dataDir,
-    settings: options.settings ?? {},
-  });
+  const engine = benchEngine(store, workQueue, dataDir, options.settings);
   return {
     stats: store.stats,
     profile: profileDynamoClient(client),
@@ -324,24 +327,12 @@ function directWorkers({
   };
 }
 
-const HANDLER_ENV = [
-  'TABLE_NAME',
-  'QUEUE_URL',
-  'DRYDOCK_DATA_DIR',
-  'AWS_ENDPOINT_URL_DYNAMODB',
-  'AWS_ENDPOINT_URL_SQS',
-  'AWS_REGION',
-  'AWS_ACCESS_KEY_ID',
-  'AWS_SECRET_ACCESS_KEY',
-  'SETUP_STATE_MACHINE_ARN',
-] as const;
-
 /**
- * The real worker Lambda handler (lambdas/handlers/worker.ts), configured like a Lambda
- * container through the environment and invoked with SQS events. Its engine and SDK clients
- * are the container's singletons (lambdas/handlers/runtime.ts, lambdas/store/clients.ts), so
- * its DynamoDB calls are counted on the shared client. What each update did is read from the
- * handler's `update processed` log lines (at INFO for the run, and not printed).
+ * The real worker Lambda handler (lambdas/handlers/worker.ts) on an engine built like a Lambda
+ * container's (lambdas/handlers/composition.ts), invoked with SQS events. The engine has SDK
+ * clients of its own, so the handler's DynamoDB and SQS calls are counted apart from everyone
+ * else's. What each update did is read from the handler's `update processed` log lines (at INFO
+ * for the run, and not printed).
  */
 function handlerWorkers({
   env,
@@ -356,24 +347,18 @@ function handlerWorkers({
   tableName: string;
   queue: { queueUrl: string; queueArn: string };
 }): WorkerSide {
-  const saved = Object.fromEntries(HANDLER_ENV.map((k) => [k, process.env[k]]));
-  Object.assign(process.env, {
-    TABLE_NAME: tableName,
-    QUEUE_URL: queue.queueUrl,
-    DRYDOCK_DATA_DIR: dataDir,
-    AWS_ENDPOINT_URL_DYNAMODB: env.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: env.sqsEndpoint,
-    AWS_REGION: BENCH_REGION,
-    AWS_ACCESS_KEY_ID: BENCH_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: BENCH_CREDENTIALS.secretAccessKey,
-  });
-  delete process.env.SETUP_STATE_MACHINE_ARN; // setup is driven from the queue
-  // A fresh container: new engine and clients on this run's table, queue and endpoints.
-  resetEngine();
-  setEngineOverrides({ dataDir, settings: options.settings ?? {} });
-  const stats = instrumentDynamoClient(dynamoClient(), { consumedCapacity: true });
-  const profile = profileDynamoClient(dynamoClient());
-  const sqsStats = countSqsCalls(sqsClient());
+  const dynamo = benchDynamoClient(env);
+  const sqs = benchSqsClient(env);
+  const engine = benchEngine(
+    new DynamoStore({ client: dynamo, tableName }),
+    new SqsWorkQueue({ client: sqs, queueUrl: queue.queueUrl }),
+    dataDir,
+    options.settings,
+  );
+  const workerHandler = makeWorkerHandler({ engine });
+  const stats = instrumentDynamoClient(dynamo);
+  const profile = profileDynamoClient(dynamo);
+  const sqsStats = countSqsCalls(sqs);
   const level = logger.getLevelName();
   logger.setLogLevel('INFO');
   const restoreLogs = captureJsonLogs((entry) => {
@@ -399,11 +384,8 @@ function handlerWorkers({
     close() {
       restoreLogs();
       logger.setLogLevel(level);
-      resetEngine();
-      for (const [key, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[key];
-        else process.env[key] = value;
-      }
+      dynamo.destroy();
+      sqs.destroy();
     },
   };
 }
@@ -444,14 +426,7 @@ export async function runContention(
     audit: store(clients.audit),
   };
   const workQueue = new SqsWorkQueue({ client: sqs, queueUrl: queue.queueUrl });
-  const api = makeEngine({
-    store: stores.api,
-    queue: workQueue,
-    clock: systemClock,
-    registry: defaultRegistry(),
-    dataDir,
-    settings: options.settings ?? {},
-  });
+  const api = benchEngine(stores.api, workQueue, dataDir, options.settings);
 
   const actions: Record<string, number> = {};
   const staleDetails: Record<string, number> = {};

@@ -10,8 +10,9 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
+import { useLocalAwsEnvironment } from '../lib/local/emulators.ts';
 import { contentionBenchmark } from './contention.ts';
-import { type Emulators, startEmulators, useBenchAwsEnv } from './lib/emulators.ts';
+import { type Emulators, startEmulators } from './lib/emulators.ts';
 import {
   type BenchContext,
   type BenchResult,
@@ -120,7 +121,7 @@ async function main(): Promise<number> {
         if (benchmark.emulators) {
           emulators ??= await startEmulators();
           // (again after warm-pool: the local runtime pointed the environment at its own)
-          useBenchAwsEnv(emulators);
+          useLocalAwsEnvironment(emulators);
           ctx = { ...base, env: emulators, javaPid: emulators.javaPid };
         }
         result = await benchmark.run(ctx);

@@ -26,11 +26,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import type { Lease, Resource } from '../lambdas/core/model.ts';
 import { logger } from '../lambdas/handlers/runtime.ts';
-import {
-  type DynamoCallStats,
-  dynamoClient,
-  instrumentDynamoClient,
-} from '../lambdas/store/clients.ts';
+import { type DynamoCallStats, instrumentDynamoClient } from '../lambdas/store/clients.ts';
 import { DynamoStore } from '../lambdas/store/dynamo-store.ts';
 import {
   leaseItem,
@@ -45,6 +41,7 @@ import {
 } from '../lambdas/store/keys.ts';
 import { GSI } from '../lambdas/store/schema.ts';
 import { startLocalRuntime } from '../lib/local/runtime.ts';
+import { waitFor } from '../lib/local/wait.ts';
 import { type CallCount, delta, snapshot } from './lib/calls.ts';
 import { type CpuUse, cpuSince, sampleCpu } from './lib/cpu.ts';
 import {
@@ -175,13 +172,8 @@ async function quiesce(stats: { calls: number }, quietMs = 300, timeoutMs = 20_0
   }
 }
 
-async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(50);
-  }
+function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs = 60_000) {
+  return waitFor(check, { timeoutMs, intervalMs: 50, message: what });
 }
 
 async function activeIdleHosts(audit: DynamoStore): Promise<Resource[]> {
@@ -377,10 +369,9 @@ export async function warmPoolBenchmark(ctx: BenchContext): Promise<BenchResult>
         if (errors.length < 20) errors.push(m);
       },
     });
-    // After the runtime started: its environment points the handlers' shared client at its
-    // DynamoDB Local, and that client is the one every handler's store counts on.
-    const stats = instrumentDynamoClient(dynamoClient(), { consumedCapacity: true });
-    const profile = profileDynamoClient(dynamoClient());
+    // The client the runtime's engine (so every handler's store) sends its calls through.
+    const stats = instrumentDynamoClient(runtime.dynamoClient, { consumedCapacity: true });
+    const profile = profileDynamoClient(runtime.dynamoClient);
     const endpoint = process.env.AWS_ENDPOINT_URL_DYNAMODB!;
     const auditClient = benchDynamoClient({ dynamoEndpoint: endpoint, sqsEndpoint: '' });
     const audit = new DynamoStore({ client: auditClient, tableName: TABLE_NAME });

@@ -1,36 +1,27 @@
 /**
  * The offline world a benchmark runs in: DynamoDB Local (java, in memory) and the fauxqs SQS
- * emulator, started and stopped by the bench itself, plus fresh tables and queues per run and
- * clients pointed at them. Java runs under lib/local/dynamodb-local.ts's watchdog, so even a
- * killed bench leaves no java behind.
+ * emulator, started and stopped by the bench itself (lib/local/emulators.ts, as the local
+ * runtime and the tests start them), plus fresh tables and queues per run and clients pointed
+ * at them. Java runs under lib/local/dynamodb-local.ts's watchdog, so even a killed bench
+ * leaves no java behind.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DeleteTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import {
-  CreateQueueCommand,
-  DeleteQueueCommand,
-  GetQueueAttributesCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
-import { startFauxqs } from 'fauxqs';
+import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { instrumentDynamoClient } from '../../lambdas/store/clients.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
+import { assertJava, findDynamoDbLocalDir } from '../../lib/local/dynamodb-local.ts';
 import {
-  assertJava,
-  type DynamoDbLocal,
-  findDynamoDbLocalDir,
-  startDynamoDbLocal,
-} from '../../lib/local/dynamodb-local.ts';
-
-export const BENCH_REGION = 'us-east-1';
-export const BENCH_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+  createWorkQueue,
+  type LocalEndpoints,
+  localDynamoClient,
+  localSqsClient,
+  startEmulators as startLocalEmulators,
+} from '../../lib/local/emulators.ts';
 
 /** Where the emulators listen; all a benchmark function needs to run. */
-export interface BenchEnv {
-  dynamoEndpoint: string;
-  sqsEndpoint: string;
-}
+export type BenchEnv = LocalEndpoints;
 
 export interface Emulators extends BenchEnv {
   /** The DynamoDB Local java process, for CPU accounting (undefined if not known). */
@@ -38,43 +29,10 @@ export interface Emulators extends BenchEnv {
   stop(): Promise<void>;
 }
 
-/**
- * Points the SDK's environment configuration at the emulators with dummy credentials, so
- * nothing the bench starts (the local runtime included) can reach a real AWS account.
- */
-export function useBenchAwsEnv(env: BenchEnv): void {
-  process.env.AWS_ENDPOINT_URL_DYNAMODB = env.dynamoEndpoint;
-  process.env.AWS_ENDPOINT_URL_SQS = env.sqsEndpoint;
-  process.env.AWS_REGION = BENCH_REGION;
-  process.env.AWS_ACCESS_KEY_ID = BENCH_CREDENTIALS.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = BENCH_CREDENTIALS.secretAccessKey;
-  delete process.env.AWS_SESSION_TOKEN;
-  delete process.env.AWS_PROFILE;
-}
-
 export async function startEmulators(): Promise<Emulators> {
   assertJava();
-  const [dynamo, queue] = await Promise.allSettled([
-    startDynamoDbLocal(),
-    startFauxqs({ port: 0, logger: false, host: '127.0.0.1' }),
-  ]);
-  if (dynamo.status === 'rejected' || queue.status === 'rejected') {
-    await Promise.allSettled([
-      dynamo.status === 'fulfilled' ? dynamo.value.stop() : undefined,
-      queue.status === 'fulfilled' ? queue.value.stop() : undefined,
-    ]);
-    throw dynamo.status === 'rejected' ? dynamo.reason : (queue as PromiseRejectedResult).reason;
-  }
-  const java: DynamoDbLocal = dynamo.value;
-  const fauxqs = queue.value;
-  return {
-    dynamoEndpoint: java.endpoint,
-    sqsEndpoint: `http://127.0.0.1:${fauxqs.port}`,
-    javaPid: java.javaPid,
-    async stop() {
-      await Promise.allSettled([fauxqs.stop(), java.stop()]);
-    },
-  };
+  const emulators = await startLocalEmulators();
+  return { ...emulators, javaPid: emulators.dynamo.javaPid };
 }
 
 /** "3.3.1": the newest release named in the bundled DynamoDB Local's README. */
@@ -88,33 +46,19 @@ export function dynamoDbLocalVersion(): string {
 }
 
 /**
- * A DynamoDB client like production's (lambdas/store/clients.ts: 5 adaptive attempts, short
- * timeouts) on DynamoDB Local. Every role in a benchmark gets its own, so call counts can be
- * told apart (engine vs. the holder's polling vs. the bench's own bookkeeping).
+ * A DynamoDB client like production's on DynamoDB Local. Every role in a benchmark gets its
+ * own, so call counts can be told apart (engine vs. the holder's polling vs. the bench's own
+ * bookkeeping).
  */
 export function benchDynamoClient(env: BenchEnv): DynamoDBClient {
-  const client = new DynamoDBClient({
-    endpoint: env.dynamoEndpoint,
-    region: BENCH_REGION,
-    credentials: BENCH_CREDENTIALS,
-    maxAttempts: 5,
-    retryMode: 'adaptive',
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
-  });
+  const client = localDynamoClient(env.dynamoEndpoint);
   // The bench reports capacity per call; production clients never ask for it.
   instrumentDynamoClient(client, { consumedCapacity: true });
   return client;
 }
 
 export function benchSqsClient(env: BenchEnv): SQSClient {
-  return new SQSClient({
-    // Explicit endpoint: fauxqs queue URLs use *.localhost, which does not resolve here.
-    endpoint: env.sqsEndpoint,
-    region: BENCH_REGION,
-    credentials: BENCH_CREDENTIALS,
-    maxAttempts: 3,
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: 30_000 },
-  });
+  return localSqsClient(env.sqsEndpoint);
 }
 
 let counter = 0;
@@ -151,41 +95,17 @@ export async function freshQueue(
   options: { visibilityTimeoutSeconds?: number } = {},
 ): Promise<{ queueUrl: string; queueArn: string; dlqUrl: string; drop: () => Promise<void> }> {
   const client = benchSqsClient(env);
-  const name = benchName(prefix);
-  const dlq = await client.send(new CreateQueueCommand({ QueueName: `${name}-dlq` }));
-  const dlqUrl = `${env.sqsEndpoint}${dlq.QueueUrl!.replace(/^[a-z]+:\/\/[^/]+/, '')}`;
-  const arn = (
-    await client.send(
-      new GetQueueAttributesCommand({ QueueUrl: dlqUrl, AttributeNames: ['QueueArn'] }),
-    )
-  ).Attributes?.QueueArn;
-  const queue = await client.send(
-    new CreateQueueCommand({
-      QueueName: name,
-      Attributes: {
-        VisibilityTimeout: String(options.visibilityTimeoutSeconds ?? 30),
-        RedrivePolicy: JSON.stringify({ deadLetterTargetArn: arn, maxReceiveCount: 10 }),
-      },
-    }),
-  );
-  // The emulator's own URL host (`sqs.<region>.<host>`) need not resolve, nor even parse as a
-  // URL (with host 127.0.0.1); the same path on the endpoint names the same queue.
-  const queueUrl = `${env.sqsEndpoint}${queue.QueueUrl!.replace(/^[a-z]+:\/\/[^/]+/, '')}`;
-  const queueArn = (
-    await client.send(
-      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['QueueArn'] }),
-    )
-  ).Attributes?.QueueArn;
-  if (!queueArn) throw new Error(`fauxqs returned no QueueArn for ${queueUrl}`);
+  const queue = await createWorkQueue(client, env.sqsEndpoint, benchName(prefix), {
+    visibilityTimeoutSeconds: options.visibilityTimeoutSeconds ?? 30,
+    maxReceiveCount: 10,
+  });
   return {
-    queueUrl,
-    queueArn,
-    dlqUrl,
+    ...queue,
     async drop() {
       try {
         await Promise.allSettled([
-          client.send(new DeleteQueueCommand({ QueueUrl: queueUrl })),
-          client.send(new DeleteQueueCommand({ QueueUrl: dlqUrl })),
+          client.send(new DeleteQueueCommand({ QueueUrl: queue.queueUrl })),
+          client.send(new DeleteQueueCommand({ QueueUrl: queue.dlqUrl })),
         ]);
       } finally {
         client.destroy();

@@ -11,6 +11,7 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { type Caller, requireAdmin } from '../core/access.ts';
 import { MAX_COMMAND_TIMEOUT_SECONDS } from '../core/commands.ts';
+import type { Engine } from '../core/engine.ts';
 import { ValidationError } from '../core/errors.ts';
 import {
   BLUEPRINT_STATES,
@@ -40,6 +41,7 @@ import {
   submitLeaseRequest,
   updateBlueprint,
 } from '../core/use-cases.ts';
+import { adminPrincipalsFromEnvironment, engineFromEnvironment } from './composition.ts';
 import {
   type ApiContext,
   type ApiEvent,
@@ -51,7 +53,7 @@ import {
   parseInput,
   requestIdOf,
 } from './http.ts';
-import { getEngine, isAdmin, type LogIds, logger } from './runtime.ts';
+import { type EngineSource, engineOf, isAdmin, type LogIds, logger } from './runtime.ts';
 
 // ---- request shapes -------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ const ok = (body: unknown) => jsonResponse(200, body);
 // ---- routes ---------------------------------------------------------------------------------
 
 interface RouteInput<B, Q> {
+  engine: Engine;
   caller: Caller;
   params: Record<string, string>;
   body: B;
@@ -201,8 +204,8 @@ export const routes: RouteSpec[] = [
     method: 'POST',
     path: '/v1/leases',
     body: leaseRequestBody,
-    run: async ({ caller, body, event }) => {
-      const { lease, created } = await submitLeaseRequest(getEngine(), {
+    run: async ({ engine, caller, body, event }) => {
+      const { lease, created } = await submitLeaseRequest(engine, {
         ...body,
         owner: caller.principal,
         idempotencyKey: header(event, 'idempotency-key'),
@@ -221,36 +224,36 @@ export const routes: RouteSpec[] = [
     method: 'GET',
     path: '/v1/leases',
     query: leaseListQuery,
-    run: async ({ caller, query }) => {
-      const page = await listLeases(getEngine(), query, caller);
+    run: async ({ engine, caller, query }) => {
+      const page = await listLeases(engine, query, caller);
       return ok({ ...page, items: page.items.map(leaseJson) });
     },
   }),
   route({
     method: 'GET',
     path: '/v1/leases/{id}',
-    run: async ({ caller, params }) =>
-      ok({ lease: leaseJson(await getLease(getEngine(), param(params, 'id'), caller)) }),
+    run: async ({ engine, caller, params }) =>
+      ok({ lease: leaseJson(await getLease(engine, param(params, 'id'), caller)) }),
   }),
   route({
     method: 'POST',
     path: '/v1/leases/{id}/release',
-    run: async ({ caller, params }) =>
-      ok({ lease: leaseJson(await releaseLease(getEngine(), param(params, 'id'), caller)) }),
+    run: async ({ engine, caller, params }) =>
+      ok({ lease: leaseJson(await releaseLease(engine, param(params, 'id'), caller)) }),
   }),
   route({
     method: 'GET',
     path: '/v1/leases/{id}/logs',
     query: logQuery,
-    run: async ({ caller, params, query }) =>
-      ok(logPage(await readLeaseLogs(getEngine(), param(params, 'id'), caller, query))),
+    run: async ({ engine, caller, params, query }) =>
+      ok(logPage(await readLeaseLogs(engine, param(params, 'id'), caller, query))),
   }),
   route({
     method: 'POST',
     path: '/v1/leases/{id}/commands',
     body: commandBody,
-    run: async ({ caller, params, body }) => {
-      const command = await startCommand(getEngine(), param(params, 'id'), body, caller);
+    run: async ({ engine, caller, params, body }) => {
+      const command = await startCommand(engine, param(params, 'id'), body, caller);
       logger.appendKeys({ commandId: command.id });
       return jsonResponse(
         202,
@@ -264,9 +267,9 @@ export const routes: RouteSpec[] = [
   route({
     method: 'GET',
     path: '/v1/leases/{id}/commands/{commandId}',
-    run: async ({ caller, params }) => {
+    run: async ({ engine, caller, params }) => {
       const command = await getCommand(
-        getEngine(),
+        engine,
         param(params, 'id'),
         param(params, 'commandId'),
         caller,
@@ -277,32 +280,32 @@ export const routes: RouteSpec[] = [
   route({
     method: 'GET',
     path: '/v1/blueprints',
-    run: async () => ok({ items: await listBlueprints(getEngine()) }),
+    run: async ({ engine }) => ok({ items: await listBlueprints(engine) }),
   }),
   route({
     method: 'POST',
     path: '/v1/blueprints',
     admin: true,
     body: blueprintInputSchema,
-    run: async ({ body }) => {
-      const blueprint = await createBlueprint(getEngine(), body);
+    run: async ({ engine, body }) => {
+      const blueprint = await createBlueprint(engine, body);
       return jsonResponse(201, { blueprint }, { location: `/v1/blueprints/${blueprint.id}` });
     },
   }),
   route({
     method: 'GET',
     path: '/v1/blueprints/{id}',
-    run: async ({ params }) =>
-      ok({ blueprint: await getBlueprint(getEngine(), param(params, 'id')) }),
+    run: async ({ engine, params }) =>
+      ok({ blueprint: await getBlueprint(engine, param(params, 'id')) }),
   }),
   route({
     method: 'PATCH',
     path: '/v1/blueprints/{id}',
     admin: true,
     body: blueprintPatchBody,
-    run: async ({ params, body, event }) => {
+    run: async ({ engine, params, body, event }) => {
       const blueprint = await updateBlueprint(
-        getEngine(),
+        engine,
         param(params, 'id'),
         body,
         expectedVersion(event),
@@ -314,37 +317,37 @@ export const routes: RouteSpec[] = [
     method: 'GET',
     path: '/v1/blueprints/{id}/logs',
     query: logQuery,
-    run: async ({ params, query }) =>
-      ok(logPage(await readBlueprintLogs(getEngine(), param(params, 'id'), query))),
+    run: async ({ engine, params, query }) =>
+      ok(logPage(await readBlueprintLogs(engine, param(params, 'id'), query))),
   }),
   route({
     method: 'GET',
     path: '/v1/resources',
     admin: true,
     query: resourceListQuery,
-    run: async ({ caller, query }) => ok(await listResources(getEngine(), query, caller)),
+    run: async ({ engine, caller, query }) => ok(await listResources(engine, query, caller)),
   }),
   route({
     method: 'GET',
     path: '/v1/resources/{id}',
     admin: true,
-    run: async ({ params }) =>
-      ok({ resource: await getResource(getEngine(), param(params, 'id')) }),
+    run: async ({ engine, params }) =>
+      ok({ resource: await getResource(engine, param(params, 'id')) }),
   }),
   route({
     method: 'GET',
     path: '/v1/resources/{id}/logs',
     admin: true,
     query: logQuery,
-    run: async ({ caller, params, query }) =>
-      ok(logPage(await readResourceLogs(getEngine(), param(params, 'id'), caller, query))),
+    run: async ({ engine, caller, params, query }) =>
+      ok(logPage(await readResourceLogs(engine, param(params, 'id'), caller, query))),
   }),
   route({
     method: 'POST',
     path: '/v1/resources/{id}/release',
     admin: true,
-    run: async ({ caller, params }) =>
-      ok({ resource: await releaseResource(getEngine(), param(params, 'id'), caller) }),
+    run: async ({ engine, caller, params }) =>
+      ok({ resource: await releaseResource(engine, param(params, 'id'), caller) }),
   }),
 ];
 
@@ -377,7 +380,7 @@ function callerOf(context: Context): Caller {
   return caller;
 }
 
-function toRouterRoute(spec: RouteSpec): Route<ApiEvent, ApiResult> {
+function toRouterRoute(spec: RouteSpec, engine: EngineSource): Route<ApiEvent, ApiResult> {
   const run = async (event: ApiEvent, context: Context): Promise<ApiResult> => {
     const params = Object.fromEntries(
       Object.entries(event.pathParameters ?? {}).filter(
@@ -387,7 +390,14 @@ function toRouterRoute(spec: RouteSpec): Route<ApiEvent, ApiResult> {
     logger.appendKeys({ ...idsOf(spec.path, params) });
     const query = parseInput(spec.query ?? noQuery, event.queryStringParameters ?? {}, 'query');
     const body = spec.body ? parseInput(spec.body, event.body, 'body') : undefined;
-    const response = await spec.run({ caller: callerOf(context), params, body, query, event });
+    const response = await spec.run({
+      engine: engineOf(engine),
+      caller: callerOf(context),
+      params,
+      body,
+      query,
+      event,
+    });
     logger.info('request served', {
       requestId: requestIdOf(event, context),
       method: spec.method,
@@ -405,8 +415,27 @@ function toRouterRoute(spec: RouteSpec): Route<ApiEvent, ApiResult> {
   return { method: spec.method, path: spec.path, handler };
 }
 
-export const handler = middy<ApiEvent, ApiResult, Error, ApiContext>()
-  .use(injectLambdaContext(logger, { resetKeys: true }))
-  .use(httpErrors({ logger }))
-  .use(authenticate({ isAdmin: (principal) => isAdmin(principal) }))
-  .handler(httpRouterHandler<ApiEvent, ApiResult>({ routes: routes.map(toRouterRoute) }));
+export interface ApiHandlerDeps {
+  engine: EngineSource;
+  /** Who may administer (the ADMIN_PRINCIPALS format). @default nobody */
+  admins?: string;
+}
+
+/** The lease API Lambda handler on `deps.engine`. */
+export function makeApiHandler(deps: ApiHandlerDeps) {
+  const admins = deps.admins ?? '';
+  return middy<ApiEvent, ApiResult, Error, ApiContext>()
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(httpErrors({ logger }))
+    .use(authenticate({ isAdmin: (principal) => isAdmin(principal, admins) }))
+    .handler(
+      httpRouterHandler<ApiEvent, ApiResult>({
+        routes: routes.map((spec) => toRouterRoute(spec, deps.engine)),
+      }),
+    );
+}
+
+export const handler = makeApiHandler({
+  engine: engineFromEnvironment,
+  admins: adminPrincipalsFromEnvironment(),
+});

@@ -11,10 +11,12 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import { z } from 'zod';
+import type { Engine } from '../core/engine.ts';
 import { ValidationError } from '../core/errors.ts';
 import { advanceSetup, failSetup } from '../core/use-cases.ts';
 import { formatZodIssues } from '../core/validation.ts';
-import { getEngine, logger, loggerFor } from './runtime.ts';
+import { engineFromEnvironment } from './composition.ts';
+import { type EngineSource, engineOf, logger, loggerFor } from './runtime.ts';
 
 const setupEventSchema = z.object({
   resourceId: z.string().min(1),
@@ -50,7 +52,7 @@ export function setupFailureReason(error: { Error?: string; Cause?: string } | u
   return `setup failed${name}: ${message.trim().slice(0, MAX_REASON_LENGTH) || 'no cause given'}`;
 }
 
-async function setupStep(event: unknown): Promise<SetupOutput> {
+async function setupStep(engine: Engine, event: unknown): Promise<SetupOutput> {
   const parsed = setupEventSchema.safeParse(event);
   if (!parsed.success) {
     throw new ValidationError(
@@ -61,12 +63,21 @@ async function setupStep(event: unknown): Promise<SetupOutput> {
   const log = loggerFor({ resourceId });
   const outcome =
     action === 'advance'
-      ? await advanceSetup(getEngine(), resourceId)
-      : await failSetup(getEngine(), resourceId, setupFailureReason(error));
+      ? await advanceSetup(engine, resourceId)
+      : await failSetup(engine, resourceId, setupFailureReason(error));
   log.info('setup step', { action, ...outcome, ...(error ? { error: error.Error } : {}) });
   return { resourceId, ...outcome };
 }
 
-export const handler = middy<unknown, SetupOutput>(setupStep).use(
-  injectLambdaContext(logger, { resetKeys: true }),
-);
+export interface SetupHandlerDeps {
+  engine: EngineSource;
+}
+
+/** The setup workflow's task handler on `deps.engine`. */
+export function makeSetupHandler(deps: SetupHandlerDeps) {
+  return middy<unknown, SetupOutput>((event: unknown) =>
+    setupStep(engineOf(deps.engine), event),
+  ).use(injectLambdaContext(logger, { resetKeys: true }));
+}
+
+export const handler = makeSetupHandler({ engine: engineFromEnvironment });

@@ -5,14 +5,21 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import { runSweep, type SweepReport } from '../core/sweep.ts';
-import { getEngine, logger } from './runtime.ts';
+import { engineFromEnvironment } from './composition.ts';
+import { type EngineSource, engineOf, logger } from './runtime.ts';
 
-async function sweep(): Promise<SweepReport> {
-  const report = await runSweep(getEngine());
-  logger.info('sweep finished', { ...report });
-  return report;
+export interface SweepHandlerDeps {
+  engine: EngineSource;
 }
 
-export const handler = middy<unknown, SweepReport>(sweep).use(
-  injectLambdaContext(logger, { resetKeys: true }),
-);
+/** The sweep Lambda handler on `deps.engine`. */
+export function makeSweepHandler(deps: SweepHandlerDeps) {
+  async function sweep(): Promise<SweepReport> {
+    const report = await runSweep(engineOf(deps.engine));
+    logger.info('sweep finished', { ...report });
+    return report;
+  }
+  return middy<unknown, SweepReport>(sweep).use(injectLambdaContext(logger, { resetKeys: true }));
+}
+
+export const handler = makeSweepHandler({ engine: engineFromEnvironment });

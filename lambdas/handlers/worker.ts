@@ -9,13 +9,15 @@ import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
+import type { Engine } from '../core/engine.ts';
 import { errorMessage, ValidationError } from '../core/errors.ts';
 import type { UpdateMessage } from '../core/model.ts';
 import { describeOutcome, outcomeDetail } from '../core/outcomes.ts';
 import { processUpdate } from '../core/use-cases.ts';
 import { formatZodIssues } from '../core/validation.ts';
 import { parseUpdateMessage } from '../queue/sqs-queue.ts';
-import { getEngine, type LogIds, logger, loggerFor } from './runtime.ts';
+import { engineFromEnvironment } from './composition.ts';
+import { type EngineSource, engineOf, type LogIds, logger, loggerFor } from './runtime.ts';
 
 /**
  * Time kept back from the function's deadline: a command still running then is stopped and
@@ -83,7 +85,11 @@ function idsOf(message: UpdateMessage): LogIds {
 
 // ---- records --------------------------------------------------------------------------------
 
-async function handleRecord(record: SQSRecord, signal: AbortSignal | undefined): Promise<void> {
+async function handleRecord(
+  engine: Engine,
+  record: SQSRecord,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? 1);
   let item: WorkItem;
   try {
@@ -123,7 +129,7 @@ async function handleRecord(record: SQSRecord, signal: AbortSignal | undefined):
   const { message } = item;
   const log = loggerFor(idsOf(message));
   try {
-    const { outcome } = await processUpdate(getEngine(), message, signal ? { signal } : {});
+    const { outcome } = await processUpdate(engine, message, signal ? { signal } : {});
     // `action` and `detail` for people reading the log; `outcome` for tools that count updates.
     log.info('update processed', {
       kind: message.kind,
@@ -151,23 +157,33 @@ function deadlineSignal(context: Context | undefined): AbortSignal | undefined {
   return AbortSignal.timeout(Math.max(1_000, remaining - DEADLINE_RESERVE_MS));
 }
 
-async function processBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
-  const signal = deadlineSignal(context);
-  // One processor per invocation: it keeps the batch's successes and failures, and the local
-  // runtime invokes this handler concurrently in one process.
-  const processor = new BatchProcessor(EventType.SQS);
-  return processPartialResponse(
-    event,
-    (record: SQSRecord) => handleRecord(record, signal),
-    processor,
-    // A batch whose every record failed is still a partial response, not a thrown error: the
-    // answer is the same (all redelivered) and the log says why once per record.
-    { context, throwOnFullBatchFailure: false },
-  );
+export interface WorkerHandlerDeps {
+  engine: EngineSource;
 }
 
-// middy's own early timeout is off: deadlineSignal lets running work finish its bookkeeping
-// instead of abandoning the whole batch at the deadline.
-export const handler = middy<SQSEvent, SQSBatchResponse>(processBatch, {
-  timeoutEarlyInMillis: 0,
-}).use(injectLambdaContext(logger, { resetKeys: true }));
+/** The worker Lambda handler on `deps.engine`. */
+export function makeWorkerHandler(deps: WorkerHandlerDeps) {
+  async function processBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
+    const engine = engineOf(deps.engine);
+    const signal = deadlineSignal(context);
+    // One processor per invocation: it keeps the batch's successes and failures, and the local
+    // runtime invokes this handler concurrently in one process.
+    const processor = new BatchProcessor(EventType.SQS);
+    return processPartialResponse(
+      event,
+      (record: SQSRecord) => handleRecord(engine, record, signal),
+      processor,
+      // A batch whose every record failed is still a partial response, not a thrown error: the
+      // answer is the same (all redelivered) and the log says why once per record.
+      { context, throwOnFullBatchFailure: false },
+    );
+  }
+
+  // middy's own early timeout is off: deadlineSignal lets running work finish its bookkeeping
+  // instead of abandoning the whole batch at the deadline.
+  return middy<SQSEvent, SQSBatchResponse>(processBatch, {
+    timeoutEarlyInMillis: 0,
+  }).use(injectLambdaContext(logger, { resetKeys: true }));
+}
+
+export const handler = makeWorkerHandler({ engine: engineFromEnvironment });

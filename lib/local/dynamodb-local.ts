@@ -14,6 +14,7 @@ import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { waitFor } from './wait.ts';
 
 /** The Java major version DynamoDB Local 3.x needs. */
 export const MIN_JAVA_VERSION = 17;
@@ -247,27 +248,21 @@ async function waitForDynamo(java: DynamoDbLocal, timeoutMs: number): Promise<vo
     maxAttempts: 1,
     requestHandler: { connectionTimeout: 1_000, requestTimeout: 2_000 },
   });
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
   try {
-    while (Date.now() < deadline) {
-      if (java.process.exitCode !== null || java.process.signalCode !== null) {
-        throw new Error(
-          `DynamoDB Local exited during startup (code ${java.process.exitCode}, signal ${java.process.signalCode}). Output:\n${java.output()}`,
-        );
-      }
-      try {
-        await client.send(new ListTablesCommand({}));
-        return;
-      } catch (err) {
-        lastError = err;
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(
-      `DynamoDB Local did not answer ListTables at ${java.endpoint} within ${timeoutMs} ms ` +
-        `(last error: ${lastError instanceof Error ? lastError.message : String(lastError)}). Output:\n${java.output()}`,
-    );
+    await waitFor(async () => Boolean(await client.send(new ListTablesCommand({}))), {
+      timeoutMs,
+      intervalMs: 100,
+      message: `DynamoDB Local to answer ListTables at ${java.endpoint}`,
+      giveUp: () =>
+        java.process.exitCode !== null || java.process.signalCode !== null
+          ? new Error(
+              `DynamoDB Local exited during startup (code ${java.process.exitCode}, signal ${java.process.signalCode}). Output:\n${java.output()}`,
+            )
+          : undefined,
+    });
+  } catch (err) {
+    if (!(err as Error).message.startsWith('timed out')) throw err;
+    throw new Error(`${(err as Error).message}. Output:\n${java.output()}`, { cause: err });
   } finally {
     client.destroy();
   }

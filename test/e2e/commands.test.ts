@@ -6,12 +6,12 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../lib/local/process.ts';
 import { waitFor } from '../support/env.ts';
 import {
   drydock,
   expectNoJava,
   forceStop,
-  isAlive,
   type RuntimeProcess,
   spawnDrydock,
   startRuntime,

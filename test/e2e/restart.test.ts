@@ -6,13 +6,13 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { isAlive } from '../../lib/local/process.ts';
 import { waitFor } from '../support/env.ts';
 import {
   drydock,
   drydockJson,
   expectNoJava,
   forceStop,
-  isAlive,
   type RuntimeProcess,
   startRuntime,
   tempDataDir,

@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { LocalInfo } from '../../lib/local/data-dir.ts';
+import { isAlive } from '../../lib/local/process.ts';
 import { waitFor } from '../support/env.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -16,13 +18,6 @@ const DRYDOCK = join(ROOT, 'bin', 'drydock.ts');
 
 export function tempDataDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `drydock-e2e-${prefix}-`));
-}
-
-export interface LocalInfo {
-  url: string;
-  token: string;
-  pid: number;
-  javaPid?: number;
 }
 
 export interface RuntimeProcess {
@@ -52,21 +47,6 @@ export function javaPidsFor(dataDir: string): number[] {
       .filter((pid) => pid !== process.pid);
   } catch {
     return []; // pgrep exits 1 when nothing matches
-  }
-}
-
-/** Whether a process runs (a zombie, killed but not yet reaped, does not count). */
-export function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
   }
 }
 

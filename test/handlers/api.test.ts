@@ -5,14 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { resetEngine, setEngineOverrides } from '../../lambdas/handlers/runtime.ts';
+import { makeApiHandler } from '../../lambdas/handlers/api.ts';
 import {
   ADMIN,
-  api,
+  ADMIN_ROLE,
   CI,
-  driveWorker,
-  HANDLER_TEST_SETTINGS,
+  callApi,
   type HandlerEnv,
+  handlerEngine,
   handlerEnv,
   OTHER,
 } from './support.ts';
@@ -33,11 +33,11 @@ const pool = {
 let env: HandlerEnv;
 
 async function leaseOf(id: string, principal = CI) {
-  return (await api({ method: 'GET', path: `/v1/leases/${id}`, principal })).body.lease;
+  return (await env.api({ method: 'GET', path: `/v1/leases/${id}`, principal })).body.lease;
 }
 
 async function activeLease(principal = CI): Promise<{ id: string; resourceId: string }> {
-  const created = await api({
+  const created = await env.api({
     method: 'POST',
     path: '/v1/leases',
     principal,
@@ -45,8 +45,7 @@ async function activeLease(principal = CI): Promise<{ id: string; resourceId: st
   });
   expect(created.status).toBe(201);
   const id = created.body.lease.id as string;
-  return driveWorker(
-    env.queue,
+  return env.driveWorker(
     async () => {
       const lease = await leaseOf(id, principal);
       return lease.status === 'active' ? lease : undefined;
@@ -61,7 +60,7 @@ beforeAll(async () => {
 
 describe('blueprints', () => {
   it('an admin creates one (201, Location); everyone can read it', async () => {
-    const created = await api({
+    const created = await env.api({
       method: 'POST',
       path: '/v1/blueprints',
       principal: ADMIN,
@@ -71,13 +70,13 @@ describe('blueprints', () => {
     expect(created.headers.location).toBe('/v1/blueprints/pool');
     expect(created.body.blueprint).toMatchObject({ id: 'pool', state: 'enabled', version: 1 });
 
-    const list = await api({ method: 'GET', path: '/v1/blueprints' });
+    const list = await env.api({ method: 'GET', path: '/v1/blueprints' });
     expect(list.status).toBe(200);
     expect(list.body.items.map((b: { id: string }) => b.id)).toEqual(['pool']);
-    const one = await api({ method: 'GET', path: '/v1/blueprints/pool' });
+    const one = await env.api({ method: 'GET', path: '/v1/blueprints/pool' });
     expect(one.body.blueprint.limits.maxResources).toBe(3);
 
-    const again = await api({
+    const again = await env.api({
       method: 'POST',
       path: '/v1/blueprints',
       principal: ADMIN,
@@ -89,14 +88,19 @@ describe('blueprints', () => {
 
   it('a non-admin may not create or change one: 403, whatever the body', async () => {
     for (const body of [{ ...pool, id: 'mine' }, '{not json']) {
-      const refused = await api({ method: 'POST', path: '/v1/blueprints', principal: CI, body });
+      const refused = await env.api({
+        method: 'POST',
+        path: '/v1/blueprints',
+        principal: CI,
+        body,
+      });
       expect(refused.status).toBe(403);
       expect(refused.body.error).toEqual({
         code: 'forbidden',
         message: expect.stringContaining(`${CI} is not in ADMIN_PRINCIPALS`),
       });
     }
-    const patch = await api({
+    const patch = await env.api({
       method: 'PATCH',
       path: '/v1/blueprints/pool',
       principal: CI,
@@ -106,7 +110,7 @@ describe('blueprints', () => {
   });
 
   it('PATCH changes only what it names, honouring If-Match', async () => {
-    const stale = await api({
+    const stale = await env.api({
       method: 'PATCH',
       path: '/v1/blueprints/pool',
       principal: ADMIN,
@@ -116,7 +120,7 @@ describe('blueprints', () => {
     expect(stale.status).toBe(409);
     expect(stale.body.error.message).toMatch(/is at version 1, not 7/);
 
-    const changed = await api({
+    const changed = await env.api({
       method: 'PATCH',
       path: '/v1/blueprints/pool',
       principal: ADMIN,
@@ -130,7 +134,7 @@ describe('blueprints', () => {
       limits: { maxResources: 3, idleTtlSeconds: 3600 },
     });
 
-    const empty = await api({
+    const empty = await env.api({
       method: 'PATCH',
       path: '/v1/blueprints/pool',
       principal: ADMIN,
@@ -139,7 +143,7 @@ describe('blueprints', () => {
     expect(empty.status).toBe(400);
     expect(empty.body.error.message).toMatch(/give at least one of state/);
 
-    const logs = await api({ method: 'GET', path: '/v1/blueprints/pool/logs' });
+    const logs = await env.api({ method: 'GET', path: '/v1/blueprints/pool/logs' });
     expect(logs.body.items.map((e: { type: string }) => e.type)).toEqual([
       'blueprint.created',
       'blueprint.updated',
@@ -151,7 +155,7 @@ describe('leases', () => {
   let leaseId: string;
 
   it('POST creates a pending lease (201) that the worker makes active', async () => {
-    const created = await api({
+    const created = await env.api({
       method: 'POST',
       path: '/v1/leases',
       body: { type: 'host', attributes: { platform: 'linux' }, ttlSeconds: 600 },
@@ -166,7 +170,7 @@ describe('leases', () => {
     }
     leaseId = lease.id;
 
-    const active = await driveWorker(env.queue, async () => {
+    const active = await env.driveWorker(async () => {
       const now = await leaseOf(leaseId);
       return now.status === 'active' ? now : undefined;
     });
@@ -175,7 +179,7 @@ describe('leases', () => {
   });
 
   it('a retry with the same Idempotency-Key returns the same lease with 200', async () => {
-    const retried = await api({
+    const retried = await env.api({
       method: 'POST',
       path: '/v1/leases',
       body: { type: 'host', attributes: { platform: 'linux' }, ttlSeconds: 600 },
@@ -185,7 +189,7 @@ describe('leases', () => {
     expect(retried.body.lease).toMatchObject({ id: leaseId, status: 'active' });
 
     // The same key for a different request is a mistake worth saying so.
-    const reused = await api({
+    const reused = await env.api({
       method: 'POST',
       path: '/v1/leases',
       body: { type: 'host', ttlSeconds: 600 },
@@ -195,7 +199,7 @@ describe('leases', () => {
     expect(reused.body.error.message).toMatch(/already used for a different request/);
 
     // Keys are per principal: another principal's same key is a new request.
-    const theirs = await api({
+    const theirs = await env.api({
       method: 'POST',
       path: '/v1/leases',
       principal: OTHER,
@@ -206,7 +210,7 @@ describe('leases', () => {
     expect(theirs.body.lease.id).not.toBe(leaseId);
     expect(
       (
-        await api({
+        await env.api({
           method: 'POST',
           path: `/v1/leases/${theirs.body.lease.id}/release`,
           principal: OTHER,
@@ -214,7 +218,7 @@ describe('leases', () => {
       ).status,
     ).toBe(200);
 
-    const badKey = await api({
+    const badKey = await env.api({
       method: 'POST',
       path: '/v1/leases',
       body: { type: 'host' },
@@ -225,7 +229,7 @@ describe('leases', () => {
   });
 
   it('runs a command: 202 queued, the worker runs it, GET shows the exit code and output', async () => {
-    const started = await api({
+    const started = await env.api({
       method: 'POST',
       path: `/v1/leases/${leaseId}/commands`,
       body: { argv: ['echo', 'hello', 'drydock'], timeoutSeconds: 30, env: { TOKEN: 'secret' } },
@@ -241,8 +245,8 @@ describe('leases', () => {
     expect(command).not.toHaveProperty('env');
     expect(started.headers.location).toBe(`/v1/leases/${leaseId}/commands/${command.id}`);
 
-    const finished = await driveWorker(env.queue, async () => {
-      const got = await api({
+    const finished = await env.driveWorker(async () => {
+      const got = await env.api({
         method: 'GET',
         path: `/v1/leases/${leaseId}/commands/${command.id}`,
       });
@@ -258,13 +262,13 @@ describe('leases', () => {
     expect(finished.finishedAt).toBeDefined();
 
     // A failing command still "finished": it ran, and its exit code says how it went.
-    const failing = await api({
+    const failing = await env.api({
       method: 'POST',
       path: `/v1/leases/${leaseId}/commands`,
       body: { script: 'make test' },
     });
-    const done = await driveWorker(env.queue, async () => {
-      const got = await api({
+    const done = await env.driveWorker(async () => {
+      const got = await env.api({
         method: 'GET',
         path: `/v1/leases/${leaseId}/commands/${failing.body.command.id}`,
       });
@@ -275,7 +279,7 @@ describe('leases', () => {
   });
 
   it('refuses bad commands with every problem named', async () => {
-    const both = await api({
+    const both = await env.api({
       method: 'POST',
       path: `/v1/leases/${leaseId}/commands`,
       body: { argv: ['true'], script: 'true', timeoutSeconds: 0, shell: 'bash' },
@@ -286,21 +290,21 @@ describe('leases', () => {
   });
 
   it('logs: the lease tells its story; the cursor reads on from the last event', async () => {
-    const logs = await api({ method: 'GET', path: `/v1/leases/${leaseId}/logs` });
+    const logs = await env.api({ method: 'GET', path: `/v1/leases/${leaseId}/logs` });
     expect(logs.status).toBe(200);
     const types = logs.body.items.map((e: { type: string }) => e.type);
     expect(types[0]).toBe('lease.queued');
     expect(types).toEqual(expect.arrayContaining(['lease.activated', 'lease.command']));
     expect(logs.body.cursor).toBe(logs.body.items.at(-1).seq);
 
-    const first = await api({ method: 'GET', path: `/v1/leases/${leaseId}/logs?limit=1` });
+    const first = await env.api({ method: 'GET', path: `/v1/leases/${leaseId}/logs?limit=1` });
     expect(first.body.items).toHaveLength(1);
-    const rest = await api({
+    const rest = await env.api({
       method: 'GET',
       path: `/v1/leases/${leaseId}/logs?after=${encodeURIComponent(first.body.cursor)}`,
     });
     expect(rest.body.items.length).toBe(logs.body.items.length - 1);
-    const nothing = await api({
+    const nothing = await env.api({
       method: 'GET',
       path: `/v1/leases/${leaseId}/logs?after=${encodeURIComponent(logs.body.cursor)}`,
     });
@@ -314,7 +318,7 @@ describe('leases', () => {
       ['POST', `/v1/leases/${leaseId}/release`],
       ['POST', `/v1/leases/${leaseId}/commands`],
     ] as const) {
-      const response = await api({
+      const response = await env.api({
         method,
         path,
         principal: OTHER,
@@ -328,9 +332,9 @@ describe('leases', () => {
     }
     // An admin can look, but commands run only as the holder.
     expect(
-      (await api({ method: 'GET', path: `/v1/leases/${leaseId}`, principal: ADMIN })).status,
+      (await env.api({ method: 'GET', path: `/v1/leases/${leaseId}`, principal: ADMIN })).status,
     ).toBe(200);
-    const asAdmin = await api({
+    const asAdmin = await env.api({
       method: 'POST',
       path: `/v1/leases/${leaseId}/commands`,
       principal: ADMIN,
@@ -341,12 +345,16 @@ describe('leases', () => {
 
   it("lists own leases (admins: everyone's), filtered and paged", async () => {
     const other = await activeLease(OTHER);
-    const mine = await api({ method: 'GET', path: '/v1/leases' });
+    const mine = await env.api({ method: 'GET', path: '/v1/leases' });
     expect(mine.status).toBe(200);
     expect(mine.body.items.map((l: { id: string }) => l.id)).toEqual([leaseId]);
     expect(mine.body.cursor).toBeUndefined();
 
-    const all = await api({ method: 'GET', path: '/v1/leases?status=active', principal: ADMIN });
+    const all = await env.api({
+      method: 'GET',
+      path: '/v1/leases?status=active',
+      principal: ADMIN,
+    });
     expect(all.body.items.map((l: { id: string }) => l.id).sort()).toEqual(
       [leaseId, other.id].sort(),
     );
@@ -354,7 +362,7 @@ describe('leases', () => {
     const seen: string[] = [];
     let cursor: string | undefined;
     do {
-      const page = await api({
+      const page = await env.api({
         method: 'GET',
         path: `/v1/leases?type=host&status=active&limit=1${cursor ? `&cursor=${cursor}` : ''}`,
         principal: ADMIN,
@@ -365,33 +373,33 @@ describe('leases', () => {
     } while (cursor);
     expect(seen.sort()).toEqual([leaseId, other.id].sort());
 
-    const bad = await api({ method: 'GET', path: '/v1/leases?status=gone&limit=0&colour=red' });
+    const bad = await env.api({ method: 'GET', path: '/v1/leases?status=gone&limit=0&colour=red' });
     expect(bad.status).toBe(400);
     expect(bad.body.error.message).toMatch(/query\.status/);
     expect(bad.body.error.message).toMatch(/query\.limit/);
     expect(bad.body.error.message).toMatch(/unknown parameter 'colour'/);
-    const destroyed = await api({ method: 'GET', path: '/v1/leases?status=destroyed' });
+    const destroyed = await env.api({ method: 'GET', path: '/v1/leases?status=destroyed' });
     expect(destroyed.status).toBe(400);
     expect(destroyed.body.error.message).toMatch(/needs type=/);
 
-    await api({ method: 'POST', path: `/v1/leases/${other.id}/release`, principal: OTHER });
+    await env.api({ method: 'POST', path: `/v1/leases/${other.id}/release`, principal: OTHER });
   });
 
   it('release: 200 released, then destroyed by the worker; idempotent; commands refused after', async () => {
-    const released = await api({ method: 'POST', path: `/v1/leases/${leaseId}/release` });
+    const released = await env.api({ method: 'POST', path: `/v1/leases/${leaseId}/release` });
     expect(released.status).toBe(200);
     expect(released.body.lease).toMatchObject({
       id: leaseId,
       status: 'released',
       endReason: `released by ${CI}`,
     });
-    await driveWorker(env.queue, async () => (await leaseOf(leaseId)).status === 'destroyed');
+    await env.driveWorker(async () => (await leaseOf(leaseId)).status === 'destroyed');
 
-    const again = await api({ method: 'POST', path: `/v1/leases/${leaseId}/release` });
+    const again = await env.api({ method: 'POST', path: `/v1/leases/${leaseId}/release` });
     expect(again.status).toBe(200);
     expect(again.body.lease.status).toBe('destroyed');
 
-    const late = await api({
+    const late = await env.api({
       method: 'POST',
       path: `/v1/leases/${leaseId}/commands`,
       body: { argv: ['true'] },
@@ -399,20 +407,24 @@ describe('leases', () => {
     expect(late.status).toBe(409);
     expect(late.body.error.message).toMatch(/is destroyed, not active/);
 
-    const history = await api({ method: 'GET', path: `/v1/leases?type=host&status=destroyed` });
+    const history = await env.api({ method: 'GET', path: `/v1/leases?type=host&status=destroyed` });
     expect(history.body.items.map((l: { id: string }) => l.id)).toContain(leaseId);
   });
 });
 
 describe('resources (admin)', () => {
   it('lists and reads resources; non-admins get 403', async () => {
-    const list = await api({ method: 'GET', path: '/v1/resources', principal: ADMIN });
+    const list = await env.api({ method: 'GET', path: '/v1/resources', principal: ADMIN });
     expect(list.status).toBe(200);
     expect(list.body.items.length).toBeGreaterThan(0);
     const [first] = list.body.items;
-    const one = await api({ method: 'GET', path: `/v1/resources/${first.id}`, principal: ADMIN });
+    const one = await env.api({
+      method: 'GET',
+      path: `/v1/resources/${first.id}`,
+      principal: ADMIN,
+    });
     expect(one.body.resource.id).toBe(first.id);
-    const logs = await api({
+    const logs = await env.api({
       method: 'GET',
       path: `/v1/resources/${first.id}/logs`,
       principal: ADMIN,
@@ -424,16 +436,16 @@ describe('resources (admin)', () => {
       `/v1/resources/${first.id}`,
       `/v1/resources/${first.id}/logs`,
     ]) {
-      expect((await api({ method: 'GET', path })).status, path).toBe(403);
+      expect((await env.api({ method: 'GET', path })).status, path).toBe(403);
     }
-    expect((await api({ method: 'POST', path: `/v1/resources/${first.id}/release` })).status).toBe(
-      403,
-    );
+    expect(
+      (await env.api({ method: 'POST', path: `/v1/resources/${first.id}/release` })).status,
+    ).toBe(403);
   });
 
   it('release: a resource under a lease breaks, and its holder learns who released it', async () => {
     const lease = await activeLease();
-    const released = await api({
+    const released = await env.api({
       method: 'POST',
       path: `/v1/resources/${lease.resourceId}/release`,
       principal: ADMIN,
@@ -443,13 +455,13 @@ describe('resources (admin)', () => {
       status: 'broken',
       endReason: `released by ${ADMIN}`,
     });
-    const ended = await driveWorker(env.queue, async () => {
+    const ended = await env.driveWorker(async () => {
       const now = await leaseOf(lease.id);
       return now.status === 'destroyed' ? now : undefined;
     });
     expect(ended.endReason).toMatch(new RegExp(`broke: released by ${ADMIN}`));
 
-    const again = await api({
+    const again = await env.api({
       method: 'POST',
       path: `/v1/resources/${lease.resourceId}/release`,
       principal: ADMIN,
@@ -460,9 +472,9 @@ describe('resources (admin)', () => {
 
   it('release: an idle resource is reclaimed', async () => {
     const lease = await activeLease();
-    await api({ method: 'POST', path: `/v1/leases/${lease.id}/release` });
-    await driveWorker(env.queue, async () => (await leaseOf(lease.id)).status === 'destroyed');
-    const released = await api({
+    await env.api({ method: 'POST', path: `/v1/leases/${lease.id}/release` });
+    await env.driveWorker(async () => (await leaseOf(lease.id)).status === 'destroyed');
+    const released = await env.api({
       method: 'POST',
       path: `/v1/resources/${lease.resourceId}/release`,
       principal: ADMIN,
@@ -471,8 +483,8 @@ describe('resources (admin)', () => {
       status: 'released',
       endReason: `released by ${ADMIN}`,
     });
-    const gone = await driveWorker(env.queue, async () => {
-      const r = await api({
+    const gone = await env.driveWorker(async () => {
+      const r = await env.api({
         method: 'GET',
         path: `/v1/resources/${lease.resourceId}`,
         principal: ADMIN,
@@ -485,14 +497,18 @@ describe('resources (admin)', () => {
 
 describe('the HTTP edge', () => {
   it('bad JSON is 400', async () => {
-    const response = await api({ method: 'POST', path: '/v1/leases', body: '{"type": "host",' });
+    const response = await env.api({
+      method: 'POST',
+      path: '/v1/leases',
+      body: '{"type": "host",',
+    });
     expect(response.status).toBe(400);
     expect(response.body.error.code).toBe('invalid_request');
     expect(response.body.error.message).toMatch(/^the request body is not valid JSON/);
   });
 
   it('an unknown field is 400 naming it, with every other problem', async () => {
-    const response = await api({
+    const response = await env.api({
       method: 'POST',
       path: '/v1/leases',
       body: { type: 'host', colour: 'blue', size: 'xl', ttlSeconds: -1 },
@@ -503,31 +519,29 @@ describe('the HTTP edge', () => {
   });
 
   it('no caller identity is 401', async () => {
-    const response = await api({ method: 'GET', path: '/v1/leases', principal: null });
+    const response = await env.api({ method: 'GET', path: '/v1/leases', principal: null });
     expect(response.status).toBe(401);
     expect(response.body.error.code).toBe('unauthenticated');
   });
 
   it('an unknown route is 404', async () => {
-    const response = await api({ method: 'DELETE', path: '/v1/leases/x' });
+    const response = await env.api({ method: 'DELETE', path: '/v1/leases/x' });
     expect(response.status).toBe(404);
     expect(response.body.error.message).toMatch(/no route DELETE \/v1\/leases\/x/);
   });
 
   it('a 500 says only "internal error" and the request id', async () => {
-    process.env.TABLE_NAME = 'no-such-table';
-    resetEngine();
-    try {
-      const response = await api({ method: 'GET', path: `/v1/leases/lease-${randomUUID()}` });
-      expect(response.status).toBe(500);
-      expect(response.body).toEqual({
-        error: { code: 'internal', message: `internal error; request id ${response.requestId}` },
-      });
-      expect(response.raw.body).not.toMatch(/no-such-table|DynamoDB|ResourceNotFound/);
-    } finally {
-      process.env.TABLE_NAME = env.tableName;
-      resetEngine();
-      setEngineOverrides({ dataDir: env.dataDir, settings: HANDLER_TEST_SETTINGS });
-    }
+    // The same handler on an engine whose table does not exist: every store call fails.
+    const broken = handlerEngine({ ...env, tableName: 'no-such-table' });
+    const brokenApi = makeApiHandler({ engine: broken, admins: ADMIN_ROLE });
+    const response = await callApi(brokenApi, {
+      method: 'GET',
+      path: `/v1/leases/lease-${randomUUID()}`,
+    });
+    expect(response.status).toBe(500);
+    expect(response.body).toEqual({
+      error: { code: 'internal', message: `internal error; request id ${response.requestId}` },
+    });
+    expect(response.raw.body).not.toMatch(/no-such-table|DynamoDB|ResourceNotFound/);
   });
 });

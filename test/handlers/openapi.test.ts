@@ -7,10 +7,8 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { routes } from '../../lambdas/handlers/api.ts';
 import {
   ADMIN,
-  api,
   CI,
   checkResponse,
-  driveWorker,
   type HandlerEnv,
   HTTP_METHODS,
   handlerEnv,
@@ -118,25 +116,25 @@ describe('responses validate against openapi.yaml', () => {
 
   it('on a lease from request to release, and on errors', async () => {
     // api() fails the test if a response is undocumented or lacks a required field.
-    await api({
+    await env.api({
       method: 'POST',
       path: '/v1/blueprints',
       principal: ADMIN,
       body: { id: 'pool', type: 'synthetic', limits: { maxResources: 1 } },
     });
-    const { body } = await api({ method: 'POST', path: '/v1/leases', body: { type: 'host' } });
+    const { body } = await env.api({ method: 'POST', path: '/v1/leases', body: { type: 'host' } });
     const id = body.lease.id as string;
-    await driveWorker(env.queue, async () => {
-      const lease = await api({ method: 'GET', path: `/v1/leases/${id}` });
+    await env.driveWorker(async () => {
+      const lease = await env.api({ method: 'GET', path: `/v1/leases/${id}` });
       return lease.body.lease.status === 'active';
     });
-    const command = await api({
+    const command = await env.api({
       method: 'POST',
       path: `/v1/leases/${id}/commands`,
       body: { script: 'echo hi' },
     });
-    await driveWorker(env.queue, async () => {
-      const got = await api({
+    await env.driveWorker(async () => {
+      const got = await env.api({
         method: 'GET',
         path: `/v1/leases/${id}/commands/${command.body.command.id}`,
       });
@@ -149,28 +147,32 @@ describe('responses validate against openapi.yaml', () => {
       '/v1/blueprints/pool',
       '/v1/blueprints/pool/logs',
     ]) {
-      expect((await api({ method: 'GET', path })).status, path).toBe(200);
+      expect((await env.api({ method: 'GET', path })).status, path).toBe(200);
     }
-    const resources = await api({ method: 'GET', path: '/v1/resources', principal: ADMIN });
+    const resources = await env.api({ method: 'GET', path: '/v1/resources', principal: ADMIN });
     const resourceId = resources.body.items[0].id as string;
-    await api({ method: 'GET', path: `/v1/resources/${resourceId}`, principal: ADMIN });
-    await api({ method: 'GET', path: `/v1/resources/${resourceId}/logs`, principal: ADMIN });
-    await api({
+    await env.api({ method: 'GET', path: `/v1/resources/${resourceId}`, principal: ADMIN });
+    await env.api({ method: 'GET', path: `/v1/resources/${resourceId}/logs`, principal: ADMIN });
+    await env.api({
       method: 'PATCH',
       path: '/v1/blueprints/pool',
       principal: ADMIN,
       body: { state: 'draining' },
     });
-    await api({ method: 'POST', path: `/v1/leases/${id}/release` });
-    await api({ method: 'POST', path: `/v1/resources/${resourceId}/release`, principal: ADMIN });
+    await env.api({ method: 'POST', path: `/v1/leases/${id}/release` });
+    await env.api({
+      method: 'POST',
+      path: `/v1/resources/${resourceId}/release`,
+      principal: ADMIN,
+    });
 
     // Errors too: each is a documented status with the error body.
     const statuses = [
-      (await api({ method: 'GET', path: '/v1/leases/nope' })).status,
-      (await api({ method: 'GET', path: '/v1/resources' })).status,
-      (await api({ method: 'GET', path: '/v1/leases', principal: null })).status,
-      (await api({ method: 'POST', path: '/v1/leases', body: '[' })).status,
-      (await api({ method: 'POST', path: `/v1/leases/${id}/commands`, body: { argv: ['x'] } }))
+      (await env.api({ method: 'GET', path: '/v1/leases/nope' })).status,
+      (await env.api({ method: 'GET', path: '/v1/resources' })).status,
+      (await env.api({ method: 'GET', path: '/v1/leases', principal: null })).status,
+      (await env.api({ method: 'POST', path: '/v1/leases', body: '[' })).status,
+      (await env.api({ method: 'POST', path: `/v1/leases/${id}/commands`, body: { argv: ['x'] } }))
         .status,
     ];
     expect(statuses).toEqual([404, 403, 401, 400, 409]);

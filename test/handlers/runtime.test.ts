@@ -1,20 +1,17 @@
 /**
  * The handlers' shared runtime: configuration from the environment, who is an admin, the
- * setup-workflow starter, and the sweep handler on top of it.
+ * composition root's engine and its setup-workflow starter, and the sweep handler.
  */
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBlueprint, requestLease } from '../../lambdas/core/use-cases.ts';
 import {
-  getEngine,
-  isAdmin,
-  readEnvironment,
-  resetEngine,
-  setEngineOverrides,
-  setupExecutionName,
-} from '../../lambdas/handlers/runtime.ts';
-import { handler as sweep } from '../../lambdas/handlers/sweep.ts';
+  buildEngineFromEnvironment,
+  engineFromEnvironment,
+} from '../../lambdas/handlers/composition.ts';
+import { isAdmin, readEnvironment } from '../../lambdas/handlers/runtime.ts';
+import { setupExecutionName } from '../../lambdas/handlers/setup-starter.ts';
 import { TestClock } from '../support/manual-queue.ts';
 import {
   ADMIN,
@@ -70,26 +67,25 @@ describe('isAdmin', () => {
 describe('the setup-workflow starter', () => {
   const sfn = mockClient(SFNClient);
   const arn = 'arn:aws:states:us-east-1:123456789012:stateMachine:DrydockSetup';
+  /** What the stack sets (the table and queue are never touched by these tests). */
+  const environment = {
+    TABLE_NAME: 'drydock',
+    QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/drydock-updates',
+  };
+  const engine = (env: NodeJS.ProcessEnv) => buildEngineFromEnvironment(env);
 
-  beforeAll(async () => {
-    await handlerEnv();
-  });
   afterEach(() => {
     sfn.reset();
-    delete process.env.SETUP_STATE_MACHINE_ARN;
-    resetEngine();
   });
 
   it('starts one execution per resource, named after it; a second start is harmless', async () => {
-    process.env.SETUP_STATE_MACHINE_ARN = arn;
-    setEngineOverrides({ settings: HANDLER_TEST_SETTINGS });
     sfn
       .on(StartExecutionCommand)
       .resolvesOnce({ executionArn: `${arn}:setup-res-1`, startDate: new Date() })
       .rejectsOnce(
         Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' }),
       );
-    const start = getEngine().startSetup;
+    const start = engine({ ...environment, SETUP_STATE_MACHINE_ARN: arn }).startSetup;
     expect(start).toBeDefined();
     await start?.('res-1');
     await start?.('res-1');
@@ -101,14 +97,13 @@ describe('the setup-workflow starter', () => {
   });
 
   it('reports throttling as temporary and anything else as a failure', async () => {
-    process.env.SETUP_STATE_MACHINE_ARN = arn;
     sfn
       .on(StartExecutionCommand)
       .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }))
       .rejectsOnce(
         Object.assign(new Error('no such machine'), { name: 'StateMachineDoesNotExist' }),
       );
-    const start = getEngine().startSetup;
+    const start = engine({ ...environment, SETUP_STATE_MACHINE_ARN: arn }).startSetup;
     await expect(start?.('res-2')).rejects.toMatchObject({ code: 'temporary' });
     await expect(start?.('res-2')).rejects.toMatchObject({
       code: 'workflow_failure',
@@ -117,13 +112,32 @@ describe('the setup-workflow starter', () => {
   });
 
   it('is absent without SETUP_STATE_MACHINE_ARN (setup is then driven from the queue)', () => {
-    expect(getEngine().startSetup).toBeUndefined();
+    expect(engine(environment).startSetup).toBeUndefined();
   });
 
   it('names executions within the Step Functions limits', () => {
     expect(setupExecutionName('res-mh1k2x3a0f3c2d1e0b')).toBe('setup-res-mh1k2x3a0f3c2d1e0b');
     expect(setupExecutionName(`res:${'x'.repeat(100)}`)).toMatch(/^setup-res_x+$/);
     expect(setupExecutionName(`res:${'x'.repeat(100)}`)).toHaveLength(80);
+  });
+});
+
+describe("the container's engine", () => {
+  it('is built on first use, once, from the environment; a misconfiguration names itself', () => {
+    const saved = { TABLE_NAME: process.env.TABLE_NAME, QUEUE_URL: process.env.QUEUE_URL };
+    delete process.env.TABLE_NAME;
+    process.env.QUEUE_URL = 'https://sqs.us-east-1.amazonaws.com/123456789012/q';
+    try {
+      expect(() => engineFromEnvironment()).toThrow(/misconfigured: TABLE_NAME: required/);
+      process.env.TABLE_NAME = 'drydock';
+      const engine = engineFromEnvironment();
+      expect(engineFromEnvironment()).toBe(engine);
+    } finally {
+      for (const [key, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[key];
+        else process.env[key] = value;
+      }
+    }
   });
 });
 
@@ -137,12 +151,12 @@ describe('the sweep handler', () => {
 
   it('runs the sweep and returns its report: a lease whose message was lost is re-driven', async () => {
     expect(env.tableName).toBeTruthy();
-    await createBlueprint(getEngine(), { id: 'pool', type: 'synthetic' });
-    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
+    await createBlueprint(env.engine, { id: 'pool', type: 'synthetic' });
+    const lease = await requestLease(env.engine, { type: 'host', owner: CI });
     // Nobody processes its message; past strandAfterSeconds the sweep sends it again.
     clock.advance((HANDLER_TEST_SETTINGS.strandAfterSeconds ?? 60) * 1000 + 1000);
-    const report = await sweep({}, lambdaContext('sweep'));
+    const report = await env.handlers.sweep({}, lambdaContext('sweep'));
     expect(report).toMatchObject({ redrivenLeases: 1, expiredLeases: 0, locksFreed: 0 });
-    expect((await getEngine().store.getLease(lease.id))?.status).toBe('pending');
+    expect((await env.engine.store.getLease(lease.id))?.status).toBe('pending');
   });
 });

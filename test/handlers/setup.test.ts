@@ -1,26 +1,13 @@
-/**
- * The setup handler inside the setup workflow: the state machine definition synthesized from
- * lib/stack.ts, run by aws-local-stepfunctions with its Lambda tasks (Advance, BreakResource)
- * calling the real setup handler. WaitForSetup waits 0 s; the handler's waitSeconds move a test
- * clock instead, so a 30 s boot takes no time.
- */
-import { readFileSync } from 'node:fs';
-import { App } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Lease } from '../../lambdas/core/model.ts';
 import { createBlueprint, readLogs } from '../../lambdas/core/use-cases.ts';
-import { getEngine } from '../../lambdas/handlers/runtime.ts';
-import {
-  type SetupEvent,
-  type SetupOutput,
-  handler as setup,
-} from '../../lambdas/handlers/setup.ts';
-import { type AslDefinition, setupDefinitionFromTemplate } from '../../lib/setup-definition.ts';
-import { DrydockStack } from '../../lib/stack.ts';
+import type { SetupEvent, SetupOutput } from '../../lambdas/handlers/setup.ts';
+import { loadSetupWorkflow } from '../../lib/local/setup-driver.ts';
+import type { AslDefinition } from '../../lib/setup-definition.ts';
 import { TestClock } from '../support/manual-queue.ts';
-import { api, driveWorker, type HandlerEnv, handlerEnv, lambdaContext } from './support.ts';
+import { failureOf } from '../support/workflow.ts';
+import { type HandlerEnv, handlerEnv, lambdaContext } from './support.ts';
 
 vi.hoisted(() => {
   if (!process.env.DRYDOCK_TEST_LOGS) process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -32,17 +19,8 @@ const setupsStarted = new Set<string>();
 let env: HandlerEnv;
 let definition: AslDefinition;
 
-function synthesizedSetupDefinition(): AslDefinition {
-  const cdkContext = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8'))
-    .context as Record<string, unknown>;
-  // No bundling: the template is all this test needs, and esbuild would take seconds.
-  const app = new App({ context: { ...cdkContext, 'aws:cdk:bundling-stacks': [] } });
-  const stack = new DrydockStack(app, 'Drydock');
-  return setupDefinitionFromTemplate(Template.fromStack(stack).toJSON());
-}
-
 async function invokeSetup(event: SetupEvent): Promise<SetupOutput> {
-  const output = (await setup(event, lambdaContext('setup'))) as SetupOutput;
+  const output = (await env.handlers.setup(event, lambdaContext('setup'))) as SetupOutput;
   // The Wait state is overridden to 0 s: let the time it would have waited pass on the clock.
   if (output.state === 'pending') clock.advance(output.waitSeconds * 1000);
   return output;
@@ -77,31 +55,21 @@ function runWorkflow(
   return { result: execution.result as Promise<unknown>, calls };
 }
 
-async function failureOf(outcome: Promise<unknown>): Promise<{ Error: string; Cause: string }> {
-  const error = await outcome.then(
-    () => expect.unreachable('the execution should have failed'),
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ExecutionError);
-  const cause = (error as ExecutionError).cause as Error;
-  return { Error: cause.name, Cause: cause.message };
-}
-
 async function leaseOf(id: string): Promise<Lease> {
-  return (await api({ method: 'GET', path: `/v1/leases/${id}` })).body.lease;
+  return (await env.api({ method: 'GET', path: `/v1/leases/${id}` })).body.lease;
 }
 
 /** Requests a lease and drives the worker until its resource's setup was handed to the workflow. */
 async function leaseWaitingForSetup(
   platform: string,
 ): Promise<{ leaseId: string; resourceId: string }> {
-  const created = await api({
+  const created = await env.api({
     method: 'POST',
     path: '/v1/leases',
     body: { type: 'host', attributes: { platform } },
   });
   const leaseId = created.body.lease.id as string;
-  const resourceId = await driveWorker(env.queue, async () => {
+  const resourceId = await env.driveWorker(async () => {
     const lease = await leaseOf(leaseId);
     return lease.status === 'acquired' && lease.resourceId && setupsStarted.has(lease.resourceId)
       ? lease.resourceId
@@ -111,14 +79,14 @@ async function leaseWaitingForSetup(
 }
 
 beforeAll(async () => {
-  definition = synthesizedSetupDefinition();
+  definition = await loadSetupWorkflow();
   env = await handlerEnv({
     clock,
     startSetup: async (resourceId) => {
       setupsStarted.add(resourceId);
     },
   });
-  const engine = getEngine();
+  const engine = env.engine;
   const slow = { activation: { delaySeconds: 30 } };
   await createBlueprint(engine, {
     id: 'slow',
@@ -155,21 +123,21 @@ describe('the setup workflow with the setup handler', () => {
 
   it('success: setup waits for the host to boot, the resource activates and so does its lease', async () => {
     const { leaseId, resourceId } = await leaseWaitingForSetup('slow');
-    expect((await getEngine().store.getResource(resourceId))?.status).toBe('pending');
+    expect((await env.engine.store.getResource(resourceId))?.status).toBe('pending');
 
     const { result, calls } = runWorkflow(resourceId);
     expect(await result).toEqual({ resourceId, state: 'active', waitSeconds: 0 });
     expect(calls.length).toBeGreaterThan(1); // it waited at least once
     expect(calls.every((c) => c.action === 'advance')).toBe(true);
-    expect((await getEngine().store.getResource(resourceId))?.status).toBe('active');
+    expect((await env.engine.store.getResource(resourceId))?.status).toBe('active');
 
     // The activation woke the lease through the queue.
-    const lease = await driveWorker(env.queue, async () => {
+    const lease = await env.driveWorker(async () => {
       const now = await leaseOf(leaseId);
       return now.status === 'active' ? now : undefined;
     });
     expect(lease.resourceId).toBe(resourceId);
-    const resourceLog = (await readLogs(getEngine(), resourceId)).map((e) => e.type);
+    const resourceLog = (await readLogs(env.engine, resourceId)).map((e) => e.type);
     expect(resourceLog).toEqual(
       expect.arrayContaining(['resource.setup-waiting', 'resource.activated']),
     );
@@ -181,22 +149,21 @@ describe('the setup workflow with the setup handler', () => {
     const { result, calls } = runWorkflow(resourceId);
     expect((await failureOf(result)).Error).toBe('Drydock.ResourceBroken');
     expect(calls.map((c) => c.action)).toEqual(['advance']);
-    const broken = await getEngine().store.getResource(resourceId);
+    const broken = await env.engine.store.getResource(resourceId);
     expect(broken?.status).toBe('broken');
     expect(broken?.endReason).toMatch(/activation failed: .*cloud-init exploded/);
 
     // Not the lease's fault: it is sent back to pending and allocated again (a new host).
-    const requeued = await driveWorker(env.queue, async () => {
+    const requeued = await env.driveWorker(async () => {
       const now = await leaseOf(leaseId);
       return now.requeues === 1 && now.resourceId !== resourceId ? now : undefined;
     });
     expect(['pending', 'acquired']).toContain(requeued.status);
-    const log = (await readLogs(getEngine(), leaseId)).filter((e) => e.type === 'lease.requeued');
+    const log = (await readLogs(env.engine, leaseId)).filter((e) => e.type === 'lease.requeued');
     expect(log).toHaveLength(1);
     expect(log[0]?.message).toMatch(/cloud-init exploded.*allocating again/);
-    await driveWorker(
-      env.queue,
-      async () => (await getEngine().store.getResource(resourceId))?.status === 'destroyed',
+    await env.driveWorker(
+      async () => (await env.engine.store.getResource(resourceId))?.status === 'destroyed',
     );
   });
 
@@ -218,15 +185,15 @@ describe('the setup workflow with the setup handler', () => {
       action: 'fail',
       error: { Error: 'HostBootError' },
     });
-    const broken = await getEngine().store.getResource(resourceId);
+    const broken = await env.engine.store.getResource(resourceId);
     expect(broken).toMatchObject({
       status: 'broken',
       endReason: 'setup failed (HostBootError): instance i-0abc never reached running',
     });
-    const blueprintLog = (await readLogs(getEngine(), 'doomed')).map((e) => e.message);
+    const blueprintLog = (await readLogs(env.engine, 'doomed')).map((e) => e.message);
     expect(blueprintLog.some((m) => m.includes('never reached running'))).toBe(true);
 
-    const requeued = await driveWorker(env.queue, async () => {
+    const requeued = await env.driveWorker(async () => {
       const now = await leaseOf(leaseId);
       return now.requeues === 1 ? now : undefined;
     });
@@ -235,7 +202,8 @@ describe('the setup workflow with the setup handler', () => {
 });
 
 describe('the setup handler alone', () => {
-  const step = (event: SetupEvent) => setup(event, lambdaContext('setup')) as Promise<SetupOutput>;
+  const step = (event: SetupEvent) =>
+    env.handlers.setup(event, lambdaContext('setup')) as Promise<SetupOutput>;
 
   it('a resource that does not exist is broken (there is nothing to set up)', async () => {
     expect(await step({ resourceId: 'res-missing', action: 'advance' })).toEqual({
@@ -255,7 +223,7 @@ describe('the setup handler alone', () => {
     expect(
       await step({ resourceId, action: 'fail', error: { Error: 'States.Timeout', Cause: 'late' } }),
     ).toEqual({ resourceId, state: 'active', waitSeconds: 0 });
-    expect((await getEngine().store.getResource(resourceId))?.status).toBe('active');
+    expect((await env.engine.store.getResource(resourceId))?.status).toBe('active');
   });
 
   it('refuses an event outside its contract', async () => {

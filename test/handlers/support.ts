@@ -8,11 +8,11 @@
  * `vi.hoisted` block (before imports run); DRYDOCK_TEST_LOGS=1 shows the JSON logs.
  */
 
-import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteMessageCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DeleteMessageCommand } from '@aws-sdk/client-sqs';
 import type {
   APIGatewayProxyEvent,
   APIGatewayProxyResult,
@@ -23,16 +23,25 @@ import type {
 } from 'aws-lambda';
 import { expect } from 'vitest';
 import { parse } from 'yaml';
-import type { EngineSettings } from '../../lambdas/core/engine.ts';
-import { handler as apiHandler } from '../../lambdas/handlers/api.ts';
-import { resetEngine, setEngineOverrides } from '../../lambdas/handlers/runtime.ts';
-import { handler as workerHandler } from '../../lambdas/handlers/worker.ts';
-import { receiveUpdates } from '../../lambdas/queue/sqs-queue.ts';
-import { lambdaContext as sharedLambdaContext, sqsRecord } from '../../lib/local/lambda-events.ts';
-import { type FreshQueue, freshQueue, freshTable, TEST_REGION, waitFor } from '../support/env.ts';
+import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
+import type { Clock } from '../../lambdas/core/ports.ts';
+import { systemClock } from '../../lambdas/core/ports.ts';
+import { makeApiHandler } from '../../lambdas/handlers/api.ts';
+import { makeSetupHandler } from '../../lambdas/handlers/setup.ts';
+import { makeSweepHandler } from '../../lambdas/handlers/sweep.ts';
+import { makeWorkerHandler } from '../../lambdas/handlers/worker.ts';
+import { receiveUpdates, SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
+import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import {
+  restProxyEvent,
+  lambdaContext as sharedLambdaContext,
+  sqsRecord,
+} from '../../lib/local/lambda-events.ts';
+import { type FreshQueue, freshQueue, freshTable, waitFor } from '../support/env.ts';
 
 export const ACCOUNT = '123456789012';
-/** An admin: a session of the role listed in ADMIN_PRINCIPALS. */
+/** An admin: a session of the role the handlers are given as their admins. */
 export const ADMIN_ROLE = `arn:aws:iam::${ACCOUNT}:role/drydock-admin`;
 export const ADMIN = `arn:aws:sts::${ACCOUNT}:assumed-role/drydock-admin/alice`;
 export const CI = `arn:aws:iam::${ACCOUNT}:user/ci`;
@@ -46,30 +55,81 @@ export const HANDLER_TEST_SETTINGS: Partial<EngineSettings> = {
   strandAfterSeconds: 60,
 };
 
-export interface HandlerEnv {
+export interface HandlerEngineOptions {
+  /** @default the system clock */
+  clock?: Clock;
+  /** The setup-workflow starter. @default none: setup is driven from the queue */
+  startSetup?: (resourceId: string) => Promise<void>;
+  /** Over HANDLER_TEST_SETTINGS. */
+  settings?: Partial<EngineSettings>;
+}
+
+/** Where a handler test's engine keeps its state. */
+export interface HandlerParts {
+  dynamo: DynamoDBClient;
   tableName: string;
   queue: FreshQueue;
   dataDir: string;
 }
 
-/**
- * A fresh table and queue for this test file, wired into the handlers through the same
- * environment variables the stack sets.
- */
-export async function handlerEnv(
-  overrides: Parameters<typeof setEngineOverrides>[0] = {},
-): Promise<HandlerEnv> {
-  const [{ tableName }, queue] = await Promise.all([freshTable('handlers'), freshQueue('work')]);
-  const dataDir = mkdtempSync(join(tmpdir(), 'drydock-handlers-'));
-  Object.assign(process.env, {
-    TABLE_NAME: tableName,
-    QUEUE_URL: queue.queueUrl,
-    ADMIN_PRINCIPALS: ADMIN_ROLE,
+/** An engine like the one composition.ts builds on AWS, on these parts. */
+export function handlerEngine(parts: HandlerParts, options: HandlerEngineOptions = {}): Engine {
+  const clock = options.clock ?? systemClock;
+  return makeEngine({
+    store: new DynamoStore({ client: parts.dynamo, tableName: parts.tableName, clock }),
+    queue: new SqsWorkQueue({ client: parts.queue.client, queueUrl: parts.queue.queueUrl }),
+    clock,
+    registry: defaultRegistry(),
+    dataDir: parts.dataDir,
+    settings: { ...HANDLER_TEST_SETTINGS, ...options.settings },
+    ...(options.startSetup ? { startSetup: options.startSetup } : {}),
   });
-  delete process.env.SETUP_STATE_MACHINE_ARN;
-  resetEngine();
-  setEngineOverrides({ dataDir, settings: HANDLER_TEST_SETTINGS, ...overrides });
-  return { tableName, queue, dataDir };
+}
+
+/** The four Lambda handlers on one engine, as the stack deploys them (ADMIN_ROLE is admin). */
+export function handlersOn(engine: Engine) {
+  return {
+    api: makeApiHandler({ engine, admins: ADMIN_ROLE }),
+    worker: makeWorkerHandler({ engine }),
+    sweep: makeSweepHandler({ engine }),
+    setup: makeSetupHandler({ engine }),
+  };
+}
+
+export interface HandlerEnv extends HandlerParts {
+  engine: Engine;
+  handlers: ReturnType<typeof handlersOn>;
+  /** Sends a request through the api handler; the response must match openapi.yaml. */
+  api(request: ApiRequest): Promise<ApiResponse>;
+  invokeWorker(event: SQSEvent): Promise<SQSBatchResponse>;
+  /** Feed the worker from the queue until `until` holds (or the deadline passes). */
+  driveWorker<T>(
+    until: () => Promise<T>,
+    options?: { timeoutMs?: number; message?: string },
+  ): Promise<NonNullable<T>>;
+}
+
+/** A fresh table and queue for this test file, and the handlers on an engine over them. */
+export async function handlerEnv(options: HandlerEngineOptions = {}): Promise<HandlerEnv> {
+  const [{ client: dynamo, tableName }, queue] = await Promise.all([
+    freshTable('handlers'),
+    freshQueue('work'),
+  ]);
+  const dataDir = mkdtempSync(join(tmpdir(), 'drydock-handlers-'));
+  const parts = { dynamo, tableName, queue, dataDir };
+  const engine = handlerEngine(parts, options);
+  const handlers = handlersOn(engine);
+  const invokeWorker = async (event: SQSEvent) =>
+    (await handlers.worker(event, lambdaContext('worker', 60_000))) as SQSBatchResponse;
+  return {
+    ...parts,
+    engine,
+    handlers,
+    api: (request) => callApi(handlers.api, request),
+    invokeWorker,
+    driveWorker: (until, driveOptions = {}) =>
+      driveWorker(queue, invokeWorker, until, driveOptions),
+  };
 }
 
 export function lambdaContext(name: string, timeoutMs = 30_000): Context {
@@ -91,7 +151,6 @@ export interface ApiRequest {
 
 /** A REST API proxy event as API Gateway sends it for `ANY /v1/{proxy+}` with AWS_IAM auth. */
 export function restEvent(request: ApiRequest): APIGatewayProxyEvent {
-  const url = new URL(request.path, 'https://api.example');
   const principal = request.principal === undefined ? CI : request.principal;
   const body =
     request.body === undefined
@@ -109,58 +168,17 @@ export function restEvent(request: ApiRequest): APIGatewayProxyEvent {
     ...(body === null ? {} : { 'Content-Type': 'application/json' }),
     ...request.headers,
   };
-  const query = Object.fromEntries(url.searchParams);
-  const multiQuery: Record<string, string[]> = {};
-  for (const [k, v] of url.searchParams) multiQuery[k] = [...(multiQuery[k] ?? []), v];
-  const hasQuery = Object.keys(query).length > 0;
-  const requestId = randomUUID();
-  return {
-    resource: '/v1/{proxy+}',
-    path: url.pathname,
-    httpMethod: request.method,
-    headers,
-    multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
-    queryStringParameters: hasQuery ? query : null,
-    multiValueQueryStringParameters: hasQuery ? multiQuery : null,
-    pathParameters: { proxy: url.pathname.replace(/^\/v1\//, '') },
-    stageVariables: null,
-    body,
-    isBase64Encoded: false,
-    requestContext: {
-      accountId: ACCOUNT,
-      apiId: 'abc123',
-      authorizer: null,
-      domainName: 'abc123.execute-api.us-east-1.amazonaws.com',
-      domainPrefix: 'abc123',
-      extendedRequestId: 'Xyz=',
-      httpMethod: request.method,
-      path: `/prod${url.pathname}`,
-      protocol: 'HTTP/1.1',
-      requestId,
-      requestTime: '01/Jan/2026:00:00:00 +0000',
-      requestTimeEpoch: Date.now(),
-      resourceId: 'abcdef',
-      resourcePath: '/v1/{proxy+}',
-      stage: 'prod',
-      identity: {
-        accessKey: principal ? 'ASIAEXAMPLE' : null,
-        accountId: principal ? ACCOUNT : null,
-        apiKey: null,
-        apiKeyId: null,
-        caller: principal ? 'AROAEXAMPLE:alice' : null,
-        clientCert: null,
-        cognitoAuthenticationProvider: null,
-        cognitoAuthenticationType: null,
-        cognitoIdentityId: null,
-        cognitoIdentityPoolId: null,
-        principalOrgId: null,
-        sourceIp: '203.0.113.7',
-        user: principal ? 'AROAEXAMPLE:alice' : null,
-        userAgent: 'drydock-test',
-        userArn: principal,
-      },
+  return restProxyEvent(
+    {
+      method: request.method,
+      url: request.path,
+      headers: Object.entries(headers),
+      body,
+      principal,
+      sourceIp: '203.0.113.7',
     },
-  } as APIGatewayProxyEvent;
+    { accountId: ACCOUNT, apiId: 'abc123', stage: 'prod' },
+  );
 }
 
 export interface ApiResponse {
@@ -172,10 +190,12 @@ export interface ApiResponse {
   requestId: string;
 }
 
-/** Sends a request through the api handler; the response must match openapi.yaml. */
-export async function api(request: ApiRequest): Promise<ApiResponse> {
+type ApiHandler = ReturnType<typeof makeApiHandler>;
+
+/** Sends a request through an api handler; the response must match openapi.yaml. */
+export async function callApi(handler: ApiHandler, request: ApiRequest): Promise<ApiResponse> {
   const event = restEvent(request);
-  const raw = (await apiHandler(event, lambdaContext('api'))) as APIGatewayProxyResult;
+  const raw = (await handler(event, lambdaContext('api'))) as APIGatewayProxyResult;
   const headers = Object.fromEntries(
     Object.entries(raw.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]),
   );
@@ -197,25 +217,16 @@ export function sqsEvent(records: SQSRecord[]): SQSEvent {
   return { Records: records };
 }
 
-export async function queueArn(queue: FreshQueue): Promise<string> {
-  const out = await queue.client.send(
-    new GetQueueAttributesCommand({ QueueUrl: queue.queueUrl, AttributeNames: ['QueueArn'] }),
-  );
-  return out.Attributes?.QueueArn ?? `arn:aws:sqs:${TEST_REGION}:${ACCOUNT}:work`;
-}
-
-export async function invokeWorker(event: SQSEvent): Promise<SQSBatchResponse> {
-  return (await workerHandler(event, lambdaContext('worker', 60_000))) as SQSBatchResponse;
-}
+type InvokeWorker = (event: SQSEvent) => Promise<SQSBatchResponse>;
 
 /**
  * What the event source mapping does, once: receive a batch, invoke the worker, delete what it
  * did not report as failed. Returns how many messages it handled.
  */
-export async function pumpOnce(queue: FreshQueue, arn: string): Promise<number> {
+async function pumpOnce(queue: FreshQueue, arn: string, invoke: InvokeWorker): Promise<number> {
   const batch = await receiveUpdates(queue.client, queue.queueUrl, { max: 10 });
   if (batch.length === 0) return 0;
-  const response = await invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, arn))));
+  const response = await invoke(sqsEvent(batch.map((m) => sqsRecord(m, arn))));
   const failed = new Set(response.batchItemFailures.map((f) => f.itemIdentifier));
   await Promise.all(
     batch
@@ -229,16 +240,16 @@ export async function pumpOnce(queue: FreshQueue, arn: string): Promise<number> 
   return batch.length;
 }
 
-/** Feed the worker from the queue until `until` holds (or the deadline passes). */
-export async function driveWorker<T>(
+async function driveWorker<T>(
   queue: FreshQueue,
+  invoke: InvokeWorker,
   until: () => Promise<T>,
-  options: { timeoutMs?: number; message?: string } = {},
+  options: { timeoutMs?: number; message?: string },
 ): Promise<NonNullable<T>> {
-  const arn = await queueArn(queue);
+  const arn = queue.queueArn;
   return waitFor(
     async () => {
-      await pumpOnce(queue, arn);
+      await pumpOnce(queue, arn, invoke);
       return until();
     },
     { timeoutMs: options.timeoutMs ?? 15_000, message: options.message ?? 'the worker' },

@@ -7,18 +7,9 @@ import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { startCommand } from '../../lambdas/core/commands.ts';
 import type { UpdateMessage } from '../../lambdas/core/model.ts';
 import { createBlueprint, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
-import { getEngine } from '../../lambdas/handlers/runtime.ts';
 import { type ReceivedUpdate, receiveUpdates } from '../../lambdas/queue/sqs-queue.ts';
 import { freshQueue, waitFor } from '../support/env.ts';
-import {
-  CI,
-  driveWorker,
-  type HandlerEnv,
-  handlerEnv,
-  invokeWorker,
-  sqsEvent,
-  sqsRecord,
-} from './support.ts';
+import { CI, type HandlerEnv, handlerEnv, sqsEvent, sqsRecord } from './support.ts';
 
 vi.hoisted(() => {
   if (!process.env.DRYDOCK_TEST_LOGS) process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
@@ -52,7 +43,7 @@ const stateChange = {
 
 beforeAll(async () => {
   env = await handlerEnv();
-  await createBlueprint(getEngine(), {
+  await createBlueprint(env.engine, {
     id: 'pool',
     type: 'synthetic',
     resourceType: 'host',
@@ -62,7 +53,7 @@ beforeAll(async () => {
 
 describe('worker', () => {
   it('reports only the malformed message of a batch as failed', async () => {
-    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
+    const lease = await requestLease(env.engine, { type: 'host', owner: CI });
     const message: UpdateMessage = { kind: 'lease', id: lease.id, reason: 'requested' };
     const batch = [
       received(JSON.stringify(message), 1),
@@ -73,7 +64,7 @@ describe('worker', () => {
       received(JSON.stringify(stateChange), 6),
       received(JSON.stringify({ ...spotWarning, detail: {} }), 7), // an EC2 event without an instance
     ];
-    const response = await invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, ARN))));
+    const response = await env.invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, ARN))));
     expect(response.batchItemFailures.map((f) => f.itemIdentifier).sort()).toEqual([
       'm-2',
       'm-3',
@@ -81,11 +72,11 @@ describe('worker', () => {
       'm-7',
     ]);
     // The good message did its work.
-    expect((await getEngine().store.getLease(lease.id))?.status).toBe('active');
+    expect((await env.engine.store.getLease(lease.id))?.status).toBe('active');
   });
 
   it('a batch that failed entirely is still a partial response, not a thrown error', async () => {
-    const response = await invokeWorker(sqsEvent([sqsRecord(received('nonsense', 1), ARN)]));
+    const response = await env.invokeWorker(sqsEvent([sqsRecord(received('nonsense', 1), ARN)]));
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: 'm-1' }] });
   });
 
@@ -103,7 +94,7 @@ describe('worker', () => {
         const batch = await receiveUpdates(queue.client, queue.queueUrl, { visibilityTimeout: 0 });
         if (batch.length > 0) {
           // What the event source mapping does: failed messages are simply not deleted.
-          const response = await invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, ARN))));
+          const response = await env.invokeWorker(sqsEvent(batch.map((m) => sqsRecord(m, ARN))));
           failures.push(...response.batchItemFailures.map((f) => f.itemIdentifier));
         }
         const dlq = await queue.client.send(
@@ -120,41 +111,39 @@ describe('worker', () => {
   });
 
   it('runs a queued command once: a redelivered message for a finished command does nothing', async () => {
-    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
-    await driveWorker(
-      env.queue,
-      async () => (await getEngine().store.getLease(lease.id))?.status === 'active',
+    const lease = await requestLease(env.engine, { type: 'host', owner: CI });
+    await env.driveWorker(
+      async () => (await env.engine.store.getLease(lease.id))?.status === 'active',
     );
     const command = await startCommand(
-      getEngine(),
+      env.engine,
       lease.id,
       { argv: ['echo', 'once'] },
       { principal: CI },
     );
     const message = JSON.stringify({ kind: 'command', id: command.id, leaseId: lease.id });
 
-    const first = await invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
+    const first = await env.invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
     expect(first.batchItemFailures).toEqual([]);
-    const done = await getEngine().store.getCommand(lease.id, command.id);
+    const done = await env.engine.store.getCommand(lease.id, command.id);
     expect(done).toMatchObject({ status: 'finished', attempt: 1, result: { stdout: 'once\n' } });
     expect(done).not.toHaveProperty('env');
 
-    const again = await invokeWorker(sqsEvent([sqsRecord(received(message, 2), ARN)]));
+    const again = await env.invokeWorker(sqsEvent([sqsRecord(received(message, 2), ARN)]));
     expect(again.batchItemFailures).toEqual([]);
-    expect(await getEngine().store.getCommand(lease.id, command.id)).toEqual(done);
-    const runs = (await getEngine().store.listLogs(lease.id)).filter((e) =>
+    expect(await env.engine.store.getCommand(lease.id, command.id)).toEqual(done);
+    const runs = (await env.engine.store.listLogs(lease.id)).filter((e) =>
       e.message.startsWith('command `echo once` exited'),
     );
     expect(runs).toHaveLength(1);
   });
 
   it('a command whose runner died is re-run only once its timeout has passed', async () => {
-    const lease = await requestLease(getEngine(), { type: 'host', owner: CI });
-    await driveWorker(
-      env.queue,
-      async () => (await getEngine().store.getLease(lease.id))?.status === 'active',
+    const lease = await requestLease(env.engine, { type: 'host', owner: CI });
+    await env.driveWorker(
+      async () => (await env.engine.store.getLease(lease.id))?.status === 'active',
     );
-    const engine = getEngine();
+    const engine = env.engine;
     const command = await startCommand(
       engine,
       lease.id,
@@ -174,7 +163,7 @@ describe('worker', () => {
     const message = JSON.stringify({ kind: 'command', id: command.id, leaseId: lease.id });
 
     // Redelivered while it may still be running: left alone, checked again later.
-    await invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
+    await env.invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
     expect(await engine.store.getCommand(lease.id, command.id)).toMatchObject({
       status: 'running',
       attempt: 1,
@@ -190,7 +179,7 @@ describe('worker', () => {
         set: { startedAt: new Date(Date.now() - 60_000).toISOString() },
       },
     ]);
-    await invokeWorker(sqsEvent([sqsRecord(received(message, 2), ARN)]));
+    await env.invokeWorker(sqsEvent([sqsRecord(received(message, 2), ARN)]));
     expect(await engine.store.getCommand(lease.id, command.id)).toMatchObject({
       status: 'finished',
       attempt: 2,
@@ -199,16 +188,13 @@ describe('worker', () => {
   });
 
   it('a command that cannot run fails with a reason its holder can read', async () => {
-    const engine = getEngine();
+    const engine = env.engine;
     const lease = await requestLease(engine, { type: 'host', owner: CI });
-    await driveWorker(
-      env.queue,
-      async () => (await engine.store.getLease(lease.id))?.status === 'active',
-    );
+    await env.driveWorker(async () => (await engine.store.getLease(lease.id))?.status === 'active');
     const command = await startCommand(engine, lease.id, { script: 'true' }, { principal: CI });
     // The lease ends before the worker gets to the command.
     await releaseLease(engine, lease.id, { principal: CI });
-    const failed = await driveWorker(env.queue, async () => {
+    const failed = await env.driveWorker(async () => {
       const now = await engine.store.getCommand(lease.id, command.id);
       return now?.status === 'failed' ? now : undefined;
     });

@@ -1,8 +1,9 @@
 import { Duration } from 'aws-cdk-lib';
-import { ExecutionError, StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
 import { SETUP_STATES } from '../../lib/constructs/setup-workflow.ts';
 import { type AslDefinition, setupDefinitionFromTemplate } from '../../lib/setup-definition.ts';
+import { failureOf } from '../support/workflow.ts';
 import { arnOf, logicalId, synth } from './support.ts';
 
 describe('SetupWorkflow', () => {
@@ -150,17 +151,6 @@ describe('SetupWorkflow', () => {
         },
       );
       return { result: await execution.result, calls };
-    }
-
-    /** The Fail state's Error and Cause: aws-local-stepfunctions puts them on `cause`. */
-    async function failureOf(outcome: Promise<unknown>): Promise<{ Error: string; Cause: string }> {
-      const error = await outcome.then(
-        () => expect.unreachable('the execution should have failed'),
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(ExecutionError);
-      const cause = (error as ExecutionError).cause as Error;
-      return { Error: cause.name, Cause: cause.message };
     }
 
     it('loops through WaitForSetup until the resource is active', async () => {

@@ -3,7 +3,7 @@
  * `ANY /v1/{proxy+}` with the caller's principal in requestContext.identity.
  */
 import { describe, expect, it } from 'vitest';
-import { toProxyEvent } from '../../lib/local/runtime.ts';
+import { toProxyEvent } from '../../lib/local/http-server.ts';
 
 describe('toProxyEvent', () => {
   const event = toProxyEvent(

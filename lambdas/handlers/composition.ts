@@ -1,0 +1,65 @@
+/**
+ * The composition root of a Lambda container: the one place that reads the environment and
+ * creates the SDK clients, and so the engine every handler file's production `handler` uses.
+ * The local runtime, the bench and the tests build their own engines and pass them to the
+ * handler factories (makeApiHandler, makeWorkerHandler, ...) instead.
+ *
+ * Environment (set by the CDK stack's `bind*` methods):
+ *   TABLE_NAME               the DynamoDB table                                    (required)
+ *   QUEUE_URL                the work queue                                        (required)
+ *   SETUP_STATE_MACHINE_ARN  the setup workflow; unset = setup is driven from the queue
+ *   ADMIN_PRINCIPALS         comma-separated principal ARNs, `*` = everyone (api only)
+ *   DRYDOCK_DATA_DIR         where local plug-ins keep files          @default /tmp/drydock
+ */
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { defaultRegistry } from '../blueprints/registry.ts';
+import { type Engine, makeEngine } from '../core/engine.ts';
+import { systemClock } from '../core/ports.ts';
+import { SqsWorkQueue } from '../queue/sqs-queue.ts';
+import { dynamoClient, sqsClient } from '../store/clients.ts';
+import { DynamoStore } from '../store/dynamo-store.ts';
+import { readEnvironment } from './runtime.ts';
+import { stepFunctionsSetupStarter } from './setup-starter.ts';
+
+/**
+ * An engine from `env`, on the container's SDK clients (one per service per process, warm
+ * across invocations). Every engine dependency that comes from AWS is created here.
+ */
+export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env): Engine {
+  const config = readEnvironment(env);
+  const clock = systemClock;
+  let sfn: SFNClient | undefined;
+  const arn = config.SETUP_STATE_MACHINE_ARN;
+  const startSetup = arn
+    ? stepFunctionsSetupStarter(() => (sfn ??= new SFNClient({ maxAttempts: 3 })), arn)
+    : undefined;
+  return makeEngine({
+    store: new DynamoStore({ client: dynamoClient(), tableName: config.TABLE_NAME, clock }),
+    queue: new SqsWorkQueue({ client: sqsClient(), queueUrl: config.QUEUE_URL }),
+    clock,
+    registry: defaultRegistry(),
+    dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',
+    ...(startSetup ? { startSetup } : {}),
+  });
+}
+
+/** `build`'s value, built on the first call; a build that throws is tried again next call. */
+function memoise<T>(build: () => T): () => T {
+  let built: { value: T } | undefined;
+  return () => {
+    built ??= { value: build() };
+    return built.value;
+  };
+}
+
+/**
+ * The container's engine, built from process.env on the first invocation and reused by every
+ * warm one. A misconfigured function fails that invocation (and the next) with the error
+ * naming every bad variable, rather than failing to load.
+ */
+export const engineFromEnvironment: () => Engine = memoise(() => buildEngineFromEnvironment());
+
+/** ADMIN_PRINCIPALS, for the api handler. */
+export function adminPrincipalsFromEnvironment(env: NodeJS.ProcessEnv = process.env): string {
+  return env.ADMIN_PRINCIPALS ?? '';
+}
