@@ -40,6 +40,12 @@ const program = new Command('npm start --')
   )
   .option('--sweep-interval <seconds>', 'seconds between sweeps', positiveNumber, 60)
   .option('--workers <n>', 'concurrent queue workers', positiveNumber, 4)
+  .option(
+    '--worker-timeout <seconds>',
+    "the worker function's timeout per invocation, as on AWS",
+    positiveNumber,
+    60,
+  )
   .option('--verbose', "show the handlers' INFO logs", false)
   .parse();
 
@@ -48,6 +54,7 @@ const options = program.opts<{
   port: number;
   sweepInterval: number;
   workers: number;
+  workerTimeout: number;
   verbose: boolean;
 }>();
 
@@ -95,6 +102,7 @@ try {
     port: options.port,
     sweepIntervalSeconds: options.sweepInterval,
     workers: options.workers,
+    workerTimeoutSeconds: options.workerTimeout,
     progress: (message) => say(`[${elapsed()}] ${message}`),
     warn,
     signal: aborting.signal,

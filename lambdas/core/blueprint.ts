@@ -146,6 +146,8 @@ export type CommandProgress =
       timedOut: boolean;
       /** It was stopped by cancel(). */
       cancelled?: boolean;
+      /** The plug-in itself dropped output past its own cap. */
+      truncated?: boolean;
       durationMs: number;
     };
 

@@ -166,7 +166,9 @@ async function pollOnHost(
     stderr: output.stderr.text,
     timedOut: progress.timedOut,
     durationMs: progress.durationMs,
-    ...(output.stdout.start > 0 || output.stderr.start > 0 ? { truncated: true } : {}),
+    ...(progress.truncated || output.stdout.start > 0 || output.stderr.start > 0
+      ? { truncated: true }
+      : {}),
   };
   const ended = await engine.tryTransact([
     endWrite(engine, command, {

@@ -13,11 +13,7 @@ import { updateResource } from './resource-update.ts';
  * Process one queued update message. Every kind takes one short step (a command is started or
  * polled, never waited on), so no step needs the worker's deadline.
  */
-export async function processUpdate(
-  engine: Engine,
-  msg: UpdateMessage,
-  _options: { signal?: AbortSignal } = {},
-): Promise<DispatchOutcome> {
+export async function processUpdate(engine: Engine, msg: UpdateMessage): Promise<DispatchOutcome> {
   switch (msg.kind) {
     case 'lease':
       return { kind: 'lease', outcome: await updateLease(engine, msg) };

@@ -23,9 +23,9 @@ import {
 } from '../core/model.ts';
 import {
   blueprintInputSchema,
+  cancelCommand,
   createBlueprint,
   getBlueprint,
-  getCommand,
   getLease,
   getResource,
   listBlueprints,
@@ -33,6 +33,7 @@ import {
   listResources,
   MAX_PAGE_SIZE,
   readBlueprintLogs,
+  readCommand,
   readLeaseLogs,
   readResourceLogs,
   releaseLease,
@@ -118,6 +119,8 @@ const leaseListQuery = z
 const resourceListQuery = leaseListQuery.extend({
   status: z.enum(RESOURCE_STATUSES).optional(),
 });
+const byteOffset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional();
+const commandReadQuery = z.object({ stdoutFrom: byteOffset, stderrFrom: byteOffset }).strict();
 const logQuery = z
   .object({
     after: z.string().min(1).max(200).optional(),
@@ -155,7 +158,18 @@ function commandJson(command: CommandRecord) {
     timeoutSeconds,
     createdAt,
     ...(command.startedAt ? { startedAt: command.startedAt } : {}),
+    ...(command.cancelRequestedAt ? { cancelRequestedAt: command.cancelRequestedAt } : {}),
     ...(command.finishedAt ? { finishedAt: command.finishedAt } : {}),
+    attempt: command.attempt,
+    polls: command.polls ?? 0,
+    ...(command.output
+      ? {
+          output: {
+            stdout: { start: command.output.stdout.start, end: command.output.stdout.end },
+            stderr: { start: command.output.stderr.start, end: command.output.stderr.end },
+          },
+        }
+      : {}),
     ...(command.result ? { result: command.result } : {}),
     ...(command.error ? { error: command.error } : {}),
   };
@@ -267,14 +281,32 @@ export const routes: RouteSpec[] = [
   route({
     method: 'GET',
     path: '/v1/leases/{id}/commands/{commandId}',
+    query: commandReadQuery,
+    run: async ({ engine, caller, params, query }) => {
+      const { command, output } = await readCommand(
+        engine,
+        param(params, 'id'),
+        param(params, 'commandId'),
+        caller,
+        {
+          ...(query.stdoutFrom === undefined ? {} : { stdout: query.stdoutFrom }),
+          ...(query.stderrFrom === undefined ? {} : { stderr: query.stderrFrom }),
+        },
+      );
+      return ok({ command: commandJson(command), output });
+    },
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/leases/{id}/commands/{commandId}/cancel',
     run: async ({ engine, caller, params }) => {
-      const command = await getCommand(
+      const command = await cancelCommand(
         engine,
         param(params, 'id'),
         param(params, 'commandId'),
         caller,
       );
-      return ok({ command: commandJson(command) });
+      return jsonResponse(202, { command: commandJson(command) });
     },
   }),
   route({

@@ -12,6 +12,7 @@
  *   DRYDOCK_DATA_DIR         where local plug-ins keep files          @default /tmp/drydock
  */
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { awsCloudClients } from '../blueprints/cloud-clients.ts';
 import { defaultRegistry } from '../blueprints/registry.ts';
 import { type Engine, makeEngine } from '../core/engine.ts';
 import { systemClock } from '../core/ports.ts';
@@ -39,6 +40,8 @@ export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     clock,
     registry: defaultRegistry(),
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',
+    // Plug-ins' EC2 / SSM / CloudWatch Logs clients, created on first use.
+    clients: awsCloudClients(),
     ...(startSetup ? { startSetup } : {}),
   });
 }

@@ -19,12 +19,6 @@ import { parseUpdateMessage } from '../queue/sqs-queue.ts';
 import { engineFromEnvironment } from './composition.ts';
 import { type EngineSource, engineOf, type LogIds, logger, loggerFor } from './runtime.ts';
 
-/**
- * Time kept back from the function's deadline: a command still running then is stopped and
- * recorded as failed, and the batch still reports which records succeeded.
- */
-const DEADLINE_RESERVE_MS = 10_000;
-
 // ---- EC2 events -----------------------------------------------------------------------------
 
 const ec2Base = {
@@ -85,11 +79,7 @@ function idsOf(message: UpdateMessage): LogIds {
 
 // ---- records --------------------------------------------------------------------------------
 
-async function handleRecord(
-  engine: Engine,
-  record: SQSRecord,
-  signal: AbortSignal | undefined,
-): Promise<void> {
+async function handleRecord(engine: Engine, record: SQSRecord): Promise<void> {
   const receiveCount = Number(record.attributes?.ApproximateReceiveCount ?? 1);
   let item: WorkItem;
   try {
@@ -129,7 +119,7 @@ async function handleRecord(
   const { message } = item;
   const log = loggerFor(idsOf(message));
   try {
-    const { outcome } = await processUpdate(engine, message, signal ? { signal } : {});
+    const { outcome } = await processUpdate(engine, message);
     // `action` and `detail` for people reading the log; `outcome` for tools that count updates.
     log.info('update processed', {
       kind: message.kind,
@@ -150,13 +140,6 @@ async function handleRecord(
   }
 }
 
-/** Aborts shortly before the function times out (never, without a Lambda context). */
-function deadlineSignal(context: Context | undefined): AbortSignal | undefined {
-  const remaining = context?.getRemainingTimeInMillis?.();
-  if (remaining === undefined) return undefined;
-  return AbortSignal.timeout(Math.max(1_000, remaining - DEADLINE_RESERVE_MS));
-}
-
 export interface WorkerHandlerDeps {
   engine: EngineSource;
 }
@@ -165,13 +148,12 @@ export interface WorkerHandlerDeps {
 export function makeWorkerHandler(deps: WorkerHandlerDeps) {
   async function processBatch(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
     const engine = engineOf(deps.engine);
-    const signal = deadlineSignal(context);
     // One processor per invocation: it keeps the batch's successes and failures, and the local
     // runtime invokes this handler concurrently in one process.
     const processor = new BatchProcessor(EventType.SQS);
     return processPartialResponse(
       event,
-      (record: SQSRecord) => handleRecord(engine, record, signal),
+      (record: SQSRecord) => handleRecord(engine, record),
       processor,
       // A batch whose every record failed is still a partial response, not a thrown error: the
       // answer is the same (all redelivered) and the log says why once per record.
@@ -179,8 +161,8 @@ export function makeWorkerHandler(deps: WorkerHandlerDeps) {
     );
   }
 
-  // middy's own early timeout is off: deadlineSignal lets running work finish its bookkeeping
-  // instead of abandoning the whole batch at the deadline.
+  // middy's own early timeout is off: every step is short (a command is started or polled, never
+  // waited on), so a batch finishes well inside the function timeout.
   return middy<SQSEvent, SQSBatchResponse>(processBatch, {
     timeoutEarlyInMillis: 0,
   }).use(injectLambdaContext(logger, { resetKeys: true }));

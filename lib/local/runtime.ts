@@ -59,6 +59,8 @@ const QUEUE_NAME = 'drydock-updates';
 export const LOCAL_SETTINGS: Partial<EngineSettings> = {
   backoffCapSeconds: 15,
   strandAfterSeconds: 60,
+  // Queue messages do not survive a restart: re-drive a running command's polls soon after.
+  commandStrandSeconds: 10,
 };
 
 export interface LocalRuntimeOptions {
@@ -70,6 +72,8 @@ export interface LocalRuntimeOptions {
   sweepIntervalSeconds?: number;
   /** Concurrent queue workers. @default 4 */
   workers?: number;
+  /** The worker function's timeout per invocation, as on AWS. @default 60 */
+  workerTimeoutSeconds?: number;
   /** Engine tunables over LOCAL_SETTINGS. */
   settings?: Partial<EngineSettings>;
   /** Create the `local` local-host blueprint if it does not exist. @default true */
@@ -211,6 +215,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       queueUrl: queue.queueUrl,
       queueArn: queue.queueArn,
       workers: workerCount,
+      ...(options.workerTimeoutSeconds ? { timeoutSeconds: options.workerTimeoutSeconds } : {}),
       worker: makeWorkerHandler({ engine }),
       warn,
     });

@@ -21,6 +21,11 @@ export interface QueueWorkersOptions {
   queueArn: string;
   /** Concurrent receivers. */
   workers: number;
+  /**
+   * The function timeout, as Lambda enforces it: a batch still running then counts as failed
+   * (redelivered) and its result is ignored. @default 60
+   */
+  timeoutSeconds?: number;
   worker: Handler<SQSEvent, SQSBatchResponse | undefined>;
   warn: (message: string) => void;
 }
@@ -42,7 +47,11 @@ export function startQueueWorkers(options: QueueWorkersOptions): Stoppable {
     waitSeconds: 1,
     handle: async (batch) => {
       try {
-        const result = await worker(sqsEvent(batch, queueArn), lambdaContext('worker', 60_000));
+        const timeoutMs = (options.timeoutSeconds ?? 60) * 1000;
+        const result = await withinTimeout(
+          worker(sqsEvent(batch, queueArn), lambdaContext('worker', timeoutMs)),
+          timeoutMs,
+        );
         return {
           failedMessageIds: (result?.batchItemFailures ?? []).map((f) => f.itemIdentifier),
         };
@@ -102,4 +111,26 @@ export function startSweepSchedule(options: SweepScheduleOptions): SweepSchedule
       await sweeping;
     },
   };
+}
+
+/**
+ * Lambda stops a function at its timeout; locally the handler cannot be stopped, but its answer
+ * is dropped and the batch redelivered, as on AWS, so a step that needs longer fails here too.
+ */
+async function withinTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, fail) => {
+    timer = setTimeout(
+      () =>
+        fail(
+          new Error(`the worker ran past its ${timeoutMs / 1000}s timeout (Lambda would stop it)`),
+        ),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([work, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

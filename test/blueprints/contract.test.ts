@@ -5,7 +5,8 @@
 import { access } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { resourceDir } from '../../lambdas/blueprints/local-host/index.ts';
+import { type LocalCommandHandle, resourceDir } from '../../lambdas/blueprints/local-host/index.ts';
+import { groupRunning } from '../../lambdas/blueprints/local-host/process-group.ts';
 import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import type {
@@ -21,6 +22,7 @@ import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
 import type { CommandSpec, Resource } from '../../lambdas/core/model.ts';
 import {
   configuredBlueprint,
+  eventually,
   makeLease,
   makeResource,
   type TestContext,
@@ -77,6 +79,12 @@ const fixtures: Record<string, Fixture> = {
   },
   'local-host': {
     config: {},
+    async commandGone(handle) {
+      const { pgid } = handle as LocalCommandHandle;
+      expect(await eventually(async () => !(await groupRunning(pgid)), { timeoutMs: 5_000 })).toBe(
+        true,
+      );
+    },
     async elapse(_ctx, ms) {
       await new Promise((resolve) => setTimeout(resolve, ms));
     },
