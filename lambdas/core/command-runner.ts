@@ -159,7 +159,18 @@ async function pollOnHost(
     return { action: 'polled', detail: `running; next look in ${delay}s` };
   }
 
-  const cancelled = Boolean(progress.cancelled) && !engineTimedOut;
+  return recordEnd(engine, command, progress, { polls, output, engineTimedOut });
+}
+
+/** Record how a command ended, with its output tail and a log line for the holder. */
+async function recordEnd(
+  engine: Engine,
+  command: CommandRecord,
+  progress: Extract<CommandProgress, { state: 'finished' }>,
+  seen: { polls: number; output: ReturnType<typeof appendOutput>; engineTimedOut?: boolean },
+): Promise<CommandOutcome> {
+  const { polls, output } = seen;
+  const cancelled = Boolean(progress.cancelled) && !seen.engineTimedOut;
   const result: CommandResult = {
     exitCode: progress.exitCode,
     stdout: output.stdout.text,
@@ -195,13 +206,26 @@ async function pollOnHost(
       };
 }
 
-/** The lease is not active any more (or never was): stop the command if it runs, and say why. */
+/**
+ * The lease or its resource is not active any more (or never was). A command that already
+ * ended on its host is recorded as it ended (released right after it finished, say); one that
+ * still runs is stopped, and the record says why.
+ */
 async function endWithoutHost(
   engine: Engine,
   command: CommandRecord,
   ended: { reason: string; iface?: CommandInterface },
 ): Promise<CommandOutcome> {
   if (command.handle && ended.iface) {
+    const progress = await ended.iface
+      .poll(command.handle, recordedOffsets(command))
+      .catch(() => undefined);
+    if (progress?.state === 'finished') {
+      return recordEnd(engine, command, progress, {
+        polls: (command.polls ?? 0) + 1,
+        output: appendOutput(command, progress),
+      });
+    }
     await ended.iface.cancel(command.handle).catch(() => undefined);
   }
   const status = command.status === 'queued' ? 'failed' : 'cancelled';
@@ -239,7 +263,7 @@ async function commandHost(engine: Engine, command: CommandRecord): Promise<Comm
     return {
       ended: {
         reason: `lease ${lease.id} is ${lease.status}, not active${why}; commands run only on active leases`,
-        ...(iface && resource?.status !== 'destroyed' ? { iface } : {}),
+        ...(iface ? { iface } : {}),
       },
     };
   }
@@ -248,6 +272,7 @@ async function commandHost(engine: Engine, command: CommandRecord): Promise<Comm
     return {
       ended: {
         reason: `the resource behind lease ${lease.id} is ${resource?.status ?? 'gone'}${why}`,
+        ...(iface ? { iface } : {}),
       },
     };
   }

@@ -4,6 +4,8 @@
  */
 import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
+import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
 import { startCommand } from '../../lambdas/core/commands.ts';
 import type { UpdateMessage } from '../../lambdas/core/model.ts';
 import { createBlueprint, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
@@ -125,7 +127,11 @@ describe('worker', () => {
 
     const first = await env.invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
     expect(first.batchItemFailures).toEqual([]);
-    const done = await env.engine.store.getCommand(lease.id, command.id);
+    // The first delivery started it; the polls it re-enqueued see it finish.
+    const done = await env.driveWorker(async () => {
+      const now = await env.engine.store.getCommand(lease.id, command.id);
+      return now?.status === 'finished' ? now : undefined;
+    });
     expect(done).toMatchObject({ status: 'finished', attempt: 1, result: { stdout: 'once\n' } });
     expect(done).not.toHaveProperty('env');
 
@@ -138,7 +144,10 @@ describe('worker', () => {
     expect(runs).toHaveLength(1);
   });
 
-  it('a command whose runner died is re-run only once its timeout has passed', async () => {
+  it('a start that crashed before its handle was recorded starts again with the same id: one run', async () => {
+    // Replaces "a command whose runner died is re-run once its timeout has passed": no worker
+    // runs a command any more, so nothing can die mid-run; what can die is the step between
+    // starting it on the host and recording its handle.
     const lease = await requestLease(env.engine, { type: 'host', owner: CI });
     await env.driveWorker(
       async () => (await env.engine.store.getLease(lease.id))?.status === 'active',
@@ -150,41 +159,35 @@ describe('worker', () => {
       { argv: ['echo', 'again'], timeoutSeconds: 5 },
       { principal: CI },
     );
-    // A runner took it (attempt 1) and died without a word.
-    await engine.store.transact([
-      {
-        op: 'updateCommand',
-        leaseId: lease.id,
-        id: command.id,
-        expect: { status: 'queued', attempt: 0 },
-        set: { status: 'running', attempt: 1, startedAt: engine.iso() },
-      },
-    ]);
+    // The crashed worker's half: the host started it, the record never heard of it.
+    const active = await engine.store.getLease(lease.id);
+    const resource = await engine.store.getResource(active?.resourceId as string);
+    const { plugin, bp } = engine.configured((await engine.blueprint('pool'))!);
+    const host = plugin.command!(engine.ctx, bp, resource!, active!);
+    const crashedHandle = await host.start(
+      command.id,
+      parseCommandSpec({ argv: ['echo', 'again'] }, 5),
+    );
     const message = JSON.stringify({ kind: 'command', id: command.id, leaseId: lease.id });
 
-    // Redelivered while it may still be running: left alone, checked again later.
+    // Redelivered: started again with the same id, which is the same command on the host.
     await env.invokeWorker(sqsEvent([sqsRecord(received(message, 1), ARN)]));
     expect(await engine.store.getCommand(lease.id, command.id)).toMatchObject({
       status: 'running',
       attempt: 1,
+      handle: crashedHandle,
     });
-
-    // Past its timeout (+ grace), the runner cannot still be at it: attempt 2 runs it.
-    await engine.store.transact([
-      {
-        op: 'updateCommand',
-        leaseId: lease.id,
-        id: command.id,
-        expect: { status: 'running', attempt: 1 },
-        set: { startedAt: new Date(Date.now() - 60_000).toISOString() },
-      },
-    ]);
-    await env.invokeWorker(sqsEvent([sqsRecord(received(message, 2), ARN)]));
-    expect(await engine.store.getCommand(lease.id, command.id)).toMatchObject({
-      status: 'finished',
-      attempt: 2,
-      result: { stdout: 'again\n' },
+    const done = await env.driveWorker(async () => {
+      const now = await engine.store.getCommand(lease.id, command.id);
+      return now?.status === 'finished' ? now : undefined;
     });
+    expect(done).toMatchObject({ status: 'finished', attempt: 1, result: { stdout: 'again\n' } });
+    const starts = (
+      await engine.store.listRecords(
+        syntheticScopes.commands('pool', resource!.data.hostId as string),
+      )
+    ).filter((r) => r.event === 'started' && r.commandId === command.id);
+    expect(starts).toHaveLength(1);
   });
 
   it('a command that cannot run fails with a reason its holder can read', async () => {

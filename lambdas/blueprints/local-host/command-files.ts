@@ -1,5 +1,5 @@
 /**
- * The files of one started command, in `<root>/.commands/<resourceId>/<commandId>/`:
+ * The files of one started command, in its command directory (paths.ts, commandDir):
  *
  *   meta.json   who leads the group and when it started; written by the starter
  *   stdout      the command's output, written by the group leader (capped)

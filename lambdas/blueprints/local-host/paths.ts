@@ -3,12 +3,13 @@
  * with symlinks resolved. Every directory is derived from the blueprint's root and ids (never
  * from stored data), so nothing here can name a path outside root.
  *
- *   <root>/<resourceId>/                     the resource: HOME and default cwd of commands
- *   <root>/.commands/<resourceId>/<cmdId>/   one started command (output, exit status, meta)
+ *   <root>/<resourceId>/          the resource: HOME and default cwd of commands
+ *   <dataDir>/local-host-commands/<blueprintId>/<resourceId>/<cmdId>/
+ *                                 one started command (output, exit status, meta)
  *
- * Command state lives beside the resource, not in it: a command that cleans its own directory
- * (`git clean -ffdx`, `rm -rf ~/*`) cannot wipe the files that say how it ended. A resource id
- * never starts with a dot, so `.commands` can never be a resource.
+ * Command state lives outside the resource, not in it: a command that cleans its own directory
+ * (`git clean -ffdx`, `rm -rf ~/*`) cannot wipe the files that say how it ended. It lives outside
+ * the blueprint's root too, so the root holds exactly one directory per live host.
  */
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
@@ -56,16 +57,21 @@ export function resourceDir(
   return dir;
 }
 
-/** `<root>/.commands/<resourceId>`: the state of every command started on the resource. */
+/** The state of every command started on the resource (see the layout above). */
 export function resourceCommandsDir(
   ctx: BlueprintContext,
   blueprint: LocalHost,
   resource: Resource,
 ): string {
-  return join(localHostRoot(ctx, blueprint), '.commands', safeSegment(resource.id, 'resource'));
+  return join(
+    resolve(ctx.dataDir),
+    'local-host-commands',
+    safeSegment(blueprint.id, 'resource'),
+    safeSegment(resource.id, 'resource'),
+  );
 }
 
-/** `<root>/.commands/<resourceId>/<commandId>`. */
+/** `<resourceCommandsDir>/<commandId>`. */
 export function commandDir(
   ctx: BlueprintContext,
   blueprint: LocalHost,
