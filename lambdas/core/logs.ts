@@ -3,7 +3,7 @@
  * broke a host. Each reader checks the caller may see the object before reading its log.
  */
 import { type Caller, getLease, requireAdmin } from './access.ts';
-import { getBlueprint } from './blueprints.ts';
+import { getBlueprint } from './blueprint-admin.ts';
 import type { Engine } from './engine.ts';
 import type { LogEvent } from './model.ts';
 import { getResource } from './resources.ts';

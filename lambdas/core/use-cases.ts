@@ -5,8 +5,8 @@
  * only re-exports them (no logic here), so importers need not know the split.
  */
 export { type Caller, getLease } from './access.ts';
+export { createBlueprint, getBlueprint, updateBlueprint } from './blueprint-admin.ts';
 export { type BlueprintInput, blueprintInputSchema } from './blueprint-schema.ts';
-export { createBlueprint, getBlueprint, updateBlueprint } from './blueprints.ts';
 export {
   cancelCommand,
   getCommand,

@@ -8,19 +8,10 @@ import middy from '@middy/core';
 import httpJsonBodyParser from '@middy/http-json-body-parser';
 import httpRouterHandler, { type Route } from '@middy/http-router';
 import type { Context } from 'aws-lambda';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { type Caller, requireAdmin } from '../core/access.ts';
-import { MAX_COMMAND_TIMEOUT_SECONDS } from '../core/commands.ts';
 import type { Engine } from '../core/engine.ts';
 import { ValidationError } from '../core/errors.ts';
-import {
-  BLUEPRINT_STATES,
-  type CommandRecord,
-  LEASE_STATUSES,
-  type Lease,
-  type LogEvent,
-  RESOURCE_STATUSES,
-} from '../core/model.ts';
 import {
   blueprintInputSchema,
   cancelCommand,
@@ -31,7 +22,6 @@ import {
   listBlueprints,
   listLeases,
   listResources,
-  MAX_PAGE_SIZE,
   readBlueprintLogs,
   readCommand,
   readLeaseLogs,
@@ -42,6 +32,19 @@ import {
   submitLeaseRequest,
   updateBlueprint,
 } from '../core/use-cases.ts';
+import {
+  blueprintPatchBody,
+  commandBody,
+  commandJson,
+  commandReadQuery,
+  leaseJson,
+  leaseListQuery,
+  leaseRequestBody,
+  logPage,
+  logQuery,
+  noQuery,
+  resourceListQuery,
+} from './api-shapes.ts';
 import { adminPrincipalsFromEnvironment, engineFromEnvironment } from './composition.ts';
 import {
   type ApiContext,
@@ -56,78 +59,6 @@ import {
 } from './http.ts';
 import { type EngineSource, engineOf, isAdmin, type LogIds, logger } from './runtime.ts';
 
-// ---- request shapes -------------------------------------------------------------------------
-
-const attributes = z.record(z.string().min(1).max(64), z.string().max(256));
-const id = z.string().min(1).max(128);
-
-const leaseRequestBody = z
-  .object({
-    type: z.string().min(1).max(64),
-    attributes: attributes.optional(),
-    blueprintIds: z.array(id).min(1).max(20).optional(),
-    ttlSeconds: z.number().int().min(1).optional(),
-  })
-  .strict();
-
-const commandBody = z
-  .object({
-    argv: z.array(z.string().max(4096)).min(1).max(1000).optional(),
-    script: z
-      .string()
-      .min(1)
-      .max(64 * 1024)
-      .optional(),
-    timeoutSeconds: z.number().int().min(1).max(MAX_COMMAND_TIMEOUT_SECONDS).optional(),
-    cwd: z.string().min(1).max(1024).optional(),
-    env: z
-      .record(
-        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are A-Z, 0-9, _'),
-        z.string().max(32 * 1024),
-      )
-      .optional(),
-  })
-  .strict()
-  .refine((b) => (b.argv === undefined) !== (b.script === undefined), {
-    message: 'give exactly one of argv or script',
-  });
-
-const blueprintPatchBody = z
-  .object({
-    state: z.enum(BLUEPRINT_STATES).optional(),
-    limits: z.record(z.string(), z.unknown()).optional(),
-    attributes: attributes.optional(),
-    config: z.unknown().optional(),
-    description: z.string().max(500).optional(),
-  })
-  .strict()
-  .refine((patch) => Object.keys(patch).length > 0, {
-    message: 'give at least one of state, limits, attributes, config, description',
-  });
-
-const noQuery = z.object({}).strict();
-const pageSize = z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional();
-const leaseListQuery = z
-  .object({
-    status: z.enum(LEASE_STATUSES).optional(),
-    type: z.string().min(1).max(64).optional(),
-    limit: pageSize,
-    cursor: z.string().min(1).max(4096).optional(),
-    order: z.enum(['oldest', 'newest']).optional(),
-  })
-  .strict();
-const resourceListQuery = leaseListQuery.extend({
-  status: z.enum(RESOURCE_STATUSES).optional(),
-});
-const byteOffset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional();
-const commandReadQuery = z.object({ stdoutFrom: byteOffset, stderrFrom: byteOffset }).strict();
-const logQuery = z
-  .object({
-    after: z.string().min(1).max(200).optional(),
-    limit: z.coerce.number().int().min(1).max(1000).optional(),
-  })
-  .strict();
-
 /** `If-Match: 3`, `"3"` or `W/"3"`: the blueprint version the change was made against. */
 function expectedVersion(event: ApiEvent): number | undefined {
   const value = header(event, 'if-match');
@@ -140,46 +71,6 @@ function expectedVersion(event: ApiEvent): number | undefined {
 }
 
 // ---- response shapes ------------------------------------------------------------------------
-
-/** A lease as its holder sees it: the engine's bookkeeping left out. */
-function leaseJson(lease: Lease): Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'> {
-  const { waitSeq: _w, slotLocks: _s, sweepAt: _sw, checkedAt: _c, ...shown } = lease;
-  return shown;
-}
-
-/** A command as the contract shows it (never its environment: values may be secrets). */
-function commandJson(command: CommandRecord) {
-  const { id, leaseId, status, argv, script, timeoutSeconds, createdAt } = command;
-  return {
-    id,
-    leaseId,
-    status,
-    ...(argv ? { argv } : { script }),
-    timeoutSeconds,
-    createdAt,
-    ...(command.startedAt ? { startedAt: command.startedAt } : {}),
-    ...(command.cancelRequestedAt ? { cancelRequestedAt: command.cancelRequestedAt } : {}),
-    ...(command.finishedAt ? { finishedAt: command.finishedAt } : {}),
-    attempt: command.attempt,
-    polls: command.polls ?? 0,
-    ...(command.output
-      ? {
-          output: {
-            stdout: { start: command.output.stdout.start, end: command.output.stdout.end },
-            stderr: { start: command.output.stderr.start, end: command.output.stderr.end },
-          },
-        }
-      : {}),
-    ...(command.result ? { result: command.result } : {}),
-    ...(command.error ? { error: command.error } : {}),
-  };
-}
-
-/** A page of log events; the cursor is the last seq (read on with `?after=<cursor>`). */
-function logPage(items: LogEvent[]) {
-  const last = items.at(-1);
-  return { items, ...(last ? { cursor: last.seq } : {}) };
-}
 
 const ok = (body: unknown) => jsonResponse(200, body);
 

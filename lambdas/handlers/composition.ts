@@ -17,7 +17,7 @@ import { defaultRegistry } from '../blueprints/registry.ts';
 import { type Engine, makeEngine } from '../core/engine.ts';
 import { systemClock } from '../core/ports.ts';
 import { SqsWorkQueue } from '../queue/sqs-queue.ts';
-import { dynamoClient, sqsClient } from '../store/clients.ts';
+import { createDynamoClient, createSqsClient } from '../store/clients.ts';
 import { DynamoStore } from '../store/dynamo-store.ts';
 import { readEnvironment } from './runtime.ts';
 import { stepFunctionsSetupStarter } from './setup-starter.ts';
@@ -35,8 +35,8 @@ export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     ? stepFunctionsSetupStarter(() => (sfn ??= new SFNClient({ maxAttempts: 3 })), arn)
     : undefined;
   return makeEngine({
-    store: new DynamoStore({ client: dynamoClient(), tableName: config.TABLE_NAME, clock }),
-    queue: new SqsWorkQueue({ client: sqsClient(), queueUrl: config.QUEUE_URL }),
+    store: new DynamoStore({ client: createDynamoClient(), tableName: config.TABLE_NAME, clock }),
+    queue: new SqsWorkQueue({ client: createSqsClient(env), queueUrl: config.QUEUE_URL }),
     clock,
     registry: defaultRegistry(),
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',

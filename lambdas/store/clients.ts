@@ -1,5 +1,6 @@
 /**
- * One SDK client per service per process (a Lambda container reuses them across invocations,
+ * The SDK clients of the store and the queue, as production configures them (the composition
+ * root creates one per service per process: a Lambda container reuses them across invocations,
  * keeping TLS connections warm), plus call accounting (and, for benchmarks and tests only,
  * consumed-capacity reporting).
  *
@@ -12,9 +13,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
 
-let dynamo: DynamoDBClient | undefined;
-let sqs: SQSClient | undefined;
-
 /**
  * Retries: 5 attempts, adaptive. On-demand tables still throttle a partition during a sudden
  * burst (a wave of leases); adaptive mode adds a client-side token bucket that slows this
@@ -24,13 +22,12 @@ let sqs: SQSClient | undefined;
  * Timeouts: a stuck connection fails within seconds into a retry instead of eating the
  * Lambda's time budget.
  */
-export function dynamoClient(): DynamoDBClient {
-  dynamo ??= new DynamoDBClient({
+export function createDynamoClient(): DynamoDBClient {
+  return new DynamoDBClient({
     maxAttempts: 5,
     retryMode: 'adaptive',
     requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
   });
-  return dynamo;
 }
 
 /**
@@ -38,22 +35,13 @@ export function dynamoClient(): DynamoDBClient {
  * TemporaryError that makes SQS redeliver the message being processed. The request timeout must
  * outlast a 20 s long poll.
  */
-export function sqsClient(): SQSClient {
-  const endpoint = process.env.AWS_ENDPOINT_URL_SQS;
-  sqs ??= new SQSClient({
+export function createSqsClient(env: NodeJS.ProcessEnv = process.env): SQSClient {
+  const endpoint = env.AWS_ENDPOINT_URL_SQS;
+  return new SQSClient({
     maxAttempts: 3,
     requestHandler: { connectionTimeout: 2_000, requestTimeout: 30_000 },
     ...(endpoint ? { endpoint } : {}),
   });
-  return sqs;
-}
-
-/** Forget the memoised clients (tests that change endpoints between files). */
-export function resetClients(): void {
-  dynamo?.destroy();
-  sqs?.destroy();
-  dynamo = undefined;
-  sqs = undefined;
 }
 
 // ---- call accounting -------------------------------------------------------------------------
