@@ -3,7 +3,7 @@
  * with a 3 s per-invocation budget), the CLI as child processes, commands as real detached
  * process groups of the `local` local-host blueprint.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../../lib/local/process.ts';
@@ -11,10 +11,10 @@ import { waitFor } from '../support/env.ts';
 import {
   drydock,
   expectNoJava,
-  forceStop,
   type RuntimeProcess,
   spawnDrydock,
   startRuntime,
+  tearDownRuntime,
   tempDataDir,
 } from './support.ts';
 
@@ -69,15 +69,7 @@ describe('commands longer than a worker invocation', () => {
     runtime = await startRuntime(dataDir, RUNTIME_ARGS);
   }, 120_000);
 
-  afterAll(async () => {
-    try {
-      if (runtime) await runtime.stop();
-    } finally {
-      await forceStop(runtime);
-      await expectNoJava(dataDir);
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  afterAll(() => tearDownRuntime(runtime, dataDir), 60_000);
 
   it('streams `lease -- cmd` output as it comes and runs a 20 s command on 3 s workers', async () => {
     const cli = spawnDrydock(dataDir, [
@@ -153,15 +145,7 @@ describe('a command survives a restart of the local runtime', () => {
   const dataDir = tempDataDir('commands-restart');
   let runtime: RuntimeProcess | undefined;
 
-  afterAll(async () => {
-    try {
-      if (runtime) await runtime.stop();
-    } finally {
-      await forceStop(runtime);
-      await expectNoJava(dataDir);
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  afterAll(() => tearDownRuntime(runtime, dataDir), 60_000);
 
   it('records the result of a command that ran on while the runtime was SIGKILLed', async () => {
     runtime = await startRuntime(dataDir, RUNTIME_ARGS);

@@ -4,7 +4,7 @@
  * `npx drydock` runs it), talking to each other only through the HTTPS API.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,6 +136,20 @@ export async function startRuntime(
       });
     },
   };
+}
+
+/** afterAll of a runtime a test file started: stop it, make sure nothing is left, remove its data. */
+export async function tearDownRuntime(
+  runtime: RuntimeProcess | undefined,
+  dataDir: string,
+): Promise<void> {
+  try {
+    if (runtime) await runtime.stop();
+  } finally {
+    await forceStop(runtime);
+    await expectNoJava(dataDir);
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 /** Last resort for afterAll: whatever is left of a runtime and its java, gone. */
