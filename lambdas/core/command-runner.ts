@@ -56,6 +56,21 @@ export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promis
     return { action: 'stale', detail: `poll ${msg.waitSeq} superseded by ${command.polls}` };
   }
 
+  if (command.status === 'cancelling' && !command.handle) {
+    // Cancelled before any worker recorded a start: nothing of it runs that we know of (a start
+    // racing this cancel stops what it started itself: see startOnHost).
+    const done = await engine.tryTransact([
+      endWrite(engine, command, { status: 'cancelled', error: 'cancelled before it started' }),
+      engine.logWrite(
+        command.leaseId,
+        'lease.command',
+        `command \`${textOf(command)}\` was cancelled before it started`,
+        { commandId: command.id },
+      ),
+    ]);
+    return { action: done ? 'cancelled' : 'stale', detail: 'cancelled before it started' };
+  }
+
   const host = await commandHost(engine, command);
   if ('ended' in host) return endWithoutHost(engine, command, host.ended);
   try {
@@ -106,8 +121,16 @@ async function startOnHost(
       },
     },
   ]);
-  // Lost to another worker that started the same command (the plug-in ran it once).
-  if (!started) return { action: 'stale', detail: 'another worker started it' };
+  if (!started) {
+    const now = await engine.store.getCommand(command.leaseId, command.id);
+    if (now && !now.handle && (now.status === 'cancelling' || now.status === 'cancelled')) {
+      // Cancelled while we started it: nobody else knows the handle, so stop it here.
+      await iface.cancel(handle);
+      return { action: 'cancelled', detail: 'cancelled while it was being started' };
+    }
+    // Lost to another worker that started the same command (the plug-in ran it once).
+    return { action: 'stale', detail: 'another worker started it' };
+  }
   await nextPoll(engine, command, command.polls ?? 0, 1);
   return { action: 'started', detail: `started \`${parsed.text}\`` };
 }

@@ -3,7 +3,7 @@
  * advances, a temp data dir, and hand-built blueprint / lease / resource objects.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type {
@@ -17,6 +17,8 @@ import type {
 } from '../../lambdas/core/blueprint.ts';
 import type { Blueprint, Lease, Resource } from '../../lambdas/core/model.ts';
 import type { Clock } from '../../lambdas/core/ports.ts';
+import { isAlive } from '../../lib/local/process.ts';
+import { waitFor } from '../../lib/local/wait.ts';
 
 export type Records = BlueprintContext['records'] & {
   /** Every scope and its records, for assertions. */
@@ -165,19 +167,7 @@ export function makeResource(
 
 /** Whether `pid` is a live process (a zombie waiting for a reaper counts as dead). */
 export async function processAlive(pid: number): Promise<boolean> {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  if (process.platform !== 'linux') return true;
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // Field 3 (after the parenthesised command name) is the state.
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  return isAlive(pid);
 }
 
 /** Poll `check` until it is true or the deadline passes (no fixed sleeps in tests). */
@@ -185,12 +175,10 @@ export async function eventually(
   check: () => boolean | Promise<boolean>,
   { timeoutMs = 5_000, intervalMs = 20 } = {},
 ): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (performance.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
+  return waitFor(check, { timeoutMs, intervalMs }).then(
+    () => true,
+    () => false,
+  );
 }
 
 type Finished = Extract<CommandProgress, { state: 'finished' }>;
