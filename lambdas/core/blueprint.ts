@@ -74,6 +74,12 @@ export interface BlueprintContext {
   /** Leases of the resource being activated (a working copy's host lease). */
   leases: LeasePort;
   /**
+   * Which of these slot lock keys are held right now (a read, no lock taken): how a plug-in
+   * whose resources hold extra locks (`binding:<instance>` of a static host) picks a free one.
+   * Only a hint: the allocation transaction takes the locks and fails if one was taken meanwhile.
+   */
+  slotLocks: { held(keys: string[]): Promise<string[]> };
+  /**
    * The command interface of an active lease a resource holds (e.g. to run `git` on its host
    * lease). Throws StateConflictError if the lease is not active.
    */

@@ -125,6 +125,9 @@ export class Engine {
       },
       clients: deps.clients ?? {},
       leases: leasePort(this),
+      slotLocks: {
+        held: async (keys) => (await store.getSlotLocks(keys)).map((lock) => lock.key),
+      },
       commandsOn: (leaseId) => commandsOn(this, leaseId),
     };
   }

@@ -91,6 +91,8 @@ export async function testContext(): Promise<TestContext> {
     commandsOn: async () => {
       throw new Error('commandsOn is not available in blueprint unit tests');
     },
+    // No lock is held in a plug-in unit test unless the test says so.
+    slotLocks: { held: async () => [] },
     cleanup: () => rm(dataDir, { recursive: true, force: true }),
   };
 }
