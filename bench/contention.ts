@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
-import { defaultRegistry } from '../lambdas/blueprints/registry.ts';
+import { localRegistry } from '../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../lambdas/core/engine.ts';
 import { errorMessage } from '../lambdas/core/errors.ts';
 import type { Lease, LeaseStatus, Resource } from '../lambdas/core/model.ts';
@@ -282,7 +282,7 @@ function benchEngine(
     store,
     queue,
     clock: systemClock,
-    registry: defaultRegistry(),
+    registry: localRegistry(),
     dataDir,
     settings,
   });

@@ -65,7 +65,7 @@ export function parseBlueprint(
   const plugin = engine.registry.get(parsed.data.type);
   if (!plugin) {
     throw new ValidationError(
-      `unknown blueprint type '${parsed.data.type}'; available: ${engine.registry.types().join(', ')}`,
+      `blueprint type '${parsed.data.type}' is not offered here; this deployment offers: ${engine.registry.types().join(', ')}`,
     );
   }
   if (!plugin.resourceTypes.includes(parsed.data.resourceType)) {

@@ -10,10 +10,16 @@
  *   SETUP_STATE_MACHINE_ARN  the setup workflow; unset = setup is driven from the queue
  *   ADMIN_PRINCIPALS         comma-separated principal ARNs, `*` = everyone (api only)
  *   DRYDOCK_DATA_DIR         where local plug-ins keep files          @default /tmp/drydock
+ *   DRYDOCK_DEPLOYMENT       the `drydock:deployment` tag value of this deployment's hosts
+ *   DRYDOCK_COMMAND_LOG_GROUP  the log group SSM Run Command writes command output to
+ *                            (worker and setup only: the functions that run plug-ins)
+ *
+ * The registry is `deployedRegistry()`: no blueprint type whose commands would run inside the
+ * Lambda itself (local-host) is offered on AWS.
  */
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { awsCloudClients } from '../blueprints/cloud-clients.ts';
-import { defaultRegistry } from '../blueprints/registry.ts';
+import { deployedRegistry } from '../blueprints/registry.ts';
 import { type Engine, makeEngine } from '../core/engine.ts';
 import { systemClock } from '../core/ports.ts';
 import { SqsWorkQueue } from '../queue/sqs-queue.ts';
@@ -38,7 +44,7 @@ export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     store: new DynamoStore({ client: createDynamoClient(), tableName: config.TABLE_NAME, clock }),
     queue: new SqsWorkQueue({ client: createSqsClient(env), queueUrl: config.QUEUE_URL }),
     clock,
-    registry: defaultRegistry(),
+    registry: deployedRegistry(),
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',
     // Plug-ins' EC2 / SSM / CloudWatch Logs clients, created on first use.
     clients: awsCloudClients(),

@@ -24,7 +24,7 @@
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
@@ -200,7 +200,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       store: new DynamoStore({ client: dynamoClient, tableName: TABLE_NAME }),
       queue: new SqsWorkQueue({ client: sqs, queueUrl: queue.queueUrl }),
       clock: systemClock,
-      registry: defaultRegistry(),
+      registry: localRegistry(),
       dataDir,
       settings: { ...LOCAL_SETTINGS, ...options.settings },
       startSetup: (resourceId) => workflows.start(resourceId),

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { type LocalCommandHandle, resourceDir } from '../../lambdas/blueprints/local-host/index.ts';
 import { groupRunning } from '../../lambdas/blueprints/local-host/process-group.ts';
-import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import type {
   BlueprintType,
@@ -98,7 +98,7 @@ const fixtures: Record<string, Fixture> = {
   },
 };
 
-const registry = defaultRegistry();
+const registry = localRegistry();
 
 /** Prints 1, 2, 3 about 300 ms apart (scripted the same way for records-only types). */
 const COUNTER: CommandSpec = { script: 'for i in 1 2 3; do echo $i; sleep 0.3; done' };

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import { makeEngine } from '../../lambdas/core/engine.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
@@ -50,7 +50,7 @@ describe('contention', () => {
       store,
       queue: new SqsWorkQueue({ client, queueUrl }),
       clock: systemClock,
-      registry: defaultRegistry(),
+      registry: localRegistry(),
       dataDir: mkdtempSync(join(tmpdir(), 'drydock-contention-')),
       settings: {
         blueprintCacheMs: 1000,

@@ -23,7 +23,7 @@ import type {
 } from 'aws-lambda';
 import { expect } from 'vitest';
 import { parse } from 'yaml';
-import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import { deployedRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
 import type { Clock } from '../../lambdas/core/ports.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
@@ -79,7 +79,7 @@ export function handlerEngine(parts: HandlerParts, options: HandlerEngineOptions
     store: new DynamoStore({ client: parts.dynamo, tableName: parts.tableName, clock }),
     queue: new SqsWorkQueue({ client: parts.queue.client, queueUrl: parts.queue.queueUrl }),
     clock,
-    registry: defaultRegistry(),
+    registry: deployedRegistry(),
     dataDir: parts.dataDir,
     settings: { ...HANDLER_TEST_SETTINGS, ...options.settings },
     ...(options.startSetup ? { startSetup: options.startSetup } : {}),

@@ -5,7 +5,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { defaultRegistry } from '../../lambdas/blueprints/registry.ts';
+import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import type { BlueprintType } from '../../lambdas/core/blueprint.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
 import type { Lease, LogEvent } from '../../lambdas/core/model.ts';
@@ -42,7 +42,7 @@ export async function testSystem(
   const store = await makeStore({ clock });
   const queue = new ManualQueue(clock);
   const dataDir = mkdtempSync(join(tmpdir(), 'drydock-test-'));
-  const registry = defaultRegistry();
+  const registry = localRegistry();
   for (const plugin of options.plugins ?? []) registry.register(plugin);
   const build = (parts: { store?: Store; queue?: WorkQueue }) =>
     makeEngine({
