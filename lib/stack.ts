@@ -131,7 +131,9 @@ export class DrydockStack extends Stack {
       consumerTimeout: workerTimeout,
       alarmTopic: props.alarmTopic,
     });
-    this.hostControl = new HostControl(this, 'HostControl');
+    // Host permissions go to the functions that run blueprint plug-ins (setup and worker) and
+    // no others: the api and the sweep only read and write the table and send messages.
+    this.hostControl = new HostControl(this, 'HostControl', { logRetention: props.logRetention });
 
     this.setupFunction = new DrydockFunction(this, 'SetupFunction', {
       ...common,
@@ -193,8 +195,7 @@ export class DrydockStack extends Stack {
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow)
-      .bindHostControl(this.hostControl);
+      .bindSetupWorkflow(this.setupWorkflow);
 
     this.api = new LeaseApi(this, 'Api', {
       handler: this.apiFunction,
@@ -216,6 +217,11 @@ export class DrydockStack extends Stack {
     });
     new CfnOutput(this, 'TableName', { value: this.table.table.tableName });
     new CfnOutput(this, 'QueueUrl', { value: this.workQueue.queue.queueUrl });
+    new CfnOutput(this, 'CommandLogGroupName', {
+      description:
+        "Where SSM Run Command writes command output (the hosts' instance profile writes here)",
+      value: this.hostControl.commandLogGroup.logGroupName,
+    });
     new CfnOutput(this, 'StateMachineArn', {
       value: this.setupWorkflow.stateMachine.stateMachineArn,
     });

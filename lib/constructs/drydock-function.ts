@@ -53,8 +53,9 @@ export interface DrydockFunctionProps {
   readonly timeout?: Duration;
 
   /**
-   * Extra environment variables. TABLE_NAME, QUEUE_URL, SETUP_STATE_MACHINE_ARN and
-   * DRYDOCK_DEPLOYMENT are set by the `bind*` methods together with the matching grant.
+   * Extra environment variables. TABLE_NAME, QUEUE_URL, SETUP_STATE_MACHINE_ARN,
+   * DRYDOCK_DEPLOYMENT and DRYDOCK_COMMAND_LOG_GROUP are set by the `bind*` methods together
+   * with the matching grant.
    *
    * @default - none
    */
@@ -201,9 +202,13 @@ export class DrydockFunction extends NodejsFunction {
     return this;
   }
 
-  /** DRYDOCK_DEPLOYMENT (the host tag value), and the host policy. */
+  /**
+   * DRYDOCK_DEPLOYMENT (the host tag value), DRYDOCK_COMMAND_LOG_GROUP (where SSM writes command
+   * output), and the host policy. Only for functions that run blueprint plug-ins.
+   */
   public bindHostControl(hostControl: HostControl): this {
     this.addEnvironment('DRYDOCK_DEPLOYMENT', hostControl.deploymentName);
+    this.addEnvironment('DRYDOCK_COMMAND_LOG_GROUP', hostControl.commandLogGroup.logGroupName);
     hostControl.attachTo(this.role);
     return this;
   }

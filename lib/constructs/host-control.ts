@@ -1,13 +1,14 @@
 import { Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { acknowledgeWildcardResource } from './nag.ts';
 import { invalidProp } from './validate.ts';
 
 /**
- * The tag that marks a host as this deployment's: instances Drydock launches carry it, and
- * preallocated (static) hosts get it from the operator. Drydock may terminate or run commands
- * only on hosts whose tag value is the deployment name.
+ * The tag that marks a host as this deployment's: the operator tags the hosts (EC2 instances or
+ * hybrid managed instances) Drydock may lease, and Drydock may run commands only on hosts whose
+ * tag value is the deployment name.
  */
 export const DEPLOYMENT_TAG_KEY = 'drydock:deployment';
 
@@ -25,16 +26,25 @@ export interface HostControlProps {
    * @default ['AWS-RunShellScript']
    */
   readonly commandDocuments?: string[];
+
+  /** Retention of command output. @default logs.RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
 }
 
 /**
- * What Drydock may do to hosts: one IAM policy, attached to the functions that activate,
- * check, reclaim and reconcile hosts. Every action that supports resource-level permissions
- * is limited to instances tagged `drydock:deployment=<deployment name>`.
+ * What Drydock may do to hosts, for the functions that run blueprint plug-ins (activation,
+ * commands, health checks, teardown): send commands through SSM Run Command to the hosts
+ * tagged `drydock:deployment=<deployment name>` with the allowed documents only, follow and
+ * cancel those commands, see which hosts are registered, and read the command output that SSM
+ * writes to this deployment's log group (StandardOutputContent stops at 24,000 characters; the
+ * rest is only in the log group). Nothing on EC2: the hosts are the operator's, Drydock neither
+ * launches nor terminates them.
  */
 export class HostControl extends Construct {
   public readonly policy: iam.Policy;
   public readonly deploymentName: string;
+  /** Where SSM Run Command writes command output (CloudWatchOutputConfig). */
+  public readonly commandLogGroup: logs.LogGroup;
 
   constructor(scope: Construct, id: string, props: HostControlProps = {}) {
     super(scope, id);
@@ -47,6 +57,12 @@ export class HostControl extends Construct {
       }
     }
 
+    // A fixed name, so the operator's instance profile can be scoped to it (README).
+    this.commandLogGroup = new logs.LogGroup(this, 'CommandLogs', {
+      logGroupName: `/drydock/${this.deploymentName}/commands`,
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+    });
+
     const taggedInstances = stack.formatArn({
       service: 'ec2',
       resource: 'instance',
@@ -57,23 +73,18 @@ export class HostControl extends Construct {
       resource: 'managed-instance',
       resourceName: '*',
     });
-    const tagIs = (conditionKey: string) => ({
-      StringEquals: { [`${conditionKey}/${DEPLOYMENT_TAG_KEY}`]: this.deploymentName },
-    });
 
     this.policy = new iam.Policy(this, 'Policy', {
       statements: [
-        new iam.PolicyStatement({
-          sid: 'TerminateOwnInstances',
-          actions: ['ec2:TerminateInstances'],
-          resources: [taggedInstances],
-          conditions: tagIs('aws:ResourceTag'),
-        }),
+        // ssm:resourceTag is SSM's key for the target's tags (EC2 tags of an i-…, SSM tags of a
+        // hybrid mi-…), as in "Restricting Run Command access based on tags" (SSM User Guide).
         new iam.PolicyStatement({
           sid: 'SendCommandsToOwnHosts',
           actions: ['ssm:SendCommand'],
           resources: [taggedInstances, taggedManagedInstances],
-          conditions: tagIs('ssm:resourceTag'),
+          conditions: {
+            StringEquals: { [`ssm:resourceTag/${DEPLOYMENT_TAG_KEY}`]: this.deploymentName },
+          },
         }),
         // SendCommand is authorised on the document too; AWS-owned documents carry no tags,
         // so they get their own statement, limited by name.
@@ -90,11 +101,17 @@ export class HostControl extends Construct {
           ),
         }),
         new iam.PolicyStatement({
-          sid: 'ReadHostState',
+          sid: 'ReadCommandOutput',
+          actions: ['logs:GetLogEvents', 'logs:FilterLogEvents'],
+          resources: [this.commandLogGroup.logGroupArn],
+        }),
+        new iam.PolicyStatement({
+          sid: 'FollowCommands',
           actions: [
-            'ec2:DescribeInstances',
-            'ssm:GetCommandInvocation',
+            'ssm:CancelCommand',
             'ssm:DescribeInstanceInformation',
+            'ssm:GetCommandInvocation',
+            'ssm:ListCommands',
           ],
           resources: ['*'],
         }),
@@ -104,13 +121,14 @@ export class HostControl extends Construct {
     acknowledgeWildcardResource(
       this.policy,
       '*',
-      'ec2:DescribeInstances, ssm:GetCommandInvocation and ssm:DescribeInstanceInformation ' +
-        'support no resource-level permissions (Service Authorization Reference); all are read-only.',
+      'ssm:CancelCommand, ssm:DescribeInstanceInformation, ssm:GetCommandInvocation and ' +
+        'ssm:ListCommands support no resource-level permissions (Service Authorization Reference); ' +
+        'a command can only be started on tagged hosts, so there is nothing else to follow or cancel.',
     );
     acknowledgeWildcardResource(
       this.policy,
       taggedInstances,
-      `Instance IDs are not known in advance; every statement on instances is conditioned on the tag ${DEPLOYMENT_TAG_KEY}=<deployment name>.`,
+      `Instance IDs are not known in advance; SendCommand on instances is conditioned on the tag ${DEPLOYMENT_TAG_KEY}=<deployment name>.`,
     );
     acknowledgeWildcardResource(
       this.policy,

@@ -101,7 +101,7 @@ describe('Lambda functions', () => {
 
     it('uses "*" only for X-Ray', () => {
       const starActions = statementsOfRole(template, fn.role)
-        .filter((s) => s.Resource.includes('*') && !s.Sid?.startsWith('ReadHostState'))
+        .filter((s) => s.Resource.includes('*') && s.Sid !== 'FollowCommands')
         .flatMap((s) => s.Action);
       expect(starActions.sort()).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
     });
@@ -171,6 +171,7 @@ describe('Lambda functions', () => {
 
   describe('host control', () => {
     const hostPolicy = stack.hostControl.policy;
+    const commandLogs = stack.hostControl.commandLogGroup;
     const policy = () =>
       template.findResources('AWS::IAM::Policy')[logicalId(hostPolicy)]!.Properties;
     const statement = (sid: string) =>
@@ -178,39 +179,46 @@ describe('Lambda functions', () => {
     const tagCondition = (key: string) => ({
       StringEquals: { [`${key}/${DEPLOYMENT_TAG_KEY}`]: 'Drydock' },
     });
+    const runsPlugins = (name: string) => name === 'worker' || name === 'setup';
 
-    it('is attached to worker, setup and sweep, not to the api', () => {
-      expect(policy().Roles).toEqual(
-        [functions.setup, functions.worker, functions.sweep].map((fn) => ref(fn.role)),
-      );
+    it('is attached to the functions that run plug-ins (setup, worker), not to the api or the sweep', () => {
+      expect(policy().Roles).toEqual([functions.setup, functions.worker].map((fn) => ref(fn.role)));
       for (const [name, fn] of Object.entries(functions)) {
-        expect(fnProps(fn)?.Environment.Variables.DRYDOCK_DEPLOYMENT, name).toEqual(
-          name === 'api' ? undefined : 'Drydock',
+        const variables = fnProps(fn)?.Environment.Variables;
+        expect(variables.DRYDOCK_DEPLOYMENT, name).toEqual(
+          runsPlugins(name) ? 'Drydock' : undefined,
+        );
+        expect(variables.DRYDOCK_COMMAND_LOG_GROUP, name).toEqual(
+          runsPlugins(name) ? ref(commandLogs) : undefined,
         );
       }
     });
 
-    it('terminates only instances tagged with this deployment', () => {
-      expect(statement('TerminateOwnInstances')).toEqual({
-        Sid: 'TerminateOwnInstances',
-        Effect: 'Allow',
-        Action: 'ec2:TerminateInstances',
-        Resource: {
-          'Fn::Join': [
-            '',
-            [
-              'arn:',
-              { Ref: 'AWS::Partition' },
-              ':ec2:',
-              { Ref: 'AWS::Region' },
-              ':',
-              { Ref: 'AWS::AccountId' },
-              ':instance/*',
-            ],
-          ],
-        },
-        Condition: tagCondition('aws:ResourceTag'),
-      });
+    it('gives each SSM and logs action to setup and worker only', () => {
+      for (const [name, fn] of Object.entries(functions)) {
+        const actions = statementsOfRole(template, fn.role).flatMap((s) => s.Action);
+        for (const action of [
+          'ssm:SendCommand',
+          'ssm:CancelCommand',
+          'ssm:GetCommandInvocation',
+          'ssm:DescribeInstanceInformation',
+          'logs:GetLogEvents',
+          'logs:FilterLogEvents',
+        ]) {
+          expect(actions.includes(action), `${name} ${action}`).toBe(runsPlugins(name));
+        }
+      }
+    });
+
+    it("grants nothing on EC2: static hosts are the operator's, never launched or terminated here", () => {
+      const actions = (
+        policy().PolicyDocument.Statement as { Action: string | string[] }[]
+      ).flatMap((s) => [s.Action].flat());
+      expect(actions.filter((a) => a.startsWith('ec2:'))).toEqual([]);
+      for (const fn of Object.values(functions)) {
+        const all = statementsOfRole(template, fn.role).flatMap((s) => s.Action);
+        expect(all.filter((a) => a.startsWith('ec2:'))).toEqual([]);
+      }
     });
 
     it('sends commands only to tagged hosts, with the shell document', () => {
@@ -223,14 +231,39 @@ describe('Lambda functions', () => {
       );
       expect(json(statement('SendCommandDocuments'))).toContain('::document/AWS-RunShellScript');
       expect(statement('SendCommandDocuments')).not.toHaveProperty('Condition');
+      const sendCommand = (
+        policy().PolicyDocument.Statement as { Action: string | string[]; Sid: string }[]
+      ).filter((s) => [s.Action].flat().includes('ssm:SendCommand'));
+      expect(sendCommand.map((s) => s.Sid).sort()).toEqual([
+        'SendCommandDocuments',
+        'SendCommandsToOwnHosts',
+      ]);
     });
 
-    it('uses "*" only for the read-only actions without resource-level permissions', () => {
+    it('reads command output from its own log group only, kept a month', () => {
+      expect(statement('ReadCommandOutput')).toEqual({
+        Sid: 'ReadCommandOutput',
+        Effect: 'Allow',
+        Action: ['logs:FilterLogEvents', 'logs:GetLogEvents'],
+        Resource: arnOf(commandLogs),
+      });
+      expect(
+        template.findResources('AWS::Logs::LogGroup')[logicalId(commandLogs)]?.Properties,
+      ).toEqual({ LogGroupName: '/drydock/Drydock/commands', RetentionInDays: 30 });
+      template.hasOutput('CommandLogGroupName', { Value: ref(commandLogs) });
+    });
+
+    it('uses "*" only for the actions without resource-level permissions', () => {
       const star = (
         policy().PolicyDocument.Statement as { Resource: unknown; Action: string[] }[]
       ).filter((s) => s.Resource === '*');
       expect(star.map((s) => s.Action)).toEqual([
-        ['ec2:DescribeInstances', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation'],
+        [
+          'ssm:CancelCommand',
+          'ssm:DescribeInstanceInformation',
+          'ssm:GetCommandInvocation',
+          'ssm:ListCommands',
+        ],
       ]);
     });
 
@@ -241,8 +274,13 @@ describe('Lambda functions', () => {
           logicalId(renamed.stack.hostControl.policy)
         ]?.Properties.PolicyDocument.Statement;
       expect(json(statements)).toContain(
-        `"aws:ResourceTag/${DEPLOYMENT_TAG_KEY}":"DrydockStaging"`,
+        `"ssm:resourceTag/${DEPLOYMENT_TAG_KEY}":"DrydockStaging"`,
       );
+      expect(
+        renamed.template.findResources('AWS::Logs::LogGroup')[
+          logicalId(renamed.stack.hostControl.commandLogGroup)
+        ]?.Properties.LogGroupName,
+      ).toBe('/drydock/DrydockStaging/commands');
     });
   });
 });
