@@ -34,25 +34,19 @@
  * orders it strictly before or after any acquisition: no lease is handed a resource that is
  * being reclaimed, and no resource with a lease is reclaimed.
  *
- * Allocation (B) writes, in one transaction: the new pending resource *with its attributes
- * already set* and leaseCount 1, its pool slot lock `blueprint:B:slot:n` (absent), and L
- * acquired on it with its lease slot lock. Others can match the pending resource at once
+ * Allocation (B, in allocate-new.ts) writes, in one transaction: the new pending resource *with
+ * its attributes already set* and leaseCount 1, its pool slot lock `blueprint:B:slot:n`
+ * (absent) and any slot locks its plug-in asked for (`binding:<instance>`), and L acquired on
+ * it with its lease slot lock. Others can match the pending resource at once
  * ("mystery box") and acquire on it if it has capacity, but cannot steal its creator's slot.
  * The blueprint's side effect (launching a host) happens only after this commits, in resource
  * activation, so a failed transaction orphans nothing.
  */
+import { allocateNew } from './allocate-new.ts';
 import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
-import { recordBlueprintFailure } from './blueprint-health.ts';
 import { cannotEverServe, idleSinceMs, leaseNeedsActivation, usesLimit } from './eligibility.ts';
-import {
-  attributesMatch,
-  describeAttributes,
-  type Engine,
-  newId,
-  plural,
-  slotKeys,
-} from './engine.ts';
-import { errorMessage, WriteConflictError } from './errors.ts';
+import { attributesMatch, describeAttributes, type Engine, plural, slotKeys } from './engine.ts';
+import { WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 
@@ -279,142 +273,6 @@ async function acquireOn(
       ...(direct ? { activatedAt: at, expiresAt } : {}),
     },
     resource: { ...r, leaseCount: r.leaseCount + 1, uses: r.uses + 1 },
-  };
-}
-
-/** Transaction B: allocate a new resource with `lease` already acquired on it. */
-async function allocateNew(
-  engine: Engine,
-  lease: Lease,
-  blueprint: Blueprint,
-  plugin: BlueprintType<unknown>,
-  bp: ConfiguredBlueprint<unknown>,
-): Promise<AllocationOutcome> {
-  const { limits } = blueprint;
-  // Exact view of the pool: which slots are held (by live *or* still-tearing-down resources).
-  const poolKeys = slotKeys.allPool(blueprint.id, limits.maxResources);
-  const held = new Set((await engine.store.getSlotLocks(poolKeys)).map((l) => l.key));
-  const free = poolKeys.filter((k) => !held.has(k));
-  if (free.length === 0) {
-    return {
-      outcome: 'wait',
-      reason: `blueprint '${blueprint.id}' is at its limit of ${plural(limits.maxResources, lease.type)} (some are being torn down)`,
-      delaySeconds: 0,
-    };
-  }
-  if (plugin.canAllocateNow) {
-    const can = await plugin.canAllocateNow(engine.ctx, bp, lease);
-    if (!can.ok)
-      return {
-        outcome: 'wait',
-        reason: `blueprint '${blueprint.id}': ${can.reason}`,
-        delaySeconds: 0,
-      };
-  }
-
-  let template: Awaited<ReturnType<typeof plugin.allocateResource>>;
-  try {
-    template = await plugin.allocateResource(engine.ctx, bp, lease);
-  } catch (err) {
-    // The blueprint said it could allocate and then failed: log it on the blueprint, count it
-    // for the circuit breaker, and let the lease keep waiting (it is not the lease's fault).
-    const message = errorMessage(err);
-    await recordBlueprintFailure(engine, blueprint, `allocation failed: ${message}`, lease.id);
-    return {
-      outcome: 'wait',
-      reason: `blueprint '${blueprint.id}' failed to allocate a ${lease.type} (${message}); will retry`,
-      delaySeconds: 0,
-    };
-  }
-
-  const at = engine.iso();
-  const resourceId = newId('res');
-  const leaseKey = slotKeys.lease(resourceId, 0);
-  // Try up to two free slots: a slot may have been taken since the batch read.
-  for (const poolKey of free.slice(0, 2)) {
-    const resource: Resource = {
-      id: resourceId,
-      blueprintId: blueprint.id,
-      type: lease.type,
-      attributes: { ...blueprint.attributes, ...template.attributes },
-      status: 'pending',
-      version: 0,
-      slotLocks: [poolKey, ...(template.slotLocks ?? [])],
-      capacity: limits.leasesPerResource,
-      leaseCount: 1,
-      uses: 1,
-      createdAt: at,
-      updatedAt: at,
-      setupDeadline: engine.iso(limits.setupTimeoutSeconds * 1000),
-      data: template.data ?? {},
-      sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
-    };
-    const writes: TxWrite[] = [
-      {
-        op: 'updateLease',
-        id: lease.id,
-        type: lease.type,
-        expect: { status: 'pending', version: lease.version },
-        set: {
-          status: 'acquired',
-          resourceId,
-          blueprintId: blueprint.id,
-          slotLocks: [leaseKey],
-          acquiredAt: at,
-          waitReason: null,
-          sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
-        },
-      },
-      { op: 'createResource', resource },
-      ...resource.slotLocks.map(
-        (key): TxWrite => ({
-          op: 'takeSlotLock',
-          lock: { key, ownerKind: 'resource', ownerId: resourceId, createdAt: at },
-        }),
-      ),
-      {
-        op: 'takeSlotLock',
-        lock: { key: leaseKey, ownerKind: 'lease', ownerId: lease.id, createdAt: at },
-      },
-      engine.logWrite(
-        lease.id,
-        'lease.acquired',
-        `acquired on new ${lease.type} ${resourceId} of blueprint '${blueprint.id}' (allocated for this lease)`,
-        { resourceId, blueprintId: blueprint.id, slot: leaseKey },
-      ),
-      engine.logWrite(
-        resourceId,
-        'resource.allocated',
-        `allocated by blueprint '${blueprint.id}' in ${poolKey} for lease ${lease.id}`,
-        { leaseId: lease.id, slot: poolKey },
-      ),
-    ];
-    try {
-      await engine.store.transact(writes);
-    } catch (err) {
-      if (!(err instanceof WriteConflictError)) throw err;
-      if (err.failed(writeLabel(writes[0]!), 'condition')) return { outcome: 'stale' };
-      continue; // slot taken meanwhile: try the next free slot
-    }
-    return {
-      outcome: 'acquired',
-      allocated: true,
-      lease: {
-        ...lease,
-        status: 'acquired',
-        version: lease.version + 1,
-        resourceId,
-        blueprintId: blueprint.id,
-        slotLocks: [leaseKey],
-        acquiredAt: at,
-      },
-      resource,
-    };
-  }
-  return {
-    outcome: 'wait',
-    reason: `blueprint '${blueprint.id}' pool slots were taken by other leases meanwhile`,
-    delaySeconds: 0,
   };
 }
 

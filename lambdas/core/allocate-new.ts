@@ -1,0 +1,215 @@
+/**
+ * Transaction B of the allocator (allocator.ts): allocate a new resource with the lease already
+ * acquired on it. One transaction writes the pending resource (attributes set, leaseCount 1),
+ * its pool slot lock `blueprint:B:slot:n`, the extra slot locks its plug-in asked for (a static
+ * host's `binding:<instance>`), and the lease acquired on it with its lease slot lock.
+ *
+ * Two kinds of lock can be taken by someone else between planning and the transaction, and
+ * they call for different retries:
+ *  - the pool slot: the same template fits the next free slot (at most two slots are tried);
+ *  - one of the template's own locks (an instance bound meanwhile by another lease's
+ *    resource): only the plug-in can choose again, so it is asked for a new template, at most
+ *    MAX_TEMPLATES times in all; past that the lease waits and says what happened.
+ */
+import type { AllocationOutcome } from './allocator.ts';
+import type { BlueprintType, ConfiguredBlueprint, ResourceTemplate } from './blueprint.ts';
+import { recordBlueprintFailure } from './blueprint-health.ts';
+import { type Engine, newId, plural, slotKeys } from './engine.ts';
+import { errorMessage, WriteConflictError } from './errors.ts';
+import type { Blueprint, Lease, Resource } from './model.ts';
+import { type TxWrite, writeLabel } from './ports.ts';
+
+/** The plug-in's first choice and at most two more after one of its locks was taken. */
+export const MAX_TEMPLATES = 3;
+
+/** Pool slots tried per allocation: a slot may have been taken since the batch read. */
+const POOL_SLOTS_TRIED = 2;
+
+export async function allocateNew(
+  engine: Engine,
+  lease: Lease,
+  blueprint: Blueprint,
+  plugin: BlueprintType<unknown>,
+  bp: ConfiguredBlueprint<unknown>,
+): Promise<AllocationOutcome> {
+  const { limits } = blueprint;
+  // Exact view of the pool: which slots are held (by live *or* still-tearing-down resources).
+  const poolKeys = slotKeys.allPool(blueprint.id, limits.maxResources);
+  const held = new Set((await engine.store.getSlotLocks(poolKeys)).map((l) => l.key));
+  const free = poolKeys.filter((k) => !held.has(k));
+  if (free.length === 0) {
+    return {
+      outcome: 'wait',
+      reason: `blueprint '${blueprint.id}' is at its limit of ${plural(limits.maxResources, lease.type)} (some are being torn down)`,
+      delaySeconds: 0,
+    };
+  }
+  if (plugin.canAllocateNow) {
+    const can = await plugin.canAllocateNow(engine.ctx, bp, lease);
+    if (!can.ok)
+      return {
+        outcome: 'wait',
+        reason: `blueprint '${blueprint.id}': ${can.reason}`,
+        delaySeconds: 0,
+      };
+  }
+
+  let template = await decide(engine, lease, blueprint, plugin, bp);
+  if ('outcome' in template) return template;
+  let templates = 1;
+  const resourceId = newId('res');
+  const slots = free.slice(0, POOL_SLOTS_TRIED);
+  while (slots.length > 0) {
+    const poolKey = slots[0] as string;
+    const written = await writeAllocation(engine, lease, blueprint, resourceId, poolKey, template);
+    if (written.outcome !== 'conflict') return written;
+    // Neither named (a conflict on another item): count it against the slot, as before.
+    if (written.poolSlotTaken || written.takenLocks.length === 0) slots.shift();
+    if (written.takenLocks.length === 0) continue;
+    if (templates >= MAX_TEMPLATES) {
+      return {
+        outcome: 'wait',
+        reason: `blueprint '${blueprint.id}': ${written.takenLocks.join(', ')} was taken by another lease meanwhile (after ${plural(templates, 'choice')} of its plug-in); will retry`,
+        delaySeconds: 0,
+      };
+    }
+    const next = await decide(engine, lease, blueprint, plugin, bp);
+    if ('outcome' in next) return next;
+    template = next;
+    templates++;
+  }
+  return {
+    outcome: 'wait',
+    reason: `blueprint '${blueprint.id}' pool slots were taken by other leases meanwhile`,
+    delaySeconds: 0,
+  };
+}
+
+/** The plug-in's template, or the wait that its failure means. */
+async function decide(
+  engine: Engine,
+  lease: Lease,
+  blueprint: Blueprint,
+  plugin: BlueprintType<unknown>,
+  bp: ConfiguredBlueprint<unknown>,
+): Promise<ResourceTemplate | AllocationOutcome> {
+  try {
+    return await plugin.allocateResource(engine.ctx, bp, lease);
+  } catch (err) {
+    // The blueprint said it could allocate and then failed: log it on the blueprint, count it
+    // for the circuit breaker, and let the lease keep waiting (it is not the lease's fault).
+    const message = errorMessage(err);
+    await recordBlueprintFailure(engine, blueprint, `allocation failed: ${message}`, lease.id);
+    return {
+      outcome: 'wait',
+      reason: `blueprint '${blueprint.id}' failed to allocate a ${lease.type} (${message}); will retry`,
+      delaySeconds: 0,
+    };
+  }
+}
+
+type WriteResult =
+  | Extract<AllocationOutcome, { outcome: 'acquired' | 'stale' }>
+  | {
+      outcome: 'conflict';
+      /** The pool slot was taken meanwhile. */
+      poolSlotTaken: boolean;
+      /** The template's own slot locks that were taken meanwhile. */
+      takenLocks: string[];
+    };
+
+/** The allocation transaction in one pool slot, with one template. */
+async function writeAllocation(
+  engine: Engine,
+  lease: Lease,
+  blueprint: Blueprint,
+  resourceId: string,
+  poolKey: string,
+  template: ResourceTemplate,
+): Promise<WriteResult> {
+  const { limits } = blueprint;
+  const at = engine.iso();
+  const leaseKey = slotKeys.lease(resourceId, 0);
+  const ownLocks = template.slotLocks ?? [];
+  const resource: Resource = {
+    id: resourceId,
+    blueprintId: blueprint.id,
+    type: lease.type,
+    attributes: { ...blueprint.attributes, ...template.attributes },
+    status: 'pending',
+    version: 0,
+    slotLocks: [poolKey, ...ownLocks],
+    capacity: limits.leasesPerResource,
+    leaseCount: 1,
+    uses: 1,
+    createdAt: at,
+    updatedAt: at,
+    setupDeadline: engine.iso(limits.setupTimeoutSeconds * 1000),
+    data: template.data ?? {},
+    sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+  };
+  const takeLock = (key: string): TxWrite => ({
+    op: 'takeSlotLock',
+    lock: { key, ownerKind: 'resource', ownerId: resourceId, createdAt: at },
+  });
+  const writes: TxWrite[] = [
+    {
+      op: 'updateLease',
+      id: lease.id,
+      type: lease.type,
+      expect: { status: 'pending', version: lease.version },
+      set: {
+        status: 'acquired',
+        resourceId,
+        blueprintId: blueprint.id,
+        slotLocks: [leaseKey],
+        acquiredAt: at,
+        waitReason: null,
+        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+      },
+    },
+    { op: 'createResource', resource },
+    ...resource.slotLocks.map(takeLock),
+    {
+      op: 'takeSlotLock',
+      lock: { key: leaseKey, ownerKind: 'lease', ownerId: lease.id, createdAt: at },
+    },
+    engine.logWrite(
+      lease.id,
+      'lease.acquired',
+      `acquired on new ${lease.type} ${resourceId} of blueprint '${blueprint.id}' (allocated for this lease)`,
+      { resourceId, blueprintId: blueprint.id, slot: leaseKey },
+    ),
+    engine.logWrite(
+      resourceId,
+      'resource.allocated',
+      `allocated by blueprint '${blueprint.id}' in ${poolKey} for lease ${lease.id}`,
+      { leaseId: lease.id, slot: poolKey },
+    ),
+  ];
+  try {
+    await engine.store.transact(writes);
+  } catch (err) {
+    if (!(err instanceof WriteConflictError)) throw err;
+    if (err.failed(writeLabel(writes[0] as TxWrite), 'condition')) return { outcome: 'stale' };
+    return {
+      outcome: 'conflict',
+      poolSlotTaken: err.failed(writeLabel(takeLock(poolKey))),
+      takenLocks: ownLocks.filter((key) => err.failed(writeLabel(takeLock(key)))),
+    };
+  }
+  return {
+    outcome: 'acquired',
+    allocated: true,
+    lease: {
+      ...lease,
+      status: 'acquired',
+      version: lease.version + 1,
+      resourceId,
+      blueprintId: blueprint.id,
+      slotLocks: [leaseKey],
+      acquiredAt: at,
+    },
+    resource,
+  };
+}
