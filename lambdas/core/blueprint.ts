@@ -259,6 +259,13 @@ export interface BlueprintType<C = unknown> {
     resource: Resource,
   ): Promise<HealthResult>;
   /**
+   * How often the sweep should health-check this blueprint's active resources even when nobody
+   * reports a problem (leased or not): for hosts that can go away behind Drydock's back (a
+   * static host deregistered, offline, or taken out of its pool). An unhealthy result breaks
+   * the resource with its reason. @default undefined: only suspect resources are checked
+   */
+  healthCheckEverySeconds?(blueprint: ConfiguredBlueprint<C>): number | undefined;
+  /**
    * Interfaces a lease offers its holder (the command interface is asynchronous: see
    * CommandInterface). Throw ResourceGoneError if the host is gone.
    */

@@ -61,6 +61,26 @@ export function leaseNeedsActivation(
   return plugin.needsLeaseActivation?.(bp) ?? true;
 }
 
+/**
+ * Whether an active resource is due for its blueprint's periodic health check
+ * (`healthCheckEverySeconds`): its last passed check, or else its activation, is older than the
+ * interval. No I/O, so the sweep can ask it of every resource it lists anyway.
+ */
+export function periodicHealthCheckDue(engine: Engine, r: Resource, blueprint: Blueprint): boolean {
+  if (r.status !== 'active' || r.suspectSince) return false;
+  const plugin = engine.registry.get(blueprint.type);
+  if (!plugin?.healthCheckEverySeconds) return false;
+  let everySeconds: number | undefined;
+  try {
+    everySeconds = plugin.healthCheckEverySeconds(engine.configured(blueprint).bp);
+  } catch {
+    return false; // an invalid config: the resource update says so when it runs
+  }
+  if (everySeconds === undefined) return false;
+  const last = Date.parse(r.lastHealthCheckAt ?? r.activatedAt ?? r.createdAt);
+  return engine.now() - last >= everySeconds * 1000;
+}
+
 export function idleSinceMs(r: Resource): number {
   return Date.parse(r.lastDetachedAt ?? r.activatedAt ?? r.createdAt);
 }

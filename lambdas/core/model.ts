@@ -98,6 +98,8 @@ export interface Resource {
   /** Set after a failed command or lease activation: no new leases until a health check passes. */
   suspectSince?: string;
   suspectReason?: string;
+  /** Last periodic health check that passed (blueprints with `healthCheckEverySeconds`). */
+  lastHealthCheckAt?: string;
   /** Why the resource ended (reclaimed idle, broken: reason). */
   endReason?: string;
   /** When setup (activate-later) must have finished; past it the resource is broken. */

@@ -5,10 +5,11 @@
  * so duplicates and late messages are harmless.
  */
 import { reclaimResource } from './allocator.ts';
+import type { HealthResult } from './blueprint.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
-import { idleSinceMs } from './eligibility.ts';
+import { idleSinceMs, periodicHealthCheckDue } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
-import { errorMessage } from './errors.ts';
+import { errorMessage, TemporaryError } from './errors.ts';
 import type { Blueprint, Resource, UpdateMessage } from './model.ts';
 import type { ResourceOutcome } from './outcomes.ts';
 import type { TxWrite } from './ports.ts';
@@ -215,12 +216,59 @@ async function checkActiveResource(engine: Engine, r: Resource): Promise<Resourc
     await wakeLeasesOf(engine, r, `${r.id} active`);
   }
 
+  if (periodicHealthCheckDue(engine, r, blueprint)) {
+    const checked = await periodicHealthCheck(engine, r, blueprint);
+    if ('outcome' in checked) return checked.outcome;
+    r = checked.resource;
+  }
+
   const why = reclaimReason(engine, r, blueprint);
   if (why) {
     const reclaimed = await reclaimResource(engine, r, why);
     return { action: reclaimed ? 'reclaimed' : 'none', detail: why };
   }
   return { action: 'none' };
+}
+
+/**
+ * The periodic health check of an active resource nobody reported a problem with (the plug-in's
+ * `healthCheckEverySeconds`; the sweep sends this update when it is due). Unhealthy breaks it
+ * with the plug-in's reason, and its active leases break with it; healthy records the time, so
+ * the sweep asks again only after the interval. A TemporaryError (throttling) decides nothing:
+ * the next sweep asks again.
+ */
+async function periodicHealthCheck(
+  engine: Engine,
+  r: Resource,
+  blueprint: Blueprint,
+): Promise<{ outcome: ResourceOutcome } | { resource: Resource }> {
+  const { plugin, bp } = engine.configured(blueprint);
+  let health: HealthResult;
+  try {
+    health = await plugin.healthCheck(engine.ctx, bp, r);
+  } catch (err) {
+    if (err instanceof TemporaryError) {
+      return { outcome: { action: 'none', detail: `health check deferred: ${errorMessage(err)}` } };
+    }
+    health = { healthy: false, reason: `health check failed: ${errorMessage(err)}` };
+  }
+  if (!health.healthy) {
+    await breakResource(engine, r, `failed its periodic health check: ${health.reason}`);
+    return { outcome: { action: 'broken', detail: health.reason } };
+  }
+  const at = engine.iso();
+  const recorded = await engine.tryTransact([
+    {
+      op: 'updateResource',
+      id: r.id,
+      type: r.type,
+      expect: { status: 'active', version: r.version },
+      set: { lastHealthCheckAt: at },
+    },
+  ]);
+  // Changed meanwhile: whoever changed it decides; an unrecorded pass is asked again next sweep.
+  if (!recorded) return { outcome: { action: 'stale', detail: 'changed during its health check' } };
+  return { resource: { ...r, lastHealthCheckAt: at, version: r.version + 1 } };
 }
 
 /** Why an idle active resource should be reclaimed now, if it should. */

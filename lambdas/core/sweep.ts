@@ -7,12 +7,14 @@
  *  - leases past their TTL                       -> lease update (expires it)
  *  - leases/resources in a transitional state whose sweepAt passed (a lost message)
  *                                                -> their update (re-drive)
- *  - active resources: suspect, idle past TTL, too old, used up, blueprint draining
- *                                                -> resource update (health check / reclaim)
+ *  - active resources: suspect, idle past TTL, too old, used up, blueprint draining, or due
+ *    for their blueprint's periodic health check (leased or not: a static host can vanish
+ *    with nobody holding it)                     -> resource update (health check / reclaim)
  *  - commands queued/running/cancelling whose sweepAt passed (a lost poll message, a restart
  *    of the local runtime)                       -> command step (re-drive)
  *  - slot locks whose owner is gone, destroyed or no longer lists the lock -> deleted
  */
+import { periodicHealthCheckDue } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import type {
   Lease,
@@ -30,6 +32,8 @@ export interface SweepReport {
   redrivenLeases: number;
   redrivenResources: number;
   resourcesToReclaimOrCheck: number;
+  /** Of those, how many only because their periodic health check is due. */
+  periodicHealthChecks: number;
   redrivenCommands: number;
   locksFreed: number;
 }
@@ -45,6 +49,7 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
     redrivenLeases: 0,
     redrivenResources: 0,
     resourcesToReclaimOrCheck: 0,
+    periodicHealthChecks: 0,
     redrivenCommands: 0,
     locksFreed: 0,
   };
@@ -90,6 +95,10 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
     if (!blueprint || r.suspectSince || reclaimReason(engine, r, blueprint)) {
       report.resourcesToReclaimOrCheck++;
       messages.push({ kind: 'resource', id: r.id, reason: 'sweep: check or reclaim' });
+    } else if (periodicHealthCheckDue(engine, r, blueprint)) {
+      report.resourcesToReclaimOrCheck++;
+      report.periodicHealthChecks++;
+      messages.push({ kind: 'resource', id: r.id, reason: 'sweep: periodic health check' });
     }
   }
 
