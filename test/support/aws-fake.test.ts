@@ -23,6 +23,7 @@ import {
   InvalidInstanceId,
   InvalidNextToken,
   InvocationDoesNotExist,
+  paginateDescribeInstanceInformation,
   SendCommandCommand,
   type SendCommandCommandInput,
   ThrottlingException,
@@ -150,6 +151,16 @@ describe('managed instances (DescribeInstanceInformation)', () => {
     expect(pages).toBe(3);
     expect(seen).toEqual(ids);
 
+    // The SDK's own paginator works against the fake as against the service.
+    const viaPaginator: string[] = [];
+    for await (const page of paginateDescribeInstanceInformation(
+      { client: aws.ssm, pageSize: 5 },
+      {},
+    )) {
+      viaPaginator.push(...page.InstanceInformationList!.map((i) => i.InstanceId!));
+    }
+    expect(viaPaginator).toEqual(ids);
+
     // Without MaxResults a page holds 10: a caller that ignores NextToken misses instances.
     const first = await aws.ssm.send(new DescribeInstanceInformationCommand({}));
     expect(first.InstanceInformationList).toHaveLength(10);
@@ -276,7 +287,14 @@ describe('SendCommand', () => {
       ),
     ).rejects.toMatchObject({ name: 'InvalidParameters' });
 
-    expect(aws.sent.filter((s) => s.operation === 'SendCommand')).toHaveLength(6);
+    expect(aws.sent.filter((s) => s.operation === 'SendCommand').map((s) => s.outcome)).toEqual([
+      'ok',
+      'InvalidDocument',
+      'InvalidInstanceId',
+      'InvalidInstanceId',
+      'InvalidInstanceId',
+      'InvalidParameters',
+    ]);
     expect(aws.sent[0]).toMatchObject({
       at: START,
       input: {
