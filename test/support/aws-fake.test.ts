@@ -660,8 +660,12 @@ describe('command output in CloudWatch Logs', () => {
     const stdout = `${id}/i-0aaaaaaaaaaaaaaa1/aws-runShellScript/stdout`;
     expect(aws.streamName(id, 'i-0aaaaaaaaaaaaaaa1', 'stdout')).toBe(stdout);
 
-    // Nothing printed yet: the stream does not exist.
-    await expect(readAll(aws, stdout)).rejects.toBeInstanceOf(ResourceNotFoundException);
+    // Nothing printed yet: the group exists, the stream does not.
+    const early = readAll(aws, stdout);
+    await expect(early).rejects.toBeInstanceOf(ResourceNotFoundException);
+    await expect(early).rejects.toMatchObject({
+      message: 'The specified log stream does not exist.',
+    });
 
     advance(100);
     const first = await readAll(aws, stdout);
