@@ -237,8 +237,12 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         instanceId: handle.instanceId,
         stream: name,
         content: content ?? '',
+        finished: ended,
         offset,
       });
+    const status = statusOf(inv, handle);
+    const ended = status.state === 'finished';
+    // Before the invocation is visible there is no output yet either.
     const [stdout, stderr] = inv
       ? await Promise.all([
           stream('stdout', inv.StandardOutputContent, from.stdout),
@@ -246,7 +250,6 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         ])
       : [undefined, undefined];
     const output = { stdout: stdout?.text ?? '', stderr: stderr?.text ?? '' };
-    const status = statusOf(inv, handle);
     const overdue = clock.now() > handle.sentAtMs + handle.timeoutSeconds * 1000 + OVERDUE_GRACE_MS;
     if (status.state === 'running') {
       if (!overdue) return { state: 'running', ...output } satisfies CommandProgress;

@@ -1,13 +1,16 @@
 /**
- * A command's output after the engine's byte offsets. GetCommandInvocation returns only the first
- * 24,000 characters of each stream (StandardOutputContent / StandardErrorContent); the whole
- * streams go to CloudWatch Logs (CloudWatchOutputConfig), in the log streams
- * `<CommandId>/<InstanceId>/aws-runShellScript/stdout` and `.../stderr`.
+ * A command's output after the engine's byte offsets. SSM keeps it in two places:
  *
- * So while a stream's content is shorter than the limit it is the whole stream so far and is
- * served from the invocation; once it reaches the limit, everything after the offset is read from
- * the log stream. Offsets are bytes of UTF-8; both sources are strings of whole characters, and
- * a cut made here (the per-poll cap) never splits one.
+ * - GetCommandInvocation's StandardOutputContent / StandardErrorContent: empty until the command
+ *   has finished, then the first 24,000 (stdout) / 8,000 (stderr) characters, ending in the
+ *   agent's `---Output truncated---` / `---Error truncated----` line when cut;
+ * - CloudWatch Logs (CloudWatchOutputConfig): the whole streams, as they are produced, in
+ *   `<CommandId>/<InstanceId>/aws-runShellScript/stdout` and `.../stderr`.
+ *
+ * So a running command's output comes from the log streams. Once it has finished, the log
+ * streams are still read (they hold everything), except when they lag behind a content that was
+ * not cut: then the content is the whole stream. Offsets are bytes of UTF-8; both sources are
+ * strings of whole characters, and a cut made here (the per-poll cap) never splits one.
  */
 import {
   type CloudWatchLogsClient,
@@ -17,8 +20,14 @@ import {
 import { wholeCharacters } from '../local-host/utf8.ts';
 import { translateSsmError } from './errors.ts';
 
-/** StandardOutputContent / StandardErrorContent hold at most this many characters. */
-export const INVOCATION_CONTENT_LIMIT = 24_000;
+/** What the agent ends a cut StandardOutputContent / StandardErrorContent with. */
+const TRUNCATED_MARKERS = ['---Output truncated---', '---Error truncated----'];
+
+/** Whether an invocation's content was cut by the service (the rest is only in the logs). */
+export function contentTruncated(content: string): boolean {
+  const trimmed = content.trimEnd();
+  return TRUNCATED_MARKERS.some((m) => trimmed.endsWith(m));
+}
 
 /** At most this many bytes per stream and poll: a poll stays quick and its record small. */
 export const MAX_BYTES_PER_POLL = 256 * 1024;
@@ -53,27 +62,23 @@ export function bytesAfter(text: string, offset: number, max = MAX_BYTES_PER_POL
   return { text: cut.text, more: true, lagging: false };
 }
 
-/**
- * The stream after `offset`: from `content` (the invocation's) while it is under the limit,
- * otherwise from the log group, reading from the head and skipping `offset` bytes (the handle
- * is immutable JSON, so no continuation token is kept between polls).
- */
+/** The stream after `offset` (see the top of this file for which source is read when). */
 export async function streamAfter(options: {
   logs: CloudWatchLogsClient;
   logGroupName: string | undefined;
   commandId: string;
   instanceId: string;
   stream: 'stdout' | 'stderr';
+  /** The invocation's content ('' while it runs). */
   content: string;
+  finished: boolean;
   offset: number;
 }): Promise<StreamChunk & { truncated: boolean }> {
-  const { content, offset, logGroupName } = options;
-  if (content.length < INVOCATION_CONTENT_LIMIT) {
-    return { ...bytesAfter(content, offset), truncated: false };
-  }
+  const { content, offset, logGroupName, finished } = options;
+  const cut = contentTruncated(content);
   if (logGroupName === undefined) {
-    // No log group: the rest of the stream was never kept anywhere we can read.
-    return { ...bytesAfter(content, offset), truncated: true };
+    // No log group: only the finished content exists, and what it cut was never kept.
+    return { ...bytesAfter(content, offset), truncated: cut };
   }
   const fromLogs = await readLogStream(options.logs, {
     logGroupName,
@@ -81,8 +86,14 @@ export async function streamAfter(options: {
     skipBytes: offset,
     instanceId: options.instanceId,
   });
-  const lagging = fromLogs.totalBytesSeen < Buffer.byteLength(content) && !fromLogs.more;
-  return { ...fromLogs, lagging, truncated: false };
+  const contentBytes = Buffer.byteLength(content, 'utf8');
+  if (finished && fromLogs.totalBytesSeen < contentBytes && !fromLogs.more) {
+    // The logs lag behind what the invocation already shows. An uncut content is the whole
+    // stream; a cut one means the rest is still on its way to the logs.
+    if (!cut) return { ...bytesAfter(content, offset), truncated: false };
+    return { ...fromLogs, lagging: true, truncated: false };
+  }
+  return { ...fromLogs, truncated: false };
 }
 
 async function readLogStream(
