@@ -40,6 +40,7 @@ import { DrydockError, ResourceGoneError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
 import { relativePathInside } from '../shared.ts';
 import { errorName, translateSsmError } from './errors.ts';
+import { describeInstance } from './instances.ts';
 import { streamAfter } from './output.ts';
 import { commandScript } from './script.ts';
 
@@ -148,8 +149,9 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
             commands: lines,
             executionTimeout: [String(command.timeoutSeconds)],
           },
-          // Delivery to an offline host is not worth waiting for long (the minimum is 30 s).
-          TimeoutSeconds: Math.max(30, Math.min(command.timeoutSeconds, 300)),
+          // The command expires (DeliveryTimedOut) this long after sending if the agent has not
+          // finished it: past the execution timeout, so a long command on a live host never does.
+          TimeoutSeconds: Math.max(30, command.timeoutSeconds + 60),
           ...(options.logGroupName
             ? {
                 CloudWatchOutputConfig: {
@@ -253,8 +255,15 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
     const overdue = clock.now() > handle.sentAtMs + handle.timeoutSeconds * 1000 + OVERDUE_GRACE_MS;
     if (status.state === 'running') {
       if (!overdue) return { state: 'running', ...output } satisfies CommandProgress;
-      // SSM should have timed it out by now (an agent that lost contact never reports): stop it
-      // and report the timeout ourselves, as the contract asks.
+      // SSM should have timed it out by now. An agent that lost contact reports nothing until it
+      // is back: that host is gone for this command. Otherwise stop it and report the timeout.
+      const instance = await describeInstance(ssm, handle.instanceId);
+      if (instance?.pingStatus !== 'Online') {
+        throw new ResourceGoneError(
+          `instance ${handle.instanceId} is ${instance ? instance.pingStatus : 'no longer registered with SSM'}: command ${handle.ssmCommandId} did not report by its timeout`,
+          { context: { instanceId: handle.instanceId } },
+        );
+      }
       await cancel(handle);
       return finished(handle, inv, output, { exitCode: null, timedOut: true }, stdout, stderr);
     }
