@@ -4,6 +4,7 @@
  */
 import { BlueprintRegistry } from '../core/blueprint.ts';
 import { localHostBlueprint } from './local-host/index.ts';
+import { staticHostBlueprint } from './static-host/index.ts';
 import { syntheticBlueprint } from './synthetic/index.ts';
 
 export function defaultRegistry(): BlueprintRegistry {
@@ -14,5 +15,6 @@ export function defaultRegistry(): BlueprintRegistry {
       // one line per blueprint type
       .register(syntheticBlueprint)
       .register(localHostBlueprint)
+      .register(staticHostBlueprint)
   );
 }

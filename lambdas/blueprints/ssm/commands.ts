@@ -3,21 +3,23 @@
  * by every blueprint type whose hosts are SSM managed instances. It knows an instance, a working
  * directory and a log group; nothing about pools or resources.
  *
- * start (idempotent by the drydock command id):
+ * start (idempotent by the drydock command id), its records in `ssm-command:<id>`:
  *
  * ```
- * records ssm-command:<id> has a handle? ── yes ─▶ return it
+ * a handle recorded? ── yes ──────────────────────────────────────────▶ return it
  *      │ no
- * ListCommands(instance, last hour): a command whose Comment is `drydock <id>`? ── yes ─▶ return it
- *      │ no
- * SendCommand(Comment `drydock <id>`) ─▶ append the handle to ssm-command:<id> ─▶ return it
+ * an intent recorded? ── yes ─▶ ListCommands(instance, last hour): Comment `drydock <id>`?
+ *      │ no                        yes ─▶ record its handle, return it;  no ─▶ send (below)
+ * record the intent ─▶ SendCommand(Comment `drydock <id>`) ─▶ record the handle ─▶ return it
  * ```
  *
- * SendCommand has no client token, so the Comment is the idempotency key: a worker that crashed
- * after SendCommand finds the command by it. The window left: ListCommands is eventually
- * consistent, so a retry within seconds of a crash *between SendCommand and the record* could
- * miss the first command and send a second one. The engine records the handle right after start,
- * so this needs a crash in that instant and a redelivery faster than SSM's listing.
+ * SendCommand has no client token, so the Comment is the idempotency key, and ListCommands (which
+ * cannot filter on it) is asked only when an earlier start may have sent without recording.
+ * The window left: ListCommands is eventually consistent, so a retry within seconds of a crash
+ * *between SendCommand and the handle record* could miss the first command and send a second;
+ * so could two starts of one command racing from their first record. The engine records the
+ * handle right after start and starts a command from one worker, so this needs a crash in that
+ * instant and a redelivery faster than SSM's listing.
  */
 import { createHash } from 'node:crypto';
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
@@ -85,14 +87,32 @@ export function commentFor(commandId: string): string {
 
 const recordScope = (commandId: string) => `ssm-command:${commandId}`;
 
+/** The service answered (an error response): the request was refused, not lost in transit. */
+function answeredBySsm(err: unknown): boolean {
+  const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+  return typeof status === 'number' && status >= 400 && status < 500;
+}
+
 export function ssmCommandInterface(options: SsmCommandOptions): CommandInterface {
   const { ssm, logs, records, clock, instanceId } = options;
 
-  async function findSent(commandId: string): Promise<SsmCommandHandle | undefined> {
+  /** What earlier starts of this command left: its handle, or whether one was about to send. */
+  async function earlierStart(
+    commandId: string,
+  ): Promise<{ handle?: SsmCommandHandle; intended: boolean }> {
+    let intents = 0;
     for (const record of await records.list(recordScope(commandId))) {
       const parsed = ssmHandleSchema.safeParse(record.handle);
-      if (parsed.success) return parsed.data;
+      if (parsed.success) return { handle: parsed.data, intended: true };
+      if (record.intent === true) intents++;
+      // SSM answered an earlier SendCommand with an error: that one was certainly not sent.
+      if (record.notSent === true) intents--;
     }
+    return { intended: intents > 0 };
+  }
+
+  /** The command an earlier start sent but did not record, found by its Comment. */
+  async function findSent(commandId: string): Promise<SsmCommandHandle | undefined> {
     const comment = commentFor(commandId);
     const after = new Date(clock.now() - 3_600_000).toISOString();
     let token: string | undefined;
@@ -108,7 +128,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         .catch((err) => {
           throw translateSsmError(err, 'ListCommands', instanceId);
         });
-      const found = out?.Commands?.find((c) => c.Comment === comment && c.CommandId);
+      const found = out.Commands?.find((c) => c.Comment === comment && c.CommandId);
       if (found?.CommandId) {
         return {
           ssmCommandId: found.CommandId,
@@ -120,7 +140,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
             : {}),
         };
       }
-      token = out?.NextToken;
+      token = out.NextToken;
       if (!token) break;
     }
     return undefined;
@@ -136,8 +156,17 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
       command,
       ...(options.user ? { user: options.user } : {}),
     });
-    const existing = await findSent(commandId);
-    if (existing) return existing;
+    const earlier = await earlierStart(commandId);
+    if (earlier.handle) return earlier.handle;
+    if (earlier.intended) {
+      const found = await findSent(commandId);
+      if (found) {
+        await records.append(recordScope(commandId), { handle: found });
+        return found;
+      }
+    } else {
+      await records.append(recordScope(commandId), { intent: true, at: clock.now() });
+    }
     const sentAtMs = clock.now();
     const out = await ssm
       .send(
@@ -162,7 +191,8 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
             : {}),
         }),
       )
-      .catch((err) => {
+      .catch(async (err) => {
+        if (answeredBySsm(err)) await records.append(recordScope(commandId), { notSent: true });
         throw translateSsmError(err, 'SendCommand', instanceId);
       });
     const ssmCommandId = out.Command?.CommandId;
