@@ -228,8 +228,33 @@ describe('commands', () => {
     expect(out.stdout).toBe(text);
   });
 
-  it('reports a command past its timeout as timedOut (SSM's executionTimeout stops it)', async () => {
-    fake.rule(match: /'sleep' '600'/, durationMs: 600_000 );
+  it('delivers multi-byte output past the per-poll cap whole, in order, never half a character', async () => {
+    const text = '€'.repeat(100_000); // 300,000 bytes: more than one poll's 256 KiB
+    fake.rule({
+      match: /print-euros/,
+      chunks: [
+        { afterMs: 500, stdout: text.slice(0, 33_333) },
+        { afterMs: 1_000, stdout: text.slice(33_333) },
+      ],
+    });
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const command = plugin.command!(ctx, blueprint, resource, lease);
+    const polls: string[] = [];
+    const out = await runToEnd(command, 'cmd-euros', parsed({ argv: ['print-euros'] }), {
+      between: () => ctx.clock.advance(1_000),
+      onPoll: (p) => {
+        polls.push(p.stdout);
+      },
+    });
+    expect(out.exitCode).toBe(0);
+    expect(out.stdout).toBe(text);
+    expect(polls.every((chunk) => /^€*$/.test(chunk))).toBe(true);
+    expect(polls.filter((chunk) => chunk !== '').length).toBeGreaterThan(1);
+  });
+
+  it('reports a command past its timeout as timedOut (the SSM executionTimeout stops it)', async () => {
+    fake.rule({ match: /'sleep' '600'/, durationMs: 600_000 });
     const blueprint = blueprintWith();
     const resource = await activated(blueprint);
     const command = plugin.command!(ctx, blueprint, resource, lease);
@@ -311,6 +336,44 @@ describe('commands', () => {
       .filter((s) => s.operation === 'SendCommand')
       .map((s) => JSON.stringify(s.input));
     expect(sent.some((s) => s.includes(`export TOKEN='${secret}'`))).toBe(true);
+  });
+});
+
+describe('files', () => {
+  it('refuses paths outside the working directory and files over the stated limit', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const fs = plugin.filesystem!(ctx, blueprint, resource, lease);
+    await expect(fs.put('../other-lease/x', 'x')).rejects.toMatchObject({
+      name: 'ValidationError',
+    });
+    await expect(fs.get('/etc/passwd')).rejects.toMatchObject({ name: 'ValidationError' });
+    await expect(fs.put('big.bin', new Uint8Array(1024 * 1024 + 1))).rejects.toThrow(
+      /at most 1048576 can be put/,
+    );
+    // A symlink escape is refused on the host (realpath), reported as a ValidationError.
+    fake.rule({ match: /'link\/secret'[\s\S]*base64 -w0/, exitCode: 46 });
+    await expect(fs.get('link/secret')).rejects.toThrow(/escapes the working directory/);
+  });
+
+  it('puts a file in base64 chunks into the lease directory', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const fs = plugin.filesystem!(ctx, blueprint, resource, lease);
+    const content = Buffer.alloc(100_000, 7);
+    await fs.put('out/data.bin', content);
+    const puts = fake.sent
+      .filter((s) => s.operation === 'SendCommand')
+      .map((s) =>
+        (s.input as { Parameters: { commands: string[] } }).Parameters.commands.join('\n'),
+      )
+      .filter((script) => script.includes('data.bin'));
+    expect(puts.length).toBeGreaterThan(1); // 100 KB travels in several commands
+    const sent = puts
+      .flatMap((script) => [...script.matchAll(/printf %s '([A-Za-z0-9+/=]+)'/g)].map((m) => m[1]))
+      .join('');
+    expect(Buffer.from(sent, 'base64').equals(content)).toBe(true);
+    expect(puts[0]).toContain("'/var/lib/drydock/res-1/lease-1'");
   });
 });
 
