@@ -3,8 +3,14 @@
  * instance (offline, deregistered, setup commands), SSM commands (long output through CloudWatch
  * Logs, timeouts, hosts that go away, throttling, env kept out of errors), and health.
  */
+import { ListCommandsCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
+import {
+  commentFor,
+  type SsmCommandHandle,
+  ssmCommandInterface,
+} from '../../lambdas/blueprints/ssm/commands.ts';
 import {
   bindingKey,
   makeStaticHostBlueprint,
@@ -23,6 +29,7 @@ import {
   configuredBlueprint,
   makeLease,
   makeResource,
+  memoryRecords,
   runToEnd,
   type TestContext,
   testContext,
@@ -266,6 +273,26 @@ describe('commands', () => {
     expect(send?.input).toMatchObject({ Parameters: { executionTimeout: ['5'] } });
   });
 
+  it('cancels a command SSM still runs past its timeout, and reports it timedOut', async () => {
+    fake.rule({ match: /'make' 'test'/, durationMs: 600_000 });
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const command = plugin.command!(ctx, blueprint, resource, lease);
+    const handle = await command.start(
+      'cmd-late',
+      parsed({ argv: ['make', 'test'], timeoutSeconds: 5 }),
+    );
+    // The agent is unreachable before delivery (Delayed) and back only after the timeout: SSM
+    // starts the command late, so it is still running when our own deadline passes.
+    fake.setPing(A, 'ConnectionLost');
+    ctx.clock.advance(40_000);
+    fake.setPing(A, 'Online');
+    ctx.clock.advance(1_000);
+    const progress = await command.poll(handle, { stdout: 0, stderr: 0 });
+    expect(progress).toMatchObject({ state: 'finished', timedOut: true, exitCode: null });
+    expect(fake.sent.filter((s) => s.operation === 'CancelCommand')).toHaveLength(1);
+  });
+
   it('an instance offline mid-command → ResourceGoneError naming it; health fails naming it', async () => {
     fake.rule({ match: /long-build/, durationMs: 120_000 });
     const blueprint = blueprintWith({ offlineGraceSeconds: 60 });
@@ -336,6 +363,88 @@ describe('commands', () => {
       .filter((s) => s.operation === 'SendCommand')
       .map((s) => JSON.stringify(s.input));
     expect(sent.some((s) => s.includes(`export TOKEN='${secret}'`))).toBe(true);
+  });
+});
+
+describe('the SSM command interface (shared by host types)', () => {
+  it('a start retried after a crash between SendCommand and its record finds the command by its Comment', async () => {
+    const options = {
+      logs: fake.logs,
+      clock: ctx.clock,
+      instanceId: A,
+      workDir: '/var/lib/drydock/res-1/lease-1',
+      logGroupName: LOG_GROUP,
+    };
+    const first = ssmCommandInterface({ ...options, ssm: fake.ssm, records: ctx.records });
+    const sent = (await first.start('cmd-crash', parsed({ argv: ['make'] }))) as SsmCommandHandle;
+    expect(fake.sent.filter((s) => s.operation === 'SendCommand')).toHaveLength(1);
+    expect((fake.sent[0]?.input as { Comment: string }).Comment).toBe(commentFor('cmd-crash'));
+
+    // The crashed worker recorded its intent but not the handle. The fake does not model
+    // ListCommands, so this test answers it as SSM would: the command with our Comment.
+    const records = memoryRecords(ctx.clock);
+    await records.append('ssm-command:cmd-crash', { intent: true, at: ctx.clock.now() });
+    const listed: unknown[] = [];
+    const ssm = {
+      send: async (command: unknown) => {
+        if (!(command instanceof ListCommandsCommand)) return fake.ssm.send(command as never);
+        listed.push(command.input);
+        return {
+          Commands: [
+            { CommandId: 'someone-elses', Comment: 'deploy' },
+            {
+              CommandId: sent.ssmCommandId,
+              Comment: commentFor('cmd-crash'),
+              Parameters: { executionTimeout: ['30'] },
+              RequestedDateTime: new Date(sent.sentAtMs),
+              CloudWatchOutputConfig: { CloudWatchLogGroupName: LOG_GROUP },
+            },
+          ],
+        };
+      },
+    } as unknown as SSMClient;
+    const retried = ssmCommandInterface({ ...options, ssm, records });
+    const again = await retried.start('cmd-crash', parsed({ argv: ['make'] }));
+    expect(again).toEqual(sent);
+    expect(listed).toEqual([
+      { InstanceId: A, Filters: [{ key: 'InvokedAfter', value: expect.any(String) }] },
+    ]);
+    expect(fake.sent.filter((s) => s.operation === 'SendCommand')).toHaveLength(1);
+    // And the found handle is recorded: the next retry needs no ListCommands.
+    await retried.start('cmd-crash', parsed({ argv: ['make'] }));
+    expect(listed).toHaveLength(1);
+  });
+
+  it('quotes argv and cwd, and refuses a cwd that leaves the working directory', async () => {
+    const iface = ssmCommandInterface({
+      ssm: fake.ssm,
+      logs: fake.logs,
+      records: ctx.records,
+      clock: ctx.clock,
+      instanceId: A,
+      workDir: '/w/lease',
+      logGroupName: LOG_GROUP,
+    });
+    await iface.start('cmd-q', parsed({ argv: ['echo', "it's $HOME; rm -rf /"], cwd: 'sub dir' }));
+    const input = fake.sent.at(-1)?.input as {
+      Parameters: { commands: string[]; executionTimeout: string[] };
+      CloudWatchOutputConfig: unknown;
+      DocumentName: string;
+    };
+    expect(input.DocumentName).toBe('AWS-RunShellScript');
+    expect(input.Parameters.commands).toEqual([
+      "mkdir -p -- '/w/lease' && cd -- '/w/lease' || exit 125",
+      "cd -- 'sub dir' || exit 125",
+      `'echo' 'it'\\''s $HOME; rm -rf /'`,
+    ]);
+    expect(input.Parameters.executionTimeout).toEqual(['30']);
+    expect(input.CloudWatchOutputConfig).toEqual({
+      CloudWatchOutputEnabled: true,
+      CloudWatchLogGroupName: LOG_GROUP,
+    });
+    await expect(
+      iface.start('cmd-escape', parsed({ argv: ['ls'], cwd: '../other' })),
+    ).rejects.toMatchObject({ name: 'ValidationError' });
   });
 });
 
