@@ -377,8 +377,10 @@ describe('the SSM command interface (shared by host types)', () => {
     };
     const first = ssmCommandInterface({ ...options, ssm: fake.ssm, records: ctx.records });
     const sent = (await first.start('cmd-crash', parsed({ argv: ['make'] }))) as SsmCommandHandle;
-    expect(fake.sent.filter((s) => s.operation === 'SendCommand')).toHaveLength(1);
-    expect((fake.sent[0]?.input as { Comment: string }).Comment).toBe(commentFor('cmd-crash'));
+    const sends = fake.sent.filter((s) => s.operation === 'SendCommand');
+    expect(sends.map((s) => (s.input as { Comment: string }).Comment)).toEqual([
+      commentFor('cmd-crash'),
+    ]);
 
     // The crashed worker recorded its intent but not the handle. The fake does not model
     // ListCommands, so this test answers it as SSM would: the command with our Comment.
