@@ -23,6 +23,7 @@ import {
   InvalidInstanceId,
   InvalidNextToken,
   InvocationDoesNotExist,
+  paginateDescribeInstanceInformation,
   SendCommandCommand,
   type SendCommandCommandInput,
   ThrottlingException,
@@ -150,6 +151,16 @@ describe('managed instances (DescribeInstanceInformation)', () => {
     expect(pages).toBe(3);
     expect(seen).toEqual(ids);
 
+    // The SDK's own paginator works against the fake as against the service.
+    const viaPaginator: string[] = [];
+    for await (const page of paginateDescribeInstanceInformation(
+      { client: aws.ssm, pageSize: 5 },
+      {},
+    )) {
+      viaPaginator.push(...page.InstanceInformationList!.map((i) => i.InstanceId!));
+    }
+    expect(viaPaginator).toEqual(ids);
+
     // Without MaxResults a page holds 10: a caller that ignores NextToken misses instances.
     const first = await aws.ssm.send(new DescribeInstanceInformationCommand({}));
     expect(first.InstanceInformationList).toHaveLength(10);
@@ -276,7 +287,14 @@ describe('SendCommand', () => {
       ),
     ).rejects.toMatchObject({ name: 'InvalidParameters' });
 
-    expect(aws.sent.filter((s) => s.operation === 'SendCommand')).toHaveLength(6);
+    expect(aws.sent.filter((s) => s.operation === 'SendCommand').map((s) => s.outcome)).toEqual([
+      'ok',
+      'InvalidDocument',
+      'InvalidInstanceId',
+      'InvalidInstanceId',
+      'InvalidInstanceId',
+      'InvalidParameters',
+    ]);
     expect(aws.sent[0]).toMatchObject({
       at: START,
       input: {
@@ -607,5 +625,239 @@ describe('throttling on demand', () => {
     const { aws } = setup();
     const { ListCommandsCommand } = await import('@aws-sdk/client-ssm');
     await expect(aws.ssm.send(new ListCommandsCommand({}))).rejects.toThrow(/not modelled/);
+  });
+});
+
+describe('command output in CloudWatch Logs', () => {
+  async function readAll(aws: FakeAws, stream: string, nextToken?: string) {
+    const page = await aws.logs.send(
+      new GetLogEventsCommand({
+        logGroupName: LOG_GROUP,
+        logStreamName: stream,
+        startFromHead: true,
+        nextToken,
+      }),
+    );
+    return {
+      messages: page.events!.map((e) => e.message),
+      events: page.events!,
+      token: page.nextForwardToken!,
+    };
+  }
+
+  it('streams the output as it is printed into <CommandId>/<InstanceId>/aws-runShellScript/stdout', async () => {
+    const { aws, advance } = setup({ invocationVisibleAfterMs: 0, deliveryDelayMs: 100 });
+    aws.addInstance({ id: 'i-0aaaaaaaaaaaaaaa1' });
+    aws.rule({
+      match: /make/,
+      stdout: 'one\n',
+      chunks: [
+        { afterMs: 1000, stdout: 'two\n', stderr: 'oops\n' },
+        { afterMs: 2000, stdout: 'three\n' },
+      ],
+    });
+    const id = await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['make']);
+    const stdout = `${id}/i-0aaaaaaaaaaaaaaa1/aws-runShellScript/stdout`;
+    expect(aws.streamName(id, 'i-0aaaaaaaaaaaaaaa1', 'stdout')).toBe(stdout);
+
+    // Nothing printed yet: the group exists, the stream does not.
+    const early = readAll(aws, stdout);
+    await expect(early).rejects.toBeInstanceOf(ResourceNotFoundException);
+    await expect(early).rejects.toMatchObject({
+      message: 'The specified log stream does not exist.',
+    });
+
+    advance(100);
+    const first = await readAll(aws, stdout);
+    expect(first.messages).toEqual(['one\n']);
+    expect(first.events[0]!.timestamp).toBe(START + 100);
+
+    // Nothing new: the same forward token comes back.
+    const again = await readAll(aws, stdout, first.token);
+    expect(again.messages).toEqual([]);
+    expect(again.token).toBe(first.token);
+
+    advance(1000);
+    const second = await readAll(aws, stdout, first.token);
+    expect(second.messages).toEqual(['two\n']);
+    expect(second.events[0]!.timestamp).toBe(START + 1100);
+    advance(1000);
+    expect((await readAll(aws, stdout, second.token)).messages).toEqual(['three\n']);
+    expect(
+      (await readAll(aws, `${id}/i-0aaaaaaaaaaaaaaa1/aws-runShellScript/stderr`)).messages,
+    ).toEqual(['oops\n']);
+
+    // Without startFromHead, GetLogEvents returns the newest events.
+    const newest = await aws.logs.send(
+      new GetLogEventsCommand({ logGroupName: LOG_GROUP, logStreamName: stdout, limit: 2 }),
+    );
+    expect(newest.events!.map((e) => e.message)).toEqual(['two\n', 'three\n']);
+    const older = await aws.logs.send(
+      new GetLogEventsCommand({
+        logGroupName: LOG_GROUP,
+        logStreamName: stdout,
+        nextToken: newest.nextBackwardToken,
+      }),
+    );
+    expect(older.events!.map((e) => e.message)).toEqual(['one\n']);
+  });
+
+  it('holds the whole of a 40,000-character output, in order, beyond the 24,000 of GetCommandInvocation', async () => {
+    const { aws, advance } = setup({ invocationVisibleAfterMs: 0, deliveryDelayMs: 0 });
+    aws.addInstance({ id: 'i-0aaaaaaaaaaaaaaa1' });
+    const pieces = Array.from(
+      { length: 40 },
+      (_, n) => `${String(n).padStart(3, '0')}${'x'.repeat(996)}\n`,
+    );
+    aws.rule({
+      match: /cat big/,
+      chunks: pieces.map((stdout, n) => ({ afterMs: n * 10, stdout })),
+    });
+    const id = await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['cat big']);
+    advance(1000);
+    const result = await invocation(aws, id, 'i-0aaaaaaaaaaaaaaa1');
+    expect(result.Status).toBe('Success');
+    expect(result.StandardOutputContent).toHaveLength(24_000);
+
+    const stream = aws.streamName(id, 'i-0aaaaaaaaaaaaaaa1', 'stdout');
+    let text = '';
+    let token: string | undefined;
+    for (;;) {
+      const page = await aws.logs.send(
+        new GetLogEventsCommand({
+          logGroupName: LOG_GROUP,
+          logStreamName: stream,
+          startFromHead: true,
+          nextToken: token,
+          limit: 7,
+        }),
+      );
+      text += page.events!.map((e) => e.message).join('');
+      if (page.nextForwardToken === token) break;
+      token = page.nextForwardToken;
+    }
+    expect(text).toBe(pieces.join(''));
+    expect(text).toHaveLength(40_000);
+  });
+
+  it('keeps what a timed-out or cancelled command printed before it was stopped', async () => {
+    const { aws, advance } = setup({
+      invocationVisibleAfterMs: 0,
+      deliveryDelayMs: 0,
+      cancelDelayMs: 100,
+    });
+    aws.addInstance({ id: 'i-0aaaaaaaaaaaaaaa1' });
+    aws.rule({
+      match: /forever/,
+      chunks: [
+        { afterMs: 500, stdout: 'before\n' },
+        { afterMs: 5000, stdout: 'after\n' },
+      ],
+      durationMs: 10_000,
+    });
+    const timedOut = await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['forever'], {
+      Parameters: { commands: ['forever'], executionTimeout: ['1'] },
+    });
+    const cancelled = await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['forever']);
+    advance(1000);
+    await aws.ssm.send(new CancelCommandCommand({ CommandId: cancelled }));
+    advance(60_000);
+    for (const id of [timedOut, cancelled]) {
+      expect(
+        aws
+          .logEvents(LOG_GROUP, aws.streamName(id, 'i-0aaaaaaaaaaaaaaa1', 'stdout'))
+          .map((e) => e.message),
+      ).toEqual(['before\n']);
+    }
+    expect((await invocation(aws, timedOut, 'i-0aaaaaaaaaaaaaaa1')).Status).toBe('TimedOut');
+    expect((await invocation(aws, cancelled, 'i-0aaaaaaaaaaaaaaa1')).Status).toBe('Cancelled');
+  });
+
+  it('receives output printed while the instance was offline once it is back, stamped when printed', async () => {
+    const { aws, advance } = setup({ invocationVisibleAfterMs: 0, deliveryDelayMs: 0 });
+    aws.addInstance({ id: 'i-0aaaaaaaaaaaaaaa1' });
+    aws.rule({
+      match: /work/,
+      stdout: 'a\n',
+      chunks: [{ afterMs: 2000, stdout: 'b\n' }],
+      durationMs: 3000,
+    });
+    const id = await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['work']);
+    const stream = aws.streamName(id, 'i-0aaaaaaaaaaaaaaa1', 'stdout');
+    advance(1000);
+    aws.setPing('i-0aaaaaaaaaaaaaaa1', 'ConnectionLost');
+    advance(5000);
+    expect((await readAll(aws, stream)).messages).toEqual(['a\n']);
+    aws.setPing('i-0aaaaaaaaaaaaaaa1', 'Online');
+    const all = await readAll(aws, stream);
+    expect(all.messages).toEqual(['a\n', 'b\n']);
+    expect(all.events.map((e) => e.timestamp)).toEqual([START, START + 2000]);
+  });
+
+  it('filters the events of a command across its streams (FilterLogEvents)', async () => {
+    const { aws, advance } = setup({ invocationVisibleAfterMs: 0, deliveryDelayMs: 0 });
+    aws.addInstance({ id: 'i-0aaaaaaaaaaaaaaa1' });
+    aws.rule({
+      match: /build/,
+      stdout: 'compiling\n',
+      chunks: [
+        { afterMs: 10, stderr: 'error: boom\n' },
+        { afterMs: 20, stdout: 'error summary\n' },
+      ],
+    });
+    const id = await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['build']);
+    await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['build']);
+    advance(100);
+    const all = await aws.logs.send(
+      new FilterLogEventsCommand({ logGroupName: LOG_GROUP, logStreamNamePrefix: `${id}/` }),
+    );
+    expect(all.events!.map((e) => e.message)).toEqual([
+      'compiling\n',
+      'error: boom\n',
+      'error summary\n',
+    ]);
+    expect(all.events![1]!.logStreamName).toBe(aws.streamName(id, 'i-0aaaaaaaaaaaaaaa1', 'stderr'));
+    const errors = await aws.logs.send(
+      new FilterLogEventsCommand({
+        logGroupName: LOG_GROUP,
+        logStreamNamePrefix: `${id}/`,
+        filterPattern: 'error',
+      }),
+    );
+    expect(errors.events).toHaveLength(2);
+    const paged = await aws.logs.send(
+      new FilterLogEventsCommand({ logGroupName: LOG_GROUP, limit: 4 }),
+    );
+    expect(paged.events).toHaveLength(4);
+    const rest = await aws.logs.send(
+      new FilterLogEventsCommand({ logGroupName: LOG_GROUP, limit: 4, nextToken: paged.nextToken }),
+    );
+    expect(rest.events).toHaveLength(2);
+    expect(rest.nextToken).toBeUndefined();
+  });
+
+  it('sends nothing to CloudWatch Logs when output is not enabled, and knows no such group', async () => {
+    const { aws, advance } = setup({ invocationVisibleAfterMs: 0 });
+    aws.addInstance({ id: 'i-0aaaaaaaaaaaaaaa1' });
+    aws.rule({ match: /echo/, stdout: 'hi\n' });
+    const id = await send(aws, 'i-0aaaaaaaaaaaaaaa1', ['echo hi'], {
+      CloudWatchOutputConfig: undefined,
+    });
+    advance(1000);
+    expect(await invocation(aws, id, 'i-0aaaaaaaaaaaaaaa1')).toMatchObject({
+      StandardOutputContent: 'hi\n',
+      CloudWatchOutputConfig: { CloudWatchOutputEnabled: false },
+    });
+    await expect(
+      aws.logs.send(
+        new GetLogEventsCommand({
+          logGroupName: LOG_GROUP,
+          logStreamName: aws.streamName(id, 'i-0aaaaaaaaaaaaaaa1', 'stdout'),
+        }),
+      ),
+    ).rejects.toMatchObject({
+      name: 'ResourceNotFoundException',
+      message: 'The specified log group does not exist.',
+    });
   });
 });

@@ -165,6 +165,10 @@ export class CommandStore {
             input.CloudWatchOutputConfig.CloudWatchLogGroupName || DEFAULT_LOG_GROUP,
         }
       : { CloudWatchOutputEnabled: false, CloudWatchLogGroupName: '' };
+    // The deployed stack creates the group (and an agent allowed to would create it): it
+    // exists from the send, while each stream appears only with its first output.
+    if (cloudWatch.CloudWatchOutputEnabled)
+      this.logs.createGroup(cloudWatch.CloudWatchLogGroupName!);
     const id = randomUUID();
     const script = lines.join('\n');
     const expiresAt = now + (timeoutSeconds + executionTimeout) * 1000;

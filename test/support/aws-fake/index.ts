@@ -52,6 +52,20 @@ export interface FakeAwsOptions {
   describePageSize?: number;
 }
 
+export interface SentRequest {
+  operation: string;
+  input: unknown;
+  at: number;
+  outcome: string;
+}
+
+export interface FakeCall {
+  operation: string;
+  at: number;
+  throttled: boolean;
+  outcome: string;
+}
+
 const SSM_OPERATIONS = [
   'SendCommand',
   'GetCommandInvocation',
@@ -66,10 +80,13 @@ export class FakeAws {
   readonly ec2: EC2Client;
   readonly ssm: SSMClient;
   readonly logs: CloudWatchLogsClient;
-  /** What was sent (for assertions): every SendCommand and CancelCommand call, refused ones included. */
-  readonly sent: Array<{ operation: string; input: unknown; at: number }> = [];
+  /**
+   * What was sent (for assertions): every SendCommand and CancelCommand call, refused ones
+   * included; `outcome` is 'ok' or the error's name ('InvalidInstanceId', 'ThrottlingException').
+   */
+  readonly sent: SentRequest[] = [];
   /** Every call of every operation, in order (for "no busy polling" assertions). */
-  readonly calls: Array<{ operation: string; at: number; throttled: boolean }> = [];
+  readonly calls: FakeCall[] = [];
 
   private readonly clock: { now(): number };
   private readonly instances: InstanceRegistry;
@@ -175,36 +192,62 @@ export class FakeAws {
     this.commands.syncLogs();
   }
 
-  /** Every fake call: recorded, maybe throttled, then answered from a settled model. */
-  private async answer<T>(operation: string, throttled: () => Error, respond: () => T): Promise<T> {
+  /**
+   * Every fake call: recorded (with its input when `sentInput` is given), maybe throttled, then
+   * answered from a settled model; the record ends with the outcome, so a test can tell sends
+   * the service accepted from refused ones.
+   */
+  private async answer<T>(
+    operation: string,
+    throttled: () => Error,
+    respond: () => T,
+    sentInput?: unknown,
+  ): Promise<T> {
+    const at = this.clock.now();
     const isThrottled = this.throttles.take(operation);
-    this.calls.push({ operation, at: this.clock.now(), throttled: isThrottled });
-    if (isThrottled) throw throttled();
-    this.settle();
-    return respond();
-  }
-
-  private record(operation: string, input: unknown): void {
-    this.sent.push({ operation, input: structuredClone(input), at: this.clock.now() });
+    const call: FakeCall = { operation, at, throttled: isThrottled, outcome: 'ok' };
+    this.calls.push(call);
+    const sent: SentRequest | undefined =
+      sentInput === undefined
+        ? undefined
+        : { operation, input: structuredClone(sentInput), at, outcome: 'ok' };
+    if (sent) this.sent.push(sent);
+    try {
+      if (isThrottled) throw throttled();
+      this.settle();
+      return respond();
+    } catch (err) {
+      const name = err instanceof Error ? err.name : 'Error';
+      call.outcome = name;
+      if (sent) sent.outcome = name;
+      throw err;
+    }
   }
 
   private installSsm(): void {
     const ssm = mockClient(this.ssm);
     ssm.onAnyCommand().callsFake(unsupported('SSM'));
-    ssm.on(SendCommandCommand).callsFake((input) => {
-      this.record('SendCommand', input);
-      return this.answer('SendCommand', ssmErrors.throttling, () => ({
-        Command: this.commands.send(input),
-        $metadata: { httpStatusCode: 200 },
-      }));
-    });
-    ssm.on(CancelCommandCommand).callsFake((input) => {
-      this.record('CancelCommand', input);
-      return this.answer('CancelCommand', ssmErrors.throttling, () => {
-        this.commands.cancel(input);
-        return { $metadata: { httpStatusCode: 200 } };
-      });
-    });
+    ssm
+      .on(SendCommandCommand)
+      .callsFake((input) =>
+        this.answer(
+          'SendCommand',
+          ssmErrors.throttling,
+          () => ({ Command: this.commands.send(input), $metadata: { httpStatusCode: 200 } }),
+          input,
+        ),
+      );
+    ssm.on(CancelCommandCommand).callsFake((input) =>
+      this.answer(
+        'CancelCommand',
+        ssmErrors.throttling,
+        () => {
+          this.commands.cancel(input);
+          return { $metadata: { httpStatusCode: 200 } };
+        },
+        input,
+      ),
+    );
     ssm
       .on(GetCommandInvocationCommand)
       .callsFake((input) =>
