@@ -12,7 +12,7 @@ import { describeInstance, describeInstances } from '../ssm/instances.ts';
 import { housekeeping, runToEnd, type Sleep, tail } from '../ssm/run.ts';
 import { appendBinding, readBinding } from './bindings.ts';
 import { describePool, poolOf, type StaticHost } from './config.ts';
-import { hostCommands, resourceWorkDir } from './hosts.ts';
+import { hostCommands } from './hosts.ts';
 
 const PING_TIMEOUT_SECONDS = 30;
 
@@ -72,7 +72,8 @@ export async function checkHost(
     await appendBinding(ctx, resource.id, { event: 'online' });
   try {
     const commands = hostCommands(ctx, blueprint, resource, {
-      workDir: resourceWorkDir(blueprint, resource),
+      // The work root: activation made it, and the ping leaves nothing behind.
+      workDir: blueprint.config.workRoot,
       env: deps.env,
       asLeaseUser: false,
     });

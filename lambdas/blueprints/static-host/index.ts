@@ -75,7 +75,8 @@ export function makeStaticHostBlueprint(
       const done = await runToEnd(
         commands,
         housekeeping(
-          `rm -rf -- ${shellQuote(dir)}`,
+          // The resource's directory goes too once its last lease has left it.
+          `rm -rf -- ${shellQuote(dir)} && { rmdir -- "$PWD" 2>/dev/null || true; }`,
           blueprint.config.commandDefaults.timeoutSeconds,
         ),
         { clock: ctx.clock, sleep, what: `cleanup of lease ${lease.id}` },
