@@ -11,6 +11,7 @@
  */
 import { BlueprintRegistry } from '../core/blueprint.ts';
 import { localHostBlueprint } from './local-host/index.ts';
+import { staticHostBlueprint } from './static-host/index.ts';
 import { syntheticBlueprint } from './synthetic/index.ts';
 
 /** What the Lambdas on AWS offer (composition.ts). Never a type that runs commands in-process. */
@@ -21,8 +22,8 @@ export function deployedRegistry(): BlueprintRegistry {
     new BlueprintRegistry()
       // one line per blueprint type offered on AWS
       .register(syntheticBlueprint)
-    // static-host (SSM Run Command on the operator's own hosts) registers here once merged:
-    //   .register(staticHostBlueprint)
+      // static-host: SSM Run Command on the operator's own managed instances.
+      .register(staticHostBlueprint)
   );
 }
 

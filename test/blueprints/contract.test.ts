@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { type LocalCommandHandle, resourceDir } from '../../lambdas/blueprints/local-host/index.ts';
 import { groupRunning } from '../../lambdas/blueprints/local-host/process-group.ts';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
+import { readBinding } from '../../lambdas/blueprints/static-host/bindings.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import type {
   BlueprintType,
@@ -20,6 +21,7 @@ import type {
 } from '../../lambdas/core/blueprint.ts';
 import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
 import type { CommandSpec, Resource } from '../../lambdas/core/model.ts';
+import { FakeAws } from '../support/aws-fake/index.ts';
 import {
   configuredBlueprint,
   eventually,
@@ -35,6 +37,13 @@ interface Fixture {
    * must make COUNTER print "1\n2\n3\n" over about a second and SLEEPER run for a minute.
    */
   config: unknown;
+  /** Wire the context before the blueprint is made (a cloud fake and its clients). */
+  prepare?(ctx: TestContext): void;
+  /**
+   * Resources start from allocateResource's template, as the allocator writes them (its data
+   * names the host the resource is bound to).
+   */
+  fromTemplate?: boolean;
   /** Let `ms` pass for the plug-in: its clock (records-only types) or real time (processes). */
   elapse(ctx: TestContext, ms: number): Promise<void>;
   /** Asserts (bounded wait) that nothing of a stopped command still runs, where that can be seen. */
@@ -98,8 +107,54 @@ const fixtures: Record<string, Fixture> = {
   },
 };
 
-const registry = localRegistry();
+/** The static-host pool in the contract: one tagged instance on the shared AWS fake. */
+const CONTRACT_INSTANCE = 'i-0c0c0c0c0c0c0c0c0';
+const CONTRACT_POOL = { 'drydock-pool': 'contract' };
 
+fixtures['static-host'] = {
+  config: { instances: { tags: CONTRACT_POOL }, logGroupName: '/drydock/contract-commands' },
+  fromTemplate: true,
+  prepare(ctx) {
+    // The fake's time also runs with real time, so the plug-in's real waits between polls of a
+    // file transfer see its commands end; the suite's own advances still apply on top.
+    const manual = ctx.clock;
+    const startedAt = performance.now();
+    ctx.clock = {
+      now: () => manual.now() + Math.floor(performance.now() - startedAt),
+      advance: (ms) => manual.advance(ms),
+    };
+    const fake = new FakeAws({ clock: ctx.clock });
+    fake.addInstance({ id: CONTRACT_INSTANCE, tags: CONTRACT_POOL });
+    // The fake runs no shell: COUNTER, SLEEPER and the commands below are scripted.
+    fake.rule({
+      match: /for i in 1 2 3/,
+      chunks: [
+        { afterMs: 300, stdout: '1\n' },
+        { afterMs: 600, stdout: '2\n' },
+        { afterMs: 900, stdout: '3\n' },
+      ],
+    });
+    fake.rule({ match: /'sleep' '60'/, durationMs: 60_000 });
+    fake.rule({ match: /'echo' 'hello'/, stdout: 'hello\n' });
+    fake.rule({ match: /'echo' 'once'/, stdout: 'once\n' });
+    // Files: put succeeds unscripted; get of note.txt prints what the last put wrote.
+    fake.rule({
+      match: /'nested\/dir\/note\.txt'[\s\S]*base64 -w0/,
+      stdout: Buffer.from('second').toString('base64'),
+    });
+    fake.rule({ match: /'nope\.txt'[\s\S]*test -f/, exitCode: 44 });
+    ctx.clients = fake.clients();
+  },
+  async elapse(ctx, ms) {
+    ctx.clock.advance(ms);
+  },
+  async liveCount(ctx, _blueprint, resource) {
+    const binding = await readBinding(ctx, resource.id);
+    return binding.instanceId !== undefined && !binding.released ? 1 : 0;
+  },
+};
+
+const registry = localRegistry();
 /** Prints 1, 2, 3 about 300 ms apart (scripted the same way for records-only types). */
 const COUNTER: CommandSpec = { script: 'for i in 1 2 3; do echo $i; sleep 0.3; done' };
 /** Runs for a minute unless stopped. */
@@ -120,8 +175,13 @@ describe.each(registry.types())('blueprint contract: %s', (type) => {
   beforeEach(async () => {
     ctx = await testContext();
     if (!fixture) return;
+    fixture.prepare?.(ctx);
     blueprint = configuredBlueprint(plugin, fixture.config, { attributes: { pool: 'contract' } });
     resource = makeResource(blueprint, { id: `res-${type}` });
+    if (fixture.fromTemplate) {
+      const template = await plugin.allocateResource(ctx, blueprint, lease);
+      resource = { ...resource, data: template.data ?? {}, slotLocks: template.slotLocks ?? [] };
+    }
   });
   afterEach(async () => {
     await ctx.cleanup();
