@@ -17,6 +17,7 @@ describe('the deployed registry', () => {
     expect(deployedRegistry().get('local-host')).toBeUndefined();
     expect(deployedRegistry().types()).not.toContain('local-host');
     expect(deployedRegistry().types()).toContain('synthetic');
+    expect(deployedRegistry().types()).toContain('static-host');
   });
 
   it('is what the AWS composition root registers', () => {

@@ -6,7 +6,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
-import type { BlueprintType } from '../../lambdas/core/blueprint.ts';
+import type {
+  BlueprintRegistry,
+  BlueprintType,
+  CloudClients,
+} from '../../lambdas/core/blueprint.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
 import type { Lease, LogEvent } from '../../lambdas/core/model.ts';
 import type { Store, WorkQueue } from '../../lambdas/core/ports.ts';
@@ -36,13 +40,19 @@ export interface TestSystem {
 export async function testSystem(
   settings: Partial<EngineSettings> = {},
   // biome-ignore lint/suspicious/noExplicitAny: plug-ins of any config type, as the registry takes them.
-  options: { plugins?: ReadonlyArray<BlueprintType<any>> } = {},
+  options: {
+    plugins?: ReadonlyArray<BlueprintType<any>>;
+    /** Instead of the local registry (e.g. a plug-in built with test dependencies). */
+    registry?: BlueprintRegistry;
+    /** Cloud clients for plug-ins (the shared AWS fake's). */
+    clients?: CloudClients;
+  } = {},
 ): Promise<TestSystem> {
   const clock = new TestClock();
   const store = await makeStore({ clock });
   const queue = new ManualQueue(clock);
   const dataDir = mkdtempSync(join(tmpdir(), 'drydock-test-'));
-  const registry = localRegistry();
+  const registry = options.registry ?? localRegistry();
   for (const plugin of options.plugins ?? []) registry.register(plugin);
   const build = (parts: { store?: Store; queue?: WorkQueue }) =>
     makeEngine({
@@ -53,6 +63,7 @@ export async function testSystem(
       dataDir,
       settings: { ...TEST_SETTINGS, ...settings },
       random: () => 0.5,
+      ...(options.clients ? { clients: options.clients } : {}),
     });
   return { store, clock, queue, engine: build({}), dataDir, engineWith: build };
 }

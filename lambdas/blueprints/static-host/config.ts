@@ -78,6 +78,11 @@ export const staticHostConfigSchema = z
     logGroupName: z.string().min(1).max(512).optional(),
     /** How long a host may be offline before its resource is reported unhealthy. @default 300 */
     offlineGraceSeconds: z.number().int().min(0).default(300),
+    /**
+     * How often the sweep health-checks an active host, leased or idle, so a host that went
+     * offline, was deregistered or left the pool is found without anyone using it. @default 60
+     */
+    healthCheckEverySeconds: z.number().int().min(30).max(86_400).default(60),
   })
   .strict();
 

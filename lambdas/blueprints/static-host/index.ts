@@ -51,6 +51,9 @@ export function makeStaticHostBlueprint(
     // Setup commands may take minutes: drive activation by the setup workflow then.
     activatesLater: (blueprint) => blueprint.config.setupCommands.length > 0,
 
+    // Hosts change behind our back (offline, deregistered, untagged): the sweep asks regularly.
+    healthCheckEverySeconds: (blueprint) => blueprint.config.healthCheckEverySeconds,
+
     // A lease's working directory is created by its first command, so there is nothing to do.
     needsLeaseActivation: () => false,
 
