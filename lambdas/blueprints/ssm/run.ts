@@ -2,6 +2,11 @@
  * Housekeeping commands (files, cleanup, a health ping) that a caller needs finished before it
  * returns: start, then poll until done, bounded. Lease commands never go through here — they are
  * asynchronous and polled by the engine.
+ *
+ * The bound is the step's, not the command's: a worker step must end well inside a worker
+ * invocation (60 s on AWS), so a housekeeping command still running after STEP_BUDGET_MS is
+ * cancelled and the step fails with a TemporaryError; the engine retries the step later (every
+ * housekeeping script is idempotent: a retry runs it again from the start).
  */
 import { randomUUID } from 'node:crypto';
 import type { CommandInterface, ParsedCommand } from '../../core/blueprint.ts';
@@ -9,6 +14,9 @@ import { TemporaryError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
 
 export type Sleep = (ms: number) => Promise<void>;
+
+/** How long one step may wait on a housekeeping command. */
+export const STEP_BUDGET_MS = 20_000;
 
 export const realSleep: Sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -31,13 +39,21 @@ export function housekeeping(script: string, timeoutSeconds: number): ParsedComm
 export async function runToEnd(
   iface: CommandInterface,
   command: ParsedCommand,
-  deps: { clock: Clock; sleep: Sleep; pollEveryMs?: number; maxPolls?: number; what: string },
+  deps: {
+    clock: Clock;
+    sleep: Sleep;
+    pollEveryMs?: number;
+    maxPolls?: number;
+    /** @default STEP_BUDGET_MS */
+    budgetMs?: number;
+    what: string;
+  },
 ): Promise<Finished> {
   const { clock, sleep, pollEveryMs = 500, what } = deps;
-  const maxPolls =
-    deps.maxPolls ?? Math.ceil((command.timeoutSeconds * 1000 + 60_000) / pollEveryMs);
+  const waitMs = Math.min(command.timeoutSeconds * 1000, deps.budgetMs ?? STEP_BUDGET_MS);
+  const maxPolls = deps.maxPolls ?? Math.ceil(waitMs / pollEveryMs) + 1;
   const handle = await iface.start(`housekeeping-${randomUUID()}`, command);
-  const deadline = clock.now() + command.timeoutSeconds * 1000 + 60_000;
+  const deadline = clock.now() + waitMs;
   let stdout = '';
   let stderr = '';
   for (let polls = 0; polls < maxPolls && clock.now() <= deadline; polls++) {
@@ -53,7 +69,9 @@ export async function runToEnd(
     await sleep(pollEveryMs);
   }
   await iface.cancel(handle);
-  throw new TemporaryError(`${what} did not finish in time`);
+  throw new TemporaryError(
+    `${what} did not finish within ${Math.round(waitMs / 1000)}s; it is retried later`,
+  );
 }
 
 /** The last `chars` characters of some output, for error messages. */
