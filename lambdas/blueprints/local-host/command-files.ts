@@ -18,8 +18,8 @@ import { link, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DrydockError } from '../../core/errors.ts';
+import { wholeCharacters } from '../utf8.ts';
 import { isMissing } from './paths.ts';
-import { wholeCharacters } from './utf8.ts';
 
 export const metaSchema = z.object({
   pid: z.number().int().positive(),

@@ -17,7 +17,7 @@ import {
   GetLogEventsCommand,
   type GetLogEventsCommandOutput,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { wholeCharacters } from '../local-host/utf8.ts';
+import { wholeCharacters } from '../utf8.ts';
 import { translateSsmError } from './errors.ts';
 
 /** What the agent ends a cut StandardOutputContent / StandardErrorContent with. */

@@ -2,7 +2,7 @@
  * local-host output chunks: whole UTF-8 characters whose byte length is exactly what they consumed.
  */
 import { describe, expect, it } from 'vitest';
-import { wholeCharacters } from '../../lambdas/blueprints/local-host/utf8.ts';
+import { wholeCharacters } from '../../lambdas/blueprints/utf8.ts';
 
 describe('wholeCharacters', () => {
   it('stops before an incomplete character unless the stream ended', () => {
