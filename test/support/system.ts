@@ -39,8 +39,8 @@ export interface TestSystem {
 
 export async function testSystem(
   settings: Partial<EngineSettings> = {},
-  // biome-ignore lint/suspicious/noExplicitAny: plug-ins of any config type, as the registry takes them.
   options: {
+    // biome-ignore lint/suspicious/noExplicitAny: plug-ins of any config type, as the registry takes them.
     plugins?: ReadonlyArray<BlueprintType<any>>;
     /** Instead of the local registry (e.g. a plug-in built with test dependencies). */
     registry?: BlueprintRegistry;
