@@ -9,7 +9,11 @@
 import type { OutputOffsets } from './blueprint.ts';
 import type { CommandRecord, StreamTail } from './model.ts';
 
-/** Output kept per stream on the command record (two streams stay well under 400 KB). */
+/**
+ * Output kept per stream on the command record. Each tail is stored once: in `output` while the
+ * command runs, in `result` once it has ended (then `output` keeps only the byte extents), so
+ * the two tails (192 KiB) plus a script of up to 64 KiB stay under DynamoDB's 400 KB.
+ */
 export const MAX_STORED_OUTPUT_BYTES = 96 * 1024;
 
 export type StreamName = 'stdout' | 'stderr';
@@ -17,20 +21,37 @@ const STREAMS: readonly StreamName[] = ['stdout', 'stderr'];
 
 const EMPTY: StreamTail = { text: '', start: 0, end: 0 };
 
+type WithOutput = Pick<CommandRecord, 'output' | 'result'>;
+
 /** The output on a record (an empty tail per stream before the first poll). */
-export function outputOf(command: Pick<CommandRecord, 'output'>): Record<StreamName, StreamTail> {
-  return { stdout: command.output?.stdout ?? EMPTY, stderr: command.output?.stderr ?? EMPTY };
+export function outputOf(command: WithOutput): Record<StreamName, StreamTail> {
+  const tail = (stream: StreamName): StreamTail => {
+    const kept = command.output?.[stream] ?? EMPTY;
+    // Ended: the text lives in `result` (see MAX_STORED_OUTPUT_BYTES).
+    return command.result ? { ...kept, text: command.result[stream] } : kept;
+  };
+  return { stdout: tail('stdout'), stderr: tail('stderr') };
+}
+
+/** The output extents of an ended command, whose text is stored in its result. */
+export function extentsOnly(
+  output: Record<StreamName, StreamTail>,
+): Record<StreamName, StreamTail> {
+  return {
+    stdout: { ...output.stdout, text: '' },
+    stderr: { ...output.stderr, text: '' },
+  };
 }
 
 /** Bytes recorded so far per stream: where the next poll reads from. */
-export function recordedOffsets(command: Pick<CommandRecord, 'output'>): OutputOffsets {
+export function recordedOffsets(command: WithOutput): OutputOffsets {
   const output = outputOf(command);
   return { stdout: output.stdout.end, stderr: output.stderr.end };
 }
 
 /** Append what a poll returned, keeping the last `max` bytes of each stream. */
 export function appendOutput(
-  command: Pick<CommandRecord, 'output'>,
+  command: WithOutput,
   fresh: Record<StreamName, string>,
   max = MAX_STORED_OUTPUT_BYTES,
 ): Record<StreamName, StreamTail> {
@@ -59,7 +80,7 @@ export interface StreamRead {
 export type ReadCommandOutput = Record<StreamName, StreamRead>;
 
 export function readOutput(
-  command: Pick<CommandRecord, 'output'>,
+  command: WithOutput,
   from: Partial<OutputOffsets>,
 ): ReadCommandOutput {
   const output = outputOf(command);

@@ -24,7 +24,7 @@
  *             COMMAND_KILL_GRACE_SECONDS later and records it as timed out.
  */
 import type { CommandHandle, CommandInterface, CommandProgress } from './blueprint.ts';
-import { appendOutput, recordedOffsets } from './command-output.ts';
+import { appendOutput, extentsOnly, recordedOffsets } from './command-output.ts';
 import { parseCommandSpec, specOfRecord } from './command-spec.ts';
 import type { Engine } from './engine.ts';
 import { DrydockError, errorMessage, ResourceGoneError, TemporaryError } from './errors.ts';
@@ -208,7 +208,7 @@ async function recordEnd(
     endWrite(engine, command, {
       status: cancelled ? 'cancelled' : 'finished',
       polls,
-      output,
+      output: extentsOnly(output),
       result,
       ...(cancelled ? { error: 'cancelled by its holder' } : {}),
     }),

@@ -241,6 +241,38 @@ describe('commands on the engine', () => {
     expect(output.stdout.skipped).toBe(done.output?.stdout.start);
   });
 
+  it('stores each output tail once: a long script flooding both streams still fits one item', async () => {
+    const system = await testSystem();
+    const line = `${'y'.repeat(1023)}\n`;
+    const lease = await activeLease(system, {
+      commands: [
+        {
+          match: '^flood-both ',
+          // 3 × 40 KiB per stream (a blueprint config is an item too: keep it well under 400 KB).
+          chunks: Array.from({ length: 3 }, (_, i) => ({
+            afterMs: i * 500,
+            stdout: line.repeat(40),
+            stderr: line.repeat(40),
+          })),
+          delayMs: 3_000,
+        },
+      ],
+    });
+    // 60 KB of script + two 96 KiB tails: a second copy of the tails would pass 400 KB.
+    const script = `flood-both ${'#'.repeat(60_000)}`;
+    const command = await startCommand(system.engine, lease.id, { script }, ci);
+    await system.queue.drain(system.engine);
+    const done = await commandNow(system.engine, command);
+    expect(done.status).toBe('finished');
+    expect(Buffer.byteLength(done.result?.stdout ?? '')).toBeGreaterThan(90 * 1024);
+    expect(Buffer.byteLength(done.result?.stderr ?? '')).toBeGreaterThan(90 * 1024);
+    // A reader still gets the tail and the extents after the end.
+    const { output } = await readCommand(system.engine, lease.id, command.id, ci, {
+      stderr: (done.output?.stderr.end ?? 0) - 2048,
+    });
+    expect(output.stderr.text).toBe(line.repeat(2));
+  });
+
   it('a lost poll is re-driven by the sweep', async () => {
     const system = await testSystem();
     const lease = await activeLease(system, BUILD);
