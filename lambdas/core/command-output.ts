@@ -79,10 +79,7 @@ export interface StreamRead {
 
 export type ReadCommandOutput = Record<StreamName, StreamRead>;
 
-export function readOutput(
-  command: WithOutput,
-  from: Partial<OutputOffsets>,
-): ReadCommandOutput {
+export function readOutput(command: WithOutput, from: Partial<OutputOffsets>): ReadCommandOutput {
   const output = outputOf(command);
   const read = (stream: StreamName): StreamRead => {
     const tail = output[stream];

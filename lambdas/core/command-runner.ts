@@ -25,9 +25,10 @@
  */
 import type { CommandHandle, CommandInterface, CommandProgress } from './blueprint.ts';
 import { appendOutput, extentsOnly, recordedOffsets } from './command-output.ts';
-import { parseCommandSpec, specOfRecord } from './command-spec.ts';
+import { parsedOfRecord } from './command-spec.ts';
 import type { Engine } from './engine.ts';
 import { DrydockError, errorMessage, ResourceGoneError, TemporaryError } from './errors.ts';
+import { type LeaseHost, leaseHost } from './lease-host.ts';
 import {
   type CommandRecord,
   type CommandResult,
@@ -47,7 +48,11 @@ export const COMMAND_POLL_CAP_SECONDS = 10;
 /** One step of a command: start it, poll it, cancel it, or record how it ended. Idempotent. */
 export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promise<CommandOutcome> {
   if (!msg.leaseId) return { action: 'ignored', detail: `command ${msg.id} names no lease` };
-  const command = await engine.store.getCommand(msg.leaseId, msg.id);
+  // Both reads in one round trip: the message names the lease, and every step needs it.
+  const [command, lease] = await Promise.all([
+    engine.store.getCommand(msg.leaseId, msg.id),
+    engine.store.getLease(msg.leaseId),
+  ]);
   if (!command) return { action: 'ignored', detail: `command ${msg.id} does not exist` };
   if (ENDED_COMMAND_STATUSES.includes(command.status)) {
     return { action: 'none', detail: `command already ${command.status}` };
@@ -64,22 +69,27 @@ export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promis
       engine.logWrite(
         command.leaseId,
         'lease.command',
-        `command \`${textOf(command)}\` was cancelled before it started`,
+        `command \`${parsedOfRecord(command).text}\` was cancelled before it started`,
         { commandId: command.id },
       ),
     ]);
     return { action: done ? 'cancelled' : 'stale', detail: 'cancelled before it started' };
   }
 
-  const host = await commandHost(engine, command);
-  if ('ended' in host) return endWithoutHost(engine, command, host.ended);
+  const host: LeaseHost = lease
+    ? await leaseHost(engine, lease)
+    : { ok: false, reason: `lease ${command.leaseId} no longer exists` };
+  if (!host.ok) return endWithoutHost(engine, command, host);
   try {
     if (command.status === 'queued') return await startOnHost(engine, command, host.iface);
     return await pollOnHost(engine, command, host.iface);
   } catch (err) {
     // A poll that may work next time: SQS redelivers this message.
     if (err instanceof TemporaryError) throw err;
-    await markSuspect(engine, host.resource, `command failed on it: ${errorMessage(err)}`);
+    // The host is suspect unless the holder's own request was at fault (a cwd that escapes).
+    if (!(err instanceof DrydockError && HOLDER_READABLE.has(err.code))) {
+      await markSuspect(engine, host.resource, `command failed on it: ${errorMessage(err)}`);
+    }
     const reason =
       err instanceof ResourceGoneError
         ? `${errorMessage(err)}; ${host.resource.id} is being health-checked and the lease will break if it is gone`
@@ -89,7 +99,7 @@ export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promis
       engine.logWrite(
         command.leaseId,
         'lease.command',
-        `command \`${textOf(command)}\` could not run: ${reason}`,
+        `command \`${parsedOfRecord(command).text}\` could not run: ${reason}`,
         { commandId: command.id },
       ),
     ]);
@@ -104,7 +114,7 @@ async function startOnHost(
   command: CommandRecord,
   iface: CommandInterface,
 ): Promise<CommandOutcome> {
-  const parsed = parseCommandSpec(specOfRecord(command), engine.settings.commandTimeoutSeconds);
+  const parsed = parsedOfRecord(command);
   const handle = await iface.start(command.id, parsed);
   const started = await engine.tryTransact([
     {
@@ -237,7 +247,7 @@ async function recordEnd(
 async function endWithoutHost(
   engine: Engine,
   command: CommandRecord,
-  ended: { reason: string; iface?: CommandInterface },
+  ended: { reason: string; iface?: CommandInterface | undefined },
 ): Promise<CommandOutcome> {
   if (command.handle && ended.iface) {
     const progress = await ended.iface
@@ -257,7 +267,7 @@ async function endWithoutHost(
     engine.logWrite(
       command.leaseId,
       'lease.command',
-      `command \`${textOf(command)}\` ${status === 'failed' ? 'could not run' : 'was stopped'}: ${ended.reason}`,
+      `command \`${parsedOfRecord(command).text}\` ${status === 'failed' ? 'could not run' : 'was stopped'}: ${ended.reason}`,
       { commandId: command.id },
     ),
   ]);
@@ -265,47 +275,6 @@ async function endWithoutHost(
 }
 
 // ---- helpers --------------------------------------------------------------------------------
-
-type CommandHost =
-  | { iface: CommandInterface; resource: Resource }
-  | { ended: { reason: string; iface?: CommandInterface } };
-
-/** The command interface of the command's lease, or why there is none any more. */
-async function commandHost(engine: Engine, command: CommandRecord): Promise<CommandHost> {
-  const lease = await engine.store.getLease(command.leaseId);
-  if (!lease) return { ended: { reason: `lease ${command.leaseId} no longer exists` } };
-  const resource = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
-  const blueprint = resource ? await engine.blueprint(resource.blueprintId) : undefined;
-  let iface: CommandInterface | undefined;
-  if (resource && blueprint) {
-    const { plugin, bp } = engine.configured(blueprint);
-    iface = plugin.command?.(engine.ctx, bp, resource, lease);
-  }
-  if (lease.status !== 'active') {
-    const why = lease.endReason ? ` (${lease.endReason})` : '';
-    return {
-      ended: {
-        reason: `lease ${lease.id} is ${lease.status}, not active${why}; commands run only on active leases`,
-        ...(iface ? { iface } : {}),
-      },
-    };
-  }
-  if (resource?.status !== 'active') {
-    const why = resource?.endReason ? ` (${resource.endReason})` : '';
-    return {
-      ended: {
-        reason: `the resource behind lease ${lease.id} is ${resource?.status ?? 'gone'}${why}`,
-        ...(iface ? { iface } : {}),
-      },
-    };
-  }
-  if (!iface) {
-    return {
-      ended: { reason: `blueprint type '${blueprint?.type}' offers no command interface` },
-    };
-  }
-  return { iface, resource };
-}
 
 /** Every second for the first 20 s (output streams), then one more second per 10 s, capped. */
 export function pollDelaySeconds(elapsedMs: number): number {
@@ -343,12 +312,8 @@ function endWrite(
   };
 }
 
-function textOf(command: CommandRecord): string {
-  return command.argv ? command.argv.join(' ') : (command.script ?? '');
-}
-
 function endSentence(command: CommandRecord, result: CommandResult, cancelled: boolean): string {
-  const shown = textOf(command);
+  const shown = parsedOfRecord(command).text;
   if (cancelled) return `command \`${shown}\` was cancelled after ${result.durationMs}ms`;
   if (result.timedOut) {
     return `command \`${shown}\` timed out after ${command.timeoutSeconds}s and was killed`;

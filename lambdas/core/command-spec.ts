@@ -51,18 +51,26 @@ export function parseCommandSpec(spec: CommandSpec, defaultTimeoutSeconds: numbe
   return { kind: 'script', script, text: script, ...extras };
 }
 
-/** The spec of a recorded command, to parse again in the worker that starts it. */
-export function specOfRecord(command: {
+/**
+ * The command a record holds, as plug-ins receive it. Not checked again: startCommand checked it
+ * (parseCommandSpec) before it was recorded, and a rule changed since must not fail it later.
+ */
+export function parsedOfRecord(command: {
   argv?: string[];
   script?: string;
   timeoutSeconds: number;
   cwd?: string;
   env?: Record<string, string>;
-}): CommandSpec {
-  return {
-    ...(command.argv ? { argv: command.argv } : { script: command.script }),
+}): ParsedCommand {
+  const extras = {
     timeoutSeconds: command.timeoutSeconds,
     ...(command.cwd === undefined ? {} : { cwd: command.cwd }),
     ...(command.env === undefined ? {} : { env: command.env }),
   };
+  if (command.argv) {
+    const argv = command.argv as [string, ...string[]];
+    return { kind: 'argv', argv, text: argv.join(' '), ...extras };
+  }
+  const script = command.script ?? '';
+  return { kind: 'script', script, text: script, ...extras };
 }

@@ -8,6 +8,7 @@ import { type ReadCommandOutput, readOutput } from './command-output.ts';
 import { parseCommandSpec } from './command-spec.ts';
 import { type Engine, newId } from './engine.ts';
 import { errorMessage, ForbiddenError, NotFoundError, StateConflictError } from './errors.ts';
+import { notActiveReason } from './lease-host.ts';
 import {
   type CommandRecord,
   type CommandSpec,
@@ -161,9 +162,6 @@ export async function cancelCommand(
 
 function requireActive(lease: Lease): void {
   if (lease.status !== 'active') {
-    throw new StateConflictError(
-      `lease ${lease.id} is ${lease.status}, not active${lease.endReason ? ` (${lease.endReason})` : ''}; commands run only on active leases`,
-      { status: lease.status },
-    );
+    throw new StateConflictError(notActiveReason(lease), { status: lease.status });
   }
 }

@@ -12,6 +12,7 @@
 import type { ChildLease, ChildLeaseRequest, CommandInterface, LeasePort } from './blueprint.ts';
 import type { Engine } from './engine.ts';
 import { NotFoundError, StateConflictError } from './errors.ts';
+import { leaseHost } from './lease-host.ts';
 import type { Lease, Resource } from './model.ts';
 
 const PARENT_PREFIX = 'drydock:resource/';
@@ -60,25 +61,9 @@ export function leasePort(engine: Engine): LeasePort {
 export async function commandsOn(engine: Engine, leaseId: string): Promise<CommandInterface> {
   const lease = await engine.store.getLease(leaseId);
   if (!lease) throw new NotFoundError('lease', leaseId);
-  if (lease.status !== 'active' || !lease.resourceId) {
-    throw new StateConflictError(`lease ${leaseId} is ${lease.status}, not active`, {
-      status: lease.status,
-    });
-  }
-  const resource = await engine.store.getResource(lease.resourceId);
-  if (resource?.status !== 'active') {
-    throw new StateConflictError(
-      `the resource behind lease ${leaseId} is ${resource?.status ?? 'gone'}`,
-    );
-  }
-  const blueprint = await engine.blueprint(resource.blueprintId);
-  if (!blueprint) throw new NotFoundError('blueprint', resource.blueprintId);
-  const { plugin, bp } = engine.configured(blueprint);
-  const iface = plugin.command?.(engine.ctx, bp, resource, lease);
-  if (!iface) {
-    throw new StateConflictError(`blueprint type '${blueprint.type}' offers no command interface`);
-  }
-  return iface;
+  const host = await leaseHost(engine, lease);
+  if (!host.ok) throw new StateConflictError(host.reason, { status: lease.status });
+  return host.iface;
 }
 
 function childView(lease: Lease): ChildLease {
