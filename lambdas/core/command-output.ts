@@ -24,7 +24,7 @@ const EMPTY: StreamTail = { text: '', start: 0, end: 0 };
 type WithOutput = Pick<CommandRecord, 'output' | 'result'>;
 
 /** The output on a record (an empty tail per stream before the first poll). */
-export function outputOf(command: WithOutput): Record<StreamName, StreamTail> {
+function outputOf(command: WithOutput): Record<StreamName, StreamTail> {
   const tail = (stream: StreamName): StreamTail => {
     const kept = command.output?.[stream] ?? EMPTY;
     // Ended: the text lives in `result` (see MAX_STORED_OUTPUT_BYTES).

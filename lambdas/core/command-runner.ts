@@ -41,9 +41,9 @@ import type { CommandPatch, NullablePatch, TxWrite } from './ports.ts';
 import { markSuspect } from './resource-update.ts';
 
 /** Past its timeout plus this, the engine stops a command the plug-in did not report ended. */
-export const COMMAND_KILL_GRACE_SECONDS = 10;
+const COMMAND_KILL_GRACE_SECONDS = 10;
 /** Poll delays: every second at first (output streams), backing off to this cap. */
-export const COMMAND_POLL_CAP_SECONDS = 10;
+const COMMAND_POLL_CAP_SECONDS = 10;
 
 /** One step of a command: start it, poll it, cancel it, or record how it ended. Idempotent. */
 export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promise<CommandOutcome> {
@@ -277,7 +277,7 @@ async function endWithoutHost(
 // ---- helpers --------------------------------------------------------------------------------
 
 /** Every second for the first 20 s (output streams), then one more second per 10 s, capped. */
-export function pollDelaySeconds(elapsedMs: number): number {
+function pollDelaySeconds(elapsedMs: number): number {
   return Math.min(COMMAND_POLL_CAP_SECONDS, Math.max(1, Math.floor(elapsedMs / 10_000)));
 }
 

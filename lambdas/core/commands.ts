@@ -16,9 +16,6 @@ import {
   type Lease,
 } from './model.ts';
 
-export { MAX_STORED_OUTPUT_BYTES } from './command-output.ts';
-export { MAX_COMMAND_TIMEOUT_SECONDS } from './command-spec.ts';
-
 /**
  * Queue a command on an active lease of the caller's and return its record (status queued).
  * Only the holder may run commands, not an admin: a command runs with the holder's lease.
@@ -125,8 +122,10 @@ export async function cancelCommand(
   commandId: string,
   caller: Caller,
 ): Promise<CommandRecord> {
+  await getLease(engine, leaseId, caller); // who may see it: checked once, not per retry
   for (let attempt = 0; attempt < 5; attempt++) {
-    const command = await getCommand(engine, leaseId, commandId, caller);
+    const command = await engine.store.getCommand(leaseId, commandId);
+    if (!command) throw new NotFoundError('command', commandId);
     if (ENDED_COMMAND_STATUSES.includes(command.status) || command.status === 'cancelling') {
       return command;
     }

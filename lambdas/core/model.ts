@@ -257,6 +257,15 @@ export const COMMAND_STATUSES = [
 export type CommandStatus = (typeof COMMAND_STATUSES)[number];
 /** Statuses a command never leaves. */
 export const ENDED_COMMAND_STATUSES: readonly CommandStatus[] = ['finished', 'failed', 'cancelled'];
+/**
+ * Statuses in which a worker still has a step to take: the ones the store indexes by sweepAt,
+ * and the sweep re-drives when a step's message was lost.
+ */
+export const LIVE_COMMAND_STATUSES = [
+  'queued',
+  'running',
+  'cancelling',
+] as const satisfies readonly CommandStatus[];
 
 /**
  * A command a lease holder asked to run (DESIGN §2, the command interface). The API answers at

@@ -48,8 +48,6 @@ export type ResourceOutcome = Outcome<
   | 'destroyed'
 >;
 
-export type UpdateOutcome = LeaseOutcome | ResourceOutcome;
-
 /** What one step of a command did (command-runner.ts, advanceCommand). */
 export type CommandOutcome = Outcome<
   'ignored' | 'none' | 'stale' | 'started' | 'polled' | 'finished' | 'failed' | 'cancelled'

@@ -16,13 +16,14 @@
  */
 import { periodicHealthCheckDue } from './eligibility.ts';
 import type { Engine } from './engine.ts';
-import type {
-  Lease,
-  LeaseStatus,
-  Resource,
-  ResourceStatus,
-  SlotLock,
-  UpdateMessage,
+import {
+  type Lease,
+  type LeaseStatus,
+  LIVE_COMMAND_STATUSES,
+  type Resource,
+  type ResourceStatus,
+  type SlotLock,
+  type UpdateMessage,
 } from './model.ts';
 import type { Page, PageOptions } from './ports.ts';
 import { reclaimReason } from './resource-update.ts';
@@ -103,7 +104,7 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   }
 
   // Commands: a step whose message was lost (each step sets sweepAt past its next look).
-  for (const status of ['queued', 'running', 'cancelling'] as const) {
+  for (const status of LIVE_COMMAND_STATUSES) {
     for await (const c of pages((o) =>
       engine.store.listCommandsByStatus(status, { ...o, dueBefore: now }),
     )) {

@@ -10,7 +10,6 @@ export { type BlueprintInput, blueprintInputSchema } from './blueprint-schema.ts
 export {
   cancelCommand,
   getCommand,
-  MAX_COMMAND_TIMEOUT_SECONDS,
   readCommand,
   startCommand,
 } from './commands.ts';

@@ -2,14 +2,15 @@
  * Key attributes of every item kind, derived from the layout in schema.ts. Pure functions, no
  * SDK: the store, tests and the local runtime build keys the same way.
  */
-import type {
-  CommandRecord,
-  CommandStatus,
-  Lease,
-  LeaseStatus,
-  Resource,
-  ResourceStatus,
-  SlotLock,
+import {
+  type CommandRecord,
+  type CommandStatus,
+  type Lease,
+  type LeaseStatus,
+  LIVE_COMMAND_STATUSES,
+  type Resource,
+  type ResourceStatus,
+  type SlotLock,
 } from '../core/model.ts';
 import {
   GSI,
@@ -74,14 +75,9 @@ export const resourceTypeSortKey = (
 export const leaseStatusPartition = (status: LeaseStatus): string => `LEASE#${status}`;
 export const resourceStatusPartition = (status: ResourceStatus): string => `RES#${status}`;
 export const commandStatusPartition = (status: CommandStatus): string => `CMD#${status}`;
-/** Commands a worker still has to look at; ended commands leave the status index. */
-export const INDEXED_COMMAND_STATUSES: readonly CommandStatus[] = [
-  'queued',
-  'running',
-  'cancelling',
-];
+/** Commands a worker still has to look at (LIVE_COMMAND_STATUSES); ended ones leave the index. */
 export const isIndexedCommandStatus = (status: CommandStatus): boolean =>
-  INDEXED_COMMAND_STATUSES.includes(status);
+  (LIVE_COMMAND_STATUSES as readonly CommandStatus[]).includes(status);
 export const BLUEPRINT_PARTITION = 'BLUEPRINT';
 export const sweepSortKey = (sweepAt: string | null | undefined): string =>
   sweepAt ?? UNSCHEDULED_SWEEP_KEY;
