@@ -3,6 +3,7 @@ import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
+import { STEP_BUDGET_MS } from '../lambdas/blueprints/ssm/run.ts';
 import { DrydockFunction, type LogLevel } from './constructs/drydock-function.ts';
 import { DrydockTable } from './constructs/drydock-table.ts';
 import { EventRouting } from './constructs/event-routing.ts';
@@ -11,6 +12,12 @@ import { LeaseApi } from './constructs/lease-api.ts';
 import { SetupWorkflow } from './constructs/setup-workflow.ts';
 import { checkDuration, checkInteger, invalidProp } from './constructs/validate.ts';
 import { WorkQueue } from './constructs/work-queue.ts';
+
+/**
+ * The shortest worker timeout: a step may wait STEP_BUDGET_MS (20 s) on static-host's SSM
+ * housekeeping, and the step's own reads and writes need time after that.
+ */
+const MIN_WORKER_TIMEOUT_SECONDS = 30;
 
 /** IAM principals as API Gateway reports them (`$context.identity.userArn`). */
 const PRINCIPAL_ARN =
@@ -41,7 +48,8 @@ export interface DrydockStackProps extends StackProps {
   readonly workerMaxConcurrency?: number;
 
   /**
-   * Worker function timeout; the work queue's visibility timeout is six times it.
+   * Worker function timeout (30 s to 15 minutes); the work queue's visibility timeout is six
+   * times it.
    *
    * @default Duration.minutes(1)
    */
@@ -117,7 +125,14 @@ export class DrydockStack extends Stack {
       );
     }
     checkInteger(this, 'workerMaxConcurrency', props.workerMaxConcurrency, 2, 1000);
-    checkDuration(this, 'workerTimeout', props.workerTimeout, 1, 900);
+    checkDuration(
+      this,
+      'workerTimeout',
+      props.workerTimeout,
+      MIN_WORKER_TIMEOUT_SECONDS,
+      900,
+      `a worker step may wait ${STEP_BUDGET_MS / 1000} s on SSM housekeeping commands`,
+    );
 
     const workerTimeout = props.workerTimeout ?? Duration.minutes(1);
     const common = {

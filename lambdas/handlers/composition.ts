@@ -42,7 +42,7 @@ export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     : undefined;
   return makeEngine({
     store: new DynamoStore({ client: createDynamoClient(), tableName: config.TABLE_NAME, clock }),
-    queue: new SqsWorkQueue({ client: createSqsClient(env), queueUrl: config.QUEUE_URL }),
+    queue: new SqsWorkQueue({ client: createSqsClient(), queueUrl: config.QUEUE_URL }),
     clock,
     registry: deployedRegistry(),
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',

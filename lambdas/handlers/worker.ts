@@ -161,11 +161,14 @@ export function makeWorkerHandler(deps: WorkerHandlerDeps) {
     );
   }
 
-  // middy's own early timeout is off: every step is short (a command is started or polled, never
-  // waited on), so a batch finishes well inside the function timeout.
-  return middy<SQSEvent, SQSBatchResponse>(processBatch, {
-    timeoutEarlyInMillis: 0,
-  }).use(injectLambdaContext(logger, { resetKeys: true }));
+  // middy's default early timeout rejects the invocation just before the context's deadline, so
+  // a batch past the function timeout fails (and is redelivered) the same way on AWS and in the
+  // local runtime, which cannot stop a handler. Steps are bounded: a command is started or polled,
+  // never waited on to its end, and static-host's SSM housekeeping waits at most STEP_BUDGET_MS
+  // (20 s, lambdas/blueprints/ssm/run.ts) in a step, which the worker timeout must leave room for.
+  return middy<SQSEvent, SQSBatchResponse>(processBatch).use(
+    injectLambdaContext(logger, { resetKeys: true }),
+  );
 }
 
 export const handler = makeWorkerHandler({ engine: engineFromEnvironment });

@@ -4,14 +4,21 @@
  * keeping TLS connections warm), plus call accounting (and, for benchmarks and tests only,
  * consumed-capacity reporting).
  *
- * Endpoints: the SDK itself honours AWS_ENDPOINT_URL_DYNAMODB / AWS_ENDPOINT_URL_SQS, which is how
- * the local runtime and the tests point these clients at DynamoDB Local and fauxqs. SQS is the
- * exception that needs help: by default the SQS client sends each request to the host of its
- * QueueUrl, and fauxqs queue URLs use `*.localhost`, which does not resolve; an explicit
- * `endpoint` switches that off.
+ * Endpoints: on AWS none is given (the SDK finds the region's). The local runtime and the
+ * benchmarks pass the emulators' endpoint, region and dummy credentials (lib/local/emulators.ts)
+ * and so get production's retries and timeouts. For SQS the explicit endpoint also matters
+ * because by default the SQS client sends each request to the host of its QueueUrl, and fauxqs
+ * queue URLs use `*.localhost`, which does not resolve.
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+
+/** Where a client connects and as whom; all unset on AWS (the SDK's defaults). */
+export interface ClientTarget {
+  endpoint?: string;
+  region?: string;
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+}
 
 /**
  * Retries: 5 attempts, adaptive. On-demand tables still throttle a partition during a sudden
@@ -22,8 +29,9 @@ import { SQSClient } from '@aws-sdk/client-sqs';
  * Timeouts: a stuck connection fails within seconds into a retry instead of eating the
  * Lambda's time budget.
  */
-export function createDynamoClient(): DynamoDBClient {
+export function createDynamoClient(target: ClientTarget = {}): DynamoDBClient {
   return new DynamoDBClient({
+    ...target,
     maxAttempts: 5,
     retryMode: 'adaptive',
     requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
@@ -35,12 +43,11 @@ export function createDynamoClient(): DynamoDBClient {
  * TemporaryError that makes SQS redeliver the message being processed. The request timeout must
  * outlast a 20 s long poll.
  */
-export function createSqsClient(env: NodeJS.ProcessEnv = process.env): SQSClient {
-  const endpoint = env.AWS_ENDPOINT_URL_SQS;
+export function createSqsClient(target: ClientTarget = {}): SQSClient {
   return new SQSClient({
+    ...target,
     maxAttempts: 3,
     requestHandler: { connectionTimeout: 2_000, requestTimeout: 30_000 },
-    ...(endpoint ? { endpoint } : {}),
   });
 }
 

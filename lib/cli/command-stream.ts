@@ -19,7 +19,8 @@ import {
   type CommandStatus,
   ENDED_COMMAND_STATUSES,
 } from '../../lambdas/core/model.ts';
-import { type ApiClient, ApiError } from './api.ts';
+import { formatZodIssues } from '../../lambdas/core/validation.ts';
+import type { ApiClient } from './api.ts';
 import { exitCodeOf, type Interrupts, sleep } from './interrupts.ts';
 import { CliError, EXIT, formatDuration, type Io } from './output.ts';
 import type { OutputStream, Progress } from './progress.ts';
@@ -39,10 +40,8 @@ export type ApiCommand = Pick<
   | 'cancelRequestedAt'
   | 'finishedAt'
   | 'result'
-> & {
-  /** Why it could not run, or how it was cancelled (older servers sent an object). */
-  error?: string | { code?: string; message?: string };
-};
+  | 'error'
+>;
 
 /** One stream's new output in a poll: bytes [from, to), plus how many before `from` were cut. */
 const outputChunkSchema = z.object({
@@ -74,9 +73,9 @@ export interface CommandSession {
 
 export type CommandOutcome =
   /** It ended by itself (any status: finished, failed, or cancelled by someone else). */
-  | { kind: 'ended'; command: ApiCommand; output: OutputFollower }
+  | { kind: 'ended'; command: ApiCommand }
   /** Ctrl-C: a cancel was requested; `command` is the last record seen (ended or not). */
-  | { kind: 'interrupted'; command: ApiCommand; output: OutputFollower };
+  | { kind: 'interrupted'; command: ApiCommand };
 
 const ENDED: ReadonlySet<CommandStatus> = new Set(ENDED_COMMAND_STATUSES);
 
@@ -98,26 +97,15 @@ export function shellQuote(argv: string[]): string {
     .join(' ');
 }
 
-function commandError(command: ApiCommand): string | undefined {
-  if (!command.error) return undefined;
-  return typeof command.error === 'string'
-    ? command.error
-    : (command.error.message ?? JSON.stringify(command.error));
-}
-
 /**
  * Where each stream's output has been read up to, and the writing of new output. Never writes
  * a byte twice, even if a server answers from an earlier offset than the one asked for.
  */
-export class OutputFollower {
+class OutputFollower {
   readonly #progress: Progress;
   /** With --json, stdout is for the JSON record alone: output is followed but not written. */
   readonly #write: boolean;
   readonly #next: Record<OutputStream, number> = { stdout: 0, stderr: 0 };
-  /** The server sent output with its polls (a server without streaming sends none). */
-  streamed = false;
-  /** The server does not know the offset parameters (it predates streaming). */
-  offsetsRejected = false;
 
   constructor(progress: Progress, write: boolean) {
     this.#progress = progress;
@@ -129,14 +117,12 @@ export class OutputFollower {
   }
 
   show(output: unknown): void {
-    if (output === undefined) return;
     const parsed = pollOutputSchema.safeParse(output);
     if (!parsed.success) {
       throw new CliError(
-        `the API answered a command poll with output of an unexpected shape: ${z.prettifyError(parsed.error)}`,
+        `the API answered a command poll with output of an unexpected shape: ${formatZodIssues(parsed.error)}`,
       );
     }
-    this.streamed = true;
     this.#take('stdout', parsed.data.stdout);
     this.#take('stderr', parsed.data.stderr);
   }
@@ -165,29 +151,12 @@ async function poll(
   command: ApiCommand,
   output: OutputFollower,
 ): Promise<ApiCommand> {
-  type Answer = { command: ApiCommand; output?: unknown };
-  const path = commandPath(command);
-  if (!output.offsetsRejected) {
-    try {
-      const answer = await session.client.get<Answer>(path, { query: output.query() });
-      output.show(answer.output);
-      return answer.command;
-    } catch (err) {
-      // A deployment from before streaming rejects the offsets as unknown parameters: follow
-      // it the old way (its output is printed when the command has ended).
-      if (
-        !(
-          err instanceof ApiError &&
-          err.status === 400 &&
-          /stdoutFrom|stderrFrom/.test(err.message)
-        )
-      ) {
-        throw err;
-      }
-      output.offsetsRejected = true;
-    }
-  }
-  return (await session.client.get<Answer>(path)).command;
+  const answer = await session.client.get<{ command: ApiCommand; output: unknown }>(
+    commandPath(command),
+    { query: output.query() },
+  );
+  output.show(answer.output);
+  return answer.command;
 }
 
 /**
@@ -255,9 +224,9 @@ async function startAndFollow(
   // The server kills the command at its timeout; allow for the kill and the report to land.
   const giveUpAt = startedAt + (started.timeoutSeconds + 60) * 1000;
   const command = await follow(session, started, output, interrupts.signal, giveUpAt, describe);
-  if (commandEnded(command)) return { kind: 'ended', command, output };
+  if (commandEnded(command)) return { kind: 'ended', command };
   if (interrupts.signal.aborted) {
-    return { kind: 'interrupted', command: await cancel(session, command, output, again), output };
+    return { kind: 'interrupted', command: await cancel(session, command, output, again) };
   }
   throw new CliError(
     `command ${command.id} was still ${command.status} ${formatDuration((Date.now() - startedAt) / 1000)} after it was started (timeout ${command.timeoutSeconds}s); giving up`,
@@ -306,17 +275,17 @@ async function cancel(
 }
 
 /**
- * Says how the command ended, writes its output if the server did not stream it, and returns
+ * Says how the command ended and returns
  * the exit status: the command's own, 124 if it timed out, 125 if it could not run or was
  * killed, 128+n after Ctrl-C / SIGTERM.
  */
 export function reportCommand(session: CommandSession, outcome: CommandOutcome): number {
   const { io, progress, interrupts } = session;
-  const { command, output } = outcome;
+  const { command } = outcome;
   progress.clear();
   if (outcome.kind === 'interrupted') {
     const signal = interrupts.received ?? 'SIGINT';
-    const why = commandError(command);
+    const why = command.error;
     if (command.status === 'cancelled') {
       progress.line(`command cancelled${why ? ` (${why})` : ''}`);
     } else if (commandEnded(command)) {
@@ -332,22 +301,16 @@ export function reportCommand(session: CommandSession, outcome: CommandOutcome):
   }
   const result = command.result;
   if (command.status === 'cancelled') {
-    const why = commandError(command);
+    const why = command.error;
     progress.line(`command ${command.id} was cancelled${why ? `: ${why}` : ''}`);
     return EXIT.cannotRun;
   }
   if (command.status === 'failed' || !result) {
-    progress.line(
-      `command ${command.id} could not run: ${commandError(command) ?? 'no reason given'}`,
-    );
+    progress.line(`command ${command.id} could not run: ${command.error ?? 'no reason given'}`);
     return EXIT.cannotRun;
   }
-  if (!output.streamed && !io.json) {
-    // A server that does not stream output yet: the kept tails are all there is.
-    io.out(result.stdout);
-    io.err(result.stderr);
-  }
-  if (result.truncated && (!output.streamed || io.json)) {
+  // The output was streamed as it came; only the JSON record carries the (bounded) tails.
+  if (result.truncated && io.json) {
     progress.line('output was truncated to the size limit');
   }
   if (result.timedOut) {

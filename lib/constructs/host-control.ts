@@ -1,4 +1,4 @@
-import { Stack } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -61,6 +61,8 @@ export class HostControl extends Construct {
     this.commandLogGroup = new logs.LogGroup(this, 'CommandLogs', {
       logGroupName: `/drydock/${this.deploymentName}/commands`,
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      // A fixed name would block redeploying after a delete if the group were retained.
+      removalPolicy: RemovalPolicy.DESTROY,
     });
 
     const taggedInstances = stack.formatArn({
@@ -102,7 +104,8 @@ export class HostControl extends Construct {
         }),
         new iam.PolicyStatement({
           sid: 'ReadCommandOutput',
-          actions: ['logs:GetLogEvents', 'logs:FilterLogEvents'],
+          // The plug-ins read one invocation's stream from an offset (lambdas/blueprints/ssm/output.ts).
+          actions: ['logs:GetLogEvents'],
           resources: [this.commandLogGroup.logGroupArn],
         }),
         new iam.PolicyStatement({

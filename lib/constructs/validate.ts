@@ -40,13 +40,14 @@ export function checkPositiveNumber(
   }
 }
 
-/** Checks min <= duration <= max, both given in seconds. */
+/** Checks min <= duration <= max, both given in seconds; `why` explains the bounds. */
 export function checkDuration(
   scope: IConstruct,
   prop: string,
   value: Duration | undefined,
   minSeconds: number,
   maxSeconds: number,
+  why?: string,
 ): void {
   if (value === undefined || value.isUnresolved()) return;
   const seconds = value.toSeconds({ integral: false });
@@ -54,7 +55,7 @@ export function checkDuration(
     throw invalidProp(
       scope,
       prop,
-      `between ${minSeconds} and ${maxSeconds} seconds`,
+      `between ${minSeconds} and ${maxSeconds} seconds${why ? ` (${why})` : ''}`,
       value.toHumanString(),
     );
   }

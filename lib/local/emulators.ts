@@ -4,8 +4,9 @@
  * queue with its dead-letter queue. The local runtime, the benchmarks and the test run's
  * globalSetup all start and use them through here.
  */
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { createDynamoClient, createSqsClient } from '../../lambdas/store/clients.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.ts';
 import { LOCAL_REGION } from './lambda-events.ts';
 
@@ -83,31 +84,17 @@ export function useLocalAwsEnvironment(endpoints: LocalEndpoints): void {
   delete process.env.AWS_PROFILE;
 }
 
-/**
- * A DynamoDB client like production's (lambdas/store/clients.ts: 5 adaptive attempts, short
- * timeouts) on DynamoDB Local.
- */
+/** Production's DynamoDB client (lambdas/store/clients.ts: its retries and timeouts) on DynamoDB Local. */
 export function localDynamoClient(endpoint: string): DynamoDBClient {
-  return new DynamoDBClient({
-    endpoint,
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-    maxAttempts: 5,
-    retryMode: 'adaptive',
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
-  });
+  return createDynamoClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
 }
 
-/** An SQS client like production's on fauxqs (its timeout outlasts a 20 s long poll). */
+/**
+ * Production's SQS client on fauxqs. The explicit endpoint matters: fauxqs queue URLs use
+ * *.localhost, which does not resolve here.
+ */
 export function localSqsClient(endpoint: string): SQSClient {
-  return new SQSClient({
-    // Explicit endpoint: fauxqs queue URLs use *.localhost, which does not resolve here.
-    endpoint,
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-    maxAttempts: 3,
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: 30_000 },
-  });
+  return createSqsClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
 }
 
 export interface WorkQueue {

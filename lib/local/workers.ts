@@ -46,19 +46,23 @@ export function startQueueWorkers(options: QueueWorkersOptions): Stoppable {
     batchSize: 10,
     waitSeconds: 1,
     handle: async (batch) => {
+      const timeoutMs = (options.timeoutSeconds ?? 60) * 1000;
       try {
-        const timeoutMs = (options.timeoutSeconds ?? 60) * 1000;
-        const result = await withinTimeout(
-          worker(sqsEvent(batch, queueArn), lambdaContext('worker', timeoutMs)),
-          timeoutMs,
-        );
+        // The handler rejects at the context's deadline (middy's early timeout), as Lambda stops
+        // a function at its timeout: the batch is redelivered and a step that needs longer
+        // fails here too.
+        const result = await worker(sqsEvent(batch, queueArn), lambdaContext('worker', timeoutMs));
         return {
           failedMessageIds: (result?.batchItemFailures ?? []).map((f) => f.itemIdentifier),
         };
       } catch (err) {
         // What Lambda does when the function throws: the whole batch is redelivered.
+        const why =
+          (err as Error)?.name === 'TimeoutError'
+            ? `it ran past its ${timeoutMs / 1000}s timeout (Lambda would stop it)`
+            : errorText(err);
         warn(
-          `drydock: worker failed on a batch of ${batch.length}, leaving it for redelivery: ${errorText(err)}`,
+          `drydock: worker failed on a batch of ${batch.length}, leaving it for redelivery: ${why}`,
         );
         return { failedMessageIds: batch.map((m) => m.messageId) };
       }
@@ -111,26 +115,4 @@ export function startSweepSchedule(options: SweepScheduleOptions): SweepSchedule
       await sweeping;
     },
   };
-}
-
-/**
- * Lambda stops a function at its timeout; locally the handler cannot be stopped, but its answer
- * is dropped and the batch redelivered, as on AWS, so a step that needs longer fails here too.
- */
-async function withinTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, fail) => {
-    timer = setTimeout(
-      () =>
-        fail(
-          new Error(`the worker ran past its ${timeoutMs / 1000}s timeout (Lambda would stop it)`),
-        ),
-      timeoutMs,
-    );
-  });
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -47,10 +47,6 @@ class FakeCommand {
   keep = Number.POSITIVE_INFINITY;
   /** A server that answers from the oldest kept byte whatever offset is asked for. */
   ignoreOffsets = false;
-  /** Send no `output` at all (a server that does not stream yet). */
-  noOutput = false;
-  /** Answer 400 to the offset parameters, as the API did before streaming. */
-  rejectOffsets = false;
 
   constructor(
     readonly steps: Step[],
@@ -87,7 +83,6 @@ class FakeCommand {
       };
     }
     step.meanwhile?.();
-    if (this.noOutput) return { command: this.record() };
     return {
       command: this.record(),
       output: {
@@ -163,14 +158,6 @@ describe('running a command', () => {
         return answer(202, { command: command.record() });
       }
       if (path === '/v1/leases/lease-1/commands/cmd-1') {
-        if (command.rejectOffsets && url.searchParams.size > 0) {
-          return answer(400, {
-            error: {
-              code: 'invalid_request',
-              message: `invalid request: query: unknown parameters ${[...url.searchParams.keys()].map((k) => `'${k}'`).join(', ')}`,
-            },
-          });
-        }
         return answer(200, command.poll(Object.fromEntries(url.searchParams)));
       }
       if (path === '/v1/leases/lease-1/commands/cmd-1/cancel') {
@@ -312,24 +299,6 @@ describe('running a command', () => {
     expect(await exec()).toBe(125);
     expect(err()).toMatch(/command cmd-1 could not run: host res-1 is gone/);
   });
-
-  it.each([
-    ['ignores', false],
-    ['rejects', true],
-  ])(
-    'prints the output at the end when the server %s the offsets (no streaming yet)',
-    async (_how, rejects) => {
-      command = new FakeCommand([
-        { status: 'running', stdout: 'a\n' },
-        { stdout: 'b\n', stderr: 'e\n', status: 'finished', result: {} },
-      ]);
-      command.noOutput = true;
-      command.rejectOffsets = rejects;
-      expect(await exec()).toBe(0);
-      expect(out()).toBe('a\nb\n');
-      expect(err()).toContain('e\n');
-    },
-  );
 
   it('with --json prints only the final record on stdout', async () => {
     command = new FakeCommand([

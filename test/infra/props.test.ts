@@ -39,7 +39,11 @@ describe('DrydockStack props', () => {
     ],
     [
       { workerTimeout: Duration.minutes(16) },
-      'workerTimeout must be between 1 and 900 seconds, got "16 minutes"',
+      'workerTimeout must be between 30 and 900 seconds (a worker step may wait 20 s on SSM housekeeping commands), got "16 minutes"',
+    ],
+    [
+      { workerTimeout: Duration.seconds(20) },
+      'Drydock: workerTimeout must be between 30 and 900 seconds (a worker step may wait 20 s on SSM housekeeping commands), got "20 seconds"',
     ],
     [
       { setupTimeout: Duration.seconds(30) },
