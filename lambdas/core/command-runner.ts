@@ -33,7 +33,6 @@ import {
   type CommandRecord,
   type CommandResult,
   ENDED_COMMAND_STATUSES,
-  type Resource,
   type UpdateMessage,
 } from './model.ts';
 import type { CommandOutcome } from './outcomes.ts';

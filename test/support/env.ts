@@ -1,7 +1,7 @@
 /**
  * Helpers for test files that talk to the emulators started by global-setup.ts. Importing this
- * module also points the SDK's environment configuration (and so lambdas/store/clients.ts) at
- * the emulators, with dummy credentials, so no test can reach a real AWS account.
+ * module also points the SDK's environment configuration (endpoints, dummy credentials) at the
+ * emulators, so no SDK client a test builds can reach a real AWS account.
  */
 import { randomBytes } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
