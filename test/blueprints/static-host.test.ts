@@ -208,6 +208,35 @@ describe('activation', () => {
       /exited with 100.*E: no such package/s,
     );
   });
+
+  it('reads a setup output over 300 KiB to its end promptly, and fails with the END of it', async () => {
+    // Over one poll's 256 KiB: each step must poll on from where the last stopped.
+    const body = 'y'.repeat(99).concat('\n').repeat(3_100);
+    fake.rule({
+      match: /noisy-setup/,
+      chunks: [{ afterMs: 1_000, stdout: `${body}the last words of setup\n` }],
+      exitCode: 2,
+    });
+    const blueprint = blueprintWith({ setupCommands: ['noisy-setup'] });
+    const resource = await allocated(blueprint);
+    let failure: unknown;
+    let steps = 0;
+    let data = resource.data;
+    for (; steps < 10 && failure === undefined; steps++) {
+      try {
+        const step = await plugin.activateResource(ctx, blueprint, { ...resource, data });
+        expect(step.state).toBe('pending');
+        if (step.state === 'pending') ctx.clock.advance(step.checkAgainSeconds * 1000);
+        data = { ...data, ...step.data };
+        // What the resource keeps between steps stays small, however long the output.
+        expect(JSON.stringify(data).length).toBeLessThan(16_000);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    expect(steps).toBeLessThanOrEqual(5);
+    expect((failure as Error).message).toMatch(/exited with 2.*the last words of setup/s);
+  });
 });
 
 describe('commands', () => {
