@@ -42,7 +42,6 @@ import { DrydockError, ResourceGoneError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
 import { relativePathInside } from '../shared.ts';
 import { errorName, translateSsmError } from './errors.ts';
-import { describeInstance } from './instances.ts';
 import { streamAfter } from './output.ts';
 import { commandScript } from './script.ts';
 
@@ -50,9 +49,6 @@ export const RUN_SHELL_SCRIPT = 'AWS-RunShellScript';
 
 /** Right after SendCommand, GetCommandInvocation may not know the invocation yet: this long. */
 export const INVOCATION_VISIBLE_WITHIN_MS = 60_000;
-
-/** Past its timeout plus this, a command SSM still calls running is cancelled and timed out. */
-export const OVERDUE_GRACE_MS = 30_000;
 
 export const ssmHandleSchema = z.object({
   ssmCommandId: z.string(),
@@ -282,24 +278,14 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         ])
       : [undefined, undefined];
     const output = { stdout: stdout?.text ?? '', stderr: stderr?.text ?? '' };
-    const overdue = clock.now() > handle.sentAtMs + handle.timeoutSeconds * 1000 + OVERDUE_GRACE_MS;
-    if (status.state === 'running') {
-      if (!overdue) return { state: 'running', ...output } satisfies CommandProgress;
-      // SSM should have timed it out by now. An agent that lost contact reports nothing until it
-      // is back: that host is gone for this command. Otherwise stop it and report the timeout.
-      const instance = await describeInstance(ssm, handle.instanceId);
-      if (instance?.pingStatus !== 'Online') {
-        throw new ResourceGoneError(
-          `instance ${handle.instanceId} is ${instance ? instance.pingStatus : 'no longer registered with SSM'}: command ${handle.ssmCommandId} did not report by its timeout`,
-          { context: { instanceId: handle.instanceId } },
-        );
-      }
-      await cancel(handle);
-      return finished(handle, inv, output, { exitCode: null, timedOut: true }, stdout, stderr);
-    }
-    // Finished, but output is still to come (cut by the per-poll cap, or the log group lags).
+    // A command still running past its timeout is the engine's to stop (command-runner,
+    // COMMAND_KILL_GRACE_SECONDS); an agent that went silent ends in SSM's delivery timeout.
+    if (status.state === 'running')
+      return { state: 'running', ...output } satisfies CommandProgress;
+    // Finished, but output is still to come (cut by the per-poll cap, or the log group lags);
+    // the engine's deadline bounds the wait.
     const pending = [stdout, stderr].some((s) => s?.more || s?.lagging);
-    if (pending && !overdue) return { state: 'running', ...output } satisfies CommandProgress;
+    if (pending) return { state: 'running', ...output } satisfies CommandProgress;
     return finished(handle, inv, output, status, stdout, stderr);
   }
 
