@@ -543,6 +543,20 @@ describe('health', () => {
     });
   });
 
+  it('housekeeping (health ping, file put, cleanup) sends plainly: no idempotency records', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({ healthy: true });
+    await plugin.filesystem!(ctx, blueprint, resource, lease).put('a.txt', 'a');
+    await plugin.releaseLease!(ctx, blueprint, resource, lease);
+    const sends = fake.sent.filter((s) => s.operation === 'SendCommand');
+    expect(sends.length).toBeGreaterThanOrEqual(3);
+    expect(sends.map((s) => (s.input as { Comment: string }).Comment)).toEqual(
+      sends.map(() => 'drydock housekeeping'),
+    );
+    expect([...ctx.records.dump().keys()].filter((k) => k.startsWith('ssm-command:'))).toEqual([]);
+  });
+
   it('releaseLease removes the lease directory on the host', async () => {
     const blueprint = blueprintWith();
     const resource = await activated(blueprint);

@@ -73,6 +73,18 @@ export interface SsmCommandOptions {
   user?: string;
 }
 
+/**
+ * The SSM command interface, plus `send`: one SendCommand with no idempotency bookkeeping, for
+ * housekeeping commands (files, cleanup, health ping) whose ids are never retried — a retried
+ * housekeeping step sends again, and its scripts are idempotent.
+ */
+export interface SsmCommands extends CommandInterface {
+  send(command: ParsedCommand): Promise<SsmCommandHandle>;
+}
+
+/** The Comment housekeeping commands carry (they have no drydock command id). */
+export const HOUSEKEEPING_COMMENT = 'drydock housekeeping';
+
 /** The Comment that names a drydock command on SSM (at most 100 characters). */
 export function commentFor(commandId: string): string {
   const comment = `drydock ${commandId}`;
@@ -89,7 +101,7 @@ function answeredBySsm(err: unknown): boolean {
   return typeof status === 'number' && status >= 400 && status < 500;
 }
 
-export function ssmCommandInterface(options: SsmCommandOptions): CommandInterface {
+export function ssmCommandInterface(options: SsmCommandOptions): SsmCommands {
   const { ssm, logs, records, clock, instanceId } = options;
 
   /** What earlier starts of this command left: its handle, or whether one was about to send. */
@@ -142,34 +154,32 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
     return undefined;
   }
 
-  async function start(commandId: string, command: ParsedCommand) {
+  /** The script of `command` in this interface's working directory, checked before any send. */
+  function scriptOf(command: ParsedCommand): string[] {
     const cwd = relativePathInside(command.cwd ?? '.', 'cwd', { allowRoot: true });
-    // Built first: a bad env name is refused before anything is sent.
-    const lines = commandScript({
+    return commandScript({
       workDir: options.workDir,
       cwd,
       ...(command.env ? { env: command.env } : {}),
       command,
       ...(options.user ? { user: options.user } : {}),
     });
-    const earlier = await earlierStart(commandId);
-    if (earlier.handle) return earlier.handle;
-    if (earlier.intended) {
-      const found = await findSent(commandId);
-      if (found) {
-        await records.append(recordScope(commandId), { handle: found });
-        return found;
-      }
-    } else {
-      await records.append(recordScope(commandId), { intent: true, at: clock.now() });
-    }
+  }
+
+  /** One SendCommand. `onRefused` runs when SSM answered with an error (nothing was sent). */
+  async function sendCommand(
+    lines: string[],
+    command: ParsedCommand,
+    comment: string,
+    onRefused: () => Promise<void> = async () => {},
+  ): Promise<SsmCommandHandle> {
     const sentAtMs = clock.now();
     const out = await ssm
       .send(
         new SendCommandCommand({
           InstanceIds: [instanceId],
           DocumentName: RUN_SHELL_SCRIPT,
-          Comment: commentFor(commandId),
+          Comment: comment,
           Parameters: {
             commands: lines,
             executionTimeout: [String(command.timeoutSeconds)],
@@ -188,7 +198,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         }),
       )
       .catch(async (err) => {
-        if (answeredBySsm(err)) await records.append(recordScope(commandId), { notSent: true });
+        if (answeredBySsm(err)) await onRefused();
         throw translateSsmError(err, 'SendCommand', instanceId);
       });
     const ssmCommandId = out.Command?.CommandId;
@@ -198,13 +208,36 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         `SendCommand on instance ${instanceId} returned no command id`,
       );
     }
-    const handle: SsmCommandHandle = {
+    return {
       ssmCommandId,
       instanceId,
       sentAtMs,
       timeoutSeconds: command.timeoutSeconds,
       ...(options.logGroupName ? { logGroupName: options.logGroupName } : {}),
     };
+  }
+
+  async function send(command: ParsedCommand): Promise<SsmCommandHandle> {
+    return sendCommand(scriptOf(command), command, HOUSEKEEPING_COMMENT);
+  }
+
+  async function start(commandId: string, command: ParsedCommand) {
+    // Built first: a bad env name is refused before anything is sent.
+    const lines = scriptOf(command);
+    const earlier = await earlierStart(commandId);
+    if (earlier.handle) return earlier.handle;
+    if (earlier.intended) {
+      const found = await findSent(commandId);
+      if (found) {
+        await records.append(recordScope(commandId), { handle: found });
+        return found;
+      }
+    } else {
+      await records.append(recordScope(commandId), { intent: true, at: clock.now() });
+    }
+    const handle = await sendCommand(lines, command, commentFor(commandId), async () => {
+      await records.append(recordScope(commandId), { notSent: true });
+    });
     await records.append(recordScope(commandId), { handle });
     return handle;
   }
@@ -313,7 +346,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
     };
   }
 
-  return { start, poll, cancel };
+  return { start, send, poll, cancel };
 }
 
 type Ended = { state: 'finished'; exitCode: number | null; timedOut: boolean; cancelled?: boolean };

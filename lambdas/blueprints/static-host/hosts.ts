@@ -1,9 +1,9 @@
 /** Where a static host's resource and lease live on the instance, and how to reach it. */
-import type { BlueprintContext, CommandInterface } from '../../core/blueprint.ts';
+import type { BlueprintContext } from '../../core/blueprint.ts';
 import { DrydockError, ResourceGoneError } from '../../core/errors.ts';
 import type { Lease, Resource } from '../../core/model.ts';
 import { requireClient } from '../cloud-clients.ts';
-import { ssmCommandInterface } from '../ssm/commands.ts';
+import { type SsmCommands, ssmCommandInterface } from '../ssm/commands.ts';
 import { readBinding } from './bindings.ts';
 import type { StaticHost } from './config.ts';
 
@@ -48,7 +48,7 @@ export function hostCommands(
   blueprint: StaticHost,
   resource: Resource,
   options: { workDir: string; env: Record<string, string | undefined>; asLeaseUser: boolean },
-): CommandInterface {
+): SsmCommands {
   const user = options.asLeaseUser ? blueprint.config.commandDefaults.user : undefined;
   return ssmCommandInterface({
     ssm: requireClient(ctx.clients, 'ssm'),
@@ -73,16 +73,20 @@ export async function requireBound(ctx: BlueprintContext, resource: Resource): P
   }
 }
 
-/** Wrap an interface so every start first checks the resource still holds its binding. */
+/** Wrap an interface so every start or send first checks the resource still holds its binding. */
 export function guarded(
   ctx: BlueprintContext,
   resource: Resource,
-  inner: CommandInterface,
-): CommandInterface {
+  inner: SsmCommands,
+): SsmCommands {
   return {
     async start(commandId, command) {
       await requireBound(ctx, resource);
       return inner.start(commandId, command);
+    },
+    async send(command) {
+      await requireBound(ctx, resource);
+      return inner.send(command);
     },
     poll: (handle, from) => inner.poll(handle, from),
     cancel: (handle) => inner.cancel(handle),
