@@ -1,10 +1,31 @@
 /**
- * Small helpers shared by the host plug-ins: the lexical half of the "a path may not escape the
- * resource" rule. (Command specs are checked once, by the engine: core/command-spec.ts.)
- * Plug-in specific behaviour stays in its folder.
+ * Small helpers shared by the plug-ins: the lexical half of the "a path may not escape the
+ * resource" rule, and reading back a command handle the engine kept. (Command specs are checked
+ * once, by the engine: core/command-spec.ts.) Plug-in specific behaviour stays in its folder.
  */
 import { posix } from 'node:path';
+import type { z } from 'zod';
 import { ValidationError } from '../core/errors.ts';
+import { formatZodIssues } from '../core/validation.ts';
+
+/**
+ * A command handle as the plug-in wrote it (the engine persists it and hands it back), or a
+ * ValidationError saying what kind of handle was expected and every problem with it.
+ */
+export function parseHandle<S extends z.ZodType>(
+  schema: S,
+  handle: unknown,
+  what: string,
+): z.output<S> {
+  const parsed = schema.safeParse(handle);
+  if (!parsed.success) {
+    throw new ValidationError(
+      `not a ${what} command handle: ${formatZodIssues(parsed.error, { root: '(handle)' })}`,
+      { context: { handle } },
+    );
+  }
+  return parsed.data;
+}
 
 /**
  * Normalise a caller-supplied path to a relative POSIX path inside a root, or throw a

@@ -28,6 +28,7 @@ import type {
 } from '../../core/blueprint.ts';
 import { DrydockError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
+import { parseHandle } from '../shared.ts';
 import {
   type CommandMeta,
   goneSchema,
@@ -94,11 +95,7 @@ export function localCommand(
 
   /** The command directory a handle names; it must be one of this resource's. */
   function locate(handle: CommandHandle): string {
-    const parsed = localCommandHandleSchema.safeParse(handle);
-    if (!parsed.success) {
-      throw new ValidationError('not a local-host command handle', { context: { handle } });
-    }
-    const { dir } = parsed.data;
+    const { dir } = parseHandle(localCommandHandleSchema, handle, 'local-host');
     const absolute = isAbsolute(dir) ? dir : resolve(ctx.dataDir, dir);
     if (
       dirname(absolute) !== resourceCommandsDir(ctx, blueprint, resource) ||

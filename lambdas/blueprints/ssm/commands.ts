@@ -40,7 +40,7 @@ import type {
 } from '../../core/blueprint.ts';
 import { DrydockError, ResourceGoneError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
-import { relativePathInside } from '../shared.ts';
+import { parseHandle, relativePathInside } from '../shared.ts';
 import { errorName, translateSsmError } from './errors.ts';
 import { streamAfter } from './output.ts';
 import { commandScript } from './script.ts';
@@ -271,7 +271,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): SsmCommands {
   }
 
   async function cancel(raw: Record<string, unknown>) {
-    const handle = ssmHandleSchema.parse(raw);
+    const handle = parseHandle(ssmHandleSchema, raw, 'SSM');
     try {
       await ssm.send(
         new CancelCommandCommand({
@@ -288,7 +288,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): SsmCommands {
   }
 
   async function poll(raw: Record<string, unknown>, from: { stdout: number; stderr: number }) {
-    const handle = ssmHandleSchema.parse(raw);
+    const handle = parseHandle(ssmHandleSchema, raw, 'SSM');
     const inv = await invocation(handle);
     const stream = (name: 'stdout' | 'stderr', content: string | undefined, offset: number) =>
       streamAfter({
