@@ -43,6 +43,16 @@ export const goneSchema = z.object({
 });
 export type GoneRecord = z.infer<typeof goneSchema>;
 
+/**
+ * Whether a command is over, from its records: it ended by itself (an exit record and no stop
+ * under way: a daemon it left running on purpose does not keep it going), or its group was seen
+ * gone. Once over, nobody signals its pgid again: the kernel may have handed it to another group.
+ */
+export function commandOver(records: { exit?: unknown; kill?: unknown; gone?: unknown }): boolean {
+  if (records.gone !== undefined) return true;
+  return records.exit !== undefined && records.kill === undefined;
+}
+
 /** A file's JSON checked by `schema`, or undefined if the file does not exist (yet). */
 export async function readRecord<T>(
   dir: string,

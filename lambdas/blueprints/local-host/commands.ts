@@ -31,6 +31,7 @@ import type { Resource } from '../../core/model.ts';
 import { parseHandle } from '../shared.ts';
 import {
   type CommandMeta,
+  commandOver,
   goneSchema,
   type KillRecord,
   killSchema,
@@ -156,16 +157,16 @@ export function localCommand(
   async function observe(dir: string, meta: CommandMeta) {
     let exit = await readRecord(dir, 'exit', exitRecordSchema);
     const kill = await readRecord(dir, 'kill', killSchema);
-    // Ended by itself: done, even if it left something running in the background with its
-    // output redirected (a daemon it started on purpose).
-    if (exit && !kill) return { exit, kill, endedAt: exit.at };
+    // Ended by itself (commandOver): done, even with a daemon left running in the background.
+    if (exit && commandOver({ exit, kill })) return { exit, kill, endedAt: exit.at };
     // Being stopped (or not recorded yet): done only once the whole group is gone.
     let gone = await readRecord(dir, 'gone', goneSchema);
     if (!gone && !(await groupRunning(meta.pgid))) {
       ({ record: gone } = await publishOnce(dir, 'gone', { at: Date.now() }, goneSchema));
     }
     if (gone) {
-      // The leader records the end before it exits: read again, it may have just done so.
+      // Seen gone: over (commandOver) whatever else it recorded. The leader records the end
+      // before it exits: read again, it may have just done so.
       exit ??= await readRecord(dir, 'exit', exitRecordSchema);
       return { exit, kill, endedAt: exit?.at ?? gone.at };
     }
