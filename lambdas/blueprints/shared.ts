@@ -1,11 +1,11 @@
 /**
  * Small helpers shared by the plug-ins: the lexical half of the "a path may not escape the
- * resource" rule, and reading back a command handle the engine kept. (Command specs are checked
+ * resource" rule, ids as directory names, and reading back a command handle the engine kept. (Command specs are checked
  * once, by the engine: core/command-spec.ts.) Plug-in specific behaviour stays in its folder.
  */
 import { posix } from 'node:path';
 import type { z } from 'zod';
-import { ValidationError } from '../core/errors.ts';
+import { DrydockError, ValidationError } from '../core/errors.ts';
 import { formatZodIssues } from '../core/validation.ts';
 
 /**
@@ -61,4 +61,19 @@ export function relativePathInside(
     });
   }
   return trimmed === '' ? '.' : trimmed;
+}
+
+const PATH_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+/**
+ * An id used as one directory name (on this machine or on a host): one plain path segment, so
+ * it cannot climb (`..`), nest (`a/b`) or hide (`.x`). `what` names it: `resource id`, ….
+ */
+export function pathSegment(id: string, what: string): string {
+  if (!PATH_SEGMENT.test(id)) {
+    throw new DrydockError('invalid_id', `${what} '${id}' is not a safe directory name`, {
+      context: { id, what },
+    });
+  }
+  return id;
 }

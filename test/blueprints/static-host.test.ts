@@ -500,6 +500,15 @@ describe('files', () => {
     await expect(fs.get('link/secret')).rejects.toThrow(/escapes the working directory/);
   });
 
+  it('refuses a lease id that is not one safe directory name on the host', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const evil = makeLease({ id: '../res-2' });
+    expect(() => plugin.command!(ctx, blueprint, resource, evil)).toThrow(
+      "lease id '../res-2' is not a safe directory name",
+    );
+  });
+
   it('puts a file in base64 chunks into the lease directory', async () => {
     const blueprint = blueprintWith();
     const resource = await activated(blueprint);

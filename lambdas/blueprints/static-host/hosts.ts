@@ -3,26 +3,19 @@ import type { BlueprintContext } from '../../core/blueprint.ts';
 import { DrydockError, ResourceGoneError } from '../../core/errors.ts';
 import type { Lease, Resource } from '../../core/model.ts';
 import { requireClient } from '../cloud-clients.ts';
+import { pathSegment } from '../shared.ts';
 import { type SsmCommands, ssmCommandInterface } from '../ssm/commands.ts';
 import { readBinding } from './bindings.ts';
 import type { StaticHost } from './config.ts';
 
-/** Ids become path segments on the host: refuse anything that is not a plain segment. */
-function segment(id: string, what: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) {
-    throw new DrydockError('invalid_id', `${what} '${id}' cannot name a directory on the host`);
-  }
-  return id;
-}
-
 /** `<workRoot>/<resourceId>`: everything of one resource on its host. */
 export function resourceWorkDir(blueprint: StaticHost, resource: Resource): string {
-  return `${blueprint.config.workRoot}/${segment(resource.id, 'resource id')}`;
+  return `${blueprint.config.workRoot}/${pathSegment(resource.id, 'resource id')}`;
 }
 
 /** `<workRoot>/<resourceId>/<leaseId>`: a lease's working directory, cleaned on release. */
 export function leaseWorkDir(blueprint: StaticHost, resource: Resource, lease: Lease): string {
-  return `${resourceWorkDir(blueprint, resource)}/${segment(lease.id, 'lease id')}`;
+  return `${resourceWorkDir(blueprint, resource)}/${pathSegment(lease.id, 'lease id')}`;
 }
 
 /** The instance a resource is bound to (from its data, as allocateResource decided). */
