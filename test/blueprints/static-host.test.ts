@@ -542,6 +542,20 @@ describe('health', () => {
     });
   });
 
+  it('asks SSM about a tag pool once per health check; twice only for an instance not in it', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const describes = () =>
+      fake.calls.filter((c) => c.operation === 'DescribeInstanceInformation').length;
+    let before = describes();
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({ healthy: true });
+    expect(describes() - before).toBe(1);
+    fake.setTags(A, {});
+    before = describes();
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toMatchObject({ healthy: false });
+    expect(describes() - before).toBe(2);
+  });
+
   it('a deregistered instance is unhealthy, naming it', async () => {
     const blueprint = blueprintWith();
     const resource = await activated(blueprint);
