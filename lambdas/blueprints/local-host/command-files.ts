@@ -18,7 +18,7 @@ import { link, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DrydockError } from '../../core/errors.ts';
-import { wholeCharacters } from '../utf8.ts';
+import { POLL_MAX_BYTES, wholeCharacters } from '../utf8.ts';
 import { isMissing } from './paths.ts';
 
 export const metaSchema = z.object({
@@ -104,9 +104,6 @@ export async function publishOnce<T>(
   }
 }
 
-/** The most one poll returns of each stream: polls stay quick however much was written. */
-export const POLL_READ_BYTES = 256 * 1024;
-
 export interface Chunk {
   text: string;
   /** There is more after this chunk already (the next poll gets it). */
@@ -114,7 +111,7 @@ export interface Chunk {
 }
 
 /**
- * What `stream` holds after byte `offset`, as whole characters, at most POLL_READ_BYTES.
+ * What `stream` holds after byte `offset`, as whole characters, at most POLL_MAX_BYTES.
  * `ended`: nothing will be written any more, so an incomplete character at the very end is
  * garbage, not the first half of something.
  */
@@ -134,7 +131,7 @@ export async function readChunk(
   try {
     const { size } = await file.stat();
     if (offset >= size) return { text: '', more: false };
-    const wanted = Math.min(size - offset, POLL_READ_BYTES);
+    const wanted = Math.min(size - offset, POLL_MAX_BYTES);
     const buffer = Buffer.alloc(wanted);
     const { bytesRead } = await file.read(buffer, 0, wanted, offset);
     const atEnd = offset + bytesRead >= size;
