@@ -18,7 +18,14 @@ import { allocateInstance, freeInstances } from './allocation.ts';
 import { appendBinding, readBinding } from './bindings.ts';
 import { type StaticHostConfig, staticHostConfigSchema } from './config.ts';
 import { checkHost } from './health.ts';
-import { guarded, hostCommands, leaseWorkDir, requireBound } from './hosts.ts';
+import {
+  guarded,
+  hostCommands,
+  instanceOf,
+  leaseWorkDir,
+  requireBound,
+  resourceWorkDir,
+} from './hosts.ts';
 
 export { bindingKey, bindingScope } from './bindings.ts';
 export {
@@ -71,7 +78,7 @@ export function makeStaticHostBlueprint(
       const dir = leaseWorkDir(blueprint, resource, lease);
       // Runs in the resource's directory: the lease's own is what it removes.
       const commands = hostCommands(ctx, blueprint, resource, {
-        workDir: dir.slice(0, dir.lastIndexOf('/')),
+        workDir: resourceWorkDir(blueprint, resource),
         env,
         asLeaseUser: false,
       });
@@ -87,7 +94,7 @@ export function makeStaticHostBlueprint(
       if (done.exitCode !== 0) {
         throw new DrydockError(
           'cleanup_failed',
-          `removing ${dir} on instance ${resource.data.instanceId} failed (exit ${done.exitCode}): ${tail(done.stderr, 500)}`,
+          `removing ${dir} on instance ${instanceOf(resource)} failed (exit ${done.exitCode}): ${tail(done.stderr, 500)}`,
         );
       }
     },
