@@ -41,7 +41,6 @@ export const goneSchema = z.object({
   /** Epoch ms when a poll or cancel first saw the process group gone. */
   at: z.number(),
 });
-export type GoneRecord = z.infer<typeof goneSchema>;
 
 /**
  * Whether a command is over, from its records: it ended by itself (an exit record and no stop

@@ -74,9 +74,6 @@ export const localCommandHandleSchema = z.object({
 });
 export type LocalCommandHandle = z.infer<typeof localCommandHandleSchema>;
 
-/** A finished poll also says whether output was cut at maxOutputBytes (beyond the contract). */
-export type LocalCommandProgress = CommandProgress & { truncated?: boolean };
-
 export function localCommand(
   ctx: BlueprintContext,
   blueprint: LocalHost,
@@ -242,7 +239,7 @@ export function localCommand(
       return handleOf(dir, meta);
     },
 
-    async poll(handle, from: OutputOffsets): Promise<LocalCommandProgress> {
+    async poll(handle, from: OutputOffsets): Promise<CommandProgress> {
       const dir = locate(handle);
       await requireDir(resourceDir(ctx, blueprint, resource), resource);
       const meta = await requireMeta(dir);
@@ -257,7 +254,7 @@ export function localCommand(
         return { state: 'running', stdout: stdout.text, stderr: stderr.text };
       }
       const { exit, kill } = ended;
-      const progress: LocalCommandProgress = {
+      const progress: CommandProgress = {
         state: 'finished',
         stdout: stdout.text,
         stderr: stderr.text,

@@ -32,9 +32,9 @@ import {
 } from './paths.ts';
 import { groupRunning, signalGroup } from './process-group.ts';
 
-export { KILL_GRACE_MS, type LocalCommandHandle, type LocalCommandProgress } from './commands.ts';
+export type { LocalCommandHandle } from './commands.ts';
 export { type LocalHostConfig, localHostConfigSchema } from './config.ts';
-export { commandDir, localHostRoot, resourceDir } from './paths.ts';
+export { commandDir, resourceDir } from './paths.ts';
 
 function localFilesystem(
   ctx: BlueprintContext,

@@ -5,6 +5,7 @@
 import { isAbsolute, posix } from 'node:path';
 import { z } from 'zod';
 import type { ConfiguredBlueprint } from '../../core/blueprint.ts';
+import type { InstanceSelector } from '../ssm/instances.ts';
 
 /** EC2 instance ids (`i-` + 8 or 17 hex digits) and hybrid managed instance ids (`mi-` + 17). */
 export const INSTANCE_ID = /^(i-[0-9a-f]{8,17}|mi-[0-9a-f]{17})$/;
@@ -88,15 +89,14 @@ export const staticHostConfigSchema = z
 
 export type StaticHostConfig = z.output<typeof staticHostConfigSchema>;
 export type StaticHost = ConfiguredBlueprint<StaticHostConfig>;
-export type Pool = { tags: Record<string, string> } | { ids: string[] };
 
 /** The pool a blueprint draws from, defaults applied. */
-export function poolOf(blueprint: StaticHost): Pool {
+export function poolOf(blueprint: StaticHost): InstanceSelector {
   return blueprint.config.instances ?? { tags: { 'drydock-pool': blueprint.id } };
 }
 
 /** The pool as people read it in wait reasons and health reasons. */
-export function describePool(pool: Pool): string {
+export function describePool(pool: InstanceSelector): string {
   return 'ids' in pool
     ? `ids ${pool.ids.join(', ')}`
     : `tags ${Object.entries(pool.tags)
