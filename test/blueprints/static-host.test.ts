@@ -166,6 +166,41 @@ describe('allocation', () => {
     }
   });
 
+  it('in a deployment, an instance without its drydock:deployment tag is not in the pool', async () => {
+    // The stack allows SendCommand only to instances tagged drydock:deployment=<stack>: an
+    // untagged one would be bound and then refused every command.
+    plugin = makeStaticHostBlueprint({
+      env: { DRYDOCK_COMMAND_LOG_GROUP: LOG_GROUP, DRYDOCK_DEPLOYMENT: 'Drydock' },
+      sleep: async (ms) => ctx.clock.advance(ms),
+    }) as BlueprintType<unknown>;
+    fake.setTags(B, { ...POOL, 'drydock:deployment': 'Drydock' });
+    const blueprint = blueprintWith();
+    const template = await plugin.allocateResource(ctx, blueprint, lease);
+    expect(template.data).toEqual({ instanceId: B }); // A comes first by id, but is untagged
+    held.add(bindingKey(B));
+    expect(await plugin.canAllocateNow!(ctx, blueprint, lease)).toEqual({
+      ok: false,
+      reason:
+        'all 1 instance of pool tags drydock-pool=linux-build, drydock:deployment=Drydock are bound to resources',
+    });
+    // An id pool is narrowed the same way.
+    const byId = blueprintWith({ instances: { ids: [A] } });
+    expect(await plugin.canAllocateNow!(ctx, byId, lease)).toEqual({
+      ok: false,
+      reason: `no SSM managed instance is registered in pool ids ${A} tagged drydock:deployment=Drydock`,
+    });
+    // A bound instance that loses the tag leaves the pool (its health says so).
+    held.clear();
+    const resource = await activated(blueprint);
+    expect(resource.data.instanceId).toBe(B);
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({ healthy: true });
+    fake.setTags(B, POOL);
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({
+      healthy: false,
+      reason: `instance ${B} is no longer in pool tags drydock-pool=linux-build, drydock:deployment=Drydock`,
+    });
+  });
+
   it('an id pool uses exactly its ids', async () => {
     const blueprint = blueprintWith({ instances: { ids: [B] } });
     expect((await plugin.allocateResource(ctx, blueprint, lease)).data).toEqual({ instanceId: B });

@@ -36,7 +36,10 @@ export {
 } from './config.ts';
 
 export interface StaticHostDeps {
-  /** Where `DRYDOCK_COMMAND_LOG_GROUP` is read (at use, not at load). @default process.env */
+  /**
+   * Where `DRYDOCK_COMMAND_LOG_GROUP` and `DRYDOCK_DEPLOYMENT` (the tag every pool instance must
+   * carry) are read (at use, not at load). @default process.env
+   */
   env?: Record<string, string | undefined>;
   /** How housekeeping commands (files, cleanup, health ping) wait between polls. @default real time */
   sleep?: Sleep;
@@ -65,11 +68,11 @@ export function makeStaticHostBlueprint(
     needsLeaseActivation: () => false,
 
     async canAllocateNow(ctx, blueprint) {
-      const view = await freeInstances(ctx, blueprint);
+      const view = await freeInstances(ctx, blueprint, env);
       return view.ok ? { ok: true } : { ok: false, reason: view.reason };
     },
 
-    allocateResource: (ctx, blueprint) => allocateInstance(ctx, blueprint),
+    allocateResource: (ctx, blueprint) => allocateInstance(ctx, blueprint, env),
 
     activateResource: (ctx, blueprint, resource) => activateHost(ctx, blueprint, resource, env),
 
