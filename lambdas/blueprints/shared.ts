@@ -1,10 +1,31 @@
 /**
- * Small helpers shared by the host plug-ins: the lexical half of the "a path may not escape the
- * resource" rule. (Command specs are checked once, by the engine: core/command-spec.ts.)
- * Plug-in specific behaviour stays in its folder.
+ * Small helpers shared by the plug-ins: the lexical half of the "a path may not escape the
+ * resource" rule, ids as directory names, and reading back a command handle the engine kept. (Command specs are checked
+ * once, by the engine: core/command-spec.ts.) Plug-in specific behaviour stays in its folder.
  */
 import { posix } from 'node:path';
-import { ValidationError } from '../core/errors.ts';
+import type { z } from 'zod';
+import { DrydockError, ValidationError } from '../core/errors.ts';
+import { formatZodIssues } from '../core/validation.ts';
+
+/**
+ * A command handle as the plug-in wrote it (the engine persists it and hands it back), or a
+ * ValidationError saying what kind of handle was expected and every problem with it.
+ */
+export function parseHandle<S extends z.ZodType>(
+  schema: S,
+  handle: unknown,
+  what: string,
+): z.output<S> {
+  const parsed = schema.safeParse(handle);
+  if (!parsed.success) {
+    throw new ValidationError(
+      `not a ${what} command handle: ${formatZodIssues(parsed.error, { root: '(handle)' })}`,
+      { context: { handle } },
+    );
+  }
+  return parsed.data;
+}
 
 /**
  * Normalise a caller-supplied path to a relative POSIX path inside a root, or throw a
@@ -40,4 +61,19 @@ export function relativePathInside(
     });
   }
   return trimmed === '' ? '.' : trimmed;
+}
+
+const PATH_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
+
+/**
+ * An id used as one directory name (on this machine or on a host): one plain path segment, so
+ * it cannot climb (`..`), nest (`a/b`) or hide (`.x`). `what` names it: `resource id`, ….
+ */
+export function pathSegment(id: string, what: string): string {
+  if (!PATH_SEGMENT.test(id)) {
+    throw new DrydockError('invalid_id', `${what} '${id}' is not a safe directory name`, {
+      context: { id, what },
+    });
+  }
+  return id;
 }

@@ -7,6 +7,12 @@
  */
 import { isUtf8 } from 'node:buffer';
 
+/**
+ * The most one poll returns of each output stream, in bytes, whatever the plug-in: a poll stays
+ * quick and the engine's record of it small however much was written; the rest comes next poll.
+ */
+export const POLL_MAX_BYTES = 256 * 1024;
+
 /** How many bytes a sequence starting with `lead` has; 0 for a byte that cannot start one. */
 function sequenceLength(lead: number): number {
   if (lead < 0x80) return 1;

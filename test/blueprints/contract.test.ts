@@ -292,6 +292,19 @@ describe.each(registry.types())('blueprint contract: %s', (type) => {
     await fixture!.commandGone?.(handle);
   });
 
+  it('refuses a handle it did not write with a ValidationError naming what is wrong', async () => {
+    await activate();
+    const command = plugin.command!(ctx, blueprint, resource, lease);
+    for (const attempt of [
+      command.poll({ bogus: true }, { stdout: 0, stderr: 0 }),
+      command.cancel({ bogus: true }),
+    ]) {
+      const err = await attempt.catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'ValidationError' });
+      expect((err as Error).message).toMatch(/^not a .+ command handle: \w+: /);
+    }
+  });
+
   /**
    * Poll a command until it finishes, as the workers do (from the offsets already seen), letting
    * time pass between polls; bounded by `maxMs` of the plug-in's time.

@@ -7,6 +7,7 @@ import { mkdir, mkdtemp, readFile, realpath, rm, symlink, writeFile } from 'node
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { commandOver } from '../../lambdas/blueprints/local-host/command-files.ts';
 import {
   commandDir,
   type LocalCommandHandle,
@@ -444,6 +445,20 @@ setInterval(() => {}, 1000);
       { intervalMs: 20 },
     );
     expect(result).toMatchObject({ exitCode: 0, stdout: 'aé€😀' });
+  });
+});
+
+describe('when a local command is over (one rule for polls and destroy)', () => {
+  it('is over once it exited by itself or its group was seen gone, not while being stopped', () => {
+    const exit = { code: 0, signal: null, at: 1 };
+    const kill = { reason: 'cancel', at: 1 };
+    const gone = { at: 2 };
+    expect(commandOver({})).toBe(false);
+    expect(commandOver({ exit })).toBe(true);
+    expect(commandOver({ exit, kill })).toBe(false);
+    expect(commandOver({ kill })).toBe(false);
+    expect(commandOver({ exit, kill, gone })).toBe(true);
+    expect(commandOver({ gone })).toBe(true);
   });
 });
 

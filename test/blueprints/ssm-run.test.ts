@@ -1,14 +1,18 @@
 /** Housekeeping waits are bounded by the worker step, not by the command's own timeout. */
 import { describe, expect, it } from 'vitest';
-import { housekeeping, runToEnd, STEP_BUDGET_MS } from '../../lambdas/blueprints/ssm/run.ts';
-import type { CommandInterface } from '../../lambdas/core/blueprint.ts';
+import {
+  type HousekeepingCommands,
+  housekeeping,
+  runToEnd,
+  STEP_BUDGET_MS,
+} from '../../lambdas/blueprints/ssm/run.ts';
 
 describe('runToEnd (housekeeping commands)', () => {
   it('cancels a command still running after the step budget and fails the step for a retry', async () => {
     let now = 0;
     const cancelled: unknown[] = [];
-    const stuck: CommandInterface = {
-      start: async () => ({ id: 'h' }),
+    const stuck: HousekeepingCommands = {
+      send: async () => ({ id: 'h' }),
       poll: async () => ({ state: 'running', stdout: '', stderr: '' }),
       cancel: async (handle) => {
         cancelled.push(handle);
@@ -31,8 +35,8 @@ describe('runToEnd (housekeeping commands)', () => {
 
   it('returns what a command that ends in time printed', async () => {
     let polls = 0;
-    const quick: CommandInterface = {
-      start: async () => ({}),
+    const quick: HousekeepingCommands = {
+      send: async () => ({}),
       poll: async () =>
         ++polls < 3
           ? { state: 'running', stdout: `${polls}\n`, stderr: '' }

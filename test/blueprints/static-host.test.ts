@@ -166,6 +166,41 @@ describe('allocation', () => {
     }
   });
 
+  it('in a deployment, an instance without its drydock:deployment tag is not in the pool', async () => {
+    // The stack allows SendCommand only to instances tagged drydock:deployment=<stack>: an
+    // untagged one would be bound and then refused every command.
+    plugin = makeStaticHostBlueprint({
+      env: { DRYDOCK_COMMAND_LOG_GROUP: LOG_GROUP, DRYDOCK_DEPLOYMENT: 'Drydock' },
+      sleep: async (ms) => ctx.clock.advance(ms),
+    }) as BlueprintType<unknown>;
+    fake.setTags(B, { ...POOL, 'drydock:deployment': 'Drydock' });
+    const blueprint = blueprintWith();
+    const template = await plugin.allocateResource(ctx, blueprint, lease);
+    expect(template.data).toEqual({ instanceId: B }); // A comes first by id, but is untagged
+    held.add(bindingKey(B));
+    expect(await plugin.canAllocateNow!(ctx, blueprint, lease)).toEqual({
+      ok: false,
+      reason:
+        'all 1 instance of pool tags drydock-pool=linux-build, drydock:deployment=Drydock are bound to resources',
+    });
+    // An id pool is narrowed the same way.
+    const byId = blueprintWith({ instances: { ids: [A] } });
+    expect(await plugin.canAllocateNow!(ctx, byId, lease)).toEqual({
+      ok: false,
+      reason: `no SSM managed instance is registered in pool ids ${A} tagged drydock:deployment=Drydock`,
+    });
+    // A bound instance that loses the tag leaves the pool (its health says so).
+    held.clear();
+    const resource = await activated(blueprint);
+    expect(resource.data.instanceId).toBe(B);
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({ healthy: true });
+    fake.setTags(B, POOL);
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({
+      healthy: false,
+      reason: `instance ${B} is no longer in pool tags drydock-pool=linux-build, drydock:deployment=Drydock`,
+    });
+  });
+
   it('an id pool uses exactly its ids', async () => {
     const blueprint = blueprintWith({ instances: { ids: [B] } });
     expect((await plugin.allocateResource(ctx, blueprint, lease)).data).toEqual({ instanceId: B });
@@ -207,6 +242,35 @@ describe('activation', () => {
     await expect(activated(failing, 'res-2')).rejects.toThrow(
       /exited with 100.*E: no such package/s,
     );
+  });
+
+  it('reads a setup output over 300 KiB to its end promptly, and fails with the END of it', async () => {
+    // Over one poll's 256 KiB: each step must poll on from where the last stopped.
+    const body = 'y'.repeat(99).concat('\n').repeat(3_100);
+    fake.rule({
+      match: /noisy-setup/,
+      chunks: [{ afterMs: 1_000, stdout: `${body}the last words of setup\n` }],
+      exitCode: 2,
+    });
+    const blueprint = blueprintWith({ setupCommands: ['noisy-setup'] });
+    const resource = await allocated(blueprint);
+    let failure: unknown;
+    let steps = 0;
+    let data = resource.data;
+    for (; steps < 10 && failure === undefined; steps++) {
+      try {
+        const step = await plugin.activateResource(ctx, blueprint, { ...resource, data });
+        expect(step.state).toBe('pending');
+        if (step.state === 'pending') ctx.clock.advance(step.checkAgainSeconds * 1000);
+        data = { ...data, ...step.data };
+        // What the resource keeps between steps stays small, however long the output.
+        expect(JSON.stringify(data).length).toBeLessThan(16_000);
+      } catch (err) {
+        failure = err;
+      }
+    }
+    expect(steps).toBeLessThanOrEqual(5);
+    expect((failure as Error).message).toMatch(/exited with 2.*the last words of setup/s);
   });
 });
 
@@ -273,7 +337,7 @@ describe('commands', () => {
     expect(send?.input).toMatchObject({ Parameters: { executionTimeout: ['5'] } });
   });
 
-  it('cancels a command SSM still runs past its timeout, and reports it timedOut', async () => {
+  it('leaves a command SSM still runs past its timeout to the engine; SSM then times it out', async () => {
     fake.rule({ match: /'make' 'test'/, durationMs: 600_000 });
     const blueprint = blueprintWith();
     const resource = await activated(blueprint);
@@ -283,14 +347,18 @@ describe('commands', () => {
       parsed({ argv: ['make', 'test'], timeoutSeconds: 5 }),
     );
     // The agent is unreachable before delivery (Delayed) and back only after the timeout: SSM
-    // starts the command late, so it is still running when our own deadline passes.
+    // starts the command late, so it is still running when its deadline passes. The plug-in
+    // reports it running and cancels nothing: the engine stops it (test/engine/static-host.test.ts).
     fake.setPing(A, 'ConnectionLost');
     ctx.clock.advance(40_000);
     fake.setPing(A, 'Online');
     ctx.clock.advance(1_000);
+    expect((await command.poll(handle, { stdout: 0, stderr: 0 })).state).toBe('running');
+    expect(fake.sent.filter((s) => s.operation === 'CancelCommand')).toHaveLength(0);
+    // Left alone, SSM's executionTimeout ends it, and that is reported as a timeout.
+    ctx.clock.advance(10_000);
     const progress = await command.poll(handle, { stdout: 0, stderr: 0 });
     expect(progress).toMatchObject({ state: 'finished', timedOut: true, exitCode: null });
-    expect(fake.sent.filter((s) => s.operation === 'CancelCommand')).toHaveLength(1);
   });
 
   it('an instance offline mid-command → ResourceGoneError naming it; health fails naming it', async () => {
@@ -467,6 +535,15 @@ describe('files', () => {
     await expect(fs.get('link/secret')).rejects.toThrow(/escapes the working directory/);
   });
 
+  it('refuses a lease id that is not one safe directory name on the host', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const evil = makeLease({ id: '../res-2' });
+    expect(() => plugin.command!(ctx, blueprint, resource, evil)).toThrow(
+      "lease id '../res-2' is not a safe directory name",
+    );
+  });
+
   it('puts a file in base64 chunks into the lease directory', async () => {
     const blueprint = blueprintWith();
     const resource = await activated(blueprint);
@@ -500,6 +577,20 @@ describe('health', () => {
     });
   });
 
+  it('asks SSM about a tag pool once per health check; twice only for an instance not in it', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    const describes = () =>
+      fake.calls.filter((c) => c.operation === 'DescribeInstanceInformation').length;
+    let before = describes();
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({ healthy: true });
+    expect(describes() - before).toBe(1);
+    fake.setTags(A, {});
+    before = describes();
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toMatchObject({ healthy: false });
+    expect(describes() - before).toBe(2);
+  });
+
   it('a deregistered instance is unhealthy, naming it', async () => {
     const blueprint = blueprintWith();
     const resource = await activated(blueprint);
@@ -508,6 +599,20 @@ describe('health', () => {
       healthy: false,
       reason: `instance ${A} is no longer registered with SSM`,
     });
+  });
+
+  it('housekeeping (health ping, file put, cleanup) sends plainly: no idempotency records', async () => {
+    const blueprint = blueprintWith();
+    const resource = await activated(blueprint);
+    expect(await plugin.healthCheck(ctx, blueprint, resource)).toEqual({ healthy: true });
+    await plugin.filesystem!(ctx, blueprint, resource, lease).put('a.txt', 'a');
+    await plugin.releaseLease!(ctx, blueprint, resource, lease);
+    const sends = fake.sent.filter((s) => s.operation === 'SendCommand');
+    expect(sends.length).toBeGreaterThanOrEqual(3);
+    expect(sends.map((s) => (s.input as { Comment: string }).Comment)).toEqual(
+      sends.map(() => 'drydock housekeeping'),
+    );
+    expect([...ctx.records.dump().keys()].filter((k) => k.startsWith('ssm-command:'))).toEqual([]);
   });
 
   it('releaseLease removes the lease directory on the host', async () => {

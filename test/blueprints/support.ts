@@ -187,8 +187,6 @@ type Finished = Extract<CommandProgress, { state: 'finished' }>;
 
 /** A command run to its end through start/poll, with its output put back together. */
 export type CommandOutcome = Omit<Finished, 'state'> & {
-  /** Output was cut at the plug-in's cap (local-host reports it beyond the contract). */
-  truncated?: boolean;
   handle: CommandHandle;
   /** How many polls it took (the last one reported finished). */
   polls: number;

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { makeStaticHostBlueprint } from '../../lambdas/blueprints/static-host/index.ts';
 import { syntheticBlueprint } from '../../lambdas/blueprints/synthetic/index.ts';
 import { BlueprintRegistry } from '../../lambdas/core/blueprint.ts';
+import { startCommand } from '../../lambdas/core/commands.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
 import {
   createBlueprint,
@@ -15,7 +16,7 @@ import {
   requestLease,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
-import { FakeAws } from '../support/aws-fake/index.ts';
+import { FakeAws, type FakeAwsOptions } from '../support/aws-fake/index.ts';
 import type { TestClock } from '../support/manual-queue.ts';
 import { leaseNow, type TestSystem, testSystem } from '../support/system.ts';
 
@@ -33,10 +34,12 @@ async function staticHostSystem(
   instances: string[],
   config: Record<string, unknown> = {},
   limits: Record<string, unknown> = {},
+  fakeOptions: Partial<FakeAwsOptions> = {},
 ): Promise<TestSystem & { fake: FakeAws }> {
   let clock: TestClock | undefined;
   const startedAt = performance.now();
   const fake = new FakeAws({
+    ...fakeOptions,
     clock: { now: () => (clock?.now() ?? Date.now()) + Math.floor(performance.now() - startedAt) },
   });
   for (const id of instances) fake.addInstance({ id, tags: POOL });
@@ -170,5 +173,29 @@ describe('static-host leases on the engine', () => {
     });
     const gone = await system.store.getResource(resourceId as string);
     expect(gone?.endReason).toMatch(new RegExp(`instance ${A} is no longer in pool`));
+  });
+
+  it('a command SSM still runs past its timeout is cancelled by the engine and reported timedOut', async () => {
+    // The agent has not taken the command by its timeout (SSM says Pending): SSM's
+    // executionTimeout has not started, so the engine's deadline is the one that stops it.
+    const system = await staticHostSystem([A], {}, {}, { deliveryDelayMs: 600_000 });
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    await system.queue.drain(system.engine, {
+      until: async () => (await leaseNow(system.store, lease.id)).status === 'active',
+    });
+    const command = await startCommand(
+      system.engine,
+      lease.id,
+      { argv: ['make', 'test'], timeoutSeconds: 5 },
+      ci,
+    );
+    const finished = async () =>
+      (await system.store.getCommand(lease.id, command.id))?.status === 'finished';
+    await system.queue.drain(system.engine, { until: finished });
+    expect(await system.store.getCommand(lease.id, command.id)).toMatchObject({
+      status: 'finished',
+      result: { timedOut: true, exitCode: null },
+    });
+    expect(system.fake.sent.filter((s) => s.operation === 'CancelCommand')).toHaveLength(1);
   });
 });

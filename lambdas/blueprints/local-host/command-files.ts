@@ -18,7 +18,7 @@ import { link, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DrydockError } from '../../core/errors.ts';
-import { wholeCharacters } from '../utf8.ts';
+import { POLL_MAX_BYTES, wholeCharacters } from '../utf8.ts';
 import { isMissing } from './paths.ts';
 
 export const metaSchema = z.object({
@@ -41,7 +41,16 @@ export const goneSchema = z.object({
   /** Epoch ms when a poll or cancel first saw the process group gone. */
   at: z.number(),
 });
-export type GoneRecord = z.infer<typeof goneSchema>;
+
+/**
+ * Whether a command is over, from its records: it ended by itself (an exit record and no stop
+ * under way: a daemon it left running on purpose does not keep it going), or its group was seen
+ * gone. Once over, nobody signals its pgid again: the kernel may have handed it to another group.
+ */
+export function commandOver(records: { exit?: unknown; kill?: unknown; gone?: unknown }): boolean {
+  if (records.gone !== undefined) return true;
+  return records.exit !== undefined && records.kill === undefined;
+}
 
 /** A file's JSON checked by `schema`, or undefined if the file does not exist (yet). */
 export async function readRecord<T>(
@@ -94,9 +103,6 @@ export async function publishOnce<T>(
   }
 }
 
-/** The most one poll returns of each stream: polls stay quick however much was written. */
-export const POLL_READ_BYTES = 256 * 1024;
-
 export interface Chunk {
   text: string;
   /** There is more after this chunk already (the next poll gets it). */
@@ -104,7 +110,7 @@ export interface Chunk {
 }
 
 /**
- * What `stream` holds after byte `offset`, as whole characters, at most POLL_READ_BYTES.
+ * What `stream` holds after byte `offset`, as whole characters, at most POLL_MAX_BYTES.
  * `ended`: nothing will be written any more, so an incomplete character at the very end is
  * garbage, not the first half of something.
  */
@@ -124,7 +130,7 @@ export async function readChunk(
   try {
     const { size } = await file.stat();
     if (offset >= size) return { text: '', more: false };
-    const wanted = Math.min(size - offset, POLL_READ_BYTES);
+    const wanted = Math.min(size - offset, POLL_MAX_BYTES);
     const buffer = Buffer.alloc(wanted);
     const { bytesRead } = await file.read(buffer, 0, wanted, offset);
     const atEnd = offset + bytesRead >= size;

@@ -28,8 +28,10 @@ import type {
 } from '../../core/blueprint.ts';
 import { DrydockError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
+import { parseHandle } from '../shared.ts';
 import {
   type CommandMeta,
+  commandOver,
   goneSchema,
   type KillRecord,
   killSchema,
@@ -72,9 +74,6 @@ export const localCommandHandleSchema = z.object({
 });
 export type LocalCommandHandle = z.infer<typeof localCommandHandleSchema>;
 
-/** A finished poll also says whether output was cut at maxOutputBytes (beyond the contract). */
-export type LocalCommandProgress = CommandProgress & { truncated?: boolean };
-
 export function localCommand(
   ctx: BlueprintContext,
   blueprint: LocalHost,
@@ -94,11 +93,7 @@ export function localCommand(
 
   /** The command directory a handle names; it must be one of this resource's. */
   function locate(handle: CommandHandle): string {
-    const parsed = localCommandHandleSchema.safeParse(handle);
-    if (!parsed.success) {
-      throw new ValidationError('not a local-host command handle', { context: { handle } });
-    }
-    const { dir } = parsed.data;
+    const { dir } = parseHandle(localCommandHandleSchema, handle, 'local-host');
     const absolute = isAbsolute(dir) ? dir : resolve(ctx.dataDir, dir);
     if (
       dirname(absolute) !== resourceCommandsDir(ctx, blueprint, resource) ||
@@ -159,16 +154,16 @@ export function localCommand(
   async function observe(dir: string, meta: CommandMeta) {
     let exit = await readRecord(dir, 'exit', exitRecordSchema);
     const kill = await readRecord(dir, 'kill', killSchema);
-    // Ended by itself: done, even if it left something running in the background with its
-    // output redirected (a daemon it started on purpose).
-    if (exit && !kill) return { exit, kill, endedAt: exit.at };
+    // Ended by itself (commandOver): done, even with a daemon left running in the background.
+    if (exit && commandOver({ exit, kill })) return { exit, kill, endedAt: exit.at };
     // Being stopped (or not recorded yet): done only once the whole group is gone.
     let gone = await readRecord(dir, 'gone', goneSchema);
     if (!gone && !(await groupRunning(meta.pgid))) {
       ({ record: gone } = await publishOnce(dir, 'gone', { at: Date.now() }, goneSchema));
     }
     if (gone) {
-      // The leader records the end before it exits: read again, it may have just done so.
+      // Seen gone: over (commandOver) whatever else it recorded. The leader records the end
+      // before it exits: read again, it may have just done so.
       exit ??= await readRecord(dir, 'exit', exitRecordSchema);
       return { exit, kill, endedAt: exit?.at ?? gone.at };
     }
@@ -244,7 +239,7 @@ export function localCommand(
       return handleOf(dir, meta);
     },
 
-    async poll(handle, from: OutputOffsets): Promise<LocalCommandProgress> {
+    async poll(handle, from: OutputOffsets): Promise<CommandProgress> {
       const dir = locate(handle);
       await requireDir(resourceDir(ctx, blueprint, resource), resource);
       const meta = await requireMeta(dir);
@@ -259,7 +254,7 @@ export function localCommand(
         return { state: 'running', stdout: stdout.text, stderr: stderr.text };
       }
       const { exit, kill } = ended;
-      const progress: LocalCommandProgress = {
+      const progress: CommandProgress = {
         state: 'finished',
         stdout: stdout.text,
         stderr: stderr.text,

@@ -18,7 +18,7 @@ import type {
 } from '../../core/blueprint.ts';
 import { NotFoundError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
-import { goneSchema, killSchema, metaSchema, readRecord } from './command-files.ts';
+import { commandOver, goneSchema, killSchema, metaSchema, readRecord } from './command-files.ts';
 import { localCommand } from './commands.ts';
 import { type LocalHost, type LocalHostConfig, localHostConfigSchema } from './config.ts';
 import { exitRecordSchema } from './leader.ts';
@@ -32,9 +32,9 @@ import {
 } from './paths.ts';
 import { groupRunning, signalGroup } from './process-group.ts';
 
-export { KILL_GRACE_MS, type LocalCommandHandle, type LocalCommandProgress } from './commands.ts';
+export type { LocalCommandHandle } from './commands.ts';
 export { type LocalHostConfig, localHostConfigSchema } from './config.ts';
-export { commandDir, localHostRoot, resourceDir } from './paths.ts';
+export { commandDir, resourceDir } from './paths.ts';
 
 function localFilesystem(
   ctx: BlueprintContext,
@@ -78,8 +78,8 @@ async function killCommands(commandsDir: string): Promise<void> {
       readRecord(dir, 'kill', killSchema),
       readRecord(dir, 'gone', goneSchema),
     ]);
-    // Over (as commands.ts decides it): its pgid may belong to someone else by now.
-    if (!meta || gone || (exit && !kill)) continue;
+    // Over: its pgid may belong to someone else by now.
+    if (!meta || commandOver({ exit, kill, gone })) continue;
     if (await groupRunning(meta.pgid)) signalGroup(meta.pgid, 'SIGKILL');
   }
 }

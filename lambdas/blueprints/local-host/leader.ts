@@ -46,7 +46,6 @@ export const exitRecordSchema = z.object({
   /** Streams cut at maxOutputBytes. */
   truncated: z.array(z.enum(['stdout', 'stderr'])),
 });
-export type ExitRecord = z.infer<typeof exitRecordSchema>;
 
 // Plain JavaScript (run with `node -e`): it must not depend on this repository's loaders or
 // files being present at the path the worker ran from. Kept short on purpose.

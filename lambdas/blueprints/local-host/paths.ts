@@ -16,10 +16,8 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import type { BlueprintContext } from '../../core/blueprint.ts';
 import { DrydockError, ResourceGoneError, ValidationError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
-import { relativePathInside } from '../shared.ts';
+import { pathSegment, relativePathInside } from '../shared.ts';
 import type { LocalHost } from './config.ts';
-
-const SAFE_SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$/;
 
 export function localHostRoot(ctx: BlueprintContext, blueprint: LocalHost): string {
   return resolve(blueprint.config.root ?? join(ctx.dataDir, 'local-host', blueprint.id));
@@ -30,19 +28,6 @@ export function isInside(path: string, root: string, options: { strictly?: boole
   return path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
 
-function safeSegment(id: string, what: 'resource' | 'command'): string {
-  if (!SAFE_SEGMENT.test(id)) {
-    throw new DrydockError(
-      `invalid_${what}_id`,
-      `${what} id '${id}' is not a safe directory name`,
-      {
-        context: { [`${what}Id`]: id },
-      },
-    );
-  }
-  return id;
-}
-
 /** `<root>/<resourceId>`; the id must be one plain path segment. */
 export function resourceDir(
   ctx: BlueprintContext,
@@ -50,7 +35,7 @@ export function resourceDir(
   resource: Resource,
 ): string {
   const root = localHostRoot(ctx, blueprint);
-  const dir = join(root, safeSegment(resource.id, 'resource'));
+  const dir = join(root, pathSegment(resource.id, 'resource id'));
   if (!isInside(dir, root, { strictly: true })) {
     throw new DrydockError('invalid_resource_id', `directory '${dir}' is not below root '${root}'`);
   }
@@ -66,8 +51,8 @@ export function resourceCommandsDir(
   return join(
     resolve(ctx.dataDir),
     'local-host-commands',
-    safeSegment(blueprint.id, 'resource'),
-    safeSegment(resource.id, 'resource'),
+    pathSegment(blueprint.id, 'blueprint id'),
+    pathSegment(resource.id, 'resource id'),
   );
 }
 
@@ -78,7 +63,7 @@ export function commandDir(
   resource: Resource,
   commandId: string,
 ): string {
-  return join(resourceCommandsDir(ctx, blueprint, resource), safeSegment(commandId, 'command'));
+  return join(resourceCommandsDir(ctx, blueprint, resource), pathSegment(commandId, 'command id'));
 }
 
 /** The real path of the resource directory, or ResourceGoneError if it is not there any more. */

@@ -40,9 +40,8 @@ import type {
 } from '../../core/blueprint.ts';
 import { DrydockError, ResourceGoneError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
-import { relativePathInside } from '../shared.ts';
+import { parseHandle, relativePathInside } from '../shared.ts';
 import { errorName, translateSsmError } from './errors.ts';
-import { describeInstance } from './instances.ts';
 import { streamAfter } from './output.ts';
 import { commandScript } from './script.ts';
 
@@ -50,9 +49,6 @@ export const RUN_SHELL_SCRIPT = 'AWS-RunShellScript';
 
 /** Right after SendCommand, GetCommandInvocation may not know the invocation yet: this long. */
 export const INVOCATION_VISIBLE_WITHIN_MS = 60_000;
-
-/** Past its timeout plus this, a command SSM still calls running is cancelled and timed out. */
-export const OVERDUE_GRACE_MS = 30_000;
 
 export const ssmHandleSchema = z.object({
   ssmCommandId: z.string(),
@@ -77,6 +73,18 @@ export interface SsmCommandOptions {
   user?: string;
 }
 
+/**
+ * The SSM command interface, plus `send`: one SendCommand with no idempotency bookkeeping, for
+ * housekeeping commands (files, cleanup, health ping) whose ids are never retried — a retried
+ * housekeeping step sends again, and its scripts are idempotent.
+ */
+export interface SsmCommands extends CommandInterface {
+  send(command: ParsedCommand): Promise<SsmCommandHandle>;
+}
+
+/** The Comment housekeeping commands carry (they have no drydock command id). */
+export const HOUSEKEEPING_COMMENT = 'drydock housekeeping';
+
 /** The Comment that names a drydock command on SSM (at most 100 characters). */
 export function commentFor(commandId: string): string {
   const comment = `drydock ${commandId}`;
@@ -93,7 +101,7 @@ function answeredBySsm(err: unknown): boolean {
   return typeof status === 'number' && status >= 400 && status < 500;
 }
 
-export function ssmCommandInterface(options: SsmCommandOptions): CommandInterface {
+export function ssmCommandInterface(options: SsmCommandOptions): SsmCommands {
   const { ssm, logs, records, clock, instanceId } = options;
 
   /** What earlier starts of this command left: its handle, or whether one was about to send. */
@@ -146,34 +154,32 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
     return undefined;
   }
 
-  async function start(commandId: string, command: ParsedCommand) {
+  /** The script of `command` in this interface's working directory, checked before any send. */
+  function scriptOf(command: ParsedCommand): string[] {
     const cwd = relativePathInside(command.cwd ?? '.', 'cwd', { allowRoot: true });
-    // Built first: a bad env name is refused before anything is sent.
-    const lines = commandScript({
+    return commandScript({
       workDir: options.workDir,
       cwd,
       ...(command.env ? { env: command.env } : {}),
       command,
       ...(options.user ? { user: options.user } : {}),
     });
-    const earlier = await earlierStart(commandId);
-    if (earlier.handle) return earlier.handle;
-    if (earlier.intended) {
-      const found = await findSent(commandId);
-      if (found) {
-        await records.append(recordScope(commandId), { handle: found });
-        return found;
-      }
-    } else {
-      await records.append(recordScope(commandId), { intent: true, at: clock.now() });
-    }
+  }
+
+  /** One SendCommand. `onRefused` runs when SSM answered with an error (nothing was sent). */
+  async function sendCommand(
+    lines: string[],
+    command: ParsedCommand,
+    comment: string,
+    onRefused: () => Promise<void> = async () => {},
+  ): Promise<SsmCommandHandle> {
     const sentAtMs = clock.now();
     const out = await ssm
       .send(
         new SendCommandCommand({
           InstanceIds: [instanceId],
           DocumentName: RUN_SHELL_SCRIPT,
-          Comment: commentFor(commandId),
+          Comment: comment,
           Parameters: {
             commands: lines,
             executionTimeout: [String(command.timeoutSeconds)],
@@ -192,7 +198,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         }),
       )
       .catch(async (err) => {
-        if (answeredBySsm(err)) await records.append(recordScope(commandId), { notSent: true });
+        if (answeredBySsm(err)) await onRefused();
         throw translateSsmError(err, 'SendCommand', instanceId);
       });
     const ssmCommandId = out.Command?.CommandId;
@@ -202,13 +208,36 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         `SendCommand on instance ${instanceId} returned no command id`,
       );
     }
-    const handle: SsmCommandHandle = {
+    return {
       ssmCommandId,
       instanceId,
       sentAtMs,
       timeoutSeconds: command.timeoutSeconds,
       ...(options.logGroupName ? { logGroupName: options.logGroupName } : {}),
     };
+  }
+
+  async function send(command: ParsedCommand): Promise<SsmCommandHandle> {
+    return sendCommand(scriptOf(command), command, HOUSEKEEPING_COMMENT);
+  }
+
+  async function start(commandId: string, command: ParsedCommand) {
+    // Built first: a bad env name is refused before anything is sent.
+    const lines = scriptOf(command);
+    const earlier = await earlierStart(commandId);
+    if (earlier.handle) return earlier.handle;
+    if (earlier.intended) {
+      const found = await findSent(commandId);
+      if (found) {
+        await records.append(recordScope(commandId), { handle: found });
+        return found;
+      }
+    } else {
+      await records.append(recordScope(commandId), { intent: true, at: clock.now() });
+    }
+    const handle = await sendCommand(lines, command, commentFor(commandId), async () => {
+      await records.append(recordScope(commandId), { notSent: true });
+    });
     await records.append(recordScope(commandId), { handle });
     return handle;
   }
@@ -242,7 +271,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
   }
 
   async function cancel(raw: Record<string, unknown>) {
-    const handle = ssmHandleSchema.parse(raw);
+    const handle = parseHandle(ssmHandleSchema, raw, 'SSM');
     try {
       await ssm.send(
         new CancelCommandCommand({
@@ -259,7 +288,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
   }
 
   async function poll(raw: Record<string, unknown>, from: { stdout: number; stderr: number }) {
-    const handle = ssmHandleSchema.parse(raw);
+    const handle = parseHandle(ssmHandleSchema, raw, 'SSM');
     const inv = await invocation(handle);
     const stream = (name: 'stdout' | 'stderr', content: string | undefined, offset: number) =>
       streamAfter({
@@ -282,24 +311,14 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
         ])
       : [undefined, undefined];
     const output = { stdout: stdout?.text ?? '', stderr: stderr?.text ?? '' };
-    const overdue = clock.now() > handle.sentAtMs + handle.timeoutSeconds * 1000 + OVERDUE_GRACE_MS;
-    if (status.state === 'running') {
-      if (!overdue) return { state: 'running', ...output } satisfies CommandProgress;
-      // SSM should have timed it out by now. An agent that lost contact reports nothing until it
-      // is back: that host is gone for this command. Otherwise stop it and report the timeout.
-      const instance = await describeInstance(ssm, handle.instanceId);
-      if (instance?.pingStatus !== 'Online') {
-        throw new ResourceGoneError(
-          `instance ${handle.instanceId} is ${instance ? instance.pingStatus : 'no longer registered with SSM'}: command ${handle.ssmCommandId} did not report by its timeout`,
-          { context: { instanceId: handle.instanceId } },
-        );
-      }
-      await cancel(handle);
-      return finished(handle, inv, output, { exitCode: null, timedOut: true }, stdout, stderr);
-    }
-    // Finished, but output is still to come (cut by the per-poll cap, or the log group lags).
+    // A command still running past its timeout is the engine's to stop (command-runner,
+    // COMMAND_KILL_GRACE_SECONDS); an agent that went silent ends in SSM's delivery timeout.
+    if (status.state === 'running')
+      return { state: 'running', ...output } satisfies CommandProgress;
+    // Finished, but output is still to come (cut by the per-poll cap, or the log group lags);
+    // the engine's deadline bounds the wait.
     const pending = [stdout, stderr].some((s) => s?.more || s?.lagging);
-    if (pending && !overdue) return { state: 'running', ...output } satisfies CommandProgress;
+    if (pending) return { state: 'running', ...output } satisfies CommandProgress;
     return finished(handle, inv, output, status, stdout, stderr);
   }
 
@@ -327,7 +346,7 @@ export function ssmCommandInterface(options: SsmCommandOptions): CommandInterfac
     };
   }
 
-  return { start, poll, cancel };
+  return { start, send, poll, cancel };
 }
 
 type Ended = { state: 'finished'; exitCode: number | null; timedOut: boolean; cancelled?: boolean };

@@ -4,11 +4,11 @@
  * working directory and may not leave it, symlinks included (checked on the host with
  * `realpath`, after the lexical check here).
  */
-import type { CommandInterface, FilesystemInterface } from '../../core/blueprint.ts';
+import type { FilesystemInterface } from '../../core/blueprint.ts';
 import { DrydockError, NotFoundError, ValidationError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
 import { relativePathInside } from '../shared.ts';
-import { housekeeping, runToEnd, type Sleep, tail } from './run.ts';
+import { type HousekeepingCommands, housekeeping, runToEnd, type Sleep, tail } from './run.ts';
 import { shellQuote } from './script.ts';
 
 /** The largest file put or get moves: it travels through command parameters and output. */
@@ -32,7 +32,7 @@ function resolveLines(workDir: string, rel: string): string[] {
 }
 
 export function commandFilesystem(options: {
-  commands: CommandInterface;
+  commands: HousekeepingCommands;
   workDir: string;
   clock: Clock;
   sleep: Sleep;

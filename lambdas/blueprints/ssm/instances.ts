@@ -22,10 +22,17 @@ export interface ManagedInstance {
 
 export type InstanceSelector = { tags: Record<string, string> } | { ids: string[] };
 
-function filtersOf(selector: InstanceSelector): InstanceInformationStringFilter[] {
+const tagFilters = (tags: Record<string, string>): InstanceInformationStringFilter[] =>
+  Object.entries(tags).map(([key, value]) => ({ Key: `tag:${key}`, Values: [value] }));
+
+function filtersOf(
+  selector: InstanceSelector,
+  requiredTags: Record<string, string>,
+): InstanceInformationStringFilter[] {
+  // Filters are ANDed: an instance must also carry every required tag (one filter per key).
   return 'ids' in selector
-    ? [{ Key: 'InstanceIds', Values: selector.ids }]
-    : Object.entries(selector.tags).map(([key, value]) => ({ Key: `tag:${key}`, Values: [value] }));
+    ? [{ Key: 'InstanceIds', Values: selector.ids }, ...tagFilters(requiredTags)]
+    : tagFilters({ ...selector.tags, ...requiredTags });
 }
 
 function toManaged(info: InstanceInformation): ManagedInstance | undefined {
@@ -39,12 +46,14 @@ function toManaged(info: InstanceInformation): ManagedInstance | undefined {
 }
 
 /**
- * Every registered instance the selector names, whatever its ping status (callers report the
- * offline ones by name), sorted by id so choices are stable.
+ * Every registered instance the selector names and that carries every `requiredTags` tag,
+ * whatever its ping status (callers report the offline ones by name), sorted by id so choices
+ * are stable.
  */
 export async function describeInstances(
   ssm: SSMClient,
   selector: InstanceSelector,
+  requiredTags: Record<string, string> = {},
 ): Promise<ManagedInstance[]> {
   const found: ManagedInstance[] = [];
   let token: string | undefined;
@@ -53,7 +62,7 @@ export async function describeInstances(
     const out = await ssm
       .send(
         new DescribeInstanceInformationCommand({
-          Filters: filtersOf(selector),
+          Filters: filtersOf(selector, requiredTags),
           MaxResults: 50,
           ...(token === undefined ? {} : { NextToken: token }),
         }),

@@ -17,7 +17,7 @@ import {
   GetLogEventsCommand,
   type GetLogEventsCommandOutput,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { wholeCharacters } from '../utf8.ts';
+import { POLL_MAX_BYTES, wholeCharacters } from '../utf8.ts';
 import { translateSsmError } from './errors.ts';
 
 /** What the agent ends a cut StandardOutputContent / StandardErrorContent with. */
@@ -28,9 +28,6 @@ export function contentTruncated(content: string): boolean {
   const trimmed = content.trimEnd();
   return TRUNCATED_MARKERS.some((m) => trimmed.endsWith(m));
 }
-
-/** At most this many bytes per stream and poll: a poll stays quick and its record small. */
-export const MAX_BYTES_PER_POLL = 256 * 1024;
 
 /** SSM's log stream for one stream of one invocation of AWS-RunShellScript. */
 export function logStreamName(
@@ -53,7 +50,7 @@ export interface StreamChunk {
 }
 
 /** Bytes of `text` after `offset`, at most `max`, cut at a character boundary. */
-export function bytesAfter(text: string, offset: number, max = MAX_BYTES_PER_POLL): StreamChunk {
+export function bytesAfter(text: string, offset: number, max = POLL_MAX_BYTES): StreamChunk {
   const bytes = Buffer.from(text, 'utf8');
   if (offset >= bytes.length) return { text: '', more: false, lagging: false };
   const rest = bytes.subarray(offset);
@@ -129,16 +126,16 @@ async function readLogStream(
         kept += bytes.length - start;
       }
     }
-    if (kept > MAX_BYTES_PER_POLL) break;
+    if (kept > POLL_MAX_BYTES) break;
     // startFromHead: the last page repeats its forward token.
     if (!page.nextForwardToken || page.nextForwardToken === token) break;
     token = page.nextForwardToken;
     if ((page.events ?? []).length === 0) break;
   }
   const all = Buffer.concat(parts);
-  if (all.length <= MAX_BYTES_PER_POLL) {
+  if (all.length <= POLL_MAX_BYTES) {
     return { text: all.toString('utf8'), more: false, lagging: false, totalBytesSeen: seen };
   }
-  const cut = wholeCharacters(all.subarray(0, MAX_BYTES_PER_POLL), false);
+  const cut = wholeCharacters(all.subarray(0, POLL_MAX_BYTES), false);
   return { text: cut.text, more: true, lagging: false, totalBytesSeen: seen };
 }

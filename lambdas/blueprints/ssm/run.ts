@@ -1,6 +1,7 @@
 /**
  * Housekeeping commands (files, cleanup, a health ping) that a caller needs finished before it
- * returns: start, then poll until done, bounded. Lease commands never go through here — they are
+ * returns: send (no idempotency records: nothing retries a housekeeping command by id), then
+ * poll until done, bounded. Lease commands never go through here — they are
  * asynchronous and polled by the engine.
  *
  * The bound is the step's, not the command's: a worker step must end well inside a worker
@@ -8,7 +9,6 @@
  * cancelled and the step fails with a TemporaryError; the engine retries the step later (every
  * housekeeping script is idempotent: a retry runs it again from the start).
  */
-import { randomUUID } from 'node:crypto';
 import type { CommandInterface, ParsedCommand } from '../../core/blueprint.ts';
 import { TemporaryError } from '../../core/errors.ts';
 import type { Clock } from '../../core/ports.ts';
@@ -33,26 +33,31 @@ export function housekeeping(script: string, timeoutSeconds: number): ParsedComm
 }
 
 /**
- * Run `command` to its end. Gives up (cancelling it) after its timeout plus a margin of the
- * caller's clock, or after `maxPolls`, with a TemporaryError: the caller may try again.
+ * What housekeeping needs of a host: a plain send (no idempotency bookkeeping: a housekeeping
+ * command is never retried by id, a retried step sends again), then poll and cancel.
+ */
+export interface HousekeepingCommands {
+  send(command: ParsedCommand): Promise<Record<string, unknown>>;
+  poll: CommandInterface['poll'];
+  cancel: CommandInterface['cancel'];
+}
+
+/** How often a housekeeping wait polls. */
+const POLL_EVERY_MS = 500;
+
+/**
+ * Run `command` to its end. Gives up (cancelling it) after its timeout or STEP_BUDGET_MS,
+ * whichever is shorter, on the caller's clock, with a TemporaryError: the caller may try again.
  */
 export async function runToEnd(
-  iface: CommandInterface,
+  iface: HousekeepingCommands,
   command: ParsedCommand,
-  deps: {
-    clock: Clock;
-    sleep: Sleep;
-    pollEveryMs?: number;
-    maxPolls?: number;
-    /** @default STEP_BUDGET_MS */
-    budgetMs?: number;
-    what: string;
-  },
+  deps: { clock: Clock; sleep: Sleep; what: string },
 ): Promise<Finished> {
-  const { clock, sleep, pollEveryMs = 500, what } = deps;
-  const waitMs = Math.min(command.timeoutSeconds * 1000, deps.budgetMs ?? STEP_BUDGET_MS);
-  const maxPolls = deps.maxPolls ?? Math.ceil(waitMs / pollEveryMs) + 1;
-  const handle = await iface.start(`housekeeping-${randomUUID()}`, command);
+  const { clock, sleep, what } = deps;
+  const waitMs = Math.min(command.timeoutSeconds * 1000, STEP_BUDGET_MS);
+  const maxPolls = Math.ceil(waitMs / POLL_EVERY_MS) + 1;
+  const handle = await iface.send(command);
   const deadline = clock.now() + waitMs;
   let stdout = '';
   let stderr = '';
@@ -66,7 +71,7 @@ export async function runToEnd(
     if (progress.state === 'finished') {
       return { stdout, stderr, exitCode: progress.exitCode, timedOut: progress.timedOut };
     }
-    await sleep(pollEveryMs);
+    await sleep(POLL_EVERY_MS);
   }
   await iface.cancel(handle);
   throw new TemporaryError(

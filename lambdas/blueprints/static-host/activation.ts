@@ -7,10 +7,11 @@
  * unknown / deregistered instance ─▶ throw (the resource breaks, naming the instance)
  * offline                          ─▶ pending "instance i-… is ConnectionLost" (setup deadline bounds it)
  * no setup commands                ─▶ active
- * setup not started                ─▶ start `setup-<resourceId>` ─▶ pending (data.setup = handle)
- * setup running                    ─▶ pending
+ * setup not started                ─▶ start `setup-<resourceId>` ─▶ pending (data.setup = handle,
+ *                                     offsets, bounded output tails)
+ * setup running                    ─▶ poll from the offsets ─▶ pending
  * setup exited 0                   ─▶ active (data.setupDone)
- * setup failed / timed out         ─▶ throw with the output's tail
+ * setup failed / timed out         ─▶ throw with the output's tail (its end, however long)
  * ```
  */
 import type { ActivationStep, BlueprintContext } from '../../core/blueprint.ts';
@@ -72,23 +73,35 @@ export async function activateHost(
     env,
     asLeaseUser: false,
   });
-  const handle =
-    (resource.data.setup as Record<string, unknown> | undefined) ??
-    (await commands.start(
-      `setup-${resource.id}`,
-      housekeeping(
-        [`chmod 0755 -- ${shellQuote(workRoot)}`, ...setupCommands].join('\n'),
-        commandDefaults.timeoutSeconds,
+  const setup =
+    setupProgress(resource.data.setup) ??
+    emptySetup(
+      await commands.start(
+        `setup-${resource.id}`,
+        housekeeping(
+          [`chmod 0755 -- ${shellQuote(workRoot)}`, ...setupCommands].join('\n'),
+          commandDefaults.timeoutSeconds,
+        ),
       ),
-    ));
-  // A fresh start's output is read from offset 0 each time: the log keeps only the tail.
-  const progress = await commands.poll(handle, { stdout: 0, stderr: 0 });
+    );
+  // Polled from where the last poll stopped: a poll returns at most 256 KiB per stream, so
+  // re-reading from 0 would never get past a longer output. Only a bounded tail is kept.
+  const progress = await commands.poll(setup.handle, setup.offsets);
+  const next: SetupProgress = {
+    handle: setup.handle,
+    offsets: {
+      stdout: setup.offsets.stdout + Buffer.byteLength(progress.stdout),
+      stderr: setup.offsets.stderr + Buffer.byteLength(progress.stderr),
+    },
+    stdoutTail: keepTail(setup.stdoutTail + progress.stdout),
+    stderrTail: keepTail(setup.stderrTail + progress.stderr),
+  };
   if (progress.state === 'running') {
     return {
       state: 'pending',
       checkAgainSeconds: SETUP_RECHECK_SECONDS,
       message: `setup commands are running on instance ${instanceId}`,
-      data: { instanceId, setup: handle },
+      data: { instanceId, setup: next },
     };
   }
   if (progress.exitCode !== 0) {
@@ -97,9 +110,46 @@ export async function activateHost(
       : `exited with ${progress.exitCode ?? 'a signal'}`;
     throw new DrydockError(
       'setup_failed',
-      `setup commands on instance ${instanceId} ${why}; stderr: ${tail(progress.stderr, 1_000) || '(none)'}; stdout: ${tail(progress.stdout, 1_000) || '(none)'}`,
+      `setup commands on instance ${instanceId} ${why}; stderr: ${tail(next.stderrTail, 1_000) || '(none)'}; stdout: ${tail(next.stdoutTail, 1_000) || '(none)'}`,
       { context: { instanceId, resourceId: resource.id } },
     );
   }
-  return { state: 'active', data: { instanceId, setup: handle, setupDone: true } };
+  return { state: 'active', data: { instanceId, setup: next, setupDone: true } };
+}
+
+/** The setup command as the resource's data keeps it between activation steps. */
+interface SetupProgress {
+  handle: Record<string, unknown>;
+  offsets: { stdout: number; stderr: number };
+  stdoutTail: string;
+  stderrTail: string;
+}
+
+function emptySetup(handle: Record<string, unknown>): SetupProgress {
+  return { handle, offsets: { stdout: 0, stderr: 0 }, stdoutTail: '', stderrTail: '' };
+}
+
+/**
+ * The kept setup progress, if a step started one. A resource activated by an older version
+ * kept the bare handle: that one is polled from the start again.
+ */
+function setupProgress(data: unknown): SetupProgress | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const kept = data as Partial<SetupProgress>;
+  if (typeof kept.handle === 'object' && kept.handle !== null && kept.offsets) {
+    return {
+      handle: kept.handle,
+      offsets: kept.offsets,
+      stdoutTail: kept.stdoutTail ?? '',
+      stderrTail: kept.stderrTail ?? '',
+    };
+  }
+  return emptySetup(data as Record<string, unknown>);
+}
+
+/** Enough of each stream for the failure message, and a resource record that stays small. */
+const KEPT_TAIL_CHARS = 2_000;
+
+function keepTail(text: string): string {
+  return text.length <= KEPT_TAIL_CHARS ? text : text.slice(-KEPT_TAIL_CHARS);
 }

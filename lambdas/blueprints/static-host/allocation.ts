@@ -8,7 +8,7 @@ import { TemporaryError } from '../../core/errors.ts';
 import { requireClient } from '../cloud-clients.ts';
 import { describeInstances, type ManagedInstance, whyNotUsable } from '../ssm/instances.ts';
 import { bindingKey } from './bindings.ts';
-import { describePool, poolOf, type StaticHost } from './config.ts';
+import { deploymentTags, describePool, poolOf, type StaticHost } from './config.ts';
 
 export type PoolView = { ok: true; free: ManagedInstance[] } | { ok: false; reason: string };
 
@@ -16,10 +16,12 @@ export type PoolView = { ok: true; free: ManagedInstance[] } | { ok: false; reas
 export async function freeInstances(
   ctx: BlueprintContext,
   blueprint: StaticHost,
+  env: Record<string, string | undefined>,
 ): Promise<PoolView> {
   const pool = poolOf(blueprint);
-  const name = `pool ${describePool(pool)}`;
-  const registered = await describeInstances(requireClient(ctx.clients, 'ssm'), pool);
+  const required = deploymentTags(env);
+  const name = `pool ${describePool(pool, required)}`;
+  const registered = await describeInstances(requireClient(ctx.clients, 'ssm'), pool, required);
   // An id pool may name instances SSM does not (or no longer) know: they are simply not usable.
   const usable = registered.filter((i) => whyNotUsable(i) === undefined);
   if (usable.length === 0) {
@@ -46,8 +48,9 @@ export async function freeInstances(
 export async function allocateInstance(
   ctx: BlueprintContext,
   blueprint: StaticHost,
+  env: Record<string, string | undefined>,
 ): Promise<ResourceTemplate> {
-  const view = await freeInstances(ctx, blueprint);
+  const view = await freeInstances(ctx, blueprint, env);
   if (!view.ok) {
     // canAllocateNow just said there was one: it was taken (or went offline) in between.
     throw new TemporaryError(view.reason, { context: { blueprintId: blueprint.id } });

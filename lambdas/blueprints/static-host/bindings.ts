@@ -27,9 +27,7 @@ export interface Binding {
 
 /** Replay the bill in write order (records written in one millisecond may list in any order). */
 export async function readBinding(ctx: BlueprintContext, resourceId: string): Promise<Binding> {
-  const events = (await ctx.records.list(bindingScope(resourceId))) as unknown as Array<
-    BindingEvent & { seq?: number }
-  >;
+  const events = (await ctx.records.list(bindingScope(resourceId))) as unknown as BindingEvent[];
   const order = (e: BindingEvent) =>
     e.atMs * 10 + ({ bound: 0, offline: 1, online: 2, released: 3 } as const)[e.event];
   const binding: Binding = { released: false };

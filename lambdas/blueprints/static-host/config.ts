@@ -5,6 +5,7 @@
 import { isAbsolute, posix } from 'node:path';
 import { z } from 'zod';
 import type { ConfiguredBlueprint } from '../../core/blueprint.ts';
+import type { InstanceSelector } from '../ssm/instances.ts';
 
 /** EC2 instance ids (`i-` + 8 or 17 hex digits) and hybrid managed instance ids (`mi-` + 17). */
 export const INSTANCE_ID = /^(i-[0-9a-f]{8,17}|mi-[0-9a-f]{17})$/;
@@ -88,18 +89,35 @@ export const staticHostConfigSchema = z
 
 export type StaticHostConfig = z.output<typeof staticHostConfigSchema>;
 export type StaticHost = ConfiguredBlueprint<StaticHostConfig>;
-export type Pool = { tags: Record<string, string> } | { ids: string[] };
 
 /** The pool a blueprint draws from, defaults applied. */
-export function poolOf(blueprint: StaticHost): Pool {
+export function poolOf(blueprint: StaticHost): InstanceSelector {
   return blueprint.config.instances ?? { tags: { 'drydock-pool': blueprint.id } };
 }
 
-/** The pool as people read it in wait reasons and health reasons. */
-export function describePool(pool: Pool): string {
-  return 'ids' in pool
-    ? `ids ${pool.ids.join(', ')}`
-    : `tags ${Object.entries(pool.tags)
-        .map(([k, v]) => `${k}=${v}`)
-        .join(', ')}`;
+/**
+ * The tag every instance this deployment may command carries (`drydock:deployment=<stack>`):
+ * the stack lets functions SendCommand only to instances tagged so, and sets DRYDOCK_DEPLOYMENT
+ * to the value. An instance without it is not in any pool (commanding it would be AccessDenied).
+ * None outside a deployment (locally), where nothing restricts SendCommand.
+ */
+export function deploymentTags(env: Record<string, string | undefined>): Record<string, string> {
+  const deployment = env.DRYDOCK_DEPLOYMENT;
+  return deployment ? { 'drydock:deployment': deployment } : {};
+}
+
+/** The pool as people read it in wait reasons and health reasons, with the tags it requires. */
+export function describePool(
+  pool: InstanceSelector,
+  requiredTags: Record<string, string> = {},
+): string {
+  const tags = (t: Record<string, string>) =>
+    Object.entries(t)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(', ');
+  if ('ids' in pool) {
+    const required = tags(requiredTags);
+    return `ids ${pool.ids.join(', ')}${required ? ` tagged ${required}` : ''}`;
+  }
+  return `tags ${tags({ ...pool.tags, ...requiredTags })}`;
 }

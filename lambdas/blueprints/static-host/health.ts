@@ -8,23 +8,38 @@ import type { BlueprintContext, HealthResult } from '../../core/blueprint.ts';
 import { ResourceGoneError, TemporaryError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
 import { requireClient } from '../cloud-clients.ts';
-import { describeInstance, describeInstances } from '../ssm/instances.ts';
+import { describeInstance, describeInstances, type ManagedInstance } from '../ssm/instances.ts';
 import { housekeeping, runToEnd, type Sleep, tail } from '../ssm/run.ts';
 import { appendBinding, readBinding } from './bindings.ts';
-import { describePool, poolOf, type StaticHost } from './config.ts';
+import { deploymentTags, describePool, poolOf, type StaticHost } from './config.ts';
 import { hostCommands } from './hosts.ts';
 
 const PING_TIMEOUT_SECONDS = 30;
 
-async function inPool(
+/**
+ * The instance as SSM knows it, and whether it is still in the pool (carrying the deployment's
+ * tag too, when there is one). The pool is asked once (its members carry their status); only an
+ * instance missing from it is looked up alone, to say whether it was deregistered or left it.
+ */
+async function lookUp(
   ctx: BlueprintContext,
   blueprint: StaticHost,
   instanceId: string,
-): Promise<boolean> {
+  required: Record<string, string>,
+): Promise<{ instance: ManagedInstance | undefined; inPool: boolean }> {
+  const ssm = requireClient(ctx.clients, 'ssm');
   const pool = poolOf(blueprint);
-  if ('ids' in pool) return pool.ids.includes(instanceId);
-  const members = await describeInstances(requireClient(ctx.clients, 'ssm'), pool);
-  return members.some((m) => m.instanceId === instanceId);
+  if (!('ids' in pool) || pool.ids.includes(instanceId)) {
+    // An id pool is narrowed to this instance: its listing says whether it carries the tags.
+    const members = await describeInstances(
+      ssm,
+      'ids' in pool ? { ids: [instanceId] } : pool,
+      required,
+    );
+    const member = members.find((m) => m.instanceId === instanceId);
+    if (member) return { instance: member, inPool: true };
+  }
+  return { instance: await describeInstance(ssm, instanceId), inPool: false };
 }
 
 export async function checkHost(
@@ -44,14 +59,15 @@ export async function checkHost(
       reason: `resource ${resource.id} was destroyed (instance ${instanceId} released)`,
     };
   }
-  const instance = await describeInstance(requireClient(ctx.clients, 'ssm'), instanceId);
+  const required = deploymentTags(deps.env);
+  const { instance, inPool } = await lookUp(ctx, blueprint, instanceId, required);
   if (!instance) {
     return { healthy: false, reason: `instance ${instanceId} is no longer registered with SSM` };
   }
-  if (!(await inPool(ctx, blueprint, instanceId))) {
+  if (!inPool) {
     return {
       healthy: false,
-      reason: `instance ${instanceId} is no longer in pool ${describePool(poolOf(blueprint))}`,
+      reason: `instance ${instanceId} is no longer in pool ${describePool(poolOf(blueprint), required)}`,
     };
   }
   if (instance.pingStatus !== 'Online') {

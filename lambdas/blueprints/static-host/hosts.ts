@@ -1,28 +1,21 @@
 /** Where a static host's resource and lease live on the instance, and how to reach it. */
-import type { BlueprintContext, CommandInterface } from '../../core/blueprint.ts';
+import type { BlueprintContext } from '../../core/blueprint.ts';
 import { DrydockError, ResourceGoneError } from '../../core/errors.ts';
 import type { Lease, Resource } from '../../core/model.ts';
 import { requireClient } from '../cloud-clients.ts';
-import { ssmCommandInterface } from '../ssm/commands.ts';
+import { pathSegment } from '../shared.ts';
+import { type SsmCommands, ssmCommandInterface } from '../ssm/commands.ts';
 import { readBinding } from './bindings.ts';
 import type { StaticHost } from './config.ts';
 
-/** Ids become path segments on the host: refuse anything that is not a plain segment. */
-function segment(id: string, what: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(id)) {
-    throw new DrydockError('invalid_id', `${what} '${id}' cannot name a directory on the host`);
-  }
-  return id;
-}
-
 /** `<workRoot>/<resourceId>`: everything of one resource on its host. */
 export function resourceWorkDir(blueprint: StaticHost, resource: Resource): string {
-  return `${blueprint.config.workRoot}/${segment(resource.id, 'resource id')}`;
+  return `${blueprint.config.workRoot}/${pathSegment(resource.id, 'resource id')}`;
 }
 
 /** `<workRoot>/<resourceId>/<leaseId>`: a lease's working directory, cleaned on release. */
 export function leaseWorkDir(blueprint: StaticHost, resource: Resource, lease: Lease): string {
-  return `${resourceWorkDir(blueprint, resource)}/${segment(lease.id, 'lease id')}`;
+  return `${resourceWorkDir(blueprint, resource)}/${pathSegment(lease.id, 'lease id')}`;
 }
 
 /** The instance a resource is bound to (from its data, as allocateResource decided). */
@@ -48,7 +41,7 @@ export function hostCommands(
   blueprint: StaticHost,
   resource: Resource,
   options: { workDir: string; env: Record<string, string | undefined>; asLeaseUser: boolean },
-): CommandInterface {
+): SsmCommands {
   const user = options.asLeaseUser ? blueprint.config.commandDefaults.user : undefined;
   return ssmCommandInterface({
     ssm: requireClient(ctx.clients, 'ssm'),
@@ -73,16 +66,20 @@ export async function requireBound(ctx: BlueprintContext, resource: Resource): P
   }
 }
 
-/** Wrap an interface so every start first checks the resource still holds its binding. */
+/** Wrap an interface so every start or send first checks the resource still holds its binding. */
 export function guarded(
   ctx: BlueprintContext,
   resource: Resource,
-  inner: CommandInterface,
-): CommandInterface {
+  inner: SsmCommands,
+): SsmCommands {
   return {
     async start(commandId, command) {
       await requireBound(ctx, resource);
       return inner.start(commandId, command);
+    },
+    async send(command) {
+      await requireBound(ctx, resource);
+      return inner.send(command);
     },
     poll: (handle, from) => inner.poll(handle, from),
     cancel: (handle) => inner.cancel(handle),

@@ -18,7 +18,14 @@ import { allocateInstance, freeInstances } from './allocation.ts';
 import { appendBinding, readBinding } from './bindings.ts';
 import { type StaticHostConfig, staticHostConfigSchema } from './config.ts';
 import { checkHost } from './health.ts';
-import { guarded, hostCommands, leaseWorkDir, requireBound } from './hosts.ts';
+import {
+  guarded,
+  hostCommands,
+  instanceOf,
+  leaseWorkDir,
+  requireBound,
+  resourceWorkDir,
+} from './hosts.ts';
 
 export { bindingKey, bindingScope } from './bindings.ts';
 export {
@@ -29,7 +36,10 @@ export {
 } from './config.ts';
 
 export interface StaticHostDeps {
-  /** Where `DRYDOCK_COMMAND_LOG_GROUP` is read (at use, not at load). @default process.env */
+  /**
+   * Where `DRYDOCK_COMMAND_LOG_GROUP` and `DRYDOCK_DEPLOYMENT` (the tag every pool instance must
+   * carry) are read (at use, not at load). @default process.env
+   */
   env?: Record<string, string | undefined>;
   /** How housekeeping commands (files, cleanup, health ping) wait between polls. @default real time */
   sleep?: Sleep;
@@ -58,11 +68,11 @@ export function makeStaticHostBlueprint(
     needsLeaseActivation: () => false,
 
     async canAllocateNow(ctx, blueprint) {
-      const view = await freeInstances(ctx, blueprint);
+      const view = await freeInstances(ctx, blueprint, env);
       return view.ok ? { ok: true } : { ok: false, reason: view.reason };
     },
 
-    allocateResource: (ctx, blueprint) => allocateInstance(ctx, blueprint),
+    allocateResource: (ctx, blueprint) => allocateInstance(ctx, blueprint, env),
 
     activateResource: (ctx, blueprint, resource) => activateHost(ctx, blueprint, resource, env),
 
@@ -71,7 +81,7 @@ export function makeStaticHostBlueprint(
       const dir = leaseWorkDir(blueprint, resource, lease);
       // Runs in the resource's directory: the lease's own is what it removes.
       const commands = hostCommands(ctx, blueprint, resource, {
-        workDir: dir.slice(0, dir.lastIndexOf('/')),
+        workDir: resourceWorkDir(blueprint, resource),
         env,
         asLeaseUser: false,
       });
@@ -87,7 +97,7 @@ export function makeStaticHostBlueprint(
       if (done.exitCode !== 0) {
         throw new DrydockError(
           'cleanup_failed',
-          `removing ${dir} on instance ${resource.data.instanceId} failed (exit ${done.exitCode}): ${tail(done.stderr, 500)}`,
+          `removing ${dir} on instance ${instanceOf(resource)} failed (exit ${done.exitCode}): ${tail(done.stderr, 500)}`,
         );
       }
     },

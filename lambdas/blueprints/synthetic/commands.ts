@@ -19,6 +19,7 @@ import type {
 } from '../../core/blueprint.ts';
 import { NotFoundError, ResourceGoneError, ValidationError } from '../../core/errors.ts';
 import type { Lease, Resource } from '../../core/model.ts';
+import { parseHandle } from '../shared.ts';
 import type { Synthetic } from './config.ts';
 import { findHost, type Host, recordVanish, requireLiveHost, whyGone } from './hosts.ts';
 import { appendRecord, listInWriteOrder, rankAmong, syntheticScopes } from './records.ts';
@@ -33,16 +34,8 @@ const handleSchema = z.object({
 
 export type SyntheticCommandHandle = z.output<typeof handleSchema>;
 
-function parseHandle(handle: CommandHandle): SyntheticCommandHandle {
-  const parsed = handleSchema.safeParse(handle);
-  if (!parsed.success) {
-    throw new ValidationError(
-      `not a synthetic command handle: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      { context: { handle } },
-    );
-  }
-  return parsed.data;
-}
+const parseSyntheticHandle = (handle: CommandHandle): SyntheticCommandHandle =>
+  parseHandle(handleSchema, handle, 'synthetic');
 
 type Records = Array<Record<string, unknown>>;
 
@@ -141,7 +134,7 @@ export function syntheticCommand(
     },
 
     async poll(rawHandle, from) {
-      const handle = parseHandle(rawHandle);
+      const handle = parseSyntheticHandle(rawHandle);
       const host = await findHost(ctx, blueprint, resource.id);
       if (!host) {
         throw new ResourceGoneError(`resource ${resource.id} has no synthetic host`, {
@@ -180,7 +173,7 @@ export function syntheticCommand(
 
     async cancel(rawHandle) {
       // No host check: stopping a command on a host that is gone has nothing left to stop.
-      const handle = parseHandle(rawHandle);
+      const handle = parseSyntheticHandle(rawHandle);
       const { records, started, script } = await requireStarted(handle);
       if (cancelledAtOf(records, handle.commandId) !== undefined) return;
       const now = ctx.clock.now();
