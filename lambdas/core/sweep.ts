@@ -108,8 +108,8 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   const pools = warmPools(active, blueprints, nowMs);
   for (const r of active) {
     const blueprint = blueprints.get(r.blueprintId);
-    const idleInPool = pools.get(r.blueprintId)?.idle;
-    if (!blueprint || r.suspectSince || reclaimReason(engine, r, blueprint, idleInPool)) {
+    const pool = pools.get(r.blueprintId);
+    if (!blueprint || r.suspectSince || sweepReclaims(engine, r, blueprint, pool)) {
       report.resourcesToReclaimOrCheck++;
       messages.push({ kind: 'resource', id: r.id, reason: 'sweep: check or reclaim' });
     } else if (periodicHealthCheckDue(engine, r, blueprint)) {
@@ -151,13 +151,37 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   return report;
 }
 
+/**
+ * Whether the sweep sends `r` to be reclaimed. In a warm pool, idleness alone sends only the
+ * idle resources above minIdle (counted down as they are sent), so the ones the pool keeps get
+ * no update, and no log line, sweep after sweep. Those that must go (used up, too old) go.
+ */
+function sweepReclaims(
+  engine: Engine,
+  r: Resource,
+  blueprint: Blueprint,
+  pool: WarmPoolCount | undefined,
+): boolean {
+  if (!pool) return reclaimReason(engine, r, blueprint) !== undefined;
+  if (reclaimReason(engine, r, blueprint, 0) !== undefined) return true;
+  if (pool.idle <= pool.minIdle || reclaimReason(engine, r, blueprint) === undefined) return false;
+  pool.idle--;
+  return true;
+}
+
+interface WarmPoolCount {
+  minIdle: number;
+  idle: number;
+  live: number;
+}
+
 /** Per blueprint keeping a warm pool now: its minIdle, idle and live counts among `active`. */
 function warmPools(
   active: Resource[],
   blueprints: Map<string, Blueprint>,
   nowMs: number,
-): Map<string, { minIdle: number; idle: number; live: number }> {
-  const pools = new Map<string, { minIdle: number; idle: number; live: number }>();
+): Map<string, WarmPoolCount> {
+  const pools = new Map<string, WarmPoolCount>();
   for (const blueprint of blueprints.values()) {
     const minIdle = keepsIdle(blueprint, nowMs);
     if (minIdle > 0) pools.set(blueprint.id, { minIdle, idle: 0, live: 0 });
