@@ -139,6 +139,14 @@ describe('warm pools', () => {
     expect(trimmed.idle).toHaveLength(3);
     expect(trimmed.live).toHaveLength(3);
 
+    // An update of a kept one (a duplicate sweep's, say) counts the pool and keeps it.
+    const kept = trimmed.idle[0]!;
+    expect(await processUpdate(engine, { kind: 'resource', id: kept.id })).toEqual({
+      kind: 'resource',
+      outcome: { action: 'none' },
+    });
+    expect((await store.getResource(kept.id))!.status).toBe('active');
+
     // The three kept are idle past their TTL, sweep after sweep: no update, no log line.
     const logged = await Promise.all(
       trimmed.idle.map(async (r) => (await readLogs(engine, r.id)).length),
@@ -270,6 +278,58 @@ describe('warm pools', () => {
     const attempts = (await store.listRecords(syntheticScopes.activationFailures('pool'))).length;
     expect(attempts).toBeLessThanOrEqual(4);
     expect((await pool(store)).live).toEqual([]);
+  });
+
+  it('reclaim to make room for a lease that cannot use the idle hosts never goes below minIdle', async () => {
+    const { engine, store, queue } = await testSystem();
+    await syntheticPool(engine, { limits: { maxResources: 2, minIdle: 2 } });
+    await queue.drain(engine);
+    expect((await pool(store)).idle).toHaveLength(2);
+
+    // No idle host has gpu=yes; the pool is at its cap and every idle host is kept warm.
+    const lease = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { gpu: 'yes' },
+    });
+    const first = await processUpdate(engine, queue.take()!);
+    expect(first.outcome).toMatchObject({ action: 'waited' });
+    expect((await pool(store)).idle).toHaveLength(2);
+    expect(queue.sent.filter((m) => m.reason?.startsWith('reclaimed'))).toEqual([]);
+
+    // With minIdle 1 one idle host is above it: that one is reclaimed to make room.
+    await updateBlueprint(engine, 'pool', { limits: { minIdle: 1 } });
+    await queue.drain(engine, { until: async () => (await pool(store)).live.length < 2 });
+    const logs = await Promise.all(
+      (await bill(store)).events
+        .filter((e) => e.event === 'created')
+        .map(async (e) => (await readLogs(engine, e.resourceId)).map((l) => l.message)),
+    );
+    expect(logs.flat()).toContain(`reclaimed to make room for lease ${lease.id}`);
+  });
+
+  it('a pre-warmed resource whose activation message is lost is re-driven by the sweep', async () => {
+    const { engine, store, queue, clock } = await testSystem();
+    await syntheticPool(engine, { limits: { maxResources: 2, minIdle: 1 } });
+    queue.dropNext((m) => m.kind === 'resource' && m.reason === 'pre-warmed (minIdle 1)');
+    await queue.drain(engine);
+    const [stranded] = (await pool(store)).live;
+    expect(stranded).toMatchObject({ status: 'pending', leaseCount: 0 });
+    // The sweep lists only active resources, so it asks for a top-up; the top-up counts the
+    // pending one exactly and launches nothing more.
+    expect(await runSweep(engine)).toMatchObject({ redrivenResources: 0, warmPoolTopUps: 1 });
+    const topUp = queue.take()!;
+    expect(await processUpdate(engine, topUp)).toEqual({
+      kind: 'blueprint',
+      outcome: { action: 'none', detail: '1 idle (minIdle 1), 1 live' },
+    });
+    expect((await pool(store)).live).toHaveLength(1);
+
+    clock.advance(61_000);
+    expect(await runSweep(engine)).toMatchObject({ redrivenResources: 1 });
+    await queue.drain(engine);
+    expect((await store.getResource(stranded!.id))!.status).toBe('active');
+    expect(await launches(store)).toBe(1);
   });
 
   it("the sweep's warm-pool check costs no DynamoDB call when the pool is full", async () => {
