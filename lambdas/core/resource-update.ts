@@ -283,6 +283,7 @@ async function reclaimReasonNow(
   blueprint: Blueprint,
 ): Promise<string | undefined> {
   const why = reclaimReason(engine, r, blueprint);
+  // With a count of 0, only a reason that holds whatever the pool looks like remains.
   if (why === undefined || reclaimReason(engine, r, blueprint, 0) !== undefined) return why;
   const live = await engine.store.listLiveResources(r.type);
   return reclaimReason(engine, r, blueprint, countWarmIdle(live, blueprint, engine.now()));
@@ -317,7 +318,8 @@ export function reclaimReason(
   }
   const idleMs = now - idleSinceMs(r);
   if (idleMs >= limits.idleTtlSeconds * 1000) {
-    if (idleInPool !== undefined && idleInPool <= keepsIdle(blueprint, now)) return undefined;
+    const keep = keepsIdle(blueprint, now);
+    if (keep > 0 && idleInPool !== undefined && idleInPool <= keep) return undefined;
     return `idle for ${Math.round(idleMs / 1000)}s (idle TTL ${limits.idleTtlSeconds}s)`;
   }
   return undefined;

@@ -332,6 +332,43 @@ describe('warm pools', () => {
     expect(await launches(store)).toBe(1);
   });
 
+  it('idle reclaim reads the pool only for a blueprint that keeps one', async () => {
+    const { engine, store, queue, clock, engineWith } = await testSystem();
+    let poolReads = 0;
+    const counting = new Proxy(store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop === 'listLiveResources') poolReads++;
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    }) as Store;
+    const counted = engineWith({ store: counting });
+    await syntheticPool(engine, { limits: { maxResources: 3, idleTtlSeconds: 60 } });
+    const lease = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await queue.drain(engine);
+    const host = (await leaseNow(store, lease.id)).resourceId!;
+    await releaseLease(engine, lease.id, ci);
+    await queue.drain(engine);
+    clock.advance(61_000);
+
+    // No warm pool: the idle host is reclaimed without counting anything.
+    expect(await processUpdate(counted, { kind: 'resource', id: host })).toMatchObject({
+      outcome: { action: 'reclaimed' },
+    });
+    expect(poolReads).toBe(0);
+    await queue.drain(engine);
+
+    // With one, the same decision counts the pool once, and keeps the host.
+    await updateBlueprint(engine, 'pool', { limits: { minIdle: 1 } });
+    await queue.drain(engine);
+    const [warm] = (await pool(store)).idle;
+    clock.advance(61_000);
+    expect(await processUpdate(counted, { kind: 'resource', id: warm!.id })).toMatchObject({
+      outcome: { action: 'none' },
+    });
+    expect(poolReads).toBe(1);
+  });
+
   it("the sweep's warm-pool check costs no DynamoDB call when the pool is full", async () => {
     const { engine, store, queue } = await testSystem();
     await syntheticPool(engine, { limits: { maxResources: 5, minIdle: 3 } });
