@@ -7,10 +7,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
-import type { Engine } from '../../lambdas/core/engine.ts';
+import { type Engine, makeEngine } from '../../lambdas/core/engine.ts';
 import type { Resource } from '../../lambdas/core/model.ts';
 import type { Store, WorkQueue } from '../../lambdas/core/ports.ts';
 import {
+  advanceSetup,
   processUpdate,
   readLogs,
   releaseLease,
@@ -330,6 +331,49 @@ describe('warm pools', () => {
     await queue.drain(engine);
     expect((await store.getResource(stranded!.id))!.status).toBe('active');
     expect(await launches(store)).toBe(1);
+  });
+
+  it('pre-warmed hosts that boot slowly are set up by the setup workflow; a lease meanwhile takes one and is woken when it is up', async () => {
+    const { engine, store, queue, clock } = await testSystem();
+    const started: string[] = [];
+    const withWorkflow = makeEngine({
+      store,
+      queue,
+      clock,
+      registry: engine.registry,
+      dataDir: engine.ctx.dataDir,
+      settings: engine.settings,
+      startSetup: async (resourceId) => {
+        started.push(resourceId);
+      },
+    });
+    await syntheticPool(withWorkflow, {
+      limits: { maxResources: 3, minIdle: 2 },
+      config: { activation: { delaySeconds: 30 } },
+    });
+    await queue.drain(withWorkflow);
+    const warm = (await pool(store)).live;
+    expect(warm.map((r) => r.status)).toEqual(['pending', 'pending']);
+    expect(started.sort()).toEqual(warm.map((r) => r.id).sort());
+
+    // A lease now acquires a booting warm host rather than launching a third.
+    const lease = await requestLease(withWorkflow, { type: 'host', owner: ci.principal });
+    await queue.drain(withWorkflow);
+    const acquired = await leaseNow(store, lease.id);
+    expect(acquired.status).toBe('acquired');
+    expect(warm.map((r) => r.id)).toContain(acquired.resourceId);
+
+    // The workflow's steps (as Step Functions would run them) bring both up.
+    for (const r of warm) expect((await advanceSetup(withWorkflow, r.id)).state).toBe('pending');
+    clock.advance(31_000);
+    for (const r of warm) expect((await advanceSetup(withWorkflow, r.id)).state).toBe('active');
+    await queue.drain(withWorkflow);
+    expect((await leaseNow(store, lease.id)).status).toBe('active');
+    // The acquisition lowered the idle count: the pool refilled within the cap of 3.
+    const after = await pool(store);
+    expect(after.live).toHaveLength(3);
+    expect(await launches(store)).toBe(2); // the third is booting: created on its first step
+    expect(started).toHaveLength(3);
   });
 
   it('idle reclaim reads the pool only for a blueprint that keeps one', async () => {
