@@ -10,6 +10,11 @@
  *  - one of the template's own locks (an instance bound meanwhile by another lease's
  *    resource): only the plug-in can choose again, so it is asked for a new template, at most
  *    MAX_TEMPLATES times in all; past that the lease waits and says what happened.
+ *
+ * A warm-pool pre-warm (warm-pool.ts) is the same transaction without the lease: `warm` is
+ * set, `lease` is only the request the plug-in decides for (warmRequest: no attributes, no
+ * owner), and the resource is written with leaseCount 0 under the same pool slot lock, so a
+ * pre-warm and a lease's allocation contend for slots exactly like two leases do.
  */
 import type { AllocationOutcome } from './allocator.ts';
 import type { BlueprintType, ConfiguredBlueprint, ResourceTemplate } from './blueprint.ts';
@@ -25,12 +30,19 @@ export const MAX_TEMPLATES = 3;
 /** Pool slots tried per allocation: a slot may have been taken since the batch read. */
 const POOL_SLOTS_TRIED = 2;
 
+/** Set when the allocation pre-warms a resource for the blueprint's warm pool (no lease). */
+export interface WarmAllocation {
+  /** The effective minIdle it tops up to, for the logs. */
+  minIdle: number;
+}
+
 export async function allocateNew(
   engine: Engine,
   lease: Lease,
   blueprint: Blueprint,
   plugin: BlueprintType<unknown>,
   bp: ConfiguredBlueprint<unknown>,
+  warm?: WarmAllocation,
 ): Promise<AllocationOutcome> {
   const { limits } = blueprint;
   // Exact view of the pool: which slots are held (by live *or* still-tearing-down resources).
@@ -61,7 +73,15 @@ export async function allocateNew(
   const slots = free.slice(0, POOL_SLOTS_TRIED);
   while (slots.length > 0) {
     const poolKey = slots[0] as string;
-    const written = await writeAllocation(engine, lease, blueprint, resourceId, poolKey, template);
+    const written = await writeAllocation(
+      engine,
+      lease,
+      blueprint,
+      resourceId,
+      poolKey,
+      template,
+      warm,
+    );
     if (written.outcome !== 'conflict') return written;
     // Neither named (a conflict on another item): count it against the slot, as before.
     if (written.poolSlotTaken || written.takenLocks.length === 0) slots.shift();
@@ -126,8 +146,10 @@ async function writeAllocation(
   resourceId: string,
   poolKey: string,
   template: ResourceTemplate,
+  warm: WarmAllocation | undefined,
 ): Promise<WriteResult> {
   const { limits } = blueprint;
+  const attached = warm ? 0 : 1;
   const at = engine.iso();
   const leaseKey = slotKeys.lease(resourceId, 0);
   const ownLocks = template.slotLocks ?? [];
@@ -140,8 +162,8 @@ async function writeAllocation(
     version: 0,
     slotLocks: [poolKey, ...ownLocks],
     capacity: limits.leasesPerResource,
-    leaseCount: 1,
-    uses: 1,
+    leaseCount: attached,
+    uses: attached,
     createdAt: at,
     updatedAt: at,
     setupDeadline: engine.iso(limits.setupTimeoutSeconds * 1000),
@@ -152,7 +174,7 @@ async function writeAllocation(
     op: 'takeSlotLock',
     lock: { key, ownerKind: 'resource', ownerId: resourceId, createdAt: at },
   });
-  const writes: TxWrite[] = [
+  const leaseWrites: TxWrite[] = [
     {
       op: 'updateLease',
       id: lease.id,
@@ -168,8 +190,6 @@ async function writeAllocation(
         sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
       },
     },
-    { op: 'createResource', resource },
-    ...resource.slotLocks.map(takeLock),
     {
       op: 'takeSlotLock',
       lock: { key: leaseKey, ownerKind: 'lease', ownerId: lease.id, createdAt: at },
@@ -187,11 +207,31 @@ async function writeAllocation(
       { leaseId: lease.id, slot: poolKey },
     ),
   ];
+  const warmWrites = (minIdle: number): TxWrite[] => [
+    engine.logWrite(
+      resourceId,
+      'resource.allocated',
+      `pre-warmed (minIdle ${minIdle}) by blueprint '${blueprint.id}' in ${poolKey}; no lease yet`,
+      { slot: poolKey, minIdle },
+    ),
+    engine.logWrite(
+      blueprint.id,
+      'blueprint.pre-warmed',
+      `pre-warmed (minIdle ${minIdle}) ${lease.type} ${resourceId} in ${poolKey}`,
+      { resourceId, slot: poolKey, minIdle },
+    ),
+  ];
+  const writes: TxWrite[] = [
+    { op: 'createResource', resource },
+    ...resource.slotLocks.map(takeLock),
+    ...(warm ? warmWrites(warm.minIdle) : leaseWrites),
+  ];
   try {
     await engine.store.transact(writes);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
-    if (err.failed(writeLabel(writes[0] as TxWrite), 'condition')) return { outcome: 'stale' };
+    if (!warm && err.failed(writeLabel(leaseWrites[0] as TxWrite), 'condition'))
+      return { outcome: 'stale' };
     return {
       outcome: 'conflict',
       poolSlotTaken: err.failed(writeLabel(takeLock(poolKey))),

@@ -47,6 +47,7 @@ import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
 import { cannotEverServe, idleSinceMs, leaseNeedsActivation, usesLimit } from './eligibility.ts';
 import { attributesMatch, describeAttributes, type Engine, plural, slotKeys } from './engine.ts';
 import { WriteConflictError } from './errors.ts';
+import { countWarmIdle, isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 
@@ -135,6 +136,10 @@ async function tryBlueprint(
   // 1. A free matching resource.
   for (const r of usable.filter((r) => r.leaseCount === 0)) {
     const got = await acquireOn(engine, lease, r, maxUses, activateAtOnce);
+    // One idle resource fewer: the warm pool (if any) tops itself back up, off this path.
+    if (got.outcome === 'acquired') {
+      await engine.send(...topUpMessage(blueprint, `lease ${lease.id} took idle ${r.id}`));
+    }
     if (got.outcome !== 'wait') return got;
   }
 
@@ -166,7 +171,12 @@ async function tryBlueprint(
       !usable.includes(r) &&
       idleSinceMs(r) + limits.idleGraceSeconds * 1000 <= now,
   );
-  if (reclaimable && mine.length >= limits.maxResources) {
+  // Never below the warm pool's minIdle: the pool is what keeps busy mornings fast.
+  const keptWarm =
+    reclaimable !== undefined &&
+    isWarmIdle(reclaimable, blueprint, now) &&
+    countWarmIdle(mine, blueprint, now) <= keepsIdle(blueprint, now);
+  if (reclaimable && !keptWarm && mine.length >= limits.maxResources) {
     const reclaimed = await reclaimResource(
       engine,
       reclaimable,

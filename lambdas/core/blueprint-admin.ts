@@ -11,6 +11,7 @@ import {
   ValidationError,
   WriteConflictError,
 } from './errors.ts';
+import { topUpMessage } from './min-idle.ts';
 import type { Blueprint } from './model.ts';
 
 export async function createBlueprint(engine: Engine, input: unknown): Promise<Blueprint> {
@@ -39,6 +40,8 @@ export async function createBlueprint(engine: Engine, input: unknown): Promise<B
     ),
   ]);
   engine.forgetBlueprints();
+  // A warm pool starts filling now rather than at the next sweep.
+  await engine.send(...topUpMessage(blueprint, 'blueprint created'));
   return blueprint;
 }
 
@@ -102,6 +105,7 @@ export async function updateBlueprint(
         .map((r) => ({ kind: 'resource' as const, id: r.id, reason: 'blueprint draining' })),
     );
   }
+  await engine.send(...topUpMessage(updated, 'blueprint updated'));
   return updated;
 }
 

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { Engine } from './engine.ts';
 import { ValidationError } from './errors.ts';
+import { minIdleScheduleSchema } from './min-idle.ts';
 import { BLUEPRINT_STATES } from './model.ts';
 import { formatZodIssues } from './validation.ts';
 
@@ -37,8 +38,30 @@ export const blueprintInputSchema = z
         maxAgeSeconds: z.number().int().min(1).optional(),
         maxUses: z.number().int().min(1).optional(),
         setupTimeoutSeconds: z.number().int().min(1).max(86400).default(900),
+        minIdle: z.number().int().min(0).max(1000).default(0),
+        minIdleSchedule: minIdleScheduleSchema.optional(),
       })
       .strict()
+      .superRefine((limits, ctx) => {
+        // A warm pool counts toward the cap: more idle than the cap could never be kept.
+        const over = (n: number) => n > limits.maxResources;
+        if (over(limits.minIdle)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['minIdle'],
+            message: `minIdle ${limits.minIdle} exceeds maxResources ${limits.maxResources}; lower it or raise maxResources`,
+          });
+        }
+        limits.minIdleSchedule?.forEach((w, i) => {
+          if (over(w.minIdle)) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['minIdleSchedule', i, 'minIdle'],
+              message: `minIdle ${w.minIdle} exceeds maxResources ${limits.maxResources}; lower it or raise maxResources`,
+            });
+          }
+        });
+      })
       .default({
         maxResources: 5,
         leasesPerResource: 1,
@@ -46,6 +69,7 @@ export const blueprintInputSchema = z
         idleTtlSeconds: 600,
         idleGraceSeconds: 30,
         setupTimeoutSeconds: 900,
+        minIdle: 0,
       }),
     config: z.unknown().default({}),
   })

@@ -1,6 +1,6 @@
 /**
  * The work queue's one entry point into the core: an update message goes to the writer of the
- * object it names (lease, resource or command).
+ * object it names (lease, resource or command), or to the blueprint's warm pool top-up.
  */
 import { advanceCommand } from './command-runner.ts';
 import type { Engine } from './engine.ts';
@@ -8,6 +8,7 @@ import { updateLease } from './lease-update.ts';
 import type { UpdateMessage } from './model.ts';
 import type { DispatchOutcome } from './outcomes.ts';
 import { updateResource } from './resource-update.ts';
+import { topUpWarmPool } from './warm-pool.ts';
 
 /**
  * Process one queued update message. Every kind takes one short step (a command is started or
@@ -21,5 +22,7 @@ export async function processUpdate(engine: Engine, msg: UpdateMessage): Promise
       return { kind: 'resource', outcome: await updateResource(engine, msg) };
     case 'command':
       return { kind: 'command', outcome: await advanceCommand(engine, msg) };
+    case 'blueprint':
+      return { kind: 'blueprint', outcome: await topUpWarmPool(engine, msg) };
   }
 }

@@ -126,6 +126,26 @@ export interface BlueprintLimits {
   maxUses?: number;
   /** Setup (activate-later) deadline. */
   setupTimeoutSeconds: number;
+  /**
+   * Warm pool: idle, ready resources kept at all times (within maxResources), pre-warmed with no
+   * lease on them and reclaimed by the idle rules only above this number. @default 0
+   */
+  minIdle?: number;
+  /** Time windows with another minIdle (the first window containing now wins; min-idle.ts). */
+  minIdleSchedule?: MinIdleWindow[];
+}
+
+/** A time window of a warm-pool schedule: local `from`-`to` on `days` in `timezone`. */
+export interface MinIdleWindow {
+  /** Weekdays, e.g. `mon-fri` or `sat,sun`; every day when absent. */
+  days?: string;
+  /** Local time HH:MM, inclusive. */
+  from: string;
+  /** Local time HH:MM, exclusive; `24:00` for the end of the day. */
+  to: string;
+  minIdle: number;
+  /** IANA time zone. @default UTC */
+  timezone?: string;
 }
 
 export interface BlueprintHealth {
@@ -194,6 +214,7 @@ export const LOG_TYPES = [
   'blueprint.allocation-failed',
   'blueprint.backing-off',
   'blueprint.recovered',
+  'blueprint.pre-warmed',
   'sweep.redriven',
   'sweep.lock-freed',
 ] as const;
@@ -313,7 +334,8 @@ export interface CommandRecord {
   sweepAt?: string;
 }
 
-export type ObjectKind = 'lease' | 'resource' | 'command';
+/** `blueprint`: top up the blueprint's warm pool (warm-pool.ts); the others update the object. */
+export type ObjectKind = 'lease' | 'resource' | 'command' | 'blueprint';
 
 /** A queued "update X" message (for `command`: "run command X of lease leaseId"). */
 export interface UpdateMessage {

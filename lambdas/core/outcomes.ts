@@ -5,6 +5,7 @@
  * the bench counts them (a `waited` or `stale` update is wasted work).
  */
 import { z } from 'zod';
+import type { WarmPoolOutcome } from './warm-pool.ts';
 
 /** One step an update took; `detail` says where or why, for the log. */
 export interface Outcome<A extends string> {
@@ -57,7 +58,8 @@ export type CommandOutcome = Outcome<
 export type DispatchOutcome =
   | { kind: 'lease'; outcome: LeaseOutcome }
   | { kind: 'resource'; outcome: ResourceOutcome }
-  | { kind: 'command'; outcome: CommandOutcome };
+  | { kind: 'command'; outcome: CommandOutcome }
+  | { kind: 'blueprint'; outcome: WarmPoolOutcome };
 
 /** The shape every outcome has, for code that reads any of them (logs, the bench). */
 export interface AnyOutcome {

@@ -10,6 +10,7 @@ import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-heal
 import { idleSinceMs, periodicHealthCheckDue } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
 import { errorMessage, TemporaryError } from './errors.ts';
+import { countWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import type { Blueprint, Resource, UpdateMessage } from './model.ts';
 import type { ResourceOutcome } from './outcomes.ts';
 import type { TxWrite } from './ports.ts';
@@ -222,7 +223,7 @@ async function checkActiveResource(engine: Engine, r: Resource): Promise<Resourc
     r = checked.resource;
   }
 
-  const why = reclaimReason(engine, r, blueprint);
+  const why = await reclaimReasonNow(engine, r, blueprint);
   if (why) {
     const reclaimed = await reclaimResource(engine, r, why);
     return { action: reclaimed ? 'reclaimed' : 'none', detail: why };
@@ -271,11 +272,36 @@ async function periodicHealthCheck(
   return { resource: { ...r, lastHealthCheckAt: at, version: r.version + 1 } };
 }
 
-/** Why an idle active resource should be reclaimed now, if it should. */
+/**
+ * reclaimReason with the warm pool counted. Only when idleness alone speaks for the reclaim and
+ * the blueprint keeps idle resources now does this read the pool (one index Query): a resource
+ * that must go anyway (draining, used up, too old) needs no count.
+ */
+async function reclaimReasonNow(
+  engine: Engine,
+  r: Resource,
+  blueprint: Blueprint,
+): Promise<string | undefined> {
+  const why = reclaimReason(engine, r, blueprint);
+  // With a count of 0, only a reason that holds whatever the pool looks like remains.
+  if (why === undefined || reclaimReason(engine, r, blueprint, 0) !== undefined) return why;
+  const live = await engine.store.listLiveResources(r.type);
+  return reclaimReason(engine, r, blueprint, countWarmIdle(live, blueprint, engine.now()));
+}
+
+/**
+ * Why an idle active resource should be reclaimed now, if it should. `idleInPool` is the
+ * blueprint's count of idle, ready resources (min-idle.ts, isWarmIdle) including this one: with
+ * it, idleness alone never reclaims below the blueprint's minIdle. A resource that must go
+ * (draining, one use spent, used up, too old) goes regardless. Without it (unknown), idleness
+ * reclaims as if there were no warm pool: callers that act on the answer must pass it when the
+ * blueprint keeps one.
+ */
 export function reclaimReason(
   engine: Engine,
   r: Resource,
   blueprint: Blueprint,
+  idleInPool?: number,
 ): string | undefined {
   if (r.status !== 'active' || r.leaseCount > 0) return undefined;
   const { limits } = blueprint;
@@ -292,6 +318,8 @@ export function reclaimReason(
   }
   const idleMs = now - idleSinceMs(r);
   if (idleMs >= limits.idleTtlSeconds * 1000) {
+    const keep = keepsIdle(blueprint, now);
+    if (keep > 0 && idleInPool !== undefined && idleInPool <= keep) return undefined;
     return `idle for ${Math.round(idleMs / 1000)}s (idle TTL ${limits.idleTtlSeconds}s)`;
   }
   return undefined;
@@ -366,6 +394,9 @@ export async function destroyResource(engine: Engine, r: Resource): Promise<Reso
   ]);
   if (!ok) return { action: 'stale' };
   await wakeWaitingLeases(engine, r.type, `pool slot of ${r.id} freed`);
+  // Waiting leases first (above), then the warm pool: a pre-warm that wins the freed slot is
+  // itself a free resource those leases acquire on.
+  if (blueprint) await engine.send(...topUpMessage(blueprint, `${r.id} destroyed`));
   return { action: 'destroyed' };
 }
 

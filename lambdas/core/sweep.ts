@@ -10,13 +10,17 @@
  *  - active resources: suspect, idle past TTL, too old, used up, blueprint draining, or due
  *    for their blueprint's periodic health check (leased or not: a static host can vanish
  *    with nobody holding it)                     -> resource update (health check / reclaim)
+ *  - blueprints whose warm pool (minIdle) is short -> one "top up blueprint" message each;
+ *    idle resources at or below minIdle are not sent for reclaim (no churn, no log line)
  *  - commands queued/running/cancelling whose sweepAt passed (a lost poll message, a restart
  *    of the local runtime)                       -> command step (re-drive)
  *  - slot locks whose owner is gone, destroyed or no longer lists the lock -> deleted
  */
 import { periodicHealthCheckDue } from './eligibility.ts';
 import type { Engine } from './engine.ts';
+import { isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import {
+  type Blueprint,
   type Lease,
   type LeaseStatus,
   LIVE_COMMAND_STATUSES,
@@ -37,6 +41,8 @@ export interface SweepReport {
   periodicHealthChecks: number;
   redrivenCommands: number;
   locksFreed: number;
+  /** Blueprints whose warm pool was short of its minIdle: one top-up message each. */
+  warmPoolTopUps: number;
 }
 
 /** A freshly written lock is never judged orphaned: its owner's write may still be in flight. */
@@ -53,6 +59,7 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
     periodicHealthChecks: 0,
     redrivenCommands: 0,
     locksFreed: 0,
+    warmPoolTopUps: 0,
   };
 
   // Leases: TTL expiry (active) and stranded transitional states.
@@ -90,10 +97,19 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   }
 
   // Active resources: suspects get a health check, idle ones are reclaimed by their update.
+  // Listed in full first: the warm pool's idle count per blueprint decides both which idle
+  // resources may go (only above minIdle) and which pools need a top-up, with no extra read.
   const blueprints = new Map((await engine.blueprints({ fresh: true })).map((b) => [b.id, b]));
+  const active: Resource[] = [];
   for await (const r of pages((o) => engine.store.listResourcesByStatus('active', o))) {
+    active.push(r);
+  }
+  const nowMs = engine.now();
+  const pools = warmPools(active, blueprints, nowMs);
+  for (const r of active) {
     const blueprint = blueprints.get(r.blueprintId);
-    if (!blueprint || r.suspectSince || reclaimReason(engine, r, blueprint)) {
+    const pool = pools.get(r.blueprintId);
+    if (!blueprint || r.suspectSince || sweepReclaims(engine, r, blueprint, pool)) {
       report.resourcesToReclaimOrCheck++;
       messages.push({ kind: 'resource', id: r.id, reason: 'sweep: check or reclaim' });
     } else if (periodicHealthCheckDue(engine, r, blueprint)) {
@@ -101,6 +117,18 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
       report.periodicHealthChecks++;
       messages.push({ kind: 'resource', id: r.id, reason: 'sweep: periodic health check' });
     }
+  }
+
+  // Warm pools short of their minIdle (by the active resources alone: a pending pre-warm is
+  // counted exactly by the top-up itself, which then does nothing). One message per blueprint.
+  for (const [id, pool] of pools) {
+    const blueprint = blueprints.get(id);
+    if (!blueprint || pool.idle >= pool.minIdle || pool.live >= blueprint.limits.maxResources)
+      continue;
+    report.warmPoolTopUps++;
+    messages.push(
+      ...topUpMessage(blueprint, `sweep: ${pool.idle} idle of minIdle ${pool.minIdle}`),
+    );
   }
 
   // Commands: a step whose message was lost (each step sets sweepAt past its next look).
@@ -121,6 +149,51 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   await engine.send(...messages);
   report.locksFreed = await freeOrphanedLocks(engine);
   return report;
+}
+
+/**
+ * Whether the sweep sends `r` to be reclaimed. In a warm pool, idleness alone sends only the
+ * idle resources above minIdle (counted down as they are sent), so the ones the pool keeps get
+ * no update, and no log line, sweep after sweep. Those that must go (used up, too old) go.
+ */
+function sweepReclaims(
+  engine: Engine,
+  r: Resource,
+  blueprint: Blueprint,
+  pool: WarmPoolCount | undefined,
+): boolean {
+  if (!pool) return reclaimReason(engine, r, blueprint) !== undefined;
+  if (reclaimReason(engine, r, blueprint, 0) !== undefined) return true;
+  if (pool.idle <= pool.minIdle || reclaimReason(engine, r, blueprint) === undefined) return false;
+  pool.idle--;
+  return true;
+}
+
+interface WarmPoolCount {
+  minIdle: number;
+  idle: number;
+  live: number;
+}
+
+/** Per blueprint keeping a warm pool now: its minIdle, idle and live counts among `active`. */
+function warmPools(
+  active: Resource[],
+  blueprints: Map<string, Blueprint>,
+  nowMs: number,
+): Map<string, WarmPoolCount> {
+  const pools = new Map<string, WarmPoolCount>();
+  for (const blueprint of blueprints.values()) {
+    const minIdle = keepsIdle(blueprint, nowMs);
+    if (minIdle > 0) pools.set(blueprint.id, { minIdle, idle: 0, live: 0 });
+  }
+  for (const r of active) {
+    const pool = pools.get(r.blueprintId);
+    const blueprint = blueprints.get(r.blueprintId);
+    if (!pool || !blueprint) continue;
+    pool.live++;
+    if (isWarmIdle(r, blueprint, nowMs)) pool.idle++;
+  }
+  return pools;
 }
 
 async function freeOrphanedLocks(engine: Engine): Promise<number> {

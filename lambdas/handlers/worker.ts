@@ -74,6 +74,8 @@ function idsOf(message: UpdateMessage): LogIds {
       return { resourceId: message.id };
     case 'command':
       return { leaseId: message.leaseId, commandId: message.id };
+    case 'blueprint':
+      return { blueprintId: message.id };
   }
 }
 

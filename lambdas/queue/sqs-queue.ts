@@ -130,7 +130,7 @@ function translateSqsError(err: unknown, what: string): DrydockError {
 
 const updateMessageSchema = z
   .object({
-    kind: z.enum(['lease', 'resource', 'command']),
+    kind: z.enum(['lease', 'resource', 'command', 'blueprint']),
     id: z.string().min(1),
     leaseId: z.string().min(1).optional(),
     waitSeq: z.number().int().nonnegative().optional(),

@@ -196,7 +196,7 @@ export async function listBlueprints(client: ApiClient, filters: Filters, io: Io
         b.state,
         b.limits.maxResources,
         b.limits.leasesPerResource,
-        b.limits.reclaimOnRelease ? 'on release' : `idle ${b.limits.idleTtlSeconds}s`,
+        reclaimColumn(b.limits),
         Object.entries(b.attributes)
           .map(([k, v]) => `${k}=${v}`)
           .join(','),
@@ -205,6 +205,14 @@ export async function listBlueprints(client: ApiClient, filters: Filters, io: Io
     ),
   );
   return 0;
+}
+
+/** When resources go, and how many idle ones the warm pool keeps (`, keep 3 idle`). */
+function reclaimColumn(limits: ApiBlueprint['limits']): string {
+  const when = limits.reclaimOnRelease ? 'on release' : `idle ${limits.idleTtlSeconds}s`;
+  const keep = limits.minIdle ? `, keep ${limits.minIdle} idle` : '';
+  const scheduled = limits.minIdleSchedule?.length ? ' (scheduled)' : '';
+  return `${when}${keep}${scheduled}`;
 }
 
 function health(b: ApiBlueprint): string {
@@ -290,6 +298,8 @@ export interface BlueprintCreateOptions {
   leasesPerResource?: number;
   reclaimOnRelease?: boolean;
   idleTtlSeconds?: number;
+  /** Warm pool: idle, ready resources to keep (limits.minIdle). */
+  minIdle?: number;
   config?: string;
   set: string[];
 }
@@ -311,6 +321,7 @@ export function blueprintInput(options: BlueprintCreateOptions): Record<string, 
   if (options.leasesPerResource !== undefined) limits.leasesPerResource = options.leasesPerResource;
   if (options.reclaimOnRelease !== undefined) limits.reclaimOnRelease = options.reclaimOnRelease;
   if (options.idleTtlSeconds !== undefined) limits.idleTtlSeconds = options.idleTtlSeconds;
+  if (options.minIdle !== undefined) limits.minIdle = options.minIdle;
   if (Object.keys(limits).length) input.limits = limits;
   if (options.config) {
     try {

@@ -43,6 +43,13 @@ function count(value: string): number {
   return n;
 }
 
+function atLeastZero(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0)
+    throw new InvalidArgumentError('must be a whole number of at least 0');
+  return n;
+}
+
 export interface MainOptions {
   /** Writers and terminal detection (tests pass their own). @default process streams */
   io?: (json: boolean) => Io;
@@ -204,6 +211,11 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     .option('--leases-per-resource <n>', 'leases one resource serves at once', count)
     .option('--reclaim-on-release', 'destroy a resource as soon as its last lease is released')
     .option('--idle-ttl <duration>', 'reclaim resources idle this long', duration('--idle-ttl'))
+    .option(
+      '--min-idle <n>',
+      'warm pool: keep n idle, ready resources (within --max-resources); a schedule via --set limits.minIdleSchedule=[...]',
+      atLeastZero,
+    )
     .option('--config <json>', 'plug-in config as JSON')
     .option('--set <path=value>', 'set any field, e.g. limits.maxResources=3 (repeatable)', collect)
     .action(async (opts, cmd: Command) => {
@@ -221,6 +233,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
           leasesPerResource: opts.leasesPerResource,
           reclaimOnRelease: opts.reclaimOnRelease,
           idleTtlSeconds: opts.idleTtl,
+          minIdle: opts.minIdle,
           config: opts.config,
           set: opts.set ?? [],
         },
@@ -232,7 +245,11 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     .description('Change a blueprint (state, limits, attributes, config, description)')
     .argument('<id>')
     .option('--file <file>', 'JSON object of the fields to replace; - reads stdin')
-    .option('--set <path=value>', 'e.g. limits.maxResources=3 (repeatable)', collect)
+    .option(
+      '--set <path=value>',
+      'e.g. limits.maxResources=3 or limits.minIdle=2 (repeatable)',
+      collect,
+    )
     .action(async (id: string, opts, cmd: Command) => {
       const { io, client } = context(cmd);
       exitCode = await updateBlueprint(client, id, { file: opts.file, set: opts.set ?? [] }, io);

@@ -67,6 +67,17 @@ describe('arguments', () => {
     expect(() => applySet(target, '__proto__.x=1')).toThrow(/bad path/);
   });
 
+  it('takes a warm pool size from --min-idle, 0 included', () => {
+    expect(blueprintInput({ id: 'pool', type: 'synthetic', minIdle: 2, set: [] })).toEqual({
+      id: 'pool',
+      type: 'synthetic',
+      limits: { minIdle: 2 },
+    });
+    expect(blueprintInput({ id: 'pool', type: 'synthetic', minIdle: 0, set: [] }).limits).toEqual({
+      minIdle: 0,
+    });
+  });
+
   it('lays out tables', () => {
     expect(
       table(

@@ -109,6 +109,36 @@ describe('blueprints', () => {
     expect(patch.status).toBe(403);
   });
 
+  it('a warm pool (minIdle, schedule) round-trips; more idle than the cap is 400 saying what to do', async () => {
+    const limits = {
+      maxResources: 4,
+      minIdle: 1,
+      minIdleSchedule: [{ days: 'mon-fri', from: '08:00', to: '18:00', minIdle: 3 }],
+    };
+    const created = await env.api({
+      method: 'POST',
+      path: '/v1/blueprints',
+      principal: ADMIN,
+      // Disabled: a warm pool here would pre-warm hosts the other tests of this env would see.
+      body: { ...pool, id: 'warm-pool', state: 'disabled', limits },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.blueprint.limits).toMatchObject({
+      ...limits,
+      minIdleSchedule: [{ ...limits.minIdleSchedule[0], timezone: 'UTC' }],
+    });
+    const over = await env.api({
+      method: 'PATCH',
+      path: '/v1/blueprints/warm-pool',
+      principal: ADMIN,
+      body: { limits: { minIdle: 5 } },
+    });
+    expect(over.status).toBe(400);
+    expect(over.body.error.message).toMatch(
+      /minIdle 5 exceeds maxResources 4; lower it or raise maxResources/,
+    );
+  });
+
   it('PATCH changes only what it names, honouring If-Match', async () => {
     const stale = await env.api({
       method: 'PATCH',

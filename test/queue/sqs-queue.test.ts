@@ -140,6 +140,12 @@ describe('parseUpdateMessage', () => {
     });
   });
 
+  it("accepts a warm pool top-up: 'update blueprint B'", () => {
+    expect(
+      parseUpdateMessage('{"kind":"blueprint","id":"pool","reason":"top up warm pool: sweep"}'),
+    ).toEqual({ kind: 'blueprint', id: 'pool', reason: 'top up warm pool: sweep' });
+  });
+
   it.each([
     ['not json', 'not JSON'],
     ['[]', 'invalid update message'],
