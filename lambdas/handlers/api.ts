@@ -22,6 +22,7 @@ import {
   listBlueprints,
   listLeases,
   listResources,
+  poolStats,
   readBlueprintLogs,
   readCommand,
   readLeaseLogs,
@@ -242,6 +243,11 @@ export const routes: RouteSpec[] = [
     query: logQuery,
     run: async ({ engine, params, query }) =>
       ok(logPage(await readBlueprintLogs(engine, param(params, 'id'), query))),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/pools',
+    run: async ({ engine }) => ok({ pools: await poolStats(engine) }),
   }),
   route({
     method: 'GET',
