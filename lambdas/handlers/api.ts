@@ -107,6 +107,13 @@ const param = (params: Record<string, string>, name: string): string => params[n
 
 export const routes: RouteSpec[] = [
   route({
+    method: 'GET',
+    path: '/v1/me',
+    // Lets a client (the web console) show only what the caller may do: no admin buttons for
+    // a holder, rather than buttons that answer 403.
+    run: async ({ caller }) => ok({ principal: caller.principal, admin: Boolean(caller.admin) }),
+  }),
+  route({
     method: 'POST',
     path: '/v1/leases',
     body: leaseRequestBody,
