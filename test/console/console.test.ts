@@ -172,7 +172,14 @@ describe('the web console', () => {
     await page.goto(`${env.runtime.url}/#/resources`);
     await page.locator('#resources tr[data-resource]').first().waitFor();
     await expect(page.locator('#resources tr[data-resource]').count()).resolves.toBe(6);
+    // beta's hosts each hold 2 leases, linked from the row.
+    const shared = page.locator('#resources tr[data-resource]', { hasText: 'beta' }).first();
+    await expect(shared.locator('[data-field="leases"] a').count()).resolves.toBe(2);
     await screenshot(page, 'resources');
+    await shared.locator('th a').click();
+    await page.locator('#resource-details [data-field="Leases"] a').first().waitFor();
+    await page.locator('[data-type="resource.activated"]').waitFor();
+    await screenshot(page, 'resource');
   });
 
   it('a lease requested with the CLI appears in the open leases page within 3 s; Release on its page ends it', async () => {
@@ -223,7 +230,9 @@ describe('the web console', () => {
     await page.locator('[data-type="lease.command"]').waitFor();
     await screenshot(page, 'lease');
 
-    await page.getByRole('button', { name: 'Release lease' }).click();
+    // From the keyboard: a real button takes focus and Enter presses it.
+    await page.getByRole('button', { name: 'Release lease' }).focus();
+    await page.keyboard.press('Enter');
     await page.getByRole('status').filter({ hasText: 'Released' }).waitFor();
     await expect
       .poll(() => page.locator('[data-field="Status"]').first().textContent(), { timeout: 10_000 })
