@@ -196,4 +196,31 @@ describe('drydock console', () => {
     const ended = await cli.done;
     expect(ended.code).toBe(130);
   });
+
+  it('without --url, forwards to the local runtime with its bearer token', async () => {
+    const local = spawnDrydock(env.dataDir, ['console', '--port', '0', '--no-open']);
+    try {
+      const url = await eventually(
+        async () => /at (http:\/\/127\.0\.0\.1:\d+\/)/.exec(local.stderr())?.[1] ?? '',
+        Boolean,
+        'drydock console to say where it listens',
+        20_000,
+      );
+      const page = await (await fetch(url)).text();
+      const config = JSON.parse(
+        /id="drydock-config">(.*?)<\/script>/.exec(page)?.[1] as string,
+      ) as { token: string; target: string };
+      expect(config.target).toBe(`local runtime · ${env.dataDir}`);
+      // The page's token is the console's own, not the runtime's.
+      expect(config.token).not.toBe(env.runtime.token);
+      const me = await fetch(`${url}v1/me`, {
+        headers: { authorization: `Bearer ${config.token}` },
+      });
+      expect(me.status).toBe(200);
+      expect(await me.json()).toMatchObject({ admin: true });
+    } finally {
+      local.child.kill('SIGINT');
+      expect((await local.done).code).toBe(130);
+    }
+  });
 });
