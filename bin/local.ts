@@ -117,6 +117,7 @@ try {
 }
 
 say(`ready in ${elapsed()}
+  console: ${runtime.url}/   (the web console; no token to type)
   API:    ${runtime.url}/v1   (Authorization: Bearer <token>)
   token:  ${runtime.tokenFile}   (and ${runtime.infoFile}, which the drydock CLI reads)
   data:   ${runtime.dataDir}

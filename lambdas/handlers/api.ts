@@ -22,6 +22,7 @@ import {
   listBlueprints,
   listLeases,
   listResources,
+  poolStats,
   readBlueprintLogs,
   readCommand,
   readLeaseLogs,
@@ -105,6 +106,13 @@ function route<B = undefined, Q = Record<string, never>>(spec: RouteSpec<B, Q>):
 const param = (params: Record<string, string>, name: string): string => params[name] ?? '';
 
 export const routes: RouteSpec[] = [
+  route({
+    method: 'GET',
+    path: '/v1/me',
+    // Lets a client (the web console) show only what the caller may do: no admin buttons for
+    // a holder, rather than buttons that answer 403.
+    run: async ({ caller }) => ok({ principal: caller.principal, admin: Boolean(caller.admin) }),
+  }),
   route({
     method: 'POST',
     path: '/v1/leases',
@@ -242,6 +250,11 @@ export const routes: RouteSpec[] = [
     query: logQuery,
     run: async ({ engine, params, query }) =>
       ok(logPage(await readBlueprintLogs(engine, param(params, 'id'), query))),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/pools',
+    run: async ({ engine }) => ok({ pools: await poolStats(engine) }),
   }),
   route({
     method: 'GET',

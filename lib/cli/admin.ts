@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import type { Blueprint, Resource } from '../../lambdas/core/model.ts';
 import type { ApiClient } from './api.ts';
 import type { ApiLease } from './lease.ts';
+import { leaseReasonText, leaseStatusText } from './lease-text.ts';
 import { age, CliError, clip, type Io, printJson, table } from './output.ts';
 
 export type ApiResource = Omit<Resource, 'slotLocks' | 'sweepAt'> &
@@ -97,11 +98,6 @@ async function leasesToShow(client: ApiClient, filters: Filters): Promise<ApiLea
   return [...live, ...ended.filter((l) => Date.parse(l.destroyedAt ?? l.updatedAt) >= since)];
 }
 
-/** A destroyed lease is shown as how it ended: what its holder cares about. */
-function leaseStatus(l: ApiLease): string {
-  return l.status === 'destroyed' && l.endedAs ? l.endedAs : l.status;
-}
-
 export async function listLeases(client: ApiClient, filters: Filters, io: Io): Promise<number> {
   const leases = byNewest(await leasesToShow(client, filters), (l) => l.requestedAt);
   if (io.json) {
@@ -119,12 +115,12 @@ export async function listLeases(client: ApiClient, filters: Filters, io: Io): P
       ['ID', 'STATUS', 'TYPE', 'RESOURCE', 'OWNER', 'AGE', 'REASON'],
       leases.map((l) => [
         l.id,
-        leaseStatus(l),
+        leaseStatusText(l),
         l.type,
         l.resourceId,
         l.owner,
         age(l.requestedAt),
-        clip(l.endReason ?? l.waitReason, 80),
+        clip(leaseReasonText(l), 80),
       ]),
     ),
   );

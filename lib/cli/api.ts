@@ -153,7 +153,7 @@ export interface RequestOptions {
   timeoutMs?: number;
 }
 
-interface Signer {
+export interface Signer {
   sign(request: {
     method: string;
     url: URL;
@@ -303,7 +303,8 @@ export class ApiClient {
   }
 }
 
-async function makeSigner(region: string): Promise<Signer> {
+/** SigV4 (service execute-api) with the default AWS credential chain; `drydock console` signs with it too. */
+export async function makeSigner(region: string): Promise<Signer> {
   const [{ SignatureV4 }, { Sha256 }, { fromNodeProviderChain }] = await Promise.all([
     import('@smithy/signature-v4'),
     import('@aws-crypto/sha256-js'),

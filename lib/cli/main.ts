@@ -3,6 +3,7 @@
  * Every command talks to the HTTPS API (see api.ts for how the target is found).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CONSOLE_HOST, ConsoleHostError } from '../console/proxy.ts';
 import {
   createBlueprint,
   listBlueprints,
@@ -13,6 +14,7 @@ import {
   updateBlueprint,
 } from './admin.ts';
 import { ApiClient, resolveTarget } from './api.ts';
+import { consoleFlow } from './console.ts';
 import { Interrupts } from './interrupts.ts';
 import { execFlow, leaseFlow, releaseFlow } from './lease.ts';
 import { logsFlow } from './logs.ts';
@@ -48,6 +50,13 @@ function atLeastZero(value: string): number {
   if (!Number.isInteger(n) || n < 0)
     throw new InvalidArgumentError('must be a whole number of at least 0');
   return n;
+}
+
+function consolePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new InvalidArgumentError('a port is a whole number from 0 (any free port) to 65535');
+  return port;
 }
 
 export interface MainOptions {
@@ -275,6 +284,28 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     .action(async (id: string, _opts, cmd: Command) => {
       const { io, client } = context(cmd);
       exitCode = await showBlueprintFlow(client, id, io);
+    });
+
+  program
+    .command('console')
+    .description(
+      'Open the web console: a local server on 127.0.0.1 serving the console and forwarding /v1/* to the API (--url: a deployment, each request SigV4-signed with your AWS credentials; else the local runtime). Runs until Ctrl-C.',
+    )
+    .option('--port <port>', 'port on 127.0.0.1, 0 for any free one', consolePort, 8788)
+    .option('--host <host>', 'only 127.0.0.1 is accepted: the proxy acts with your credentials')
+    .option('--no-open', 'do not open a browser')
+    .action(async (opts, cmd: Command) => {
+      // Refused before anything else: no server is started, nothing is resolved.
+      if (opts.host !== undefined && opts.host !== CONSOLE_HOST)
+        throw new CliError(new ConsoleHostError(opts.host).message);
+      const { io, client } = context(cmd);
+      interrupts.install();
+      exitCode = await consoleFlow(
+        client.target,
+        { host: opts.host ?? '127.0.0.1', port: opts.port, open: opts.open },
+        io,
+        interrupts,
+      );
     });
 
   try {

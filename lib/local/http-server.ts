@@ -21,6 +21,8 @@ export interface ApiRequest {
   rawHeaders: string[];
   body: string;
   sourceIp: string;
+  /** Who sent it, when not the runtime's own user (a holder token, see `holders`). */
+  principal?: string;
 }
 
 export type InvokeApi = (request: ApiRequest) => Promise<APIGatewayProxyResult>;
@@ -58,7 +60,7 @@ export function apiInvoker(
   warn: (message: string) => void,
 ): InvokeApi {
   return async (request) => {
-    const event = toProxyEvent(request, principal);
+    const event = toProxyEvent(request, request.principal ?? principal);
     try {
       return await api(event, lambdaContext('api', 29_000));
     } catch (err) {
@@ -97,6 +99,16 @@ export interface ApiServerOptions {
   /** Named in 401 answers: where the caller finds the token. */
   tokenFile: string;
   warn: (message: string) => void;
+  /**
+   * Bearer tokens of other callers, token → principal: holders who are no admins (tests and
+   * demos of what a holder sees). @default none
+   */
+  holders?: ReadonlyMap<string, string>;
+  /**
+   * Serves the web console outside /v1 (lib/console/site.ts): answers true when it handled the
+   * request. Without it, everything outside /v1 is 404 (after the token check).
+   */
+  site?: (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 }
 
 export interface ApiServer {
@@ -113,11 +125,8 @@ export interface ApiServer {
  * moment rather than after everything else started.
  */
 export async function openApiServer(options: ApiServerOptions): Promise<ApiServer> {
-  const { token, tokenFile, warn } = options;
   let invokeApi: InvokeApi | undefined;
-  const server = createServer(
-    (req, res) => void serve(req, res, token, tokenFile, invokeApi, warn),
-  );
+  const server = createServer((req, res) => void serve(req, res, options, invokeApi));
   await new Promise<void>((done, fail) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       fail(
@@ -159,22 +168,37 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
+/** The principal a bearer token stands for: undefined for the runtime's own user. */
+function callerOf(
+  given: string,
+  options: ApiServerOptions,
+): { ok: true; principal?: string } | { ok: false } {
+  if (sameToken(given, options.token)) return { ok: true };
+  for (const [token, principal] of options.holders ?? []) {
+    if (sameToken(given, token)) return { ok: true, principal };
+  }
+  return { ok: false };
+}
+
 async function serve(
   req: IncomingMessage,
   res: ServerResponse,
-  token: string,
-  tokenFile: string,
+  options: ApiServerOptions,
   invokeApi: ((request: ApiRequest) => Promise<APIGatewayProxyResult>) | undefined,
-  warn: (message: string) => void,
 ): Promise<void> {
+  const { tokenFile, warn } = options;
   const send = (status: number, body: string, headers: Record<string, string> = {}) => {
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(body);
   };
   try {
+    const url = req.url ?? '/';
+    // The console's page and files need no token: the page is how the browser gets it.
+    if (options.site && !/^\/v1(\/|$|\?)/.test(url) && (await options.site(req, res))) return;
     const auth = req.headers.authorization ?? '';
     const given = /^Bearer (.+)$/i.exec(auth)?.[1]?.trim();
-    if (!given || !sameToken(given, token)) {
+    const caller = given ? callerOf(given, options) : { ok: false as const };
+    if (!given || !caller.ok) {
       send(
         401,
         errorBody(
@@ -195,7 +219,6 @@ async function serve(
       );
       return;
     }
-    const url = req.url ?? '/';
     if (!/^\/v1(\/|$|\?)/.test(url)) {
       send(
         404,
@@ -214,6 +237,7 @@ async function serve(
       rawHeaders: req.rawHeaders,
       body,
       sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+      ...(caller.principal ? { principal: caller.principal } : {}),
     });
     const headers: Record<string, string | string[]> = {};
     for (const [name, value] of Object.entries(result.headers ?? {})) headers[name] = String(value);

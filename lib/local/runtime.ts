@@ -30,6 +30,8 @@ import { systemClock } from '../../lambdas/core/ports.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
+import { consoleAssets } from '../console/assets.ts';
+import { consoleSite } from '../console/site.ts';
 import { claimDataDir, type LocalInfo, publishLocalInfo } from './data-dir.ts';
 import { assertJava } from './dynamodb-local.ts';
 import {
@@ -84,6 +86,11 @@ export interface LocalRuntimeOptions {
   warn?: (message: string) => void;
   /** Aborts a startup under way (Ctrl-C while starting): what started is stopped again. */
   signal?: AbortSignal;
+  /**
+   * Callers besides this machine's user, each with a token of its own, who are no admins:
+   * what a lease holder sees (tests, demos). @default none
+   */
+  holders?: Array<{ principal: string; token: string }>;
 }
 
 export interface LocalRuntime {
@@ -151,7 +158,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const requestedPort = options.port ?? DEFAULT_PORT;
     progress(`opening the API port 127.0.0.1:${requestedPort}`);
     const token = loadOrCreateToken(tokenFile);
-    const server = await openApiServer({ port: requestedPort, token, tokenFile, warn });
+    const server = await openApiServer({
+      port: requestedPort,
+      token,
+      tokenFile,
+      warn,
+      holders: new Map((options.holders ?? []).map((h) => [h.token, h.principal])),
+      // The web console at /: the page carries the token (lib/console/site.ts says why).
+      site: consoleSite({
+        token,
+        target: `local runtime · ${dataDir}`,
+        assets: consoleAssets(),
+        warn,
+      }),
+    });
     // Closed first on stop (before the handlers' dependencies go away), not in reverse order.
     closeFirst = { what: 'the API server', run: () => server.close() };
 
@@ -232,12 +252,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     await sweeps.runNow();
 
     // ---- API Gateway stand-in ----
-    // Every request with the token is this machine's user, an admin.
-    const invokeApi = apiInvoker(
-      makeApiHandler({ engine, admins: '*' }),
-      `local:${userInfo().username}`,
-      warn,
-    );
+    // Every request with the token is this machine's user, an admin (holders' tokens are not).
+    const localUser = `local:${userInfo().username}`;
+    const invokeApi = apiInvoker(makeApiHandler({ engine, admins: localUser }), localUser, warn);
     if (options.defaultBlueprint ?? true) {
       progress("ensuring the default 'local' blueprint exists");
       await ensureDefaultBlueprint(invokeApi, dataDir);

@@ -7,8 +7,6 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Sha256 } from '@aws-crypto/sha256-js';
-import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogEvent } from '../../lambdas/core/model.ts';
 import { applySet, blueprintInput } from '../../lib/cli/admin.ts';
@@ -17,6 +15,7 @@ import type { ApiLease } from '../../lib/cli/lease.ts';
 import { endCause, logsPath } from '../../lib/cli/logs.ts';
 import { formatDuration, parseAttributes, parseDuration, table } from '../../lib/cli/output.ts';
 import { freePort } from '../../lib/local/dynamodb-local.ts';
+import { expectedAuthorization, type ReceivedRequest } from '../support/sigv4.ts';
 
 describe('arguments', () => {
   it('parses durations', () => {
@@ -256,34 +255,6 @@ describe('talking to the API', () => {
     expect(authorization).toContain('idempotency-key');
 
     // Re-sign what the server received at the same instant: the signatures must match.
-    const amzDate = String(sent?.headers['x-amz-date']);
-    const signedHeaders = /SignedHeaders=([^,]+)/.exec(authorization)?.[1]?.split(';') ?? [];
-    const url = new URL(`http://127.0.0.1${sent?.url}`);
-    const verifier = new SignatureV4({
-      service: 'execute-api',
-      region: 'eu-west-1',
-      credentials: {
-        accessKeyId: 'AKIDEXAMPLE',
-        secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY',
-      },
-      sha256: Sha256,
-    });
-    const resigned = await verifier.sign(
-      {
-        method: 'POST',
-        protocol: 'http:',
-        hostname: '127.0.0.1',
-        path: url.pathname,
-        query: Object.fromEntries(url.searchParams),
-        headers: Object.fromEntries(signedHeaders.map((h) => [h, String(sent?.headers[h])])),
-        body: sent?.body,
-      },
-      {
-        signingDate: new Date(
-          amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'),
-        ),
-      },
-    );
-    expect(resigned.headers.authorization).toBe(authorization);
+    expect(await expectedAuthorization(sent as ReceivedRequest, 'eu-west-1')).toBe(authorization);
   });
 });

@@ -145,6 +145,7 @@ describe('responses validate against openapi.yaml', () => {
       `/v1/leases/${id}/logs`,
       '/v1/blueprints',
       '/v1/blueprints/pool',
+      '/v1/pools',
       '/v1/blueprints/pool/logs',
     ]) {
       expect((await env.api({ method: 'GET', path })).status, path).toBe(200);
