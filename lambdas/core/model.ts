@@ -196,6 +196,8 @@ export const LOG_TYPES = [
   'blueprint.recovered',
   'sweep.redriven',
   'sweep.lock-freed',
+  'sweep.orphans-terminated',
+  'sweep.inventory-failed',
 ] as const;
 export type LogType = (typeof LOG_TYPES)[number];
 

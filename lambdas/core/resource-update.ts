@@ -314,6 +314,7 @@ export function reclaimReason(
   const { limits } = blueprint;
   const now = engine.now();
   if (blueprint.state === 'draining') return `blueprint '${blueprint.id}' is draining`;
+  if (typeof r.data.retiring === 'string') return r.data.retiring;
   if (limits.reclaimOnRelease && r.uses > 0) return 'reclaimed on release (one use per resource)';
   if (limits.maxUses !== undefined && r.uses >= limits.maxUses)
     return `used ${r.uses} times (max ${limits.maxUses})`;

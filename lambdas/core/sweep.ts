@@ -13,9 +13,13 @@
  *  - commands queued/running/cancelling whose sweepAt passed (a lost poll message, a restart
  *    of the local runtime)                       -> command step (re-drive)
  *  - slot locks whose owner is gone, destroyed or no longer lists the lock -> deleted
+ *  - blueprints whose plug-in keeps an inventory (ec2-host's instances): one bounded batch
+ *    reconciled (inventory.ts); orphaned hosts terminated by the plug-in on a second sighting,
+ *    resources whose host vanished marked suspect
  */
 import { periodicHealthCheckDue } from './eligibility.ts';
 import type { Engine } from './engine.ts';
+import { reconcileInventories } from './inventory.ts';
 import {
   type Lease,
   type LeaseStatus,
@@ -37,6 +41,10 @@ export interface SweepReport {
   periodicHealthChecks: number;
   redrivenCommands: number;
   locksFreed: number;
+  /** Hosts bound to no resource that plug-ins terminated (seen unbound twice). */
+  orphansTerminated: number;
+  /** Active resources whose host vanished, marked suspect (their health check breaks them). */
+  vanishedHosts: number;
 }
 
 /** A freshly written lock is never judged orphaned: its owner's write may still be in flight. */
@@ -53,6 +61,8 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
     periodicHealthChecks: 0,
     redrivenCommands: 0,
     locksFreed: 0,
+    orphansTerminated: 0,
+    vanishedHosts: 0,
   };
 
   // Leases: TTL expiry (active) and stranded transitional states.
@@ -120,6 +130,9 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
 
   await engine.send(...messages);
   report.locksFreed = await freeOrphanedLocks(engine);
+  const inventory = await reconcileInventories(engine, [...blueprints.values()]);
+  report.orphansTerminated = inventory.orphansTerminated;
+  report.vanishedHosts = inventory.vanishedHosts;
   return report;
 }
 
