@@ -39,9 +39,14 @@ import {
 
 export const bindingKey = (instanceId: string) => `binding:${instanceId}`;
 
-const RUNNING_RECHECK_SECONDS = 5;
-const SSM_RECHECK_SECONDS = 5;
-const READINESS_RECHECK_SECONDS = 5;
+/**
+ * How long a boot step waits before looking again: `DRYDOCK_EC2_HOST_RECHECK_SECONDS`, @default 5
+ * (a boot takes a minute or two; tests on the fake use 1).
+ */
+export function recheckSeconds(env: Record<string, string | undefined>): number {
+  const n = Number(env.DRYDOCK_EC2_HOST_RECHECK_SECONDS);
+  return Number.isFinite(n) && n >= 1 ? n : 5;
+}
 
 export type Phase = 'launch' | 'wait-running' | 'wait-ssm' | 'readiness';
 
@@ -62,7 +67,7 @@ export async function activateInstance(
       if (instance === undefined || state === 'pending') {
         return {
           state: 'pending',
-          checkAgainSeconds: RUNNING_RECHECK_SECONDS,
+          checkAgainSeconds: recheckSeconds(env),
           message: `waiting for instance ${instanceId} to run (${instance ? state : 'not visible in EC2 yet'})`,
         };
       }
@@ -72,9 +77,9 @@ export async function activateInstance(
           `step wait-running: instance ${instanceId} is ${state}${instance.StateReason?.Message ? ` (${instance.StateReason.Message})` : ''}`,
         );
       }
-      return waitSsm(ctx, blueprint, instanceId);
+      return waitSsm(ctx, blueprint, resource, instanceId, env);
     }
-    if (phase === 'wait-ssm') return waitSsm(ctx, blueprint, instanceId);
+    if (phase === 'wait-ssm') return waitSsm(ctx, blueprint, resource, instanceId, env);
     return readiness(ctx, blueprint, resource, instanceId, env);
   } catch (err) {
     // Best effort now; destroyResource terminates (and confirms) again whatever happens here.
@@ -106,6 +111,7 @@ async function launchStep(
         tried: [],
       },
       ctx,
+      env,
     );
   }
   try {
@@ -124,6 +130,7 @@ async function launchStep(
       `launched instance ${result.instanceId} (${describeAttempt(attempt)})${triedText}`,
       { instanceType: attempt.instanceType, subnetId: attempt.subnetId, tried },
       ctx,
+      env,
     );
   } catch (err) {
     if (err instanceof NoCapacityError) {
@@ -140,10 +147,11 @@ function launched(
   message: string,
   detail: { instanceType: string; subnetId: string; tried: unknown[] },
   ctx: BlueprintContext,
+  env: Record<string, string | undefined>,
 ): ActivationStep {
   return {
     state: 'pending',
-    checkAgainSeconds: RUNNING_RECHECK_SECONDS,
+    checkAgainSeconds: recheckSeconds(env),
     message,
     data: {
       phase: 'wait-running',
@@ -161,23 +169,22 @@ function launched(
 async function waitSsm(
   ctx: BlueprintContext,
   blueprint: Ec2Host,
+  resource: Resource,
   instanceId: string,
+  env: Record<string, string | undefined>,
 ): Promise<ActivationStep> {
   const info = await describeInstance(requireClient(ctx.clients, 'ssm'), instanceId);
   if (info?.pingStatus !== 'Online') {
     return {
       state: 'pending',
-      checkAgainSeconds: SSM_RECHECK_SECONDS,
+      checkAgainSeconds: recheckSeconds(env),
       message: `instance ${instanceId} is running; waiting for its SSM agent (${info ? info.pingStatus : 'not registered yet'})`,
       data: { phase: 'wait-ssm' },
     };
   }
-  return {
-    state: 'pending',
-    checkAgainSeconds: 1,
-    message: `instance ${instanceId} is online in SSM; running the readiness command \`${blueprint.config.readinessCommand}\``,
-    data: { phase: 'readiness' },
-  };
+  // Online: start the readiness command in this same step (one boot step less).
+  const step = await readiness(ctx, blueprint, resource, instanceId, env);
+  return step.state === 'pending' ? { ...step, data: { phase: 'readiness', ...step.data } } : step;
 }
 
 interface Readiness {
@@ -231,7 +238,7 @@ async function readiness(
   if (progress.state === 'running') {
     return {
       state: 'pending',
-      checkAgainSeconds: READINESS_RECHECK_SECONDS,
+      checkAgainSeconds: recheckSeconds(env),
       message: `readiness command running on instance ${instanceId}`,
       data: { readiness: next },
     };
