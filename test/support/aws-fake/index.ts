@@ -26,6 +26,7 @@ import {
   CancelCommandCommand,
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
+  ListCommandsCommand,
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -81,6 +82,7 @@ const SSM_OPERATIONS = [
   'GetCommandInvocation',
   'CancelCommand',
   'DescribeInstanceInformation',
+  'ListCommands',
 ];
 const EC2_OPERATIONS = ['DescribeInstances', 'DescribeTags', 'RunInstances', 'TerminateInstances'];
 const LOGS_OPERATIONS = ['GetLogEvents', 'FilterLogEvents', 'CreateLogGroup'];
@@ -305,6 +307,11 @@ export class FakeAws {
         this.answer('GetCommandInvocation', ssmErrors.throttling, () =>
           this.commands.getInvocation(input),
         ),
+      );
+    ssm
+      .on(ListCommandsCommand)
+      .callsFake((input) =>
+        this.answer('ListCommands', ssmErrors.throttling, () => this.commands.list(input)),
       );
     ssm
       .on(DescribeInstanceInformationCommand)
