@@ -28,7 +28,7 @@ import {
 import { hostEventOf } from '../../lambdas/handlers/worker.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { QueuePump } from '../../lib/local/queue-pump.ts';
-import { FakeAws } from '../support/aws-fake/index.ts';
+import { FakeAws, type FakeAwsOptions } from '../support/aws-fake/index.ts';
 import { freshQueue, makeStore, waitFor } from '../support/env.ts';
 import type { TestClock } from '../support/manual-queue.ts';
 import { leaseNow, type TestSystem, testSystem } from '../support/system.ts';
@@ -45,9 +45,10 @@ const ci = { principal: 'ci' };
 async function ec2System(
   config: Record<string, unknown> = {},
   limits: Record<string, unknown> = {},
+  fakeOptions: Partial<FakeAwsOptions> = {},
 ): Promise<TestSystem & { fake: FakeAws }> {
   let clock: TestClock | undefined;
-  const fake = new FakeAws({ clock: { now: () => clock?.now() ?? Date.now() } });
+  const fake = new FakeAws({ ...fakeOptions, clock: { now: () => clock?.now() ?? Date.now() } });
   const registry = new BlueprintRegistry().register(makeEc2HostBlueprint({ env: ENV }));
   const system = await testSystem({}, { registry, clients: fake.clients() });
   clock = system.clock;
@@ -234,6 +235,76 @@ describe('ec2-host on the engine', () => {
     expect(await instanceOfLease(system, lease)).toBe(system.fake.launched()[0]?.id);
     // Every launch call that succeeded returned that one instance (ClientToken or tag lookup).
     expect(launchCalls(system.fake).every((c) => c.outcome === 'ok')).toBe(true);
+  });
+
+  it('a failing readiness command breaks the resource naming the step, terminates the instance, counts on the breaker; the lease waits again', async () => {
+    const system = await ec2System({ readinessCommand: 'test -e /ready' });
+    system.fake.rule({ match: /test -e \/ready/, stderr: 'not ready\n', exitCode: 3 });
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    await system.queue.drain(system.engine, {
+      maxSteps: 100,
+      until: async () =>
+        system.fake.launched().some((i) => i.state !== 'pending' && i.state !== 'running'),
+    });
+    const [host] = system.fake.launched();
+    expect(host?.state).toMatch(/shutting-down|terminated/);
+    const resourceId = host?.tags['drydock:resource'] as string;
+    const resource = await system.store.getResource(resourceId);
+    expect(resource?.endReason).toMatch(
+      /^activation failed: step readiness: `test -e \/ready` on instance i-\w+ exited with 3; stderr: not ready/,
+    );
+    expect((await system.store.getBlueprint('spot-builders'))?.health.failureCount).toBe(1);
+    expect((await leaseNow(system.store, lease.id)).status).not.toBe('broken');
+  });
+
+  it('the setup deadline breaks a host whose SSM agent never comes online, and its instance is terminated', async () => {
+    // The agent registers only after ten minutes: the host waits in wait-ssm past its deadline.
+    const system = await ec2System(
+      {},
+      { setupTimeoutSeconds: 60 },
+      { fleet: { ssmOnlineAfterMs: 10 * 60_000 } },
+    );
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    const host = () => system.fake.launched()[0];
+    await system.queue.drain(system.engine, {
+      maxSteps: 300,
+      until: async () => /shutting-down|terminated/.test(host()?.state ?? ''),
+    });
+    expect(host()?.state).toMatch(/shutting-down|terminated/);
+    const resource = await system.store.getResource(host()?.tags['drydock:resource'] as string);
+    expect(resource?.endReason).toBe('setup did not finish within 60s');
+    expect((await leaseNow(system.store, lease.id)).status).toBe('pending');
+  });
+
+  it('a binding lock taken with the recording write: held by another owner, the resource breaks naming it and the lease gets another host', async () => {
+    const system = await ec2System({}, { maxResources: 2 });
+    // The fake numbers instances from 1: the first launch gets this id, whose binding is taken.
+    const taken = 'binding:i-00000000000000001';
+    await system.store.transact([
+      {
+        op: 'takeSlotLock',
+        lock: {
+          key: taken,
+          ownerKind: 'resource',
+          ownerId: 'res-someone-else',
+          createdAt: new Date(system.clock.now()).toISOString(),
+        },
+      },
+    ]);
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    await drainUntil(
+      system,
+      async () => (await leaseNow(system.store, lease.id)).status === 'active',
+    );
+    const first = system.fake.launched()[0];
+    const broken = await system.store.getResource(first?.tags['drydock:resource'] as string);
+    expect(broken?.endReason).toBe(
+      `activation failed: slot lock ${taken} is held by another owner`,
+    );
+    expect(broken?.data.instanceId).toBeUndefined();
+    expect(await instanceOfLease(system, lease)).toBe('i-00000000000000002');
+    const [lock] = await system.store.getSlotLocks([taken]);
+    expect(lock?.ownerId).toBe('res-someone-else');
   });
 
   it('the sweep terminates an instance nobody recorded on its second sighting, not the first', async () => {
