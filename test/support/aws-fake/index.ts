@@ -5,7 +5,7 @@
  * the code that runs on AWS; one model answers all three, on the injected clock.
  *
  * Module map: instances.ts (registrations, ping history), ssm-instances.ts and ec2.ts (the two
- * views of them), rules.ts (scripted commands), invocation.ts (a command's status over time),
+ * views of them), fleet.ts (instances launched and terminated through EC2), rules.ts (scripted commands), invocation.ts (a command's status over time),
  * commands.ts (Run Command and its CloudWatch output), logs.ts (CloudWatch Logs), errors.ts,
  * throttling.ts, pagination.ts.
  */
