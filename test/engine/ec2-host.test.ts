@@ -307,6 +307,82 @@ describe('ec2-host on the engine', () => {
     expect(lock?.ownerId).toBe('res-someone-else');
   });
 
+  it('capacity fallback on the engine: type 2 in subnet 2, and the resource log says what was tried', async () => {
+    const system = await ec2System();
+    system.fake.noCapacity({ instanceType: 'm5.large', market: 'spot' });
+    system.fake.noCapacity({ instanceType: 'm6i.large', subnetId: 'subnet-0aaa', market: 'spot' });
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    await drainUntil(
+      system,
+      async () => (await leaseNow(system.store, lease.id)).status === 'active',
+    );
+    expect(system.fake.launched().map((i) => [i.instanceType, i.subnetId, i.market])).toEqual([
+      ['m6i.large', 'subnet-0bbb', 'spot'],
+    ]);
+    const { resourceId } = await leaseNow(system.store, lease.id);
+    const log = (await system.store.listLogs(resourceId as string, { limit: 100 })).map(
+      (e) => e.message,
+    );
+    expect(log).toContainEqual(
+      expect.stringMatching(
+        /^setting up: launched instance i-\w+ \(m6i\.large spot in subnet-0bbb\) after trying m5\.large spot in subnet-0aaa: InsufficientInstanceCapacity; m5\.large spot in subnet-0bbb: InsufficientInstanceCapacity; m6i\.large spot in subnet-0aaa: InsufficientInstanceCapacity$/,
+      ),
+    );
+  });
+
+  it('a host terminated behind our back with no event: the sweep finds it, its lease breaks naming it', async () => {
+    const system = await ec2System();
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    await drainUntil(
+      system,
+      async () => (await leaseNow(system.store, lease.id)).status === 'active',
+    );
+    const id = await instanceOfLease(system, lease);
+    system.fake.interrupt(id); // the event is lost: only the sweep can notice
+    system.clock.advance(125_000);
+    const report = await runSweep(system.engine);
+    expect(report.vanishedHosts).toBe(1);
+    await drainUntil(
+      system,
+      async () => (await leaseNow(system.store, lease.id)).status !== 'active',
+    );
+    expect((await leaseNow(system.store, lease.id)).endReason).toContain(`instance ${id} is`);
+  });
+
+  it('a state-change event to stopped breaks the host; running does nothing', async () => {
+    const system = await ec2System();
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    await drainUntil(
+      system,
+      async () => (await leaseNow(system.store, lease.id)).status === 'active',
+    );
+    const id = await instanceOfLease(system, lease);
+    const at = new Date(system.clock.now()).toISOString();
+    expect(
+      await handleHostEvent(system.engine, {
+        instanceId: id,
+        kind: 'state-change',
+        state: 'running',
+        at,
+      }),
+    ).toMatchObject({ action: 'none' });
+    expect(
+      await handleHostEvent(system.engine, {
+        instanceId: id,
+        kind: 'state-change',
+        state: 'stopped',
+        at,
+      }),
+    ).toMatchObject({ action: 'broken' });
+    await drainUntil(
+      system,
+      async () => (await leaseNow(system.store, lease.id)).status !== 'active',
+    );
+    expect((await leaseNow(system.store, lease.id)).endReason).toContain(
+      `instance ${id} is stopped`,
+    );
+  });
+
   it('the sweep terminates an instance nobody recorded on its second sighting, not the first', async () => {
     const system = await ec2System();
     const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
