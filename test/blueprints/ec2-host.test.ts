@@ -219,6 +219,28 @@ describe('ec2-host launch', () => {
     expect(runInstancesCalls().map((c) => c.outcome)).toEqual(['ok', 'ok']);
   });
 
+  it('throttling decides nothing: the step waits and tries again (no second instance)', async () => {
+    const bp = blueprint();
+    let r = await newResource(bp);
+    fake.throttle('RunInstances');
+    const throttled = await step(bp, r);
+    expect(throttled.step).toMatchObject({ state: 'pending' });
+    expect(throttled.step.state === 'pending' && throttled.step.message).toMatch(
+      /^step launch: .*throttled \(RequestLimitExceeded\); trying again$/,
+    );
+    r = throttled.resource;
+    r = (await step(bp, r)).resource;
+    ctx.clock.advance(3_000);
+    fake.throttle('DescribeInstances');
+    const waiting = await step(bp, r);
+    expect(waiting.step.state === 'pending' && waiting.step.message).toMatch(
+      /^step wait-running: .*throttled/,
+    );
+    const { resource } = await activate(bp, waiting.resource);
+    expect(fake.launched()).toHaveLength(1);
+    expect(resource.status).toBe('active');
+  });
+
   it('the same ClientToken with other parameters is refused by EC2 (the fake models it)', async () => {
     const send = (type: string) =>
       fake.ec2.send(

@@ -19,7 +19,7 @@
  * ```
  */
 import type { ActivationStep, BlueprintContext } from '../../core/blueprint.ts';
-import { DrydockError } from '../../core/errors.ts';
+import { DrydockError, TemporaryError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
 import { requireClient } from '../cloud-clients.ts';
 import { ssmCommandInterface } from '../ssm/commands.ts';
@@ -57,6 +57,29 @@ export async function activateInstance(
   env: Record<string, string | undefined>,
 ): Promise<ActivationStep> {
   const phase = (resource.data.phase as Phase | undefined) ?? 'launch';
+  try {
+    return await step(ctx, blueprint, resource, env, phase);
+  } catch (err) {
+    // Throttling (or a brief outage) decides nothing: look again; the deadline still bounds it.
+    // Anything thrown from activateResource would break the resource.
+    if (err instanceof TemporaryError && !(err instanceof NoCapacityError)) {
+      return {
+        state: 'pending',
+        checkAgainSeconds: recheckSeconds(env),
+        message: `step ${phase}: ${err.message}; trying again`,
+      };
+    }
+    throw err;
+  }
+}
+
+async function step(
+  ctx: BlueprintContext,
+  blueprint: Ec2Host,
+  resource: Resource,
+  env: Record<string, string | undefined>,
+  phase: Phase,
+): Promise<ActivationStep> {
   const ec2 = requireClient(ctx.clients, 'ec2');
   if (phase === 'launch') return launchStep(ctx, blueprint, resource, env);
   const instanceId = resource.data.instanceId as string;
@@ -83,7 +106,7 @@ export async function activateInstance(
     return readiness(ctx, blueprint, resource, instanceId, env);
   } catch (err) {
     // Best effort now; destroyResource terminates (and confirms) again whatever happens here.
-    if (!(err instanceof DrydockError && err.code === 'temporary')) {
+    if (!(err instanceof TemporaryError)) {
       await terminate(ec2, [instanceId]).catch(() => undefined);
     }
     throw err;
