@@ -43,10 +43,15 @@ export async function reconcileInventories(
         bp,
         last?.state as Record<string, unknown> | undefined,
       );
-      await engine.store.appendRecord(scope(blueprint.id, bucket), {
-        atMs: engine.now(),
-        state: report.nextState,
-      });
+      // Written only when it changes (a listing in progress): one page per sweep is the usual
+      // case, and then nothing accumulates.
+      const before = JSON.stringify(last?.state ?? {});
+      if (JSON.stringify(report.nextState) !== before) {
+        await engine.store.appendRecord(scope(blueprint.id, bucket), {
+          atMs: engine.now(),
+          state: report.nextState,
+        });
+      }
       totals.orphansTerminated += report.terminated.length;
       for (const { resourceId, reason } of report.suspects) {
         const r = await engine.store.getResource(resourceId);

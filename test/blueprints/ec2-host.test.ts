@@ -333,6 +333,35 @@ describe('ec2-host inventory', () => {
     expect(states[resource.data.instanceId as string]).toBe('running');
   });
 
+  it('does bounded work per call: one page of 100 instances, resumed from the cursor it returns', async () => {
+    const bp = blueprint();
+    for (let i = 0; i < 101; i++) {
+      await fake.ec2.send(
+        new RunInstancesCommand({
+          MinCount: 1,
+          MaxCount: 1,
+          ImageId: 'ami-0123',
+          TagSpecifications: [
+            {
+              ResourceType: 'instance',
+              Tags: [
+                { Key: 'drydock:deployment', Value: 'drydock-test' },
+                { Key: 'drydock:blueprint', Value: bp.id },
+              ],
+            },
+          ],
+        }),
+      );
+    }
+    ctx.clock.advance(1_000);
+    const first = (await plugin.reconcileInventory?.(ctx, bp, undefined)) as InventoryReport;
+    expect(first.sighted).toHaveLength(100);
+    expect(first.nextState.cursor).toBeTypeOf('string');
+    const rest = (await plugin.reconcileInventory?.(ctx, bp, first.nextState)) as InventoryReport;
+    expect(rest.sighted).toHaveLength(1);
+    expect(rest.nextState).toEqual({});
+  });
+
   it('a bound instance that was terminated behind our back reports its resource suspect', async () => {
     const bp = blueprint();
     const { resource } = await activate(bp, await newResource(bp));
