@@ -139,6 +139,11 @@ describe('ec2-host launch', () => {
         { Key: 'team', Value: 'ci' },
       ]),
     );
+    expect(input.TagSpecifications?.map((t) => t.ResourceType)).toEqual([
+      'instance',
+      'volume',
+      'network-interface',
+    ]);
     const instanceId = resource.data.instanceId as string;
     expect(resource.slotLocks).toContain(`binding:${instanceId}`);
     expect(resource.attributes.capacity).toBe('spot');

@@ -158,7 +158,12 @@ export function runInstancesInput(
       : {}),
     // Never stopped: a host that shuts itself down is gone, and EC2 reclaims it.
     InstanceInitiatedShutdownBehavior: 'terminate',
-    TagSpecifications: [{ ResourceType: 'instance', Tags: tags }],
+    // Every resource the call creates carries the tags: IAM conditions on aws:RequestTag apply
+    // to each of them (instance, volumes, network interface), and the bill reads them too.
+    TagSpecifications: (['instance', 'volume', 'network-interface'] as const).map((type) => ({
+      ResourceType: type,
+      Tags: tags,
+    })),
   };
 }
 
