@@ -246,6 +246,16 @@ describe('ec2-host launch', () => {
     expect(resource.status).toBe('active');
   });
 
+  it('a launch EC2 refuses for another reason breaks naming the step and the code', async () => {
+    const bp = blueprint();
+    fake.noCapacity({ code: 'InvalidAMIID.NotFound' });
+    const err = await plugin.activateResource(ctx, bp, await newResource(bp)).catch((e) => e);
+    expect((err as Error).message).toMatch(
+      /^step launch: RunInstances \(m5\.large spot in subnet-0aaa\) for res-1 failed: InvalidAMIID\.NotFound: /,
+    );
+    expect(runInstancesCalls()).toHaveLength(1); // not a capacity code: no fallback
+  });
+
   it('the same ClientToken with other parameters is refused by EC2 (the fake models it)', async () => {
     const send = (type: string) =>
       fake.ec2.send(

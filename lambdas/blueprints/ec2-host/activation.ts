@@ -19,7 +19,7 @@
  * ```
  */
 import type { ActivationStep, BlueprintContext } from '../../core/blueprint.ts';
-import { DrydockError, TemporaryError } from '../../core/errors.ts';
+import { DrydockError, errorMessage, TemporaryError } from '../../core/errors.ts';
 import type { Resource } from '../../core/model.ts';
 import { requireClient } from '../cloud-clients.ts';
 import { ssmCommandInterface } from '../ssm/commands.ts';
@@ -69,7 +69,14 @@ export async function activateInstance(
         message: `step ${phase}: ${err.message}; trying again`,
       };
     }
-    throw err;
+    // The resource breaks with this message: it names the step, then the cause (EC2's code).
+    const message = errorMessage(err);
+    if (message.startsWith('step ')) throw err;
+    throw new DrydockError(
+      err instanceof DrydockError ? err.code : 'setup_failed',
+      `step ${phase}: ${message}`,
+      { cause: err },
+    );
   }
 }
 
