@@ -122,6 +122,20 @@ describe('ec2-host config', () => {
   });
 });
 
+describe('ec2-host without AWS', () => {
+  it('is offered locally but fails clearly only when used: no EC2 client in this runtime', async () => {
+    const bp = blueprint();
+    const lease = makeLease();
+    const template = await plugin.allocateResource(ctx, bp, lease); // decides only
+    ctx.clients = {};
+    const r = makeResource(bp, { data: template.data ?? {} });
+    const err = await plugin.activateResource(ctx, bp, r).catch((e: unknown) => e);
+    expect((err as Error).message).toMatch(
+      /needs the ec2 client, which this runtime does not provide/,
+    );
+  });
+});
+
 describe('ec2-host launch', () => {
   it('launches in one call with the tags, ClientToken and spot options; activates after boot and readiness', async () => {
     const bp = blueprint({ tags: { team: 'ci' }, maxSpotPrice: '0.05' });
