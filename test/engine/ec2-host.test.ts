@@ -10,7 +10,7 @@ import { makeEc2HostBlueprint } from '../../lambdas/blueprints/ec2-host/index.ts
 import { ORPHAN_GRACE_MS } from '../../lambdas/blueprints/ec2-host/inventory.ts';
 import { BlueprintRegistry } from '../../lambdas/core/blueprint.ts';
 import { InjectedCrash } from '../../lambdas/core/errors.ts';
-import type { Lease } from '../../lambdas/core/model.ts';
+import type { Lease, UpdateMessage } from '../../lambdas/core/model.ts';
 import type { Store, TxWrite } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
@@ -372,6 +372,42 @@ describe('ec2-host on the engine', () => {
     expect((await leaseNow(system.store, lease.id)).endReason).toContain(
       `instance ${id} is stopped`,
     );
+  });
+
+  it('teardown frees the binding and the pool slot only once EC2 confirms the termination; a failed call is retried by redelivery', async () => {
+    const system = await ec2System({}, { reclaimOnRelease: true });
+    const lease = await requestLease(system.engine, { type: 'host', owner: 'ci' });
+    await drainUntil(
+      system,
+      async () => (await leaseNow(system.store, lease.id)).status === 'active',
+    );
+    const id = await instanceOfLease(system, lease);
+    system.fake.throttle('TerminateInstances', 2);
+    await releaseLease(system.engine, lease.id, ci);
+    // The first refusal: the update fails (SQS would redeliver it); nothing was freed.
+    let refused: UpdateMessage | undefined;
+    await system.queue
+      .drain(system.engine, {
+        maxSteps: 100,
+        onError: (_err, msg) => {
+          refused = msg;
+          return 'throw';
+        },
+      })
+      .catch((err: unknown) => expect(String(err)).toMatch(/throttled/));
+    expect(refused?.kind).toBe('resource');
+    expect(await system.store.getSlotLocks([`binding:${id}`])).toHaveLength(1);
+    expect(system.fake.launched()[0]?.state).toBe('running');
+    system.queue.redeliver(refused as UpdateMessage);
+    await system.queue.drain(system.engine, { maxSteps: 100, onError: () => 'redeliver' });
+    const terminates = system.fake.sent.filter((s) => s.operation === 'TerminateInstances');
+    expect(terminates.map((t) => t.outcome)).toEqual([
+      'RequestLimitExceeded',
+      'RequestLimitExceeded',
+      'ok',
+    ]);
+    expect(system.fake.launched()[0]?.state).toMatch(/shutting-down|terminated/);
+    expect(await system.store.getSlotLocks([`binding:${id}`])).toEqual([]);
   });
 
   it('the sweep terminates an instance nobody recorded on its second sighting, not the first', async () => {
