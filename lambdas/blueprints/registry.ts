@@ -10,6 +10,7 @@
  * types this deployment offers).
  */
 import { BlueprintRegistry } from '../core/blueprint.ts';
+import { ec2HostBlueprint } from './ec2-host/index.ts';
 import { localHostBlueprint } from './local-host/index.ts';
 import { staticHostBlueprint } from './static-host/index.ts';
 import { syntheticBlueprint } from './synthetic/index.ts';
@@ -24,6 +25,8 @@ export function deployedRegistry(): BlueprintRegistry {
       .register(syntheticBlueprint)
       // static-host: SSM Run Command on the operator's own managed instances.
       .register(staticHostBlueprint)
+      // ec2-host: an EC2 instance launched per resource (needs the EC2/SSM clients when used).
+      .register(ec2HostBlueprint)
   );
 }
 

@@ -122,6 +122,8 @@ async function tryBlueprint(
   const usable = mine.filter(
     (r) =>
       !r.suspectSince &&
+      // Retiring (host-events.ts: a spot rebalance recommendation): no new leases.
+      r.data.retiring === undefined &&
       (maxUses === undefined || r.uses < maxUses) &&
       attributesMatch(lease.attributes, r.attributes) &&
       plugin.canAcquire?.(bp, r, lease) !== false,

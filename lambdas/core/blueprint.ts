@@ -111,7 +111,33 @@ export type ActivationStep =
       checkAgainSeconds: number;
       message: string;
       data?: Record<string, unknown>;
+      /**
+       * Extra slot locks the resource takes now, for what activation learnt (ec2-host: the
+       * `binding:<instanceId>` of the instance it just launched, unknown at allocation). Taken
+       * in the same conditional transaction that records `data`, so the id is never recorded
+       * without its lock; a lock another owner holds fails the step (the resource breaks with
+       * that reason). Added to `resource.slotLocks`, so they are freed on destroy like the
+       * template's. Keys the resource already holds are ignored.
+       */
+      slotLocks?: string[];
+      /**
+       * Attributes the resource turned out to have (ec2-host: `capacity` is `on-demand` after a
+       * spot-then-on-demand fallback), merged over its attributes in the same write.
+       */
+      attributes?: Attributes;
     };
+
+/** What one inventory reconciliation found (see BlueprintType.reconcileInventory). */
+export interface InventoryReport {
+  /** Kept by the sweep and passed to the next call (e.g. a listing cursor). */
+  nextState: Record<string, unknown>;
+  /** Live resources whose host vanished: the sweep marks them suspect (their health check decides). */
+  suspects: Array<{ resourceId: string; reason: string }>;
+  /** Hosts bound to no resource that the plug-in terminated (orphans), for the sweep's report. */
+  terminated: string[];
+  /** Unbound hosts seen for the first time (terminated on a later sighting if still unbound). */
+  sighted: string[];
+}
 
 /**
  * A command as a plug-in receives it: checked once by the engine (parseCommandSpec), with its
@@ -265,6 +291,18 @@ export interface BlueprintType<C = unknown> {
    * the resource with its reason. @default undefined: only suspect resources are checked
    */
   healthCheckEverySeconds?(blueprint: ConfiguredBlueprint<C>): number | undefined;
+  /**
+   * The sweep's inventory reconciliation, for plug-ins whose hosts exist outside Drydock's
+   * records (cloud instances): find hosts bound to no resource (orphans after a crash between
+   * launch and record) and resources whose host vanished. Bounded work per call: `state` is
+   * what the previous call returned as `nextState` (a cursor), kept by the sweep per blueprint.
+   * Side effects allowed: terminating orphans (idempotent). @default undefined: no inventory
+   */
+  reconcileInventory?(
+    ctx: BlueprintContext,
+    blueprint: ConfiguredBlueprint<C>,
+    state: Record<string, unknown> | undefined,
+  ): Promise<InventoryReport>;
   /**
    * Interfaces a lease offers its holder (the command interface is asynchronous: see
    * CommandInterface). Throw ResourceGoneError if the host is gone.

@@ -217,6 +217,8 @@ export const LOG_TYPES = [
   'blueprint.pre-warmed',
   'sweep.redriven',
   'sweep.lock-freed',
+  'sweep.orphans-terminated',
+  'sweep.inventory-failed',
 ] as const;
 export type LogType = (typeof LOG_TYPES)[number];
 

@@ -9,11 +9,11 @@ import type { HealthResult } from './blueprint.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
 import { idleSinceMs, periodicHealthCheckDue } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
-import { errorMessage, TemporaryError } from './errors.ts';
+import { errorMessage, TemporaryError, WriteConflictError } from './errors.ts';
 import { countWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import type { Blueprint, Resource, UpdateMessage } from './model.ts';
 import type { ResourceOutcome } from './outcomes.ts';
-import type { TxWrite } from './ports.ts';
+import { type TxWrite, writeLabel } from './ports.ts';
 import { isResourceFinished } from './transitions.ts';
 
 export type SetupStep =
@@ -116,19 +116,52 @@ export async function advanceResourceSetup(
 
   if (step.state === 'pending') {
     const waitSeconds = Math.max(1, Math.min(900, Math.ceil(step.checkAgainSeconds)));
-    if (step.data || r.data.setupMessage !== step.message) {
+    const newLocks = (step.slotLocks ?? []).filter((key) => !r.slotLocks.includes(key));
+    if (
+      step.data ||
+      step.attributes ||
+      newLocks.length > 0 ||
+      r.data.setupMessage !== step.message
+    ) {
       const data = { ...r.data, ...step.data, setupMessage: step.message };
-      const written = await engine.tryTransact([
+      const attributes = { ...r.attributes, ...step.attributes };
+      const slotLocks = [...r.slotLocks, ...newLocks];
+      const at = engine.iso();
+      const takeLock = (key: string): TxWrite => ({
+        op: 'takeSlotLock',
+        lock: { key, ownerKind: 'resource', ownerId: r.id, createdAt: at },
+      });
+      const writes: TxWrite[] = [
         {
           op: 'updateResource',
           id: r.id,
           type: r.type,
           expect: { status: 'pending', version: r.version },
-          set: { data },
+          set: {
+            data,
+            ...(step.attributes ? { attributes } : {}),
+            ...(newLocks.length > 0 ? { slotLocks } : {}),
+          },
         },
+        // Taken with the write that records what they bind (e.g. an instance id), never apart.
+        ...newLocks.map(takeLock),
         engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
-      ]);
-      if (written) r = { ...r, data, version: r.version + 1 };
+      ];
+      let written = true;
+      try {
+        await engine.store.transact(writes);
+      } catch (err) {
+        if (!(err instanceof WriteConflictError)) throw err;
+        const taken = newLocks.filter((key) => err.failed(writeLabel(takeLock(key))));
+        // The resource changed meanwhile (a concurrent step): it decides; nothing was written.
+        written = false;
+        if (taken.length > 0 && !err.failed(writeLabel(writes[0] as TxWrite), 'condition')) {
+          const reason = `activation failed: slot lock ${taken.join(', ')} is held by another owner`;
+          await recordBlueprintFailure(engine, blueprint, `activation of ${r.id}: ${reason}`, r.id);
+          return breakResource(engine, r, reason, 'resource.activation-failed');
+        }
+      }
+      if (written) r = { ...r, data, attributes, slotLocks, version: r.version + 1 };
     }
     return { state: 'pending', waitSeconds, resource: r };
   }
@@ -307,6 +340,7 @@ export function reclaimReason(
   const { limits } = blueprint;
   const now = engine.now();
   if (blueprint.state === 'draining') return `blueprint '${blueprint.id}' is draining`;
+  if (typeof r.data.retiring === 'string') return r.data.retiring;
   if (limits.reclaimOnRelease && r.uses > 0) return 'reclaimed on release (one use per resource)';
   if (limits.maxUses !== undefined && r.uses >= limits.maxUses)
     return `used ${r.uses} times (max ${limits.maxUses})`;

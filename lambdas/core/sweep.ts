@@ -15,10 +15,14 @@
  *  - commands queued/running/cancelling whose sweepAt passed (a lost poll message, a restart
  *    of the local runtime)                       -> command step (re-drive)
  *  - slot locks whose owner is gone, destroyed or no longer lists the lock -> deleted
+ *  - blueprints whose plug-in keeps an inventory (ec2-host's instances): one bounded batch
+ *    reconciled (inventory.ts); orphaned hosts terminated by the plug-in on a second sighting,
+ *    resources whose host vanished marked suspect
  */
 import { periodicHealthCheckDue } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
+import { reconcileInventories } from './inventory.ts';
 import {
   type Blueprint,
   type Lease,
@@ -43,6 +47,10 @@ export interface SweepReport {
   locksFreed: number;
   /** Blueprints whose warm pool was short of its minIdle: one top-up message each. */
   warmPoolTopUps: number;
+  /** Hosts bound to no resource that plug-ins terminated (seen unbound twice). */
+  orphansTerminated: number;
+  /** Active resources whose host vanished, marked suspect (their health check breaks them). */
+  vanishedHosts: number;
 }
 
 /** A freshly written lock is never judged orphaned: its owner's write may still be in flight. */
@@ -60,6 +68,8 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
     redrivenCommands: 0,
     locksFreed: 0,
     warmPoolTopUps: 0,
+    orphansTerminated: 0,
+    vanishedHosts: 0,
   };
 
   // Leases: TTL expiry (active) and stranded transitional states.
@@ -148,6 +158,9 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
 
   await engine.send(...messages);
   report.locksFreed = await freeOrphanedLocks(engine);
+  const inventory = await reconcileInventories(engine, [...blueprints.values()]);
+  report.orphansTerminated = inventory.orphansTerminated;
+  report.vanishedHosts = inventory.vanishedHosts;
   return report;
 }
 

@@ -15,6 +15,7 @@ export {
 } from './commands.ts';
 export { processUpdate } from './dispatch.ts';
 export { ForbiddenError } from './errors.ts';
+export { type HostEvent, type HostEventOutcome, handleHostEvent } from './host-events.ts';
 export {
   IDEMPOTENCY_KEY_TTL_SECONDS,
   type LeaseRequest,

@@ -13,7 +13,7 @@ import type { Engine } from '../core/engine.ts';
 import { errorMessage, ValidationError } from '../core/errors.ts';
 import type { UpdateMessage } from '../core/model.ts';
 import { describeOutcome, outcomeDetail } from '../core/outcomes.ts';
-import { processUpdate } from '../core/use-cases.ts';
+import { type HostEvent, handleHostEvent, processUpdate } from '../core/use-cases.ts';
 import { formatZodIssues } from '../core/validation.ts';
 import { parseUpdateMessage } from '../queue/sqs-queue.ts';
 import { engineFromEnvironment } from './composition.ts';
@@ -40,9 +40,27 @@ const ec2EventSchema = z.discriminatedUnion('detail-type', [
     'detail-type': z.literal('EC2 Instance State-change Notification'),
     detail: z.object({ 'instance-id': z.string().min(1), state: z.string() }),
   }),
+  z.object({
+    ...ec2Base,
+    'detail-type': z.literal('EC2 Instance Rebalance Recommendation'),
+    detail: z.object({ 'instance-id': z.string().min(1) }),
+  }),
 ]);
 
 type Ec2Event = z.output<typeof ec2EventSchema>;
+
+/** The event as the core sees it: no AWS shapes past this point. */
+export function hostEventOf(event: Ec2Event): HostEvent {
+  const instanceId = event.detail['instance-id'];
+  switch (event['detail-type']) {
+    case 'EC2 Spot Instance Interruption Warning':
+      return { instanceId, kind: 'interruption', at: event.time };
+    case 'EC2 Instance State-change Notification':
+      return { instanceId, kind: 'state-change', state: event.detail.state, at: event.time };
+    case 'EC2 Instance Rebalance Recommendation':
+      return { instanceId, kind: 'rebalance', at: event.time };
+  }
+}
 
 type WorkItem = { kind: 'update'; message: UpdateMessage } | { kind: 'ec2'; event: Ec2Event };
 
@@ -103,18 +121,23 @@ async function handleRecord(engine: Engine, record: SQSRecord): Promise<void> {
   }
 
   if (item.kind === 'ec2') {
-    // Acknowledged: for now only logged. The ec2-host blueprint will map the instance to its
-    // resource (binding slot lock `binding:<instance-id>`) and send that resource an update;
-    // instances that are not Drydock's (EC2 events carry no tags) will keep being dropped.
+    // Mapped to the resource bound to the instance (its binding slot lock); an instance that is
+    // not Drydock's (EC2 events carry no tags) is dropped with this log line.
     const { event } = item;
-    logger.info('EC2 event received (not yet mapped to resources)', {
-      instanceId: event.detail['instance-id'],
-      detailType: event['detail-type'],
-      ...('state' in event.detail
-        ? { state: event.detail.state }
-        : { instanceAction: event.detail['instance-action'] }),
-      eventId: event.id,
-    });
+    const hostEvent = hostEventOf(event);
+    const outcome = await handleHostEvent(engine, hostEvent);
+    loggerFor(outcome.resourceId ? { resourceId: outcome.resourceId } : {}).info(
+      'EC2 event processed',
+      {
+        instanceId: hostEvent.instanceId,
+        detailType: event['detail-type'],
+        kind: hostEvent.kind,
+        ...(hostEvent.state ? { state: hostEvent.state } : {}),
+        eventId: event.id,
+        action: outcome.action,
+        detail: outcome.detail,
+      },
+    );
     return;
   }
 

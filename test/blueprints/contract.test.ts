@@ -154,6 +154,53 @@ fixtures['static-host'] = {
   },
 };
 
+/** The ec2-host fixture: instances launched on the shared AWS fake, scripted like static-host. */
+let contractFake: FakeAws | undefined;
+fixtures['ec2-host'] = {
+  config: {
+    subnetIds: ['subnet-0c0c0c0c'],
+    instanceTypes: ['m5.large'],
+    instanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/drydock-hosts',
+    logGroupName: '/drydock/contract-commands',
+  },
+  fromTemplate: true,
+  prepare(ctx) {
+    const manual = ctx.clock;
+    const startedAt = performance.now();
+    ctx.clock = {
+      now: () => manual.now() + Math.floor(performance.now() - startedAt),
+      advance: (ms) => manual.advance(ms),
+    };
+    const fake = new FakeAws({ clock: ctx.clock });
+    fake.rule({
+      match: /for i in 1 2 3/,
+      chunks: [
+        { afterMs: 300, stdout: '1\n' },
+        { afterMs: 600, stdout: '2\n' },
+        { afterMs: 900, stdout: '3\n' },
+      ],
+    });
+    fake.rule({ match: /'sleep' '60'/, durationMs: 60_000 });
+    fake.rule({ match: /'echo' 'hello'/, stdout: 'hello\n' });
+    fake.rule({ match: /'echo' 'once'/, stdout: 'once\n' });
+    fake.rule({
+      match: /'nested\/dir\/note\.txt'[\s\S]*base64 -w0/,
+      stdout: Buffer.from('second').toString('base64'),
+    });
+    fake.rule({ match: /'nope\.txt'[\s\S]*test -f/, exitCode: 44 });
+    ctx.clients = fake.clients();
+    contractFake = fake;
+  },
+  async elapse(ctx, ms) {
+    ctx.clock.advance(ms);
+  },
+  async liveCount(_ctx, _blueprint, resource) {
+    return (contractFake?.launched() ?? []).filter(
+      (i) => i.tags['drydock:resource'] === resource.id && ['pending', 'running'].includes(i.state),
+    ).length;
+  },
+};
+
 const registry = localRegistry();
 /** Prints 1, 2, 3 about 300 ms apart (scripted the same way for records-only types). */
 const COUNTER: CommandSpec = { script: 'for i in 1 2 3; do echo $i; sleep 0.3; done' };

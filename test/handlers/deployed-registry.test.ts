@@ -18,6 +18,7 @@ describe('the deployed registry', () => {
     expect(deployedRegistry().types()).not.toContain('local-host');
     expect(deployedRegistry().types()).toContain('synthetic');
     expect(deployedRegistry().types()).toContain('static-host');
+    expect(deployedRegistry().types()).toContain('ec2-host');
   });
 
   it('is what the AWS composition root registers', () => {

@@ -9,6 +9,7 @@ import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
 import { startCommand } from '../../lambdas/core/commands.ts';
 import type { UpdateMessage } from '../../lambdas/core/model.ts';
 import { createBlueprint, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
+import { hostEventOf } from '../../lambdas/handlers/worker.ts';
 import { type ReceivedUpdate, receiveUpdates } from '../../lambdas/queue/sqs-queue.ts';
 import { freshQueue, waitFor } from '../support/env.ts';
 import { CI, type HandlerEnv, handlerEnv, sqsEvent, sqsRecord } from './support.ts';
@@ -75,6 +76,32 @@ describe('worker', () => {
     ]);
     // The good message did its work.
     expect((await env.engine.store.getLease(lease.id))?.status).toBe('active');
+  });
+
+  it('acknowledges a rebalance recommendation and maps every EC2 event to a plain host event', async () => {
+    const rebalance = {
+      ...spotWarning,
+      id: '9e0b1c2f-1111-2222-3333-444455556666',
+      'detail-type': 'EC2 Instance Rebalance Recommendation',
+      detail: { 'instance-id': 'i-0abc' },
+    };
+    const response = await env.invokeWorker(
+      sqsEvent([sqsRecord(received(JSON.stringify(rebalance), 1), ARN)]),
+    );
+    // An instance bound to no resource: dropped with a log line, not redelivered.
+    expect(response.batchItemFailures).toEqual([]);
+    expect(hostEventOf(rebalance as never)).toEqual({
+      instanceId: 'i-0abc',
+      kind: 'rebalance',
+      at: '2026-01-01T00:00:00Z',
+    });
+    expect(hostEventOf(spotWarning as never)).toMatchObject({ kind: 'interruption' });
+    expect(hostEventOf(stateChange as never)).toEqual({
+      instanceId: 'i-0def',
+      kind: 'state-change',
+      state: 'terminated',
+      at: '2026-01-01T00:00:00Z',
+    });
   });
 
   it('a batch that failed entirely is still a partial response, not a thrown error', async () => {

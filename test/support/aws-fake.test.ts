@@ -623,8 +623,11 @@ describe('throttling on demand', () => {
 
   it('fails loudly on an operation it does not model', async () => {
     const { aws } = setup();
-    const { ListCommandsCommand } = await import('@aws-sdk/client-ssm');
-    await expect(aws.ssm.send(new ListCommandsCommand({}))).rejects.toThrow(/not modelled/);
+    // (ListCommands is modelled now, for the command interface's crashed-start check.)
+    const { ListCommandInvocationsCommand } = await import('@aws-sdk/client-ssm');
+    await expect(aws.ssm.send(new ListCommandInvocationsCommand({}))).rejects.toThrow(
+      /not modelled/,
+    );
   });
 });
 

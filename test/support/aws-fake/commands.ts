@@ -29,6 +29,8 @@ import type {
   Command,
   GetCommandInvocationCommandInput,
   GetCommandInvocationCommandOutput,
+  ListCommandsCommandInput,
+  ListCommandsCommandOutput,
   SendCommandCommandInput,
 } from '@aws-sdk/client-ssm';
 import type { Clock } from '../../../lambdas/core/ports.ts';
@@ -321,6 +323,37 @@ export class CommandStore {
         invocation.emitted = Math.max(invocation.emitted, printed.length);
       }
     }
+  }
+
+  /**
+   * ListCommands (docs.aws.amazon.com/systems-manager/latest/APIReference/API_ListCommands.html)
+   * by InstanceId with the `InvokedAfter` filter, one page. Eventually consistent like
+   * GetCommandInvocation: a command is listed only `invocationVisibleAfterMs` after it was sent.
+   */
+  list(input: ListCommandsCommandInput): ListCommandsCommandOutput {
+    const now = this.clock.now();
+    const after = input.Filters?.find((f) => f.key === 'InvokedAfter')?.value;
+    const afterMs = after === undefined ? Number.NEGATIVE_INFINITY : Date.parse(after);
+    const unknownFilter = input.Filters?.find((f) => f.key !== 'InvokedAfter');
+    if (unknownFilter) {
+      throw new Error(`FakeAws.ListCommands: filter '${unknownFilter.key}' is not modelled`);
+    }
+    const listed = [...this.commands.values()].filter(
+      (c) =>
+        (input.InstanceId === undefined || c.invocations.has(input.InstanceId)) &&
+        c.requestedAt >= afterMs &&
+        now >= c.requestedAt + this.timing.invocationVisibleAfterMs,
+    );
+    return {
+      Commands: listed.map((c) => ({
+        CommandId: c.id,
+        Comment: c.comment ?? '',
+        DocumentName: RUN_SHELL_SCRIPT,
+        RequestedDateTime: new Date(c.requestedAt),
+        InstanceIds: [...c.invocations.keys()],
+      })),
+      $metadata: { httpStatusCode: 200 },
+    };
   }
 
   /** For assertions: a command's script, first instance and reported status. */

@@ -15,6 +15,7 @@ import type {
   TagDescription,
 } from '@aws-sdk/client-ec2';
 import { ec2Errors } from './errors.ts';
+import type { Fleet } from './fleet.ts';
 import type { InstanceRegistry, ManagedInstance } from './instances.ts';
 import { paginate } from './pagination.ts';
 
@@ -24,25 +25,6 @@ function stateName(instance: ManagedInstance): 'running' | 'stopped' {
 
 function tagList(instance: ManagedInstance) {
   return Object.entries(instance.tags).map(([Key, Value]) => ({ Key, Value }));
-}
-
-function instanceMatches(instance: ManagedInstance, filter: Filter): boolean {
-  const name = filter.Name ?? '';
-  const values = filter.Values ?? [];
-  if (name.startsWith('tag:')) {
-    const tag = instance.tags[name.slice('tag:'.length)];
-    return tag !== undefined && values.includes(tag);
-  }
-  switch (name) {
-    case 'tag-key':
-      return values.some((v) => v in instance.tags);
-    case 'instance-id':
-      return values.includes(instance.id);
-    case 'instance-state-name':
-      return values.includes(stateName(instance));
-    default:
-      throw ec2Errors.invalidParameterValue(`The filter '${name}' is invalid`);
-  }
 }
 
 function checkPageSize(maxResults: number | undefined): number {
@@ -69,11 +51,52 @@ function describe(instance: ManagedInstance): Instance {
   };
 }
 
+/** One instance as DescribeInstances filters and lists it (managed or launched by the fleet). */
+interface Ec2View {
+  id: string;
+  tags: Record<string, string>;
+  state: string;
+  instance: Instance;
+}
+
+function viewMatches(view: Ec2View, filter: Filter): boolean {
+  const name = filter.Name ?? '';
+  const values = filter.Values ?? [];
+  if (name.startsWith('tag:')) {
+    const tag = view.tags[name.slice('tag:'.length)];
+    return tag !== undefined && values.includes(tag);
+  }
+  switch (name) {
+    case 'tag-key':
+      return values.some((v) => v in view.tags);
+    case 'instance-id':
+      return values.includes(view.id);
+    case 'instance-state-name':
+      return values.includes(view.state);
+    default:
+      throw ec2Errors.invalidParameterValue(`The filter '${name}' is invalid`);
+  }
+}
+
 export function describeInstances(
   registry: InstanceRegistry,
   input: DescribeInstancesCommandInput,
+  fleet?: Fleet,
 ): DescribeInstancesCommandOutput {
-  const known = ec2Instances(registry);
+  // A launched instance registers with SSM too: EC2 lists it once, from the fleet.
+  const known: Ec2View[] = [
+    ...ec2Instances(registry)
+      .filter((i) => !fleet?.has(i.id))
+      .map((i) => ({ id: i.id, tags: i.tags, state: stateName(i), instance: describe(i) })),
+    ...(fleet?.all() ?? [])
+      .filter((i) => fleet?.visible(i))
+      .map((i) => ({
+        id: i.id,
+        tags: i.tags,
+        state: fleet?.stateOf(i) ?? 'pending',
+        instance: fleet?.describe(i) as Instance,
+      })),
+  ];
   const ids = input.InstanceIds ?? [];
   const missing = ids.filter((id) => !known.some((i) => i.id === id));
   if (missing.length > 0) throw ec2Errors.instanceNotFound(missing);
@@ -84,7 +107,7 @@ export function describeInstances(
   }
   const selected = known
     .filter((i) => ids.length === 0 || ids.includes(i.id))
-    .filter((i) => (input.Filters ?? []).every((f) => instanceMatches(i, f)));
+    .filter((i) => (input.Filters ?? []).every((f) => viewMatches(i, f)));
   const { page, nextToken } = paginate(
     'DescribeInstances',
     selected,
@@ -95,7 +118,7 @@ export function describeInstances(
   return {
     Reservations: page.map((i) => ({
       ReservationId: `r-${i.id.slice(2)}`,
-      Instances: [describe(i)],
+      Instances: [i.instance],
     })),
     NextToken: nextToken,
     $metadata: { httpStatusCode: 200 },

@@ -85,4 +85,6 @@ export const ec2Errors = {
   invalidNextToken: (message: string) => ec2Error('InvalidNextToken', message),
   /** EC2 throttles with `RequestLimitExceeded` (HTTP 503), not `ThrottlingException`. */
   throttling: () => ec2Error('RequestLimitExceeded', 'Request limit exceeded.', 503),
+  /** Any EC2 error code by name (capacity codes, IdempotentParameterMismatch, …). */
+  code: (name: string, message: string) => ec2Error(name, message),
 };

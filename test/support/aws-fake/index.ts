@@ -5,7 +5,7 @@
  * the code that runs on AWS; one model answers all three, on the injected clock.
  *
  * Module map: instances.ts (registrations, ping history), ssm-instances.ts and ec2.ts (the two
- * views of them), rules.ts (scripted commands), invocation.ts (a command's status over time),
+ * views of them), fleet.ts (instances launched and terminated through EC2), rules.ts (scripted commands), invocation.ts (a command's status over time),
  * commands.ts (Run Command and its CloudWatch output), logs.ts (CloudWatch Logs), errors.ts,
  * throttling.ts, pagination.ts.
  */
@@ -15,11 +15,18 @@ import {
   FilterLogEventsCommand,
   GetLogEventsCommand,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { DescribeInstancesCommand, DescribeTagsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeTagsCommand,
+  EC2Client,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+} from '@aws-sdk/client-ec2';
 import {
   CancelCommandCommand,
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
+  ListCommandsCommand,
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
@@ -28,6 +35,7 @@ import type { CloudClients } from '../../../lambdas/core/blueprint.ts';
 import { CommandStore, logStreamName } from './commands.ts';
 import { describeInstances, describeTags } from './ec2.ts';
 import { ec2Errors, logsErrors, ssmErrors } from './errors.ts';
+import { type CapacityRule, Fleet, type FleetTimings, type LaunchedInstance } from './fleet.ts';
 import { InstanceRegistry, type PingStatus, type Platform } from './instances.ts';
 import { LogStore } from './logs.ts';
 import type { CommandRule, StreamName } from './rules.ts';
@@ -35,6 +43,7 @@ import { describeInstanceInformation } from './ssm-instances.ts';
 import { Throttles } from './throttling.ts';
 
 export { logStreamName } from './commands.ts';
+export type { CapacityRule, LaunchedInstance, LaunchedState, Market } from './fleet.ts';
 export type { PingStatus, Platform } from './instances.ts';
 export type { CommandRule } from './rules.ts';
 
@@ -50,6 +59,8 @@ export interface FakeAwsOptions {
   cancelDelayMs?: number;
   /** DescribeInstanceInformation's page size when MaxResults is not given. @default 10 */
   describePageSize?: number;
+  /** Launched instances' lifecycle (see fleet.ts for the defaults). */
+  fleet?: Partial<FleetTimings>;
 }
 
 export interface SentRequest {
@@ -71,8 +82,9 @@ const SSM_OPERATIONS = [
   'GetCommandInvocation',
   'CancelCommand',
   'DescribeInstanceInformation',
+  'ListCommands',
 ];
-const EC2_OPERATIONS = ['DescribeInstances', 'DescribeTags'];
+const EC2_OPERATIONS = ['DescribeInstances', 'DescribeTags', 'RunInstances', 'TerminateInstances'];
 const LOGS_OPERATIONS = ['GetLogEvents', 'FilterLogEvents', 'CreateLogGroup'];
 
 export class FakeAws {
@@ -81,8 +93,8 @@ export class FakeAws {
   readonly ssm: SSMClient;
   readonly logs: CloudWatchLogsClient;
   /**
-   * What was sent (for assertions): every SendCommand and CancelCommand call, refused ones
-   * included; `outcome` is 'ok' or the error's name ('InvalidInstanceId', 'ThrottlingException').
+   * What was sent (for assertions): every SendCommand, CancelCommand, RunInstances and
+   * TerminateInstances call, refused ones included; `outcome` is 'ok' or the error's name ('InvalidInstanceId', 'ThrottlingException').
    */
   readonly sent: SentRequest[] = [];
   /** Every call of every operation, in order (for "no busy polling" assertions). */
@@ -90,6 +102,7 @@ export class FakeAws {
 
   private readonly clock: { now(): number };
   private readonly instances: InstanceRegistry;
+  private readonly fleet: Fleet;
   private readonly logStore = new LogStore();
   private readonly commands: CommandStore;
   private readonly rules: CommandRule[] = [];
@@ -104,6 +117,13 @@ export class FakeAws {
     this.clock = options.clock;
     this.pageSize = options.describePageSize ?? 10;
     this.instances = new InstanceRegistry(this.clock);
+    this.fleet = new Fleet(this.clock, this.instances, {
+      visibleAfterMs: 100,
+      runningAfterMs: 2_000,
+      ssmOnlineAfterMs: 3_000,
+      terminateAfterMs: 1_000,
+      ...options.fleet,
+    });
     this.commands = new CommandStore(this.clock, this.instances, this.logStore, this.rules, {
       invocationVisibleAfterMs: options.invocationVisibleAfterMs ?? 500,
       deliveryDelayMs: options.deliveryDelayMs ?? 100,
@@ -164,6 +184,38 @@ export class FakeAws {
     this.throttles.add(operation, n);
   }
 
+  /** RunInstances refuses launches matching this rule with its error code (scripted capacity). */
+  noCapacity(rule: CapacityRule): void {
+    this.fleet.noCapacity(rule);
+  }
+
+  clearCapacityRules(): void {
+    this.fleet.clearCapacityRules();
+  }
+
+  /** A spot interruption notice for a launched instance; returns its time. */
+  interrupt(id: string): number {
+    this.settle();
+    const at = this.fleet.interrupt(id);
+    return at;
+  }
+
+  /** Instances launched through RunInstances, with their state now (for assertions). */
+  launched(): Array<LaunchedInstance & { state: string }> {
+    this.settle();
+    return this.fleet.all().map((i) => ({ ...i, state: this.fleet.stateOf(i) }));
+  }
+
+  /** Pending or running launched instances tagged `drydock:deployment=<deployment>` now. */
+  liveInstances(deployment: string): LaunchedInstance[] {
+    return this.fleet.live(deployment);
+  }
+
+  /** The most launched instances of one deployment pending or running at the same time. */
+  peakLiveInstances(deployment: string): number {
+    return this.fleet.peakLive(deployment);
+  }
+
   /** Commands by id with their reported state (for assertions). */
   command(
     commandId: string,
@@ -189,6 +241,7 @@ export class FakeAws {
    * ping change hides what follows.
    */
   private settle(): void {
+    this.fleet.settle();
     this.commands.syncLogs();
   }
 
@@ -256,6 +309,11 @@ export class FakeAws {
         ),
       );
     ssm
+      .on(ListCommandsCommand)
+      .callsFake((input) =>
+        this.answer('ListCommands', ssmErrors.throttling, () => this.commands.list(input)),
+      );
+    ssm
       .on(DescribeInstanceInformationCommand)
       .callsFake((input) =>
         this.answer('DescribeInstanceInformation', ssmErrors.throttling, () =>
@@ -271,7 +329,27 @@ export class FakeAws {
       .on(DescribeInstancesCommand)
       .callsFake((input) =>
         this.answer('DescribeInstances', ec2Errors.throttling, () =>
-          describeInstances(this.instances, input),
+          describeInstances(this.instances, input, this.fleet),
+        ),
+      );
+    ec2
+      .on(RunInstancesCommand)
+      .callsFake((input) =>
+        this.answer(
+          'RunInstances',
+          ec2Errors.throttling,
+          () => this.fleet.runInstances(input),
+          input,
+        ),
+      );
+    ec2
+      .on(TerminateInstancesCommand)
+      .callsFake((input) =>
+        this.answer(
+          'TerminateInstances',
+          ec2Errors.throttling,
+          () => this.fleet.terminateInstances(input),
+          input,
         ),
       );
     ec2
