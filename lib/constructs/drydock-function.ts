@@ -195,10 +195,15 @@ export class DrydockFunction extends NodejsFunction {
     return this;
   }
 
-  /** SETUP_STATE_MACHINE_ARN, and states:StartExecution on that state machine only. */
+  /**
+   * SETUP_STATE_MACHINE_ARN, states:StartExecution on that state machine only, and
+   * states:DescribeExecution on its executions: a start whose name is taken asks whether that
+   * execution still runs (lambdas/handlers/setup-starter.ts).
+   */
   public bindSetupWorkflow(workflow: SetupWorkflow): this {
     this.addEnvironment('SETUP_STATE_MACHINE_ARN', workflow.stateMachine.stateMachineArn);
     workflow.stateMachine.grantStartExecution(this);
+    workflow.grantDescribeExecutions(this.role);
     return this;
   }
 

@@ -107,12 +107,31 @@ describe('Lambda functions', () => {
     });
   });
 
-  it('lets api, worker and sweep start the setup workflow, and nothing else in Step Functions', () => {
+  it('lets api, worker and sweep start the setup workflow and see its executions, and nothing else in Step Functions', () => {
+    const executions = {
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':states:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          ':execution:',
+          { 'Fn::GetAtt': [logicalId(stateMachine), 'Name'] },
+          ':*',
+        ],
+      ],
+    };
     for (const fn of [functions.api, functions.worker, functions.sweep]) {
       const statements = statementsOfRole(template, fn.role);
       expect(resourcesFor(statements, 'states:StartExecution')).toEqual([json(ref(stateMachine))]);
+      // A start whose name is taken asks whether that execution still runs.
+      expect(resourcesFor(statements, 'states:DescribeExecution')).toEqual([json(executions)]);
       expect(statements.flatMap((s) => s.Action).filter((a) => a.startsWith('states:'))).toEqual([
         'states:StartExecution',
+        'states:DescribeExecution',
       ]);
       expect(fnProps(fn)?.Environment.Variables.SETUP_STATE_MACHINE_ARN).toEqual(ref(stateMachine));
     }

@@ -1,6 +1,10 @@
 import { Duration } from 'aws-cdk-lib';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { describe, expect, it } from 'vitest';
+import {
+  blueprintInputSchema,
+  MAX_SETUP_TIMEOUT_SECONDS,
+} from '../../lambdas/core/blueprint-schema.ts';
 import { SETUP_STATES } from '../../lib/constructs/setup-workflow.ts';
 import { type AslDefinition, setupDefinitionFromTemplate } from '../../lib/setup-definition.ts';
 import { failureOf } from '../support/workflow.ts';
@@ -44,9 +48,22 @@ describe('SetupWorkflow', () => {
     ]);
   });
 
-  it('starts at Advance and has a 30 minute deadline by default', () => {
+  it('starts at Advance, with a deadline past the longest setup a blueprint may ask for', () => {
     expect(definition.StartAt).toBe('Advance');
-    expect(definition.TimeoutSeconds).toBe(30 * 60);
+    // A blueprint may ask for up to a day of setup (limits.setupTimeoutSeconds); the workflow
+    // must outlive that deadline by more than one WaitForSetup (900 s), so the setup handler
+    // can break the overdue resource itself. A standard workflow may run for a year.
+    expect(MAX_SETUP_TIMEOUT_SECONDS).toBe(86400);
+    expect(definition.TimeoutSeconds).toBe(25 * 3600);
+    expect(definition.TimeoutSeconds).toBeGreaterThan(MAX_SETUP_TIMEOUT_SECONDS + 900);
+    expect(definition.TimeoutSeconds).toBeLessThanOrEqual(365 * 24 * 3600);
+    expect(() =>
+      blueprintInputSchema.parse({
+        id: 'b',
+        type: 'synthetic',
+        limits: { setupTimeoutSeconds: MAX_SETUP_TIMEOUT_SECONDS + 1 },
+      }),
+    ).toThrow();
   });
 
   it('takes its deadline from setupTimeout', () => {
