@@ -5,6 +5,10 @@
  *   drydock:stackName        stack name, also the `drydock:deployment` tag value on hosts
  *                            (default "Drydock")
  *   drydock:adminPrincipals  comma-separated IAM ARNs allowed to administer blueprints
+ *   drydock:vpcId, drydock:subnetIds
+ *                            the VPC and subnets (comma-separated) for ec2-host instances;
+ *                            read by the stack (lib/constructs/host-network.ts). Default: a
+ *                            small VPC created for them
  *
  * cdk-nag's AwsSolutions pack runs at synthesis: an unacknowledged error fails `cdk synth`.
  */
