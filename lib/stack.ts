@@ -66,6 +66,17 @@ export interface DrydockStackProps extends StackProps {
    */
   readonly setupTimeout?: Duration;
 
+  /**
+   * Provide what `ec2-host` blueprints need: the hosts' VPC (created, or the operator's by the
+   * context keys `drydock:vpcId` / `drydock:subnetIds`), security group, instance profile and
+   * the EC2 permissions. The created VPC's interface endpoints bill by the hour (README "Spot
+   * hosts"); a deployment that only leases static hosts can leave all of it out. ec2-host
+   * blueprints then cannot launch (AccessDenied, named in the resource's reason).
+   *
+   * @default true
+   */
+  readonly ec2Hosts?: boolean;
+
   /** @default 50 requests per second */
   readonly apiThrottlingRateLimit?: number;
 
@@ -115,7 +126,8 @@ export class DrydockStack extends Stack {
   public readonly sweepFunction: DrydockFunction;
   public readonly setupFunction: DrydockFunction;
   public readonly hostControl: HostControl;
-  public readonly hostFleet: HostFleet;
+  /** Absent when `ec2Hosts` is false. */
+  public readonly hostFleet?: HostFleet;
   public readonly eventRouting: EventRouting;
 
   constructor(scope: Construct, id: string, props: DrydockStackProps = {}) {
@@ -159,12 +171,18 @@ export class DrydockStack extends Stack {
     this.hostControl = new HostControl(this, 'HostControl', { logRetention: props.logRetention });
     // The EC2 hosts Drydock launches (ec2-host blueprints): in the operator's VPC when the
     // context names one (drydock:vpcId, drydock:subnetIds), else in a small VPC made for them.
-    this.hostFleet = new HostFleet(this, 'HostFleet', {
-      deploymentName: this.hostControl.deploymentName,
-      commandLogGroup: this.hostControl.commandLogGroup,
-      existingVpc: existingVpcFromContext(this),
-      logRetention: props.logRetention,
-    });
+    const hostFleet =
+      (props.ec2Hosts ?? true)
+        ? new HostFleet(this, 'HostFleet', {
+            deploymentName: this.hostControl.deploymentName,
+            commandLogGroup: this.hostControl.commandLogGroup,
+            existingVpc: existingVpcFromContext(this),
+            logRetention: props.logRetention,
+          })
+        : undefined;
+    this.hostFleet = hostFleet;
+    const bindFleet = (fn: DrydockFunction, launch: boolean) =>
+      hostFleet ? fn.bindHostFleet(hostFleet, { launch }) : fn;
 
     this.setupFunction = new DrydockFunction(this, 'SetupFunction', {
       ...common,
@@ -174,8 +192,8 @@ export class DrydockStack extends Stack {
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
-      .bindHostControl(this.hostControl)
-      .bindHostFleet(this.hostFleet, { launch: true });
+      .bindHostControl(this.hostControl);
+    bindFleet(this.setupFunction, true);
 
     this.setupWorkflow = new SetupWorkflow(this, 'SetupWorkflow', {
       setupFunction: this.setupFunction,
@@ -208,8 +226,8 @@ export class DrydockStack extends Stack {
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
       .bindSetupWorkflow(this.setupWorkflow)
-      .bindHostControl(this.hostControl)
-      .bindHostFleet(this.hostFleet, { launch: false });
+      .bindHostControl(this.hostControl);
+    bindFleet(this.workerFunction, false);
     this.workerFunction.addEventSource(
       new SqsEventSource(this.workQueue.queue, {
         batchSize: 10,
@@ -228,8 +246,8 @@ export class DrydockStack extends Stack {
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow)
-      .bindHostFleet(this.hostFleet, { launch: false });
+      .bindSetupWorkflow(this.setupWorkflow);
+    bindFleet(this.sweepFunction, false);
 
     this.api = new LeaseApi(this, 'Api', {
       handler: this.apiFunction,
@@ -257,18 +275,21 @@ export class DrydockStack extends Stack {
       value: this.hostControl.commandLogGroup.logGroupName,
     });
     // What an ec2-host blueprint names (README "Spot hosts").
-    new CfnOutput(this, 'HostSubnetIds', {
-      description: 'Subnets ec2-host blueprints may launch into (subnetIds), one per AZ',
-      value: Fn.join(',', this.hostFleet.network.subnetIds),
-    });
-    new CfnOutput(this, 'HostSecurityGroupId', {
-      description: 'Security group for ec2-host blueprints (securityGroupIds): no inbound rules',
-      value: this.hostFleet.network.securityGroup.securityGroupId,
-    });
-    new CfnOutput(this, 'HostInstanceProfileArn', {
-      description: "The hosts' instance profile (SSM agent, command output); the ec2-host default",
-      value: this.hostFleet.instanceProfile.instanceProfileArn,
-    });
+    if (hostFleet) {
+      new CfnOutput(this, 'HostSubnetIds', {
+        description: 'Subnets ec2-host blueprints may launch into (subnetIds), one per AZ',
+        value: Fn.join(',', hostFleet.network.subnetIds),
+      });
+      new CfnOutput(this, 'HostSecurityGroupId', {
+        description: 'Security group for ec2-host blueprints (securityGroupIds): no inbound rules',
+        value: hostFleet.network.securityGroup.securityGroupId,
+      });
+      new CfnOutput(this, 'HostInstanceProfileArn', {
+        description:
+          "The hosts' instance profile (SSM agent, command output); the ec2-host default",
+        value: hostFleet.instanceProfile.instanceProfileArn,
+      });
+    }
     new CfnOutput(this, 'StateMachineArn', {
       value: this.setupWorkflow.stateMachine.stateMachineArn,
     });

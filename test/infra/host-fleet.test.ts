@@ -82,7 +82,7 @@ function synthWithContext(context: Record<string, unknown>) {
 
 describe('HostFleet (ec2-host blueprints)', () => {
   const { stack, template } = synth();
-  const fleet = stack.hostFleet;
+  const fleet = stack.hostFleet!;
   const functions = {
     api: stack.apiFunction,
     worker: stack.workerFunction,
@@ -303,10 +303,8 @@ describe('HostFleet (ec2-host blueprints)', () => {
 
     it('follows the stack name in every tag condition', () => {
       const renamed = synth({ stackName: 'DrydockStaging' });
-      const documents = [
-        renamed.stack.hostFleet.launchPolicy,
-        renamed.stack.hostFleet.inventoryPolicy,
-      ]
+      const renamedFleet = renamed.stack.hostFleet!;
+      const documents = [renamedFleet.launchPolicy, renamedFleet.inventoryPolicy]
         .map((p) => renamed.template.findResources('AWS::IAM::Policy')[logicalId(p)])
         .map((p) => json(p?.Properties.PolicyDocument));
       const [launchDocument, inventoryDocument] = documents;
@@ -437,6 +435,34 @@ describe('HostFleet (ec2-host blueprints)', () => {
     template.hasOutput('HostSecurityGroupId', { Value: hostGroup });
   });
 
+  it('is left out entirely with ec2Hosts: false (static hosts only: no hourly endpoint bill)', () => {
+    const without = synth({ ec2Hosts: false });
+    expect(without.stack.hostFleet).toBeUndefined();
+    for (const type of [
+      'AWS::EC2::VPC',
+      'AWS::EC2::VPCEndpoint',
+      'AWS::EC2::SecurityGroup',
+      'AWS::IAM::InstanceProfile',
+    ]) {
+      without.template.resourceCountIs(type, 0);
+    }
+    const outputs = Object.keys(without.template.findOutputs('*'));
+    expect(outputs.filter((o) => o.startsWith('Host'))).toEqual([]);
+    for (const fn of [
+      without.stack.apiFunction,
+      without.stack.workerFunction,
+      without.stack.sweepFunction,
+      without.stack.setupFunction,
+    ]) {
+      const actions = statementsOfRole(without.template, fn.role).flatMap((s) => s.Action);
+      expect(actions.filter((a) => a.startsWith('ec2:') || a.startsWith('iam:'))).toEqual([]);
+      const variables =
+        without.template.findResources('AWS::Lambda::Function')[logicalId(fn)]?.Properties
+          .Environment.Variables;
+      expect(variables.DRYDOCK_INSTANCE_PROFILE_ARN).toBeUndefined();
+    }
+  });
+
   describe('bring your own VPC (context drydock:vpcId, drydock:subnetIds)', () => {
     const own = synthWithContext({
       'drydock:vpcId': 'vpc-0123456789abcdef0',
@@ -444,7 +470,9 @@ describe('HostFleet (ec2-host blueprints)', () => {
     });
     const ownLaunch = (sid: string) => {
       const ownPolicy =
-        own.template.findResources('AWS::IAM::Policy')[logicalId(own.stack.hostFleet.launchPolicy)];
+        own.template.findResources('AWS::IAM::Policy')[
+          logicalId(own.stack.hostFleet!.launchPolicy)
+        ];
       const statements: PolicyStatement[] = ownPolicy?.Properties.PolicyDocument.Statement ?? [];
       return statements.find((s) => s.Sid === sid);
     };
@@ -458,7 +486,7 @@ describe('HostFleet (ec2-host blueprints)', () => {
       });
       expect(
         own.template.findResources('AWS::EC2::SecurityGroup')[
-          logicalId(own.stack.hostFleet.network.securityGroup)
+          logicalId(own.stack.hostFleet!.network.securityGroup)
         ]?.Properties.SecurityGroupIngress,
       ).toBeUndefined();
       own.template.hasOutput('HostSubnetIds', {
