@@ -96,6 +96,17 @@ describe('cdk-nag AwsSolutions', () => {
     expect(findings(pinned)).toEqual([]);
   });
 
+  it("stays clean in the operator's VPC, and without the EC2 host fleet", () => {
+    const own = newApp();
+    own.node.setContext('drydock:vpcId', 'vpc-0123456789abcdef0');
+    own.node.setContext('drydock:subnetIds', 'subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb');
+    Template.fromStack(newStack({}, own));
+    expect(findings(own)).toEqual([]);
+    const without = newApp();
+    Template.fromStack(newStack({ ec2Hosts: false }, without));
+    expect(findings(without)).toEqual([]);
+  });
+
   it('acknowledges only findings that exist, each on the construct that owns it', () => {
     // Build the same stack with acknowledgements switched off to see every raw finding.
     const acknowledge = vi.spyOn(Validations.prototype, 'acknowledge').mockImplementation(() => {});
