@@ -225,11 +225,9 @@ export class HostFleet extends Construct {
     >,
   ): void {
     const tagged = `conditioned on the tag ${DEPLOYMENT_TAG_KEY}=${this.deploymentName}`;
+    const instancesReason = `Instance ids are made by the launch; launching, tagging and terminating are ${tagged} (in the request or on the instance).`;
     const reasons: [string, string][] = [
-      [
-        arns.instances,
-        `Instance ids are made by the launch; launching, tagging and terminating are ${tagged} (in the request or on the instance).`,
-      ],
+      [arns.instances, instancesReason],
       [
         arns.volumes,
         `Volume ids are made by the launch; creating and tagging them is ${tagged} in the request.`,
@@ -266,7 +264,7 @@ export class HostFleet extends Construct {
       '*',
       'ec2:DescribeInstances supports no resource-level permissions (Service Authorization Reference); the plug-in filters by the deployment tag.',
     );
-    acknowledgeWildcardResource(this.inventoryPolicy, arns.instances, reasons[0]?.[1] ?? '');
+    acknowledgeWildcardResource(this.inventoryPolicy, arns.instances, instancesReason);
     acknowledgeWildcardResource(
       this.instanceRole,
       '*',
