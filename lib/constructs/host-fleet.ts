@@ -151,7 +151,13 @@ export class HostFleet extends Construct {
         new iam.PolicyStatement({
           sid: 'LaunchFromImages',
           actions: [...LAUNCH_ACTIONS],
-          resources: [images, snapshots, spotRequests],
+          resources: [images, snapshots],
+        }),
+        // A spot launch creates a spot request alongside the (tagged) instance.
+        new iam.PolicyStatement({
+          sid: 'SpotRequestsOfLaunches',
+          actions: [...LAUNCH_ACTIONS],
+          resources: [spotRequests],
         }),
         new iam.PolicyStatement({
           sid: 'PassInstanceRoleToEc2',

@@ -46,6 +46,7 @@ describe('HostFleet (ec2-host blueprints)', () => {
         'LaunchWithPoolVpcSecurityGroups',
         'LaunchWithTaggedTemplatesAndKeys',
         'LaunchFromImages',
+        'SpotRequestsOfLaunches',
         'PassInstanceRoleToEc2',
         'CreateSpotServiceLinkedRole',
       ]);
@@ -147,8 +148,15 @@ describe('HostFleet (ec2-host blueprints)', () => {
           Resource: [
             ec2Arn('image/*', { account: false }),
             ec2Arn('snapshot/*', { account: false }),
-            ec2Arn('spot-instances-request/*'),
           ],
+        }),
+      );
+      expect(launch('SpotRequestsOfLaunches')).toEqual(
+        sorted({
+          Sid: 'SpotRequestsOfLaunches',
+          Effect: 'Allow',
+          Action: launchActions,
+          Resource: ec2Arn('spot-instances-request/*'),
         }),
       );
     });
