@@ -63,7 +63,12 @@ export function stepFunctionsSetupStarter(
   client: () => SFNClient,
   stateMachineArn: string,
 ): (resourceId: string) => Promise<void> {
-  async function startAttempt(resourceId: string, attempt: number): Promise<'started' | 'taken'> {
+  /** Starts attempt `attempt`; `previous` is how the attempt before it ended. */
+  async function startAttempt(
+    resourceId: string,
+    attempt: number,
+    previous?: string,
+  ): Promise<'started' | 'taken'> {
     const name = setupExecutionName(resourceId, attempt);
     try {
       await client().send(
@@ -73,31 +78,40 @@ export function stepFunctionsSetupStarter(
           input: JSON.stringify({ resourceId }),
         }),
       );
-      loggerFor({ resourceId }).info('setup workflow started', { stateMachineArn, name, attempt });
-      return 'started';
     } catch (err) {
       if (errorName(err) === 'ExecutionAlreadyExists') return 'taken';
       throw err;
     }
-  }
-
-  async function isRunning(resourceId: string, attempt: number): Promise<boolean> {
-    const arn = executionArn(stateMachineArn, setupExecutionName(resourceId, attempt));
-    const { status } = await client().send(new DescribeExecutionCommand({ executionArn: arn }));
-    if (status !== 'RUNNING') {
-      loggerFor({ resourceId }).warn('setup workflow ended with the resource still pending', {
-        executionArn: arn,
-        status,
+    const log = loggerFor({ resourceId });
+    if (previous === undefined) {
+      log.info('setup workflow started', { stateMachineArn, name });
+    } else {
+      // Only reached when an execution ended with the resource still pending (workflow
+      // timeout shorter than the blueprint's deadline, or a StopExecution).
+      log.warn('setup workflow restarted: the previous execution ended with the resource pending', {
+        stateMachineArn,
+        name,
+        attempt,
+        previousStatus: previous,
       });
     }
-    return status === 'RUNNING';
+    return 'started';
+  }
+
+  /** How the execution of attempt `attempt` stands (RUNNING, SUCCEEDED, TIMED_OUT, ...). */
+  async function statusOf(resourceId: string, attempt: number): Promise<string> {
+    const arn = executionArn(stateMachineArn, setupExecutionName(resourceId, attempt));
+    const { status } = await client().send(new DescribeExecutionCommand({ executionArn: arn }));
+    return status ?? 'UNKNOWN';
   }
 
   return async (resourceId) => {
     try {
+      let previous: string | undefined;
       for (let attempt = 1; attempt <= MAX_SETUP_ATTEMPTS; attempt++) {
-        if ((await startAttempt(resourceId, attempt)) === 'started') return;
-        if (await isRunning(resourceId, attempt)) return;
+        if ((await startAttempt(resourceId, attempt, previous)) === 'started') return;
+        previous = await statusOf(resourceId, attempt);
+        if (previous === 'RUNNING') return;
       }
     } catch (err) {
       if (isTemporary(err)) {
