@@ -5,6 +5,12 @@
  *   drydock:stackName        stack name, also the `drydock:deployment` tag value on hosts
  *                            (default "Drydock")
  *   drydock:adminPrincipals  comma-separated IAM ARNs allowed to administer blueprints
+ *   drydock:vpcId, drydock:subnetIds
+ *                            the VPC and subnets (comma-separated) for ec2-host instances;
+ *                            read by the stack (lib/constructs/host-network.ts). Default: a
+ *                            small VPC created for them
+ *   drydock:ec2Hosts         "false" leaves out everything ec2-host blueprints need (VPC,
+ *                            endpoints, instance profile, EC2 permissions); default "true"
  *
  * cdk-nag's AwsSolutions pack runs at synthesis: an unacknowledged error fails `cdk synth`.
  */
@@ -20,10 +26,13 @@ const adminPrincipals = String(app.node.tryGetContext('drydock:adminPrincipals')
   .map((arn) => arn.trim())
   .filter((arn) => arn.length > 0);
 
+const ec2Hosts = String(app.node.tryGetContext('drydock:ec2Hosts') ?? 'true') !== 'false';
+
 new DrydockStack(app, stackName, {
   description: 'Drydock: build-resource leasing (API, work queue, sweep, setup workflow)',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   adminPrincipals,
+  ec2Hosts,
 });
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

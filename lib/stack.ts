@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Fn, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
@@ -8,6 +8,8 @@ import { DrydockFunction, type LogLevel } from './constructs/drydock-function.ts
 import { DrydockTable } from './constructs/drydock-table.ts';
 import { EventRouting } from './constructs/event-routing.ts';
 import { HostControl } from './constructs/host-control.ts';
+import { HostFleet } from './constructs/host-fleet.ts';
+import { existingVpcFromContext } from './constructs/host-network.ts';
 import { LeaseApi } from './constructs/lease-api.ts';
 import { SetupWorkflow } from './constructs/setup-workflow.ts';
 import { checkDuration, checkInteger, invalidProp } from './constructs/validate.ts';
@@ -56,11 +58,24 @@ export interface DrydockStackProps extends StackProps {
   readonly workerTimeout?: Duration;
 
   /**
-   * Deadline for one resource setup workflow (boot, SSM agent, setup commands).
+   * Backstop timeout of one resource setup workflow (boot, SSM agent, setup commands); each
+   * resource's real deadline is its blueprint's `setupTimeoutSeconds` (up to a day), which the
+   * setup handler enforces. Keep it above the longest of those.
    *
-   * @default Duration.minutes(30)
+   * @default 25 hours (a day, the longest setupTimeoutSeconds, plus an hour)
    */
   readonly setupTimeout?: Duration;
+
+  /**
+   * Provide what `ec2-host` blueprints need: the hosts' VPC (created, or the operator's by the
+   * context keys `drydock:vpcId` / `drydock:subnetIds`), security group, instance profile and
+   * the EC2 permissions. The created VPC's interface endpoints bill by the hour (README "Spot
+   * hosts"); a deployment that only leases static hosts can leave all of it out. ec2-host
+   * blueprints then cannot launch (AccessDenied, named in the resource's reason).
+   *
+   * @default true
+   */
+  readonly ec2Hosts?: boolean;
 
   /** @default 50 requests per second */
   readonly apiThrottlingRateLimit?: number;
@@ -111,6 +126,9 @@ export class DrydockStack extends Stack {
   public readonly sweepFunction: DrydockFunction;
   public readonly setupFunction: DrydockFunction;
   public readonly hostControl: HostControl;
+  /** Absent when `ec2Hosts` is false. */
+  public readonly hostFleet?: HostFleet;
+  public readonly eventRouting: EventRouting;
 
   constructor(scope: Construct, id: string, props: DrydockStackProps = {}) {
     super(scope, id, props);
@@ -146,9 +164,25 @@ export class DrydockStack extends Stack {
       consumerTimeout: workerTimeout,
       alarmTopic: props.alarmTopic,
     });
-    // Host permissions go to the functions that run blueprint plug-ins (setup and worker) and
-    // no others: the api and the sweep only read and write the table and send messages.
+    // Host permissions go to the functions that run blueprint plug-ins and no others: SSM
+    // (HostControl) to setup and worker; EC2 (HostFleet) to setup (launches, in
+    // activateResource), worker (teardown, EC2 events) and sweep (orphaned instances); the api
+    // only reads and writes the table and sends messages.
     this.hostControl = new HostControl(this, 'HostControl', { logRetention: props.logRetention });
+    // The EC2 hosts Drydock launches (ec2-host blueprints): in the operator's VPC when the
+    // context names one (drydock:vpcId, drydock:subnetIds), else in a small VPC made for them.
+    const hostFleet =
+      (props.ec2Hosts ?? true)
+        ? new HostFleet(this, 'HostFleet', {
+            deploymentName: this.hostControl.deploymentName,
+            commandLogGroup: this.hostControl.commandLogGroup,
+            existingVpc: existingVpcFromContext(this),
+            logRetention: props.logRetention,
+          })
+        : undefined;
+    this.hostFleet = hostFleet;
+    const bindFleet = (fn: DrydockFunction, launch: boolean) =>
+      hostFleet ? fn.bindHostFleet(hostFleet, { launch }) : fn;
 
     this.setupFunction = new DrydockFunction(this, 'SetupFunction', {
       ...common,
@@ -159,6 +193,7 @@ export class DrydockStack extends Stack {
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
       .bindHostControl(this.hostControl);
+    bindFleet(this.setupFunction, true);
 
     this.setupWorkflow = new SetupWorkflow(this, 'SetupWorkflow', {
       setupFunction: this.setupFunction,
@@ -192,6 +227,7 @@ export class DrydockStack extends Stack {
       .bindWorkQueue(this.workQueue)
       .bindSetupWorkflow(this.setupWorkflow)
       .bindHostControl(this.hostControl);
+    bindFleet(this.workerFunction, false);
     this.workerFunction.addEventSource(
       new SqsEventSource(this.workQueue.queue, {
         batchSize: 10,
@@ -211,6 +247,7 @@ export class DrydockStack extends Stack {
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
       .bindSetupWorkflow(this.setupWorkflow);
+    bindFleet(this.sweepFunction, false);
 
     this.api = new LeaseApi(this, 'Api', {
       handler: this.apiFunction,
@@ -221,7 +258,7 @@ export class DrydockStack extends Stack {
       cloudWatchRole: props.apiGatewayCloudWatchRole,
     });
 
-    new EventRouting(this, 'Events', {
+    this.eventRouting = new EventRouting(this, 'Events', {
       sweepFunction: this.sweepFunction,
       workQueue: this.workQueue,
     });
@@ -237,6 +274,22 @@ export class DrydockStack extends Stack {
         "Where SSM Run Command writes command output (the hosts' instance profile writes here)",
       value: this.hostControl.commandLogGroup.logGroupName,
     });
+    // What an ec2-host blueprint names (README "Spot hosts").
+    if (hostFleet) {
+      new CfnOutput(this, 'HostSubnetIds', {
+        description: 'Subnets ec2-host blueprints may launch into (subnetIds), one per AZ',
+        value: Fn.join(',', hostFleet.network.subnetIds),
+      });
+      new CfnOutput(this, 'HostSecurityGroupId', {
+        description: 'Security group for ec2-host blueprints (securityGroupIds): no inbound rules',
+        value: hostFleet.network.securityGroup.securityGroupId,
+      });
+      new CfnOutput(this, 'HostInstanceProfileArn', {
+        description:
+          "The hosts' instance profile (SSM agent, command output); the ec2-host default",
+        value: hostFleet.instanceProfile.instanceProfileArn,
+      });
+    }
     new CfnOutput(this, 'StateMachineArn', {
       value: this.setupWorkflow.stateMachine.stateMachineArn,
     });

@@ -10,6 +10,12 @@ import { minIdleScheduleSchema } from './min-idle.ts';
 import { BLUEPRINT_STATES } from './model.ts';
 import { formatZodIssues } from './validation.ts';
 
+/**
+ * The longest setup a blueprint may ask for (`limits.setupTimeoutSeconds`): a day. The setup
+ * workflow's own timeout is derived from it (lib/constructs/setup-workflow.ts).
+ */
+export const MAX_SETUP_TIMEOUT_SECONDS = 86400;
+
 const attributesSchema = z.record(
   z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'attribute names are letters, digits, _ . -'),
   z.string().max(256),
@@ -37,7 +43,7 @@ export const blueprintInputSchema = z
         idleGraceSeconds: z.number().int().min(0).default(30),
         maxAgeSeconds: z.number().int().min(1).optional(),
         maxUses: z.number().int().min(1).optional(),
-        setupTimeoutSeconds: z.number().int().min(1).max(86400).default(900),
+        setupTimeoutSeconds: z.number().int().min(1).max(MAX_SETUP_TIMEOUT_SECONDS).default(900),
         minIdle: z.number().int().min(0).max(1000).default(0),
         minIdleSchedule: minIdleScheduleSchema.optional(),
       })
