@@ -17,6 +17,7 @@ import { Interrupts } from './interrupts.ts';
 import { execFlow, leaseFlow, releaseFlow } from './lease.ts';
 import { logsFlow } from './logs.ts';
 import { CliError, collect, type Io, parseAttributes, parseDuration, processIo } from './output.ts';
+import { statusFlow } from './status.ts';
 
 interface GlobalOptions {
   url?: string;
@@ -176,6 +177,16 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   );
   listing('resources', 'List current resources (admin); --all adds destroyed ones', listResources);
   listing('blueprints', 'List blueprints', listBlueprints);
+
+  program
+    .command('status')
+    .description(
+      'Show each pool: live/max, leased, idle, setting up, waiting leases and the oldest wait',
+    )
+    .action(async (_opts, cmd: Command) => {
+      const { io, client } = context(cmd);
+      exitCode = await statusFlow(client, io);
+    });
 
   program
     .command('logs')
