@@ -40,6 +40,7 @@ export {
   readLogs,
   readResourceLogs,
 } from './logs.ts';
+export { recordPoolGauges } from './pool-gauges.ts';
 export { MAX_WAITING_PAGES, type PoolStats, poolStats } from './pool-stats.ts';
 export { getResource, releaseResource } from './resources.ts';
 export { advanceSetup, failSetup, type SetupStepOutcome } from './setup.ts';

@@ -47,6 +47,7 @@ import {
   resourceListQuery,
 } from './api-shapes.ts';
 import { adminPrincipalsFromEnvironment, engineFromEnvironment } from './composition.ts';
+import { flushMetrics } from './emf-metrics.ts';
 import {
   type ApiContext,
   type ApiEvent,
@@ -355,6 +356,7 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
   const admins = deps.admins ?? '';
   return middy<ApiEvent, ApiResult, Error, ApiContext>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(flushMetrics(deps.engine))
     .use(httpErrors({ logger }))
     .use(authenticate({ isAdmin: (principal) => isAdmin(principal, admins) }))
     .handler(

@@ -25,6 +25,7 @@ import { systemClock } from '../core/ports.ts';
 import { SqsWorkQueue } from '../queue/sqs-queue.ts';
 import { createDynamoClient, createSqsClient } from '../store/clients.ts';
 import { DynamoStore } from '../store/dynamo-store.ts';
+import { EmfMetrics } from './emf-metrics.ts';
 import { readEnvironment } from './runtime.ts';
 import { stepFunctionsSetupStarter } from './setup-starter.ts';
 
@@ -48,6 +49,8 @@ export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',
     // Plug-ins' EC2 / SSM / CloudWatch Logs clients, created on first use.
     clients: awsCloudClients(),
+    // EMF on stdout, flushed at the end of every invocation (flushMetrics on each handler).
+    metrics: new EmfMetrics(),
     ...(startSetup ? { startSetup } : {}),
   });
 }

@@ -25,6 +25,7 @@ import { expect } from 'vitest';
 import { parse } from 'yaml';
 import { deployedRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
+import type { Metrics } from '../../lambdas/core/metrics.ts';
 import type { Clock } from '../../lambdas/core/ports.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import { makeApiHandler } from '../../lambdas/handlers/api.ts';
@@ -62,6 +63,8 @@ export interface HandlerEngineOptions {
   startSetup?: (resourceId: string) => Promise<void>;
   /** Over HANDLER_TEST_SETTINGS. */
   settings?: Partial<EngineSettings>;
+  /** Where the engine's metrics go (metrics.test.ts: EMF as on AWS). @default none */
+  metrics?: Metrics;
 }
 
 /** Where a handler test's engine keeps its state. */
@@ -83,6 +86,7 @@ export function handlerEngine(parts: HandlerParts, options: HandlerEngineOptions
     dataDir: parts.dataDir,
     settings: { ...HANDLER_TEST_SETTINGS, ...options.settings },
     ...(options.startSetup ? { startSetup: options.startSetup } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
 }
 
