@@ -10,6 +10,7 @@ import type {
   CloudClients,
   ConfiguredBlueprint,
 } from './blueprint.ts';
+import type { DeadLetterQueue } from './dead-letters.ts';
 import { ValidationError, WriteConflictError } from './errors.ts';
 import { metricsOnCommit } from './metric-events.ts';
 import { type Metrics, noMetrics } from './metrics.ts';
@@ -83,6 +84,8 @@ export interface EngineDeps {
   clients?: CloudClients;
   /** Where the engine's metrics go (EMF on Lambda). @default noMetrics */
   metrics?: Metrics;
+  /** The work queue's dead-letter queue, for operators (the api function only). */
+  deadLetters?: DeadLetterQueue;
 }
 
 export function makeEngine(
@@ -107,12 +110,14 @@ export class Engine {
   readonly random: () => number;
   readonly startSetup?: (resourceId: string) => Promise<void>;
   readonly metrics: Metrics;
+  readonly deadLetters?: DeadLetterQueue;
   readonly ctx: BlueprintContext;
   #catalog?: { at: number; blueprints: Blueprint[] };
   readonly #configCache = new Map<string, ConfiguredBlueprint<unknown>>();
 
   constructor(deps: EngineDeps) {
     this.metrics = deps.metrics ?? noMetrics;
+    this.deadLetters = deps.deadLetters;
     // Every status change any use case writes is checked against the lifecycle tables; every
     // transaction that commits is measured by the log events it appends.
     this.store = metricsOnCommit(transitionCheckedStore(deps.store), this.metrics);

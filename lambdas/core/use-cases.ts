@@ -13,6 +13,15 @@ export {
   readCommand,
   startCommand,
 } from './commands.ts';
+export {
+  type DeadLetter,
+  type DeadLetterPeek,
+  type DeadLetterQueue,
+  listDeadLetters,
+  MAX_DEAD_LETTERS_LISTED,
+  type RedriveStarted,
+  redriveDeadLetters,
+} from './dead-letters.ts';
 export { processUpdate } from './dispatch.ts';
 export { ForbiddenError } from './errors.ts';
 export {

@@ -20,6 +20,7 @@ import {
   getLease,
   getResource,
   listBlueprints,
+  listDeadLetters,
   listLeases,
   listResources,
   poolStats,
@@ -27,6 +28,7 @@ import {
   readCommand,
   readLeaseLogs,
   readResourceLogs,
+  redriveDeadLetters,
   releaseLease,
   releaseResource,
   startCommand,
@@ -38,6 +40,7 @@ import {
   commandBody,
   commandJson,
   commandReadQuery,
+  deadLetterQuery,
   leaseJson,
   leaseListQuery,
   leaseRequestBody,
@@ -278,6 +281,20 @@ export const routes: RouteSpec[] = [
     admin: true,
     run: async ({ engine, caller, params }) =>
       ok({ resource: await releaseResource(engine, param(params, 'id'), caller) }),
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/admin/dlq',
+    admin: true,
+    query: deadLetterQuery,
+    run: async ({ engine, caller, query }) =>
+      ok(await listDeadLetters(engine, caller, query.limit)),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/admin/dlq/redrive',
+    admin: true,
+    run: async ({ engine, caller }) => ok({ redrive: await redriveDeadLetters(engine, caller) }),
   }),
 ];
 

@@ -11,6 +11,7 @@
  *   ADMIN_PRINCIPALS         comma-separated principal ARNs, `*` = everyone (api only)
  *   DRYDOCK_DATA_DIR         where local plug-ins keep files          @default /tmp/drydock
  *   DRYDOCK_DEPLOYMENT       the `drydock:deployment` tag value of this deployment's hosts
+ *   DEAD_LETTER_QUEUE_URL    the work queue's DLQ (api only: `drydock dlq`, redrive)
  *   DRYDOCK_COMMAND_LOG_GROUP  the log group SSM Run Command writes command output to
  *                            (worker and setup only: the functions that run plug-ins)
  *
@@ -22,6 +23,7 @@ import { awsCloudClients } from '../blueprints/cloud-clients.ts';
 import { deployedRegistry } from '../blueprints/registry.ts';
 import { type Engine, makeEngine } from '../core/engine.ts';
 import { systemClock } from '../core/ports.ts';
+import { SqsDeadLetterQueue } from '../queue/sqs-dead-letters.ts';
 import { SqsWorkQueue } from '../queue/sqs-queue.ts';
 import { createDynamoClient, createSqsClient } from '../store/clients.ts';
 import { DynamoStore } from '../store/dynamo-store.ts';
@@ -36,6 +38,7 @@ import { stepFunctionsSetupStarter } from './setup-starter.ts';
 export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env): Engine {
   const config = readEnvironment(env);
   const clock = systemClock;
+  const sqs = createSqsClient();
   let sfn: SFNClient | undefined;
   const arn = config.SETUP_STATE_MACHINE_ARN;
   const startSetup = arn
@@ -43,7 +46,7 @@ export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     : undefined;
   return makeEngine({
     store: new DynamoStore({ client: createDynamoClient(), tableName: config.TABLE_NAME, clock }),
-    queue: new SqsWorkQueue({ client: createSqsClient(), queueUrl: config.QUEUE_URL }),
+    queue: new SqsWorkQueue({ client: sqs, queueUrl: config.QUEUE_URL }),
     clock,
     registry: deployedRegistry(),
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',
@@ -51,6 +54,15 @@ export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env)
     clients: awsCloudClients(),
     // EMF on stdout, flushed at the end of every invocation (flushMetrics on each handler).
     metrics: new EmfMetrics(),
+    ...(config.DEAD_LETTER_QUEUE_URL
+      ? {
+          deadLetters: new SqsDeadLetterQueue({
+            client: sqs,
+            queueUrl: config.DEAD_LETTER_QUEUE_URL,
+            sourceQueueUrl: config.QUEUE_URL,
+          }),
+        }
+      : {}),
     ...(startSetup ? { startSetup } : {}),
   });
 }

@@ -32,6 +32,7 @@ import { makeApiHandler } from '../../lambdas/handlers/api.ts';
 import { makeSetupHandler } from '../../lambdas/handlers/setup.ts';
 import { makeSweepHandler } from '../../lambdas/handlers/sweep.ts';
 import { makeWorkerHandler } from '../../lambdas/handlers/worker.ts';
+import { SqsDeadLetterQueue } from '../../lambdas/queue/sqs-dead-letters.ts';
 import { receiveUpdates, SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import {
@@ -87,6 +88,13 @@ export function handlerEngine(parts: HandlerParts, options: HandlerEngineOptions
     settings: { ...HANDLER_TEST_SETTINGS, ...options.settings },
     ...(options.startSetup ? { startSetup: options.startSetup } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
+    // The emulator has no message move tasks (as in the local runtime).
+    deadLetters: new SqsDeadLetterQueue({
+      client: parts.queue.client,
+      queueUrl: parts.queue.dlqUrl,
+      sourceQueueUrl: parts.queue.queueUrl,
+      redrive: 'one-by-one',
+    }),
   });
 }
 
