@@ -5,10 +5,13 @@
  *   drydock:stackName        stack name, also the `drydock:deployment` tag value on hosts
  *                            (default "Drydock")
  *   drydock:adminPrincipals  comma-separated IAM ARNs allowed to administer blueprints
+ *   drydock:alarmEmail       e-mail address subscribed to the alarm topic
+ *   drydock:alarmTopicArn    an existing SNS topic for the alarms (instead of a new one)
+ *   drydock:oldestWaitAlarmMinutes  alarm when a lease waits this long (default 30)
  *
  * cdk-nag's AwsSolutions pack runs at synthesis: an unacknowledged error fails `cdk synth`.
  */
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DrydockStack } from '../lib/stack.ts';
 
@@ -20,10 +23,23 @@ const adminPrincipals = String(app.node.tryGetContext('drydock:adminPrincipals')
   .map((arn) => arn.trim())
   .filter((arn) => arn.length > 0);
 
+const context = (key: string): string | undefined => {
+  const value = app.node.tryGetContext(key);
+  return value === undefined || value === '' ? undefined : String(value);
+};
+const alarmEmail = context('drydock:alarmEmail');
+const alarmTopicArn = context('drydock:alarmTopicArn');
+const oldestWaitMinutes = context('drydock:oldestWaitAlarmMinutes');
+
 new DrydockStack(app, stackName, {
   description: 'Drydock: build-resource leasing (API, work queue, sweep, setup workflow)',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   adminPrincipals,
+  ...(alarmEmail ? { alarmEmail } : {}),
+  ...(alarmTopicArn ? { alarmTopicArn } : {}),
+  ...(oldestWaitMinutes
+    ? { oldestWaitAlarmThreshold: Duration.minutes(Number(oldestWaitMinutes)) }
+    : {}),
 });
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
