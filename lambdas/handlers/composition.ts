@@ -30,6 +30,7 @@ import { DynamoStore } from '../store/dynamo-store.ts';
 import { EmfMetrics } from './emf-metrics.ts';
 import { readEnvironment } from './runtime.ts';
 import { stepFunctionsSetupStarter } from './setup-starter.ts';
+import { sdkClientTracer } from './tracing.ts';
 
 /**
  * An engine from `env`, on the container's SDK clients (one per service per process, warm
@@ -38,20 +39,26 @@ import { stepFunctionsSetupStarter } from './setup-starter.ts';
 export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env): Engine {
   const config = readEnvironment(env);
   const clock = systemClock;
-  const sqs = createSqsClient();
+  // Every SDK call a subsegment of the function's trace (a no-op off Lambda).
+  const capture = sdkClientTracer(env);
+  const sqs = capture(createSqsClient());
   let sfn: SFNClient | undefined;
   const arn = config.SETUP_STATE_MACHINE_ARN;
   const startSetup = arn
-    ? stepFunctionsSetupStarter(() => (sfn ??= new SFNClient({ maxAttempts: 3 })), arn)
+    ? stepFunctionsSetupStarter(() => (sfn ??= capture(new SFNClient({ maxAttempts: 3 }))), arn)
     : undefined;
   return makeEngine({
-    store: new DynamoStore({ client: createDynamoClient(), tableName: config.TABLE_NAME, clock }),
+    store: new DynamoStore({
+      client: capture(createDynamoClient()),
+      tableName: config.TABLE_NAME,
+      clock,
+    }),
     queue: new SqsWorkQueue({ client: sqs, queueUrl: config.QUEUE_URL }),
     clock,
     registry: deployedRegistry(),
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',
     // Plug-ins' EC2 / SSM / CloudWatch Logs clients, created on first use.
-    clients: awsCloudClients(),
+    clients: awsCloudClients({ capture }),
     // EMF on stdout, flushed at the end of every invocation (flushMetrics on each handler).
     metrics: new EmfMetrics(),
     ...(config.DEAD_LETTER_QUEUE_URL
