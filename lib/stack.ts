@@ -261,6 +261,9 @@ export class DrydockStack extends Stack {
       alarmEmail: props.alarmEmail,
       oldestWaitAlarmThreshold: props.oldestWaitAlarmThreshold,
     });
+    new CfnOutput(this, 'DashboardName', {
+      value: this.operations.dashboard.dashboard.dashboardName,
+    });
     new CfnOutput(this, 'AlarmTopicArn', {
       description: 'The topic every Drydock alarm notifies (subscribe people or chat to it)',
       value: this.operations.alarmTopic.topicArn,

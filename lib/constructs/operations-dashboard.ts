@@ -1,4 +1,4 @@
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import { Construct } from 'constructs';
 import { METRIC, METRIC_NAMESPACE } from '../../lambdas/core/metrics.ts';
@@ -66,6 +66,7 @@ export class OperationsDashboard extends Construct {
       new cloudwatch.GraphWidget({ title, left, right, width: 12, height: 6 });
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
+      dashboardName: `${Stack.of(this).stackName}-operations`,
       defaultInterval: Duration.hours(3),
       widgets: [
         [new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: props.alarms, width: 24 })],

@@ -169,6 +169,8 @@ describe('Operations', () => {
   it('has a dashboard with pools, time to active, waits, failures, and what runs under them', () => {
     const dashboards = Object.values(template.findResources('AWS::CloudWatch::Dashboard'));
     expect(dashboards).toHaveLength(1);
+    expect(dashboards[0]?.Properties.DashboardName).toBe('Drydock-operations');
+    template.hasOutput('DashboardName', {});
     const body = JSON.stringify(dashboards[0]?.Properties.DashboardBody);
     for (const expected of [
       'MetricName=\\\\\\"PoolLeased\\\\\\"',
