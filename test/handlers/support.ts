@@ -26,7 +26,7 @@ import { parse } from 'yaml';
 import { deployedRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
 import type { Metrics } from '../../lambdas/core/metrics.ts';
-import type { Clock } from '../../lambdas/core/ports.ts';
+import type { Clock, Store } from '../../lambdas/core/ports.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import { makeApiHandler } from '../../lambdas/handlers/api.ts';
 import { makeSetupHandler } from '../../lambdas/handlers/setup.ts';
@@ -66,6 +66,8 @@ export interface HandlerEngineOptions {
   settings?: Partial<EngineSettings>;
   /** Where the engine's metrics go (metrics.test.ts: EMF as on AWS). @default none */
   metrics?: Metrics;
+  /** Wraps the DynamoDB store (an outage injected by dead-letters.test.ts). @default none */
+  wrapStore?: (store: Store) => Store;
 }
 
 /** Where a handler test's engine keeps its state. */
@@ -79,8 +81,9 @@ export interface HandlerParts {
 /** An engine like the one composition.ts builds on AWS, on these parts. */
 export function handlerEngine(parts: HandlerParts, options: HandlerEngineOptions = {}): Engine {
   const clock = options.clock ?? systemClock;
+  const store = new DynamoStore({ client: parts.dynamo, tableName: parts.tableName, clock });
   return makeEngine({
-    store: new DynamoStore({ client: parts.dynamo, tableName: parts.tableName, clock }),
+    store: options.wrapStore ? options.wrapStore(store) : store,
     queue: new SqsWorkQueue({ client: parts.queue.client, queueUrl: parts.queue.queueUrl }),
     clock,
     registry: deployedRegistry(),
