@@ -11,10 +11,13 @@
  *                            small VPC created for them
  *   drydock:ec2Hosts         "false" leaves out everything ec2-host blueprints need (VPC,
  *                            endpoints, instance profile, EC2 permissions); default "true"
+ *   drydock:alarmEmail       e-mail address subscribed to the alarm topic
+ *   drydock:alarmTopicArn    an existing SNS topic for the alarms (instead of a new one)
+ *   drydock:oldestWaitAlarmMinutes  alarm when a lease waits this long (default 30)
  *
  * cdk-nag's AwsSolutions pack runs at synthesis: an unacknowledged error fails `cdk synth`.
  */
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DrydockStack } from '../lib/stack.ts';
 
@@ -27,12 +30,24 @@ const adminPrincipals = String(app.node.tryGetContext('drydock:adminPrincipals')
   .filter((arn) => arn.length > 0);
 
 const ec2Hosts = String(app.node.tryGetContext('drydock:ec2Hosts') ?? 'true') !== 'false';
+const context = (key: string): string | undefined => {
+  const value = app.node.tryGetContext(key);
+  return value === undefined || value === '' ? undefined : String(value);
+};
+const alarmEmail = context('drydock:alarmEmail');
+const alarmTopicArn = context('drydock:alarmTopicArn');
+const oldestWaitMinutes = context('drydock:oldestWaitAlarmMinutes');
 
 new DrydockStack(app, stackName, {
   description: 'Drydock: build-resource leasing (API, work queue, sweep, setup workflow)',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   adminPrincipals,
   ec2Hosts,
+  ...(alarmEmail ? { alarmEmail } : {}),
+  ...(alarmTopicArn ? { alarmTopicArn } : {}),
+  ...(oldestWaitMinutes
+    ? { oldestWaitAlarmThreshold: Duration.minutes(Number(oldestWaitMinutes)) }
+    : {}),
 });
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

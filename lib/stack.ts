@@ -1,7 +1,7 @@
 import { CfnOutput, Duration, Fn, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { STEP_BUDGET_MS } from '../lambdas/blueprints/ssm/run.ts';
 import { DrydockFunction, type LogLevel } from './constructs/drydock-function.ts';
@@ -11,6 +11,7 @@ import { HostControl } from './constructs/host-control.ts';
 import { HostFleet } from './constructs/host-fleet.ts';
 import { existingVpcFromContext } from './constructs/host-network.ts';
 import { LeaseApi } from './constructs/lease-api.ts';
+import { Operations } from './constructs/operations.ts';
 import { SetupWorkflow } from './constructs/setup-workflow.ts';
 import { checkDuration, checkInteger, invalidProp } from './constructs/validate.ts';
 import { WorkQueue } from './constructs/work-queue.ts';
@@ -35,11 +36,35 @@ export interface DrydockStackProps extends StackProps {
   readonly adminPrincipals?: string[];
 
   /**
-   * Topic the work-queue alarms notify (alarm and OK).
+   * An existing topic every alarm notifies (alarm and OK), instead of the one the stack
+   * creates (context `drydock:alarmTopicArn`).
    *
-   * @default - alarms without actions
+   * @default - a topic created by the stack (output AlarmTopicArn)
    */
   readonly alarmTopic?: sns.ITopic;
+
+  /**
+   * The ARN of an existing topic every alarm notifies (context `drydock:alarmTopicArn`);
+   * ignored when `alarmTopic` is given.
+   *
+   * @default - a topic created by the stack
+   */
+  readonly alarmTopicArn?: string;
+
+  /**
+   * Subscribe this e-mail address to the alarm topic (context `drydock:alarmEmail`).
+   *
+   * @default - nobody subscribed
+   */
+  readonly alarmEmail?: string;
+
+  /**
+   * Alarm when a lease has waited this long for a resource (context
+   * `drydock:oldestWaitAlarmMinutes`).
+   *
+   * @default Duration.minutes(30)
+   */
+  readonly oldestWaitAlarmThreshold?: Duration;
 
   /**
    * Most worker instances the work queue may run at once (SQS event source maximum
@@ -129,6 +154,7 @@ export class DrydockStack extends Stack {
   /** Absent when `ec2Hosts` is false. */
   public readonly hostFleet?: HostFleet;
   public readonly eventRouting: EventRouting;
+  public readonly operations: Operations;
 
   constructor(scope: Construct, id: string, props: DrydockStackProps = {}) {
     super(scope, id, props);
@@ -160,10 +186,8 @@ export class DrydockStack extends Stack {
     };
 
     this.table = new DrydockTable(this, 'Table', { removalPolicy: props.tableRemovalPolicy });
-    this.workQueue = new WorkQueue(this, 'WorkQueue', {
-      consumerTimeout: workerTimeout,
-      alarmTopic: props.alarmTopic,
-    });
+    // Its alarms notify the topic of Operations (below), like every other alarm.
+    this.workQueue = new WorkQueue(this, 'WorkQueue', { consumerTimeout: workerTimeout });
     // Host permissions go to the functions that run blueprint plug-ins and no others: SSM
     // (HostControl) to setup and worker; EC2 (HostFleet) to setup (launches, in
     // activateResource), worker (teardown, EC2 events) and sweep (orphaned instances); the api
@@ -212,7 +236,8 @@ export class DrydockStack extends Stack {
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow);
+      .bindSetupWorkflow(this.setupWorkflow)
+      .bindDeadLetterQueue(this.workQueue);
 
     this.workerFunction = new DrydockFunction(this, 'WorkerFunction', {
       ...common,
@@ -263,6 +288,24 @@ export class DrydockStack extends Stack {
       workQueue: this.workQueue,
     });
 
+    this.operations = new Operations(this, 'Operations', {
+      functions: [this.apiFunction, this.workerFunction, this.sweepFunction, this.setupFunction],
+      workQueue: this.workQueue,
+      table: this.table,
+      api: this.api,
+      setupWorkflow: this.setupWorkflow,
+      alarmTopic: props.alarmTopic ?? existingTopic(this, props.alarmTopicArn),
+      alarmEmail: props.alarmEmail,
+      oldestWaitAlarmThreshold: props.oldestWaitAlarmThreshold,
+    });
+    new CfnOutput(this, 'DashboardName', {
+      value: this.operations.dashboard.dashboard.dashboardName,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      description: 'The topic every Drydock alarm notifies (subscribe people or chat to it)',
+      value: this.operations.alarmTopic.topicArn,
+    });
+
     new CfnOutput(this, 'ApiUrl', {
       description: 'Lease API base URL (SigV4); routes are under v1/',
       value: this.api.url,
@@ -294,4 +337,13 @@ export class DrydockStack extends Stack {
       value: this.setupWorkflow.stateMachine.stateMachineArn,
     });
   }
+}
+
+/** The alarm topic named by ARN, imported; validated early so a typo fails the synth. */
+function existingTopic(stack: Stack, arn: string | undefined): sns.ITopic | undefined {
+  if (arn === undefined) return undefined;
+  if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(arn)) {
+    throw invalidProp(stack, 'alarmTopicArn', 'an SNS topic ARN', arn);
+  }
+  return sns.Topic.fromTopicArn(stack, 'ExistingAlarmTopic', arn);
 }

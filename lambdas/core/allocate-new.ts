@@ -198,7 +198,7 @@ async function writeAllocation(
       lease.id,
       'lease.acquired',
       `acquired on new ${lease.type} ${resourceId} of blueprint '${blueprint.id}' (allocated for this lease)`,
-      { resourceId, blueprintId: blueprint.id, slot: leaseKey },
+      { resourceId, blueprintId: blueprint.id, slot: leaseKey, requestedAt: lease.requestedAt },
     ),
     engine.logWrite(
       resourceId,

@@ -262,7 +262,7 @@ async function acquireOn(
       lease.id,
       'lease.acquired',
       `acquired on ${r.status} ${r.type} ${r.id} of blueprint '${r.blueprintId}'`,
-      { resourceId: r.id, blueprintId: r.blueprintId, slot: key },
+      { resourceId: r.id, blueprintId: r.blueprintId, slot: key, requestedAt: lease.requestedAt },
     ),
     ...(direct ? [engine.leaseActivatedLog(lease, r, expiresAt)] : []),
   ];
@@ -312,7 +312,7 @@ export async function reclaimResource(
           sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
         },
       },
-      engine.logWrite(r.id, 'resource.reclaimed', reason),
+      engine.logWrite(r.id, 'resource.reclaimed', reason, { blueprintId: r.blueprintId }),
     ]);
   } catch (err) {
     if (err instanceof WriteConflictError) return false;

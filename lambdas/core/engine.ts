@@ -10,7 +10,10 @@ import type {
   CloudClients,
   ConfiguredBlueprint,
 } from './blueprint.ts';
+import type { DeadLetterQueue } from './dead-letters.ts';
 import { ValidationError, WriteConflictError } from './errors.ts';
+import { metricsOnCommit } from './metric-events.ts';
+import { type Metrics, noMetrics } from './metrics.ts';
 import type { Blueprint, Lease, LogEvent, LogType, Resource, UpdateMessage } from './model.ts';
 import { commandsOn, leasePort, parentResourceOf } from './plugin-ports.ts';
 import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
@@ -79,6 +82,10 @@ export interface EngineDeps {
   startSetup?: (resourceId: string) => Promise<void>;
   /** Cloud SDK clients for plug-ins, created once per process by the composition root. */
   clients?: CloudClients;
+  /** Where the engine's metrics go (EMF on Lambda). @default noMetrics */
+  metrics?: Metrics;
+  /** The work queue's dead-letter queue, for operators (the api function only). */
+  deadLetters?: DeadLetterQueue;
 }
 
 export function makeEngine(
@@ -102,13 +109,18 @@ export class Engine {
   readonly settings: EngineSettings;
   readonly random: () => number;
   readonly startSetup?: (resourceId: string) => Promise<void>;
+  readonly metrics: Metrics;
+  readonly deadLetters?: DeadLetterQueue;
   readonly ctx: BlueprintContext;
   #catalog?: { at: number; blueprints: Blueprint[] };
   readonly #configCache = new Map<string, ConfiguredBlueprint<unknown>>();
 
   constructor(deps: EngineDeps) {
-    // Every status change any use case writes is checked against the lifecycle tables.
-    this.store = transitionCheckedStore(deps.store);
+    this.metrics = deps.metrics ?? noMetrics;
+    this.deadLetters = deps.deadLetters;
+    // Every status change any use case writes is checked against the lifecycle tables; every
+    // transaction that commits is measured by the log events it appends.
+    this.store = metricsOnCommit(transitionCheckedStore(deps.store), this.metrics);
     this.queue = deps.queue;
     this.clock = deps.clock;
     this.registry = deps.registry;
@@ -227,6 +239,9 @@ export class Engine {
         resourceId: r.id,
         blueprintId: r.blueprintId,
         expiresAt,
+        // For the time-to-active metric (metric-events.ts): request -> active.
+        requestedAt: lease.requestedAt,
+        resourceType: r.type,
       },
     );
   }

@@ -177,7 +177,10 @@ export async function advanceResourceSetup(
       expect: { status: 'pending', version: r.version },
       set: { status: 'active', activatedAt: at, data, sweepAt: at },
     },
-    engine.logWrite(r.id, 'resource.activated', `active (blueprint '${r.blueprintId}')`),
+    engine.logWrite(r.id, 'resource.activated', `active (blueprint '${r.blueprintId}')`, {
+      blueprintId: r.blueprintId,
+      createdAt: r.createdAt,
+    }),
   ]);
   if (!ok) {
     // Another update got there first; report whatever it did.
@@ -383,7 +386,7 @@ export async function breakResource(
         sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
       },
     },
-    engine.logWrite(r.id, logType, `broken: ${reason}`, { reason }),
+    engine.logWrite(r.id, logType, `broken: ${reason}`, { reason, blueprintId: r.blueprintId }),
   ]);
   if (!ok) {
     const now = await engine.store.getResource(r.id);

@@ -13,7 +13,7 @@ import {
   type LogEvent,
   RESOURCE_STATUSES,
 } from '../core/model.ts';
-import { MAX_PAGE_SIZE } from '../core/use-cases.ts';
+import { MAX_DEAD_LETTERS_LISTED, MAX_PAGE_SIZE } from '../core/use-cases.ts';
 
 // ---- requests ---------------------------------------------------------------------------------
 
@@ -81,6 +81,10 @@ const byteOffset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).o
 export const commandReadQuery = z
   .object({ stdoutFrom: byteOffset, stderrFrom: byteOffset })
   .strict();
+export const deadLetterQuery = z
+  .object({ limit: z.coerce.number().int().min(1).max(MAX_DEAD_LETTERS_LISTED).optional() })
+  .strict();
+
 export const logQuery = z
   .object({
     after: z.string().min(1).max(200).optional(),

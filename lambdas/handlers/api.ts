@@ -20,6 +20,7 @@ import {
   getLease,
   getResource,
   listBlueprints,
+  listDeadLetters,
   listLeases,
   listResources,
   poolStats,
@@ -27,6 +28,7 @@ import {
   readCommand,
   readLeaseLogs,
   readResourceLogs,
+  redriveDeadLetters,
   releaseLease,
   releaseResource,
   startCommand,
@@ -38,6 +40,7 @@ import {
   commandBody,
   commandJson,
   commandReadQuery,
+  deadLetterQuery,
   leaseJson,
   leaseListQuery,
   leaseRequestBody,
@@ -47,6 +50,7 @@ import {
   resourceListQuery,
 } from './api-shapes.ts';
 import { adminPrincipalsFromEnvironment, engineFromEnvironment } from './composition.ts';
+import { flushMetrics } from './emf-metrics.ts';
 import {
   type ApiContext,
   type ApiEvent,
@@ -285,6 +289,20 @@ export const routes: RouteSpec[] = [
     run: async ({ engine, caller, params }) =>
       ok({ resource: await releaseResource(engine, param(params, 'id'), caller) }),
   }),
+  route({
+    method: 'GET',
+    path: '/v1/admin/dlq',
+    admin: true,
+    query: deadLetterQuery,
+    run: async ({ engine, caller, query }) =>
+      ok(await listDeadLetters(engine, caller, query.limit)),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/admin/dlq/redrive',
+    admin: true,
+    run: async ({ engine, caller }) => ok({ redrive: await redriveDeadLetters(engine, caller) }),
+  }),
 ];
 
 /** The ids a route's path names, for the log lines of the request. */
@@ -362,6 +380,7 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
   const admins = deps.admins ?? '';
   return middy<ApiEvent, ApiResult, Error, ApiContext>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(flushMetrics(deps.engine))
     .use(httpErrors({ logger }))
     .use(authenticate({ isAdmin: (principal) => isAdmin(principal, admins) }))
     .handler(

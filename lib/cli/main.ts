@@ -15,10 +15,12 @@ import {
 } from './admin.ts';
 import { ApiClient, resolveTarget } from './api.ts';
 import { consoleFlow } from './console.ts';
+import { dlqFlow, redriveFlow } from './dlq.ts';
 import { Interrupts } from './interrupts.ts';
 import { execFlow, leaseFlow, releaseFlow } from './lease.ts';
 import { logsFlow } from './logs.ts';
 import { CliError, collect, type Io, parseAttributes, parseDuration, processIo } from './output.ts';
+import { statusFlow } from './status.ts';
 
 interface GlobalOptions {
   url?: string;
@@ -192,6 +194,36 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   );
   listing('resources', 'List current resources (admin); --all adds destroyed ones', listResources);
   listing('blueprints', 'List blueprints', listBlueprints);
+
+  program
+    .command('status')
+    .description(
+      'Show each pool: live/max, leased, idle, setting up, waiting leases and the oldest wait',
+    )
+    .action(async (_opts, cmd: Command) => {
+      const { io, client } = context(cmd);
+      exitCode = await statusFlow(client, io);
+    });
+
+  const dlq = program
+    .command('dlq')
+    .description(
+      'List what Drydock gave up on: messages in the dead-letter queue and what they were about (admin)',
+    )
+    .option('--limit <n>', 'show at most this many (up to 100)', count)
+    .action(async (opts, cmd: Command) => {
+      const { io, client } = context(cmd);
+      exitCode = await dlqFlow(client, io, opts.limit);
+    });
+  dlq
+    .command('redrive')
+    .description(
+      'Put the dead-lettered messages back on the work queue (admin); fix the cause first',
+    )
+    .action(async (_opts, cmd: Command) => {
+      const { io, client } = context(cmd);
+      exitCode = await redriveFlow(client, io);
+    });
 
   program
     .command('logs')

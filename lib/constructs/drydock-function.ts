@@ -197,6 +197,26 @@ export class DrydockFunction extends NodejsFunction {
   }
 
   /**
+   * DEAD_LETTER_QUEUE_URL, and what `drydock dlq` needs on the dead-letter queue: peek
+   * (receive, then make visible again) and redrive (an SQS message move task, which receives
+   * and deletes there and sends to the work queue). For the api function only.
+   */
+  public bindDeadLetterQueue(workQueue: WorkQueue): this {
+    const dlq = workQueue.deadLetterQueue;
+    this.addEnvironment('DEAD_LETTER_QUEUE_URL', dlq.queueUrl);
+    dlq.grant(
+      this,
+      'sqs:ReceiveMessage',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:StartMessageMoveTask',
+    );
+    workQueue.queue.grantSendMessages(this);
+    return this;
+  }
+
+  /**
    * SETUP_STATE_MACHINE_ARN, states:StartExecution on that state machine only, and
    * states:DescribeExecution on its executions: a start whose name is taken asks whether that
    * execution still runs (lambdas/handlers/setup-starter.ts).

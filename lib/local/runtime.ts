@@ -26,7 +26,9 @@ import { join, resolve } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
+import type { Metrics } from '../../lambdas/core/metrics.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
+import { SqsDeadLetterQueue } from '../../lambdas/queue/sqs-dead-letters.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
@@ -91,6 +93,8 @@ export interface LocalRuntimeOptions {
    * what a lease holder sees (tests, demos). @default none
    */
   holders?: Array<{ principal: string; token: string }>;
+  /** Where the engine's metrics go (`npm start --verbose`: metric lines). @default none */
+  metrics?: Metrics;
 }
 
 export interface LocalRuntime {
@@ -224,6 +228,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       dataDir,
       settings: { ...LOCAL_SETTINGS, ...options.settings },
       startSetup: (resourceId) => workflows.start(resourceId),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      // fauxqs has no message move tasks: `drydock dlq redrive` moves messages one by one.
+      deadLetters: new SqsDeadLetterQueue({
+        client: sqs,
+        queueUrl: queue.dlqUrl,
+        sourceQueueUrl: queue.queueUrl,
+        redrive: 'one-by-one',
+      }),
     });
     cleanups.push({ what: 'setup workflows', run: () => workflows.abortAll() });
 
@@ -269,6 +281,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       ...(dynamo.javaPid ? { javaPid: dynamo.javaPid } : {}),
       dataDir,
       startedAt: new Date().toISOString(),
+      queues: {
+        sqsEndpoint: emulators.sqsEndpoint,
+        workQueueUrl: queue.queueUrl,
+        deadLetterQueueUrl: queue.dlqUrl,
+      },
     };
     // Only our own info file: a second runtime refused above never gets here.
     cleanups.push({ what: 'local.json', run: publishLocalInfo(infoFile, info) });

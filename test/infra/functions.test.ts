@@ -17,6 +17,7 @@ describe('Lambda functions', () => {
 
   const table = stack.table.table;
   const queue = stack.workQueue.queue;
+  const deadLetterQueue = stack.workQueue.deadLetterQueue;
   const stateMachine = stack.setupWorkflow.stateMachine;
 
   it('are exactly the four handlers', () => {
@@ -90,13 +91,19 @@ describe('Lambda functions', () => {
       ).toEqual([]);
     });
 
-    it('sends to the work queue only', () => {
+    it('sends to the work queue only (the api also reads and redrives the dead-letter queue)', () => {
       const statements = statementsOfRole(template, fn.role);
       expect(resourcesFor(statements, 'sqs:SendMessage')).toEqual([json(arnOf(queue))]);
       const sqsResources = statements
         .filter((s) => s.Action.some((a) => a.startsWith('sqs:')))
         .flatMap((s) => s.Resource.map(json));
-      expect(new Set(sqsResources)).toEqual(new Set([json(arnOf(queue))]));
+      expect(new Set(sqsResources)).toEqual(
+        new Set(
+          name === 'api'
+            ? [json(arnOf(queue)), json(arnOf(deadLetterQueue))]
+            : [json(arnOf(queue))],
+        ),
+      );
     });
 
     it('uses "*" only for X-Ray', () => {
@@ -150,7 +157,14 @@ describe('Lambda functions', () => {
   it('lets only the worker consume the queue, through a batch event source', () => {
     for (const [name, fn] of Object.entries(functions)) {
       const receive = resourcesFor(statementsOfRole(template, fn.role), 'sqs:ReceiveMessage');
-      expect(receive, name).toEqual(name === 'worker' ? [json(arnOf(queue))] : []);
+      // The api receives from the dead-letter queue only (`drydock dlq`), never the work queue.
+      expect(receive, name).toEqual(
+        name === 'worker'
+          ? [json(arnOf(queue))]
+          : name === 'api'
+            ? [json(arnOf(deadLetterQueue))]
+            : [],
+      );
     }
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
