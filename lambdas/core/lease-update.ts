@@ -12,6 +12,7 @@ import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
+import { describeWaiting, type WaitCause } from './wait-reasons.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
   const lease = await engine.store.getLease(msg.id);
@@ -47,7 +48,7 @@ async function updatePendingLease(
     case 'broken':
       return breakLease(engine, lease, result.reason);
     case 'wait':
-      return waitForResources(engine, lease, msg, result.reason, result.delaySeconds);
+      return waitForResources(engine, lease, msg, result);
     case 'acquired': {
       const { resource } = result;
       if (result.lease.status === 'active')
@@ -71,8 +72,7 @@ async function waitForResources(
   engine: Engine,
   lease: Lease,
   msg: UpdateMessage,
-  reason: string,
-  delaySeconds: number,
+  { reason, causes, delaySeconds }: { reason: string; causes: WaitCause[]; delaySeconds: number },
 ): Promise<LeaseOutcome> {
   const attempt = msg.attempt ?? 0;
   const delay = delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt);
@@ -101,12 +101,12 @@ async function waitForResources(
     // Only a changed reason is logged: the log reads as a story, not a heartbeat.
     const ahead = await engine.store.countWaitingAhead(lease.type, lease.requestedAt, lease.id);
     writes.push(
-      engine.logWrite(
-        lease.id,
-        'lease.waiting',
-        `waiting: ${reason}; ${ahead === 0 ? 'no leases' : ahead === 1 ? '1 lease' : `${ahead} leases`} ahead of this one`,
-        { reason, ahead, retryInSeconds: delay },
-      ),
+      engine.logWrite(lease.id, 'lease.waiting', describeWaiting(reason, ahead), {
+        reason,
+        causes,
+        ahead,
+        retryInSeconds: delay,
+      }),
     );
   }
   try {

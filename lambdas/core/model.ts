@@ -162,6 +162,8 @@ export interface SlotLock {
   ownerKind: 'lease' | 'resource';
   ownerId: string;
   createdAt: string;
+  /** A pool slot's lease: the one its resource was allocated for (named in others' wait reasons). */
+  forLeaseId?: string;
 }
 
 /** Typed log events; `type` is a stable machine name, `message` a sentence for people. */
