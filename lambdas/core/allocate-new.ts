@@ -18,6 +18,7 @@ import { type Engine, newId, slotKeys } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, Resource, SlotLock } from './model.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
+import { sweepAtWithinDeadline } from './wait-deadline.ts';
 import { type PoolCount, type WaitCause, waitOn } from './wait-reasons.ts';
 
 /** The plug-in's first choice and at most two more after one of its locks was taken. */
@@ -229,7 +230,7 @@ async function writeAllocation(
         slotLocks: [leaseKey],
         acquiredAt: at,
         waitReason: null,
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
     { op: 'createResource', resource },

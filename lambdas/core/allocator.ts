@@ -49,6 +49,7 @@ import { attributesMatch, describeAttributes, type Engine, slotKeys } from './en
 import { WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
+import { sweepAtWithinDeadline } from './wait-deadline.ts';
 import { type PoolCount, type WaitCause, waitOn } from './wait-reasons.ts';
 
 export type AllocationOutcome =
@@ -285,7 +286,7 @@ async function acquireOn(
             status: 'acquired',
             ...acquired,
             waitReason: null,
-            sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+            sweepAt: sweepAtWithinDeadline(engine, lease),
           },
     },
     { op: 'takeSlotLock', lock: { key, ownerKind: 'lease', ownerId: lease.id, createdAt: at } },

@@ -12,6 +12,12 @@ import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
+import {
+  delayWithinDeadline,
+  pastWaitDeadline,
+  sweepAtWithinDeadline,
+  waitDeadlineReason,
+} from './wait-deadline.ts';
 import { describeWaiting, type WaitCause } from './wait-reasons.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
@@ -41,6 +47,7 @@ async function updatePendingLease(
   if (msg.waitSeq !== undefined && msg.waitSeq !== lease.waitSeq) {
     return { action: 'stale', detail: `wait chain ${msg.waitSeq} superseded by ${lease.waitSeq}` };
   }
+  if (pastWaitDeadline(engine, lease)) return breakLease(engine, lease, waitDeadlineReason(lease));
   const result = await allocateLease(engine, lease, msg.attempt ?? 0);
   switch (result.outcome) {
     case 'stale':
@@ -75,7 +82,11 @@ async function waitForResources(
   { reason, causes, delaySeconds }: { reason: string; causes: WaitCause[]; delaySeconds: number },
 ): Promise<LeaseOutcome> {
   const attempt = msg.attempt ?? 0;
-  const delay = delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt);
+  const delay = delayWithinDeadline(
+    engine,
+    lease,
+    delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt),
+  );
   await engine.send({
     kind: 'lease',
     id: lease.id,
@@ -93,7 +104,7 @@ async function waitForResources(
       set: {
         waitReason: reason,
         checkedAt: engine.iso(),
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
   ];
@@ -143,6 +154,10 @@ export async function activateLease(
     // to the setup workflow. The resource's activation wakes every other lease on it.
     const step = await driveSetup(engine, r, lease.id);
     if (step.state === 'pending' || step.state === 'workflow') {
+      // Still being set up past the lease's deadline: the lease ends, the resource goes on.
+      if (pastWaitDeadline(engine, lease)) {
+        return breakLease(engine, lease, waitDeadlineReason(lease));
+      }
       return { action: 'waiting-for-resource', detail: `${r.id} is still being set up` };
     }
     r = step.resource;
@@ -213,7 +228,7 @@ async function requeueLease(
         slotLocks: [],
         requeues: lease.requeues + 1,
         checkedAt: at,
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
     ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),

@@ -42,6 +42,8 @@ export interface Lease {
   slotLocks: string[];
   /** How long the lease may stay active; the sweep releases it afterwards. */
   ttlSeconds?: number;
+  /** Break the lease if it is not active this long after its request (wait-deadline.ts). */
+  waitTimeoutSeconds?: number;
   expiresAt?: string;
   requestedAt: string;
   acquiredAt?: string;

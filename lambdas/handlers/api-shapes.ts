@@ -14,6 +14,7 @@ import {
   RESOURCE_STATUSES,
 } from '../core/model.ts';
 import { MAX_PAGE_SIZE } from '../core/use-cases.ts';
+import { MAX_WAIT_TIMEOUT_SECONDS } from '../core/wait-deadline.ts';
 
 // ---- requests ---------------------------------------------------------------------------------
 
@@ -26,6 +27,7 @@ export const leaseRequestBody = z
     attributes: attributes.optional(),
     blueprintIds: z.array(id).min(1).max(20).optional(),
     ttlSeconds: z.number().int().min(1).optional(),
+    waitTimeoutSeconds: z.number().int().min(1).max(MAX_WAIT_TIMEOUT_SECONDS).optional(),
   })
   .strict();
 

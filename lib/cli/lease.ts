@@ -128,6 +128,8 @@ export async function leaseFlow(
       ...(Object.keys(options.attributes).length ? { attributes: options.attributes } : {}),
       ...(options.blueprintIds?.length ? { blueprintIds: options.blueprintIds } : {}),
       ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),
+      // The server breaks the lease at the same deadline, so it ends even if this process dies.
+      waitTimeoutSeconds: options.timeoutSeconds,
     },
     { headers: { 'Idempotency-Key': idempotencyKey }, retry: true },
   );

@@ -94,7 +94,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     .addOption(
       new Option(
         '--timeout <duration>',
-        'give up waiting for the lease to activate after this long',
+        'give up waiting for the lease to activate after this long: the server breaks it then (waitTimeoutSeconds), even if this process is gone',
       )
         .default(600, '10m')
         .argParser(duration('--timeout')),
