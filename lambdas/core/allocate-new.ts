@@ -205,6 +205,7 @@ async function writeAllocation(
     setupDeadline: engine.iso(limits.setupTimeoutSeconds * 1000),
     data: template.data ?? {},
     sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+    createdFor: lease.id,
   };
   const takeLock = (key: string): TxWrite => ({
     op: 'takeSlotLock',

@@ -109,6 +109,8 @@ export interface Resource {
   /** Blueprint-private state (instance id, directory, synthetic host id). */
   data: Record<string, unknown>;
   sweepAt?: string;
+  /** The lease it was allocated for: its log carries this resource's setup progress. */
+  createdFor?: string;
 }
 
 export interface BlueprintLimits {
@@ -173,6 +175,7 @@ export const LOG_TYPES = [
   'lease.queued',
   'lease.waiting',
   'lease.acquired',
+  'lease.setup-progress',
   'lease.activated',
   'lease.activation-failed',
   'lease.requeued',

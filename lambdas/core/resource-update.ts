@@ -73,6 +73,11 @@ export async function driveSetup(
   return step;
 }
 
+/** Leases known to wait on this resource's setup without a read: its creator and the driver. */
+function setupWatchers(r: Resource, driver: string | undefined): string[] {
+  return [...new Set([r.createdFor, driver].filter((id): id is string => id !== undefined))];
+}
+
 /**
  * One step of resource setup (DESIGN §4, "activate later"): call the blueprint's idempotent
  * activateResource; active -> write it and wake the resource's leases; failure or the setup
@@ -126,6 +131,16 @@ export async function advanceResourceSetup(
           set: { data },
         },
         engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
+        // The leases waiting on it hear it too: between "acquired" and "active" a holder
+        // otherwise sees nothing while the host boots (same transaction, no extra call).
+        ...setupWatchers(r, options.skipWake).map((leaseId) =>
+          engine.logWrite(
+            leaseId,
+            'lease.setup-progress',
+            `setting up ${r.type} ${r.id}: ${step.message}`,
+            { resourceId: r.id },
+          ),
+        ),
       ]);
       if (written) r = { ...r, data, version: r.version + 1 };
     }

@@ -66,6 +66,7 @@ export const blueprintPatchBody = z
   });
 
 export const noQuery = z.object({}).strict();
+export const leaseQuery = z.object({ place: z.enum(['true', 'false']).optional() }).strict();
 const pageSize = z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional();
 export const leaseListQuery = z
   .object({

@@ -123,6 +123,15 @@ describe('GET /v1/leases as a holder', () => {
     const page = await env.api({ method: 'GET', path: '/v1/leases?limit=2', principal: CI });
     expect(page.status).toBe(200);
     expect(page.body.items.map((l: { id: string }) => l.id)).toEqual(mine);
+    // Its place in line, asked for (the CLI's progress line): everyone's pending leases ahead.
+    const placed = await env.api({
+      method: 'GET',
+      path: `/v1/leases/${mine[1]}?place=true`,
+      principal: CI,
+    });
+    expect(placed.body.waitingAhead).toBe(31);
+    const plain = await env.api({ method: 'GET', path: `/v1/leases/${mine[1]}`, principal: CI });
+    expect(plain.body.waitingAhead).toBeUndefined();
     if (page.body.cursor) {
       const rest = await env.api({
         method: 'GET',
