@@ -8,6 +8,7 @@ import { type Caller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import type { Lease } from './model.ts';
+import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
 import { MAX_WAIT_TIMEOUT_SECONDS, sweepAtWithinDeadline } from './wait-deadline.ts';
 
@@ -71,6 +72,9 @@ export async function submitLeaseRequest(
     );
   }
   if (!request.type) throw new ValidationError('type is required, e.g. "host"');
+  checkName('type', request.type);
+  for (const key of Object.keys(request.attributes ?? {})) checkName('attribute name', key);
+  for (const id of request.blueprintIds ?? []) checkBlueprintId(id);
   const key = request.idempotencyKey;
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     throw new ValidationError(
