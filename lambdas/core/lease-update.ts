@@ -18,7 +18,7 @@ import {
   sweepAtWithinDeadline,
   waitDeadlineReason,
 } from './wait-deadline.ts';
-import { describeWaiting, type WaitCause } from './wait-reasons.ts';
+import { describeWaiting, sameStory, type WaitCause } from './wait-reasons.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
   const lease = await engine.store.getLease(msg.id);
@@ -108,8 +108,9 @@ async function waitForResources(
       },
     },
   ];
-  if (reason !== lease.waitReason) {
-    // Only a changed reason is logged: the log reads as a story, not a heartbeat.
+  if (!sameStory(reason, lease.waitReason)) {
+    // Only a changed reason is logged: the log reads as a story, not a heartbeat. The lease's
+    // waitReason (above) is always the exact, current one; clients show it as they poll.
     const ahead = await engine.store.countWaitingAhead(lease.type, lease.requestedAt, lease.id);
     writes.push(
       engine.logWrite(lease.id, 'lease.waiting', describeWaiting(reason, ahead), {

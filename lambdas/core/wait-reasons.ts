@@ -116,6 +116,17 @@ export function waitOn(
   return { outcome: 'wait', reason: describeWaitCauses(causes), causes, delaySeconds };
 }
 
+/**
+ * Whether two reasons tell the same story, differing only in their numbers (how many hosts
+ * boot, until when a breaker is open): such a change updates the lease's waitReason but is not
+ * a new log line, so a pool moving under a waiting lease costs no extra writes or queries.
+ */
+export function sameStory(a: string, b: string | undefined): boolean {
+  if (b === undefined) return false;
+  const shape = (s: string) => s.replace(/\d+/g, '#');
+  return a === b || shape(a) === shape(b);
+}
+
 /** The place in line, in words: `no leases ahead of this one`. */
 export function describePlace(ahead: number): string {
   return `${ahead === 0 ? 'no leases' : plural(ahead, 'lease')} ahead of this one`;

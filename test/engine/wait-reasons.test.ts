@@ -18,6 +18,7 @@ import {
   describeWaitCause,
   describeWaitCauses,
   describeWaitProgress,
+  sameStory,
 } from '../../lambdas/core/wait-reasons.ts';
 import type { ManualQueue } from '../support/manual-queue.ts';
 import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
@@ -221,5 +222,20 @@ describe('wait reasons in words', () => {
         reason: 'x',
       }),
     ).toBe('lease-1 pending for 12s, 2 leases ahead of this one: x');
+  });
+
+  it('tells a new story (a new log line) only when more than the numbers changed', () => {
+    const booting = "blueprint 'p' is at its limit of 2 hosts: 2 booting";
+    expect(sameStory(booting, undefined)).toBe(false);
+    expect(sameStory(booting, "blueprint 'p' is at its limit of 3 hosts: 3 booting")).toBe(true);
+    expect(
+      sameStory(booting, "blueprint 'p' is at its limit of 2 hosts: 1 booting, 1 leased"),
+    ).toBe(false);
+    expect(
+      sameStory(
+        'lost the race for res-1 to lease lease-a1',
+        'lost the race for res-1 to lease lease-b1',
+      ),
+    ).toBe(false);
   });
 });
