@@ -107,15 +107,22 @@ export async function allocateLease(
 }
 
 /**
- * The pool as this attempt saw it: what holds each slot. `taken` are resources this attempt
- * lost a race for (another lease got them after planning), counted as leased.
+ * The pool as this attempt saw it: what holds each slot. `lost` are resources this attempt
+ * lost a race for, with what the store said they became: leased by another lease, released
+ * or broken (being torn down), or marked suspect (not suitable).
  */
-function countPool(mine: Resource[], usable: Resource[], taken: Set<string>): PoolCount {
+function countPool(
+  mine: Resource[],
+  usable: Resource[],
+  lost: Map<string, keyof PoolCount>,
+): PoolCount {
   const count: PoolCount = { booting: 0, leased: 0, unsuitable: 0, tearingDown: 0 };
   for (const r of mine) {
-    if (r.status === 'pending') count.booting++;
+    const became = lost.get(r.id);
+    if (became) count[became]++;
+    else if (r.status === 'pending') count.booting++;
     else if (r.status !== 'active') count.tearingDown++;
-    else if (r.leaseCount >= r.capacity || taken.has(r.id)) count.leased++;
+    else if (r.leaseCount >= r.capacity) count.leased++;
     else if (!usable.includes(r)) count.unsuitable++;
     else count.leased++; // shared, with room that another lease took after planning
   }
@@ -149,12 +156,22 @@ async function tryBlueprint(
 
   // Races lost in this attempt, and the resources they were for: the reason names them.
   const races: WaitCause[] = [];
-  const taken = new Set<string>();
+  const lost = new Map<string, keyof PoolCount>();
   const tryAcquire = async (r: Resource): Promise<AllocationOutcome | undefined> => {
     const got = await acquireOn(engine, lease, r, maxUses, activateAtOnce);
     if (got.outcome !== 'wait') return got;
     races.push(...got.causes);
-    taken.add(r.id);
+    const now = got.causes.find((c) => c.kind === 'lost-race')?.nowStatus;
+    lost.set(
+      r.id,
+      now === 'released' || now === 'broken' || now === 'destroyed'
+        ? 'tearingDown'
+        : now === 'marked suspect'
+          ? 'unsuitable'
+          : r.status === 'pending'
+            ? 'booting'
+            : 'leased',
+    );
     return undefined;
   };
 
@@ -229,7 +246,7 @@ async function tryBlueprint(
         blueprintId: blueprint.id,
         type: lease.type,
         limit: limits.maxResources,
-        ...countPool(mine, usable, taken),
+        ...countPool(mine, usable, lost),
       },
     ]),
   ]);
