@@ -25,12 +25,14 @@
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import { runSweep } from '../../lambdas/core/sweep.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import { backfillListingKeys } from '../../lambdas/store/listing-backfill.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
 import { claimDataDir, type LocalInfo, publishLocalInfo } from './data-dir.ts';
 import { assertJava } from './dynamodb-local.ts';
@@ -168,6 +170,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const dynamoClient = localDynamoClient(emulators.dynamoEndpoint);
     cleanups.push({ what: 'the DynamoDB client', run: () => dynamoClient.destroy() });
     await ensureTable(dynamoClient, TABLE_NAME, { timeoutMs: 30_000, intervalMs: 100 });
+    // A data dir from before the listing index: its live leases and resources get their keys.
+    const backfilled = await backfillListingKeys(
+      DynamoDBDocumentClient.from(dynamoClient),
+      TABLE_NAME,
+    );
+    if (backfilled > 0) progress(`gave ${backfilled} leases and resources their listing keys`);
 
     progress('creating the work queue and its dead-letter queue');
     const sqs = localSqsClient(emulators.sqsEndpoint);

@@ -3,10 +3,15 @@
  * gets it when the runtime starts: ensureTable adds every index the schema names.
  */
 import { CreateTableCommand, DescribeTableCommand } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
+import type { Lease, Resource } from '../../lambdas/core/model.ts';
+import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import { leaseKey, resourceKey } from '../../lambdas/store/keys.ts';
+import { backfillListingKeys } from '../../lambdas/store/listing-backfill.ts';
 import { GSI } from '../../lambdas/store/schema.ts';
 import { createTableInput, ensureTable } from '../../lambdas/store/table.ts';
-import { testClients, uniqueName } from '../support/env.ts';
+import { freshTable, testClients, uniqueName } from '../support/env.ts';
 
 describe('ensureTable on an existing table', () => {
   it('adds the byOwner index a table made without it lacks, keys only', async () => {
@@ -35,5 +40,69 @@ describe('ensureTable on an existing table', () => {
         .map((i) => i.name)
         .sort(),
     );
+  });
+});
+
+const T0 = '2026-01-01T00:00:00.000Z';
+
+const lease = (id: string, status: Lease['status']): Lease => ({
+  id,
+  type: 'host',
+  attributes: {},
+  owner: 'alice',
+  status,
+  version: 1,
+  slotLocks: [],
+  requestedAt: T0,
+  updatedAt: T0,
+  waitSeq: 0,
+  requeues: 0,
+});
+
+const resource: Resource = {
+  id: 'R1',
+  blueprintId: 'pool',
+  type: 'host',
+  attributes: {},
+  status: 'active',
+  version: 1,
+  slotLocks: [],
+  capacity: 1,
+  leaseCount: 0,
+  uses: 0,
+  createdAt: T0,
+  updatedAt: T0,
+  data: {},
+};
+
+describe('backfillListingKeys', () => {
+  it('gives live leases and resources written before the index their listing keys, once', async () => {
+    const { client, tableName } = await freshTable('backfill');
+    const store = new DynamoStore({ client, tableName });
+    const doc = DynamoDBDocumentClient.from(client);
+    await store.transact([
+      { op: 'createLease', lease: lease('L1', 'active') },
+      { op: 'createLease', lease: lease('L2', 'destroyed') },
+      { op: 'createResource', resource },
+    ]);
+    // As an older version wrote them: no GSI3 keys.
+    for (const key of [leaseKey('L1'), resourceKey('R1')]) {
+      await doc.send(
+        new UpdateCommand({
+          TableName: tableName,
+          Key: key,
+          UpdateExpression: 'REMOVE GSI3PK, GSI3SK',
+        }),
+      );
+    }
+    expect((await store.listLeasesOfOwner('alice')).items).toEqual([]);
+    expect((await store.listListedResources()).items).toEqual([]);
+
+    expect(await backfillListingKeys(doc, tableName)).toBe(2);
+    expect((await store.listLeasesOfOwner('alice')).items.map((l) => l.id)).toEqual(['L1']);
+    expect((await store.listListedResources()).items.map((r) => r.id)).toEqual(['R1']);
+    const destroyed = await doc.send(new GetCommand({ TableName: tableName, Key: leaseKey('L2') }));
+    expect(destroyed.Item).not.toHaveProperty('GSI3PK');
+    expect(await backfillListingKeys(doc, tableName)).toBe(0);
   });
 });
