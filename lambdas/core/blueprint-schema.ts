@@ -8,6 +8,7 @@ import type { Engine } from './engine.ts';
 import { ValidationError } from './errors.ts';
 import { minIdleScheduleSchema } from './min-idle.ts';
 import { BLUEPRINT_STATES } from './model.ts';
+import { blueprintIdSchema, nameSchema } from './names.ts';
 import { formatZodIssues } from './validation.ts';
 
 /**
@@ -16,21 +17,13 @@ import { formatZodIssues } from './validation.ts';
  */
 export const MAX_SETUP_TIMEOUT_SECONDS = 86400;
 
-const attributesSchema = z.record(
-  z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'attribute names are letters, digits, _ . -'),
-  z.string().max(256),
-);
+const attributesSchema = z.record(nameSchema('attribute name'), z.string().max(256));
 
 export const blueprintInputSchema = z
   .object({
-    id: z
-      .string()
-      .regex(
-        /^[a-z0-9][a-z0-9-]{0,62}$/,
-        'id: lowercase letters, digits and dashes, e.g. linux-pool',
-      ),
+    id: blueprintIdSchema,
     type: z.string().min(1),
-    resourceType: z.string().min(1).default('host'),
+    resourceType: nameSchema('resourceType').default('host'),
     description: z.string().max(500).optional(),
     attributes: attributesSchema.default({}),
     state: z.enum(BLUEPRINT_STATES).default('enabled'),

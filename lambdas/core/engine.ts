@@ -113,6 +113,8 @@ export class Engine {
   readonly deadLetters?: DeadLetterQueue;
   readonly ctx: BlueprintContext;
   #catalog?: { at: number; blueprints: Blueprint[] };
+  /** Log events this engine made: orders its events within one millisecond (see log). */
+  #logCount = 0;
   readonly #configCache = new Map<string, ConfiguredBlueprint<unknown>>();
 
   constructor(deps: EngineDeps) {
@@ -204,9 +206,26 @@ export class Engine {
     return Math.max(1, Math.round(d / 2 + (this.random() * d) / 2));
   }
 
-  log(objectId: string, type: LogType, message: string, data?: Record<string, unknown>): LogEvent {
+  /**
+   * A log event. Its seq sorts events in the order they happened: the time, then this engine's
+   * running count (two events of one transaction, e.g. "acquired" and "active", share a
+   * millisecond), then a random tail that keeps seqs of different workers unique. `notBefore`
+   * (the time of the step this one follows, possibly written by another worker whose clock
+   * runs ahead) sorts it at least a millisecond after that step; `at` stays the true time.
+   */
+  log(
+    objectId: string,
+    type: LogType,
+    message: string,
+    data?: Record<string, unknown>,
+    notBefore?: string,
+  ): LogEvent {
     const at = this.iso();
-    return { objectId, seq: `${at}#${randomBytes(4).toString('hex')}`, at, type, message, data };
+    const after = notBefore === undefined ? Number.NaN : Date.parse(notBefore);
+    const sortAt = after >= Date.parse(at) ? new Date(after + 1).toISOString() : at;
+    const count = (this.#logCount++ % 36 ** 6).toString(36).padStart(6, '0');
+    const seq = `${sortAt}#${count}${randomBytes(2).toString('hex')}`;
+    return { objectId, seq, at, type, message, data };
   }
 
   logWrite(
@@ -214,8 +233,9 @@ export class Engine {
     type: LogType,
     message: string,
     data?: Record<string, unknown>,
+    notBefore?: string,
   ): TxWrite {
-    return { op: 'appendLog', event: this.log(objectId, type, message, data) };
+    return { op: 'appendLog', event: this.log(objectId, type, message, data, notBefore) };
   }
 
   /** A conditional write that may lose to another worker: false if it did. */
@@ -243,6 +263,8 @@ export class Engine {
         requestedAt: lease.requestedAt,
         resourceType: r.type,
       },
+      // Never before "acquired", whichever worker's clock wrote that.
+      lease.acquiredAt,
     );
   }
 

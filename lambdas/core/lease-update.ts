@@ -12,6 +12,13 @@ import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
+import {
+  delayWithinDeadline,
+  pastWaitDeadline,
+  sweepAtWithinDeadline,
+  waitDeadlineReason,
+} from './wait-deadline.ts';
+import { describeWaiting, sameStory, type WaitCause } from './wait-reasons.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
   const lease = await engine.store.getLease(msg.id);
@@ -40,6 +47,7 @@ async function updatePendingLease(
   if (msg.waitSeq !== undefined && msg.waitSeq !== lease.waitSeq) {
     return { action: 'stale', detail: `wait chain ${msg.waitSeq} superseded by ${lease.waitSeq}` };
   }
+  if (pastWaitDeadline(engine, lease)) return breakLease(engine, lease, waitDeadlineReason(lease));
   const result = await allocateLease(engine, lease, msg.attempt ?? 0);
   switch (result.outcome) {
     case 'stale':
@@ -47,7 +55,7 @@ async function updatePendingLease(
     case 'broken':
       return breakLease(engine, lease, result.reason);
     case 'wait':
-      return waitForResources(engine, lease, msg, result.reason, result.delaySeconds);
+      return waitForResources(engine, lease, msg, result);
     case 'acquired': {
       const { resource } = result;
       if (result.lease.status === 'active')
@@ -71,11 +79,14 @@ async function waitForResources(
   engine: Engine,
   lease: Lease,
   msg: UpdateMessage,
-  reason: string,
-  delaySeconds: number,
+  { reason, causes, delaySeconds }: { reason: string; causes: WaitCause[]; delaySeconds: number },
 ): Promise<LeaseOutcome> {
   const attempt = msg.attempt ?? 0;
-  const delay = delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt);
+  const delay = delayWithinDeadline(
+    engine,
+    lease,
+    delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt),
+  );
   await engine.send({
     kind: 'lease',
     id: lease.id,
@@ -93,20 +104,21 @@ async function waitForResources(
       set: {
         waitReason: reason,
         checkedAt: engine.iso(),
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
   ];
-  if (reason !== lease.waitReason) {
-    // Only a changed reason is logged: the log reads as a story, not a heartbeat.
+  if (!sameStory(reason, lease.waitReason)) {
+    // Only a changed reason is logged: the log reads as a story, not a heartbeat. The lease's
+    // waitReason (above) is always the exact, current one; clients show it as they poll.
     const ahead = await engine.store.countWaitingAhead(lease.type, lease.requestedAt, lease.id);
     writes.push(
-      engine.logWrite(
-        lease.id,
-        'lease.waiting',
-        `waiting: ${reason}; ${ahead === 0 ? 'no leases' : ahead === 1 ? '1 lease' : `${ahead} leases`} ahead of this one`,
-        { reason, ahead, retryInSeconds: delay },
-      ),
+      engine.logWrite(lease.id, 'lease.waiting', describeWaiting(reason, ahead), {
+        reason,
+        causes,
+        ahead,
+        retryInSeconds: delay,
+      }),
     );
   }
   try {
@@ -143,6 +155,10 @@ export async function activateLease(
     // to the setup workflow. The resource's activation wakes every other lease on it.
     const step = await driveSetup(engine, r, lease.id);
     if (step.state === 'pending' || step.state === 'workflow') {
+      // Still being set up past the lease's deadline: the lease ends, the resource goes on.
+      if (pastWaitDeadline(engine, lease)) {
+        return breakLease(engine, lease, waitDeadlineReason(lease));
+      }
       return { action: 'waiting-for-resource', detail: `${r.id} is still being set up` };
     }
     r = step.resource;
@@ -213,7 +229,7 @@ async function requeueLease(
         slotLocks: [],
         requeues: lease.requeues + 1,
         checkedAt: at,
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
     ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),

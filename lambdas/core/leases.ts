@@ -8,13 +8,17 @@ import { type Caller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import type { Lease } from './model.ts';
+import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
+import { MAX_WAIT_TIMEOUT_SECONDS, sweepAtWithinDeadline } from './wait-deadline.ts';
 
 export interface LeaseRequest {
   type: string;
   attributes?: Record<string, string>;
   blueprintIds?: string[];
   ttlSeconds?: number;
+  /** Break the lease if it is not active this long after the request (no limit if absent). */
+  waitTimeoutSeconds?: number;
   owner: string;
   /**
    * The caller's Idempotency-Key: a retry of the same request with the same key (by the same
@@ -58,7 +62,19 @@ export async function submitLeaseRequest(
       `ttlSeconds must be a whole number from 1 to ${maxLeaseTtlSeconds}, got ${request.ttlSeconds}`,
     );
   }
+  const wait = request.waitTimeoutSeconds;
+  if (
+    wait !== undefined &&
+    (!Number.isInteger(wait) || wait < 1 || wait > MAX_WAIT_TIMEOUT_SECONDS)
+  ) {
+    throw new ValidationError(
+      `waitTimeoutSeconds must be a whole number from 1 to ${MAX_WAIT_TIMEOUT_SECONDS}, got ${wait}`,
+    );
+  }
   if (!request.type) throw new ValidationError('type is required, e.g. "host"');
+  checkName('type', request.type);
+  for (const key of Object.keys(request.attributes ?? {})) checkName('attribute name', key);
+  for (const id of request.blueprintIds ?? []) checkBlueprintId(id);
   const key = request.idempotencyKey;
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     throw new ValidationError(
@@ -76,6 +92,7 @@ export async function submitLeaseRequest(
     version: 0,
     slotLocks: [],
     ttlSeconds,
+    ...(wait === undefined ? {} : { waitTimeoutSeconds: wait }),
     requestedAt: at,
     updatedAt: at,
     waitSeq: 0,
@@ -84,6 +101,8 @@ export async function submitLeaseRequest(
     // If the first message is lost, the sweep re-drives the lease after this.
     sweepAt: engine.iso(strandAfterSeconds * 1000),
   };
+  // ... or at its wait deadline, if that comes first.
+  lease.sweepAt = sweepAtWithinDeadline(engine, lease);
   const requestHash = leaseRequestHash(lease);
   const claimWrites: TxWrite[] =
     key === undefined

@@ -42,6 +42,8 @@ export interface Lease {
   slotLocks: string[];
   /** How long the lease may stay active; the sweep releases it afterwards. */
   ttlSeconds?: number;
+  /** Break the lease if it is not active this long after its request (wait-deadline.ts). */
+  waitTimeoutSeconds?: number;
   expiresAt?: string;
   requestedAt: string;
   acquiredAt?: string;
@@ -107,6 +109,8 @@ export interface Resource {
   /** Blueprint-private state (instance id, directory, synthetic host id). */
   data: Record<string, unknown>;
   sweepAt?: string;
+  /** The lease it was allocated for: its log carries this resource's setup progress. */
+  createdFor?: string;
 }
 
 export interface BlueprintLimits {
@@ -182,6 +186,8 @@ export interface SlotLock {
   ownerKind: 'lease' | 'resource';
   ownerId: string;
   createdAt: string;
+  /** A pool slot's lease: the one its resource was allocated for (named in others' wait reasons). */
+  forLeaseId?: string;
 }
 
 /** Typed log events; `type` is a stable machine name, `message` a sentence for people. */
@@ -189,6 +195,7 @@ export const LOG_TYPES = [
   'lease.queued',
   'lease.waiting',
   'lease.acquired',
+  'lease.setup-progress',
   'lease.activated',
   'lease.activation-failed',
   'lease.requeued',

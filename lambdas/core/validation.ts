@@ -25,7 +25,13 @@ export function formatZodIssues(error: z.ZodError, format: IssueFormat = {}): st
     .map((issue) => {
       const path = [...(format.at === undefined ? [] : [format.at]), ...issue.path.map(String)];
       const where = path.join('.') || root;
-      return `${where}: ${format.message?.(issue) ?? issue.message}`;
+      return `${where}: ${format.message?.(issue) ?? keyMessage(issue) ?? issue.message}`;
     })
     .join('; ');
+}
+
+/** A record key that failed its own schema: say why (zod's own message is "Invalid key"). */
+function keyMessage(issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code !== 'invalid_key' || issue.issues.length === 0) return undefined;
+  return issue.issues.map((inner) => inner.message).join('; ');
 }

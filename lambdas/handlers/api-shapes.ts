@@ -13,19 +13,21 @@ import {
   type LogEvent,
   RESOURCE_STATUSES,
 } from '../core/model.ts';
+import { blueprintIdSchema, nameSchema } from '../core/names.ts';
 import { MAX_DEAD_LETTERS_LISTED, MAX_PAGE_SIZE } from '../core/use-cases.ts';
+import { MAX_WAIT_TIMEOUT_SECONDS } from '../core/wait-deadline.ts';
 
 // ---- requests ---------------------------------------------------------------------------------
 
-const attributes = z.record(z.string().min(1).max(64), z.string().max(256));
-const id = z.string().min(1).max(128);
+const attributes = z.record(nameSchema('attribute name'), z.string().max(256));
 
 export const leaseRequestBody = z
   .object({
-    type: z.string().min(1).max(64),
+    type: nameSchema('type'),
     attributes: attributes.optional(),
-    blueprintIds: z.array(id).min(1).max(20).optional(),
+    blueprintIds: z.array(blueprintIdSchema).min(1).max(20).optional(),
     ttlSeconds: z.number().int().min(1).optional(),
+    waitTimeoutSeconds: z.number().int().min(1).max(MAX_WAIT_TIMEOUT_SECONDS).optional(),
   })
   .strict();
 
@@ -64,11 +66,12 @@ export const blueprintPatchBody = z
   });
 
 export const noQuery = z.object({}).strict();
+export const leaseQuery = z.object({ place: z.enum(['true', 'false']).optional() }).strict();
 const pageSize = z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional();
 export const leaseListQuery = z
   .object({
     status: z.enum(LEASE_STATUSES).optional(),
-    type: z.string().min(1).max(64).optional(),
+    type: nameSchema('type').optional(),
     limit: pageSize,
     cursor: z.string().min(1).max(4096).optional(),
     order: z.enum(['oldest', 'newest']).optional(),

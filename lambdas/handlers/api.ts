@@ -43,6 +43,7 @@ import {
   deadLetterQuery,
   leaseJson,
   leaseListQuery,
+  leaseQuery,
   leaseRequestBody,
   logPage,
   logQuery,
@@ -149,8 +150,21 @@ export const routes: RouteSpec[] = [
   route({
     method: 'GET',
     path: '/v1/leases/{id}',
-    run: async ({ engine, caller, params }) =>
-      ok({ lease: leaseJson(await getLease(engine, param(params, 'id'), caller)) }),
+    query: leaseQuery,
+    run: async ({ engine, caller, params, query }) => {
+      const lease = await getLease(engine, param(params, 'id'), caller);
+      const place =
+        query.place === 'true' && lease.status === 'pending'
+          ? {
+              waitingAhead: await engine.store.countWaitingAhead(
+                lease.type,
+                lease.requestedAt,
+                lease.id,
+              ),
+            }
+          : {};
+      return ok({ lease: leaseJson(lease), ...place });
+    },
   }),
   route({
     method: 'POST',

@@ -96,7 +96,8 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   program
     .command('lease')
     .description(
-      'Lease a resource and wait until it is active, showing its log as it happens.\n' +
+      'Lease a resource and wait until it is active, showing its log as it happens (and, when stderr is not a terminal, a progress line at least every 10s: place in line, time waited, why it waits).\n' +
+        'Without a command: once active, print the lease id on stdout and exit 0, keeping the lease until `drydock release <id>` or its --ttl ends.\n' +
         "With `-- <command...>`: run the command on it, stream its output as it arrives (stdout to stdout, stderr to stderr), release the lease and exit with the command's status (124: timed out, 125: drydock could not run it).\n" +
         'Ctrl-C while waiting releases the lease (exit 130); while the command runs it cancels the command, waits up to 10s for it to end, then releases the lease (Ctrl-C again stops waiting).\n' +
         'With --json: stdout is only the final JSON record ({lease, command}, the output tails in command.result); the output is not streamed.',
@@ -112,7 +113,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     .addOption(
       new Option(
         '--timeout <duration>',
-        'give up waiting for the lease to activate after this long',
+        'give up waiting for the lease to activate after this long: the server breaks it then (waitTimeoutSeconds), even if this process is gone',
       )
         .default(600, '10m')
         .argParser(duration('--timeout')),
