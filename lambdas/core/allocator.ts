@@ -104,7 +104,22 @@ export async function allocateLease(
     waits.push(...result.causes);
   }
 
-  return waitOn(waits, engine.backoffSeconds(attempt));
+  // A full pool hands its next freed slot to its oldest waiter (wake.ts): the wait chain is then
+  // only the safety net for a lost wake-up, so it retries at the backoff cap instead of racing
+  // the wake-ups with short timers (most of the wasted updates under contention, issue 14).
+  return waitOn(waits, engine.backoffSeconds(waitsForWake(waits) ? FULL_POOL_ATTEMPT : attempt));
+}
+
+/** A backoff attempt deep enough to be the cap. */
+const FULL_POOL_ATTEMPT = 20;
+
+/**
+ * Whether every cause is a slot held by someone else (a full pool, a race lost): freeing any
+ * of them wakes the oldest waiting lease. A breaker, a plug-in's refusal or a failure are not:
+ * nothing wakes a lease when they pass, so those waits keep the growing backoff.
+ */
+function waitsForWake(causes: readonly WaitCause[]): boolean {
+  return causes.length > 0 && causes.every((c) => c.kind === 'at-limit' || c.kind === 'lost-race');
 }
 
 /**

@@ -4,6 +4,7 @@
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
 import { allocateLease } from './allocator.ts';
+import { destroyAtOnce } from './destroy-at-once.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
@@ -19,10 +20,32 @@ import {
   waitDeadlineReason,
 } from './wait-deadline.ts';
 import { describeWaiting, sameStory, type WaitCause } from './wait-reasons.ts';
+import { passWakeOn } from './wake.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
+  const outcome = await updateLeaseOnce(engine, msg);
+  // A wake-up that did not get to use its freed slot hands it to the next waiter (wake.ts).
+  if (msg.wake && outcome.action === 'stale') await passWakeOn(engine, msg.id, msg);
+  return outcome;
+}
+
+async function updateLeaseOnce(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
+  if (msg.lease && msg.lease.id === msg.id) {
+    const outcome = await updateFromSnapshot(engine, msg.lease, msg);
+    if (outcome) return outcome;
+    // The snapshot was stale (or the short way did not apply): read the lease after all.
+    const { lease: _snapshot, ...rest } = msg;
+    return updateLeaseOnce(engine, rest);
+  }
   const lease = await engine.store.getLease(msg.id);
   if (!lease) return { action: 'ignored', detail: `lease ${msg.id} does not exist` };
+  if (lease.status !== 'pending') await passWakeOn(engine, lease, msg);
+  if (msg.waitSeq !== undefined && (lease.status === 'active' || lease.status === 'destroyed')) {
+    // A wait chain's delayed message outlived the wait (a wake-up served the lease): it has
+    // nothing to do. Expiry and a dead resource are the sweep's and the resource's business,
+    // not this leftover's, so it reads nothing more.
+    return { action: 'none', detail: `wait chain ${msg.waitSeq} ended: lease is ${lease.status}` };
+  }
   switch (lease.status) {
     case 'pending':
       return updatePendingLease(engine, lease, msg);
@@ -36,6 +59,30 @@ export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<L
     case 'destroyed':
       return { action: 'none', detail: 'lease already destroyed' };
   }
+}
+
+/**
+ * The update from the lease its sender just wrote (UpdateMessage.lease), without reading it:
+ * only steps whose first effect is a write conditional on the lease's (status, version), so a
+ * stale snapshot changes nothing. Undefined: read the lease and run the update the usual way.
+ *  - pending (the request's first message): planning reads nothing of the lease that a
+ *    conditional write does not check again;
+ *  - released (the holder's release): destroy-at-once.ts, only when nothing needs cleaning.
+ */
+async function updateFromSnapshot(
+  engine: Engine,
+  lease: Lease,
+  msg: UpdateMessage,
+): Promise<LeaseOutcome | undefined> {
+  if (lease.status === 'pending') {
+    const outcome = await updatePendingLease(engine, lease, msg);
+    return outcome.action === 'stale' ? undefined : outcome;
+  }
+  if (lease.status === 'released') {
+    const outcome = await destroyAtOnce(engine, lease);
+    return outcome.action === 'not-at-once' ? undefined : outcome;
+  }
+  return undefined;
 }
 
 async function updatePendingLease(

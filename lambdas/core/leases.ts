@@ -149,7 +149,8 @@ export async function submitLeaseRequest(
     }
     throw err;
   }
-  await engine.send({ kind: 'lease', id: lease.id, reason: 'requested' });
+  // The lease travels with its first message: its first update plans without reading it.
+  await engine.send({ kind: 'lease', id: lease.id, reason: 'requested', lease });
   return { lease, created: true };
 }
 
@@ -206,6 +207,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
       return lease;
     }
     const at = engine.iso();
+    const sweepAt = engine.iso(engine.settings.strandAfterSeconds * 1000);
     try {
       await engine.store.transact([
         {
@@ -218,7 +220,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
             releasedAt: at,
             endReason: `released by ${caller.principal}`,
             endedAs: 'released',
-            sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+            sweepAt,
           },
         },
         engine.logWrite(id, 'lease.released', `released by ${caller.principal}`),
@@ -227,14 +229,19 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
       if (err instanceof WriteConflictError) continue; // a worker moved it meanwhile: look again
       throw err;
     }
-    await engine.send({ kind: 'lease', id, reason: 'released' });
-    return {
+    const released: Lease = {
       ...lease,
       status: 'released',
       version: lease.version + 1,
       releasedAt: at,
       endReason: `released by ${caller.principal}`,
+      endedAs: 'released',
+      sweepAt,
     };
+    // The released lease travels with the message: its teardown then need not read it
+    // (destroy-at-once.ts says when that is safe).
+    await engine.send({ kind: 'lease', id, reason: 'released', lease: released });
+    return released;
   }
   throw new DrydockError('busy', `lease ${id} is changing too fast to release; try again`);
 }
