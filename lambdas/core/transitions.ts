@@ -6,7 +6,6 @@
  * Lease:    pending -> acquired -> active -> released -> destroyed
  *           pending -> active     (acquired and activated at once: nothing to prepare)
  *           acquired -> pending   (its resource died before the lease activated: not its fault)
- *           active -> destroyed   (released with nothing to clean: one transaction)
  *           acquired|active -> broken -> destroyed
  *           pending -> broken     (no blueprint can ever serve it)
  *           pending|acquired -> released (holder gave up before activation)
@@ -20,9 +19,7 @@ import type { Store, TxWrite } from './ports.ts';
 export const LEASE_TRANSITIONS: Readonly<Record<LeaseStatus, readonly LeaseStatus[]>> = {
   pending: ['acquired', 'active', 'broken', 'released'],
   acquired: ['active', 'pending', 'broken', 'released'],
-  // active -> destroyed: released by its holder and destroyed in one transaction, when
-  // nothing needs cleaning (release-at-once.ts).
-  active: ['released', 'broken', 'destroyed'],
+  active: ['released', 'broken'],
   released: ['destroyed'],
   broken: ['destroyed'],
   destroyed: [],
