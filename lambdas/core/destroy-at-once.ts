@@ -13,7 +13,9 @@
  *  - GetItem RES, for "does the resource go after its lease" (it broke, is being released): the
  *    detach is conditional on the resource still being active. If it left service the
  *    transaction cancels and the usual path runs, which tells the resource's update. Reclaim on
- *    release and a draining blueprint are blueprint settings, checked here.
+ *    release and a draining blueprint are blueprint settings, checked here: then the usual
+ *    teardown runs from the snapshot (it reads the resource, but not the lease: with no cleanup
+ *    its first effect is the same conditional transaction).
  * Freeing the lease's slot locks and the resource's leaseCount stays in the same transaction as
  * the lease's own conditional transition (released v -> destroyed), so it cannot happen twice.
  */
@@ -26,6 +28,11 @@ import { wakeWaitingLeases } from './wake.ts';
 
 export type DestroyAtOnce =
   | LeaseTeardown
+  /**
+   * No cleanup, but the resource goes after its lease (reclaim on release, draining): the
+   * usual teardown, from the snapshot (its first effect is the conditional transaction).
+   */
+  | { action: 'from-snapshot' }
   /** The snapshot was stale, cleanup is needed, or the resource left service: the usual way. */
   | { action: 'not-at-once' };
 
@@ -34,10 +41,12 @@ export async function destroyAtOnce(engine: Engine, lease: Lease): Promise<Destr
     return { action: 'not-at-once' };
   }
   const blueprint = await engine.blueprint(lease.blueprintId);
-  if (!blueprint || blueprint.limits.reclaimOnRelease || blueprint.state === 'draining') {
+  if (!blueprint || engine.configured(blueprint).plugin.releaseLease) {
     return { action: 'not-at-once' };
   }
-  if (engine.configured(blueprint).plugin.releaseLease) return { action: 'not-at-once' };
+  if (blueprint.limits.reclaimOnRelease || blueprint.state === 'draining') {
+    return { action: 'from-snapshot' };
+  }
 
   const at = engine.iso();
   const leaseWrite: TxWrite = {

@@ -23,10 +23,7 @@ import { describeWaiting, sameStory, type WaitCause } from './wait-reasons.ts';
 import { passWakeOn } from './wake.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
-  const outcome = await updateLeaseOnce(engine, msg);
-  // A wake-up that did not get to use its freed slot hands it to the next waiter (wake.ts).
-  if (msg.wake && outcome.action === 'stale') await passWakeOn(engine, msg.id, msg);
-  return outcome;
+  return updateLeaseOnce(engine, msg);
 }
 
 async function updateLeaseOnce(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
@@ -67,7 +64,8 @@ async function updateLeaseOnce(engine: Engine, msg: UpdateMessage): Promise<Leas
  * stale snapshot changes nothing. Undefined: read the lease and run the update the usual way.
  *  - pending (the request's first message): planning reads nothing of the lease that a
  *    conditional write does not check again;
- *  - released (the holder's release): destroy-at-once.ts, only when nothing needs cleaning.
+ *  - released (the holder's release): destroy-at-once.ts, only when nothing needs cleaning (a
+ *    cleanup on the host must never run from a stale snapshot).
  */
 async function updateFromSnapshot(
   engine: Engine,
@@ -80,7 +78,10 @@ async function updateFromSnapshot(
   }
   if (lease.status === 'released') {
     const outcome = await destroyAtOnce(engine, lease);
-    return outcome.action === 'not-at-once' ? undefined : outcome;
+    if (outcome.action === 'not-at-once') return undefined;
+    if (outcome.action !== 'from-snapshot') return outcome;
+    const teardown = await destroyLease(engine, lease);
+    return teardown.action === 'stale' ? undefined : teardown;
   }
   return undefined;
 }

@@ -8,9 +8,10 @@
  * wait a long retry (allocator.ts, `waitsForWake`) and the wake-up is what serves the lease.
  * Two things keep that safe:
  *  - a wake-up that finds its lease no longer pending (served by another message meanwhile, or
- *    woken twice by two slots freed at once) passes the wake on to the next waiter
- *    (`passWakeOn`), so a freed slot is never left unclaimed because its wake-up hit the wrong
- *    lease;
+ *    woken twice by two slots freed at once) passes the wake on to the next waiter, once
+ *    (`passWakeOn`), so a freed slot is rarely left unclaimed because its wake-up hit the wrong
+ *    lease. A wake-up whose lease is being updated by another message at the same time (stale)
+ *    is not passed on: that other update takes the slot if it can;
  *  - the wait chain's own message still comes, at the backoff cap: a lost wake-up costs a
  *    lease time, never the lease.
  */
@@ -30,7 +31,7 @@ export async function wakeWaitingLeases(
   type: string,
   why: string,
   slots = 1,
-  skip?: string,
+  options: { skip?: string; passOn?: boolean } = {},
 ): Promise<void> {
   const wanted = slots * engine.settings.wakeBatch;
   if (wanted <= 0) return;
@@ -40,9 +41,16 @@ export async function wakeWaitingLeases(
   });
   await engine.send(
     ...waiting.items
-      .filter((l) => l.id !== skip)
+      .filter((l) => l.id !== options.skip)
       .slice(0, wanted)
-      .map((l): UpdateMessage => ({ kind: 'lease', id: l.id, reason: `wake: ${why}`, wake: true })),
+      .map(
+        (l): UpdateMessage => ({
+          kind: 'lease',
+          id: l.id,
+          reason: `wake: ${why}`,
+          ...(options.passOn === false ? {} : { wake: true }),
+        }),
+      ),
   );
 }
 
@@ -51,13 +59,12 @@ export async function wakeWaitingLeases(
  * taken by whoever served this lease, in which case the next waiter finds the pool full and
  * waits again: one wasted update, not a stranded slot).
  */
-export async function passWakeOn(
-  engine: Engine,
-  lease: Lease | string,
-  msg: UpdateMessage,
-): Promise<void> {
+export async function passWakeOn(engine: Engine, lease: Lease, msg: UpdateMessage): Promise<void> {
   if (!msg.wake) return;
-  const known = typeof lease === 'string' ? await engine.store.getLease(lease) : lease;
-  if (!known) return;
-  await wakeWaitingLeases(engine, known.type, `passed on by ${known.id}`, 1, known.id);
+  await wakeWaitingLeases(engine, lease.type, `passed on by ${lease.id}`, 1, {
+    skip: lease.id,
+    // Passed on once only: a wake-up that hops from lease to lease while 32 workers serve them
+    // becomes a storm (each hop is an update and a query). A second miss is left to the chain.
+    passOn: false,
+  });
 }
