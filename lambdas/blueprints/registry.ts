@@ -13,6 +13,7 @@ import { BlueprintRegistry } from '../core/blueprint.ts';
 import { localHostBlueprint } from './local-host/index.ts';
 import { staticHostBlueprint } from './static-host/index.ts';
 import { syntheticBlueprint } from './synthetic/index.ts';
+import { workingCopyBlueprint } from './working-copy/index.ts';
 
 /** What the Lambdas on AWS offer (composition.ts). Never a type that runs commands in-process. */
 export function deployedRegistry(): BlueprintRegistry {
@@ -24,6 +25,8 @@ export function deployedRegistry(): BlueprintRegistry {
       .register(syntheticBlueprint)
       // static-host: SSM Run Command on the operator's own managed instances.
       .register(staticHostBlueprint)
+      // working-copy: git clones on a leased host; runs only through its host lease's commands.
+      .register(workingCopyBlueprint)
   );
 }
 

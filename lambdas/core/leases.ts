@@ -9,12 +9,15 @@ import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import type { Lease } from './model.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
+import { parseWorkingCopySpec } from './working-copy-spec.ts';
 
 export interface LeaseRequest {
   type: string;
   attributes?: Record<string, string>;
   blueprintIds?: string[];
   ttlSeconds?: number;
+  /** What a `working-copy` lease checks out (see working-copy-spec.ts). */
+  workingCopy?: unknown;
   owner: string;
   /**
    * The caller's Idempotency-Key: a retry of the same request with the same key (by the same
@@ -71,6 +74,9 @@ export async function submitLeaseRequest(
     type: request.type,
     attributes: request.attributes ?? {},
     ...(request.blueprintIds?.length ? { blueprintIds: request.blueprintIds } : {}),
+    ...(request.workingCopy === undefined
+      ? {}
+      : { workingCopy: parseWorkingCopySpec(request.workingCopy) }),
     owner: request.owner,
     status: 'pending',
     version: 0,
@@ -167,6 +173,7 @@ function leaseRequestHash(lease: Lease): string {
     Object.entries(lease.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     [...(lease.blueprintIds ?? [])].sort(),
     lease.ttlSeconds,
+    ...(lease.workingCopy ? [lease.workingCopy] : []),
   ]);
   return createHash('sha256').update(canonical).digest('base64url');
 }

@@ -5,7 +5,7 @@
  * so duplicates and late messages are harmless.
  */
 import { reclaimResource } from './allocator.ts';
-import type { HealthResult } from './blueprint.ts';
+import type { HealthPending, HealthResult } from './blueprint.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
 import { idleSinceMs, periodicHealthCheckDue } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
@@ -174,11 +174,23 @@ async function checkActiveResource(engine: Engine, r: Resource): Promise<Resourc
   }
   if (r.suspectSince) {
     const { plugin, bp } = engine.configured(blueprint);
-    let health: Awaited<ReturnType<typeof plugin.healthCheck>>;
+    let health: HealthResult | HealthPending;
     try {
-      health = await plugin.healthCheck(engine.ctx, bp, r);
+      health = plugin.suspectHealthCheck
+        ? await plugin.suspectHealthCheck(engine.ctx, bp, r)
+        : await plugin.healthCheck(engine.ctx, bp, r);
     } catch (err) {
       health = { healthy: false, reason: `health check failed: ${errorMessage(err)}` };
+    }
+    if ('state' in health) {
+      // The check runs commands on the host (git fsck): ask again later, never wait here.
+      await engine.send({
+        kind: 'resource',
+        id: r.id,
+        delaySeconds: Math.max(1, Math.min(900, Math.ceil(health.checkAgainSeconds))),
+        reason: 'health check under way',
+      });
+      return { action: 'health-checking', detail: health.message };
     }
     if (!health.healthy) {
       await breakResource(
