@@ -125,7 +125,10 @@ export async function advanceResourceSetup(
           expect: { status: 'pending', version: r.version },
           set: { data },
         },
-        engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
+        // A new line only for a new message: steps that only record data are not news.
+        ...(r.data.setupMessage === step.message
+          ? []
+          : [engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`)]),
       ]);
       if (written) r = { ...r, data, version: r.version + 1 };
     }
