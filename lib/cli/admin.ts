@@ -122,7 +122,7 @@ export async function listLeases(client: ApiClient, filters: Filters, io: Io): P
         leaseStatus(l),
         l.type,
         l.resourceId,
-        l.owner,
+        l.heldBy ? `heldBy: ${l.heldBy}` : l.owner,
         age(l.requestedAt),
         clip(l.endReason ?? l.waitReason, 80),
       ]),

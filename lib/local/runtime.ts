@@ -31,6 +31,7 @@ import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
 import { claimDataDir, type LocalInfo, publishLocalInfo } from './data-dir.ts';
+import { ensureLocalWorkingCopyBlueprint } from './default-working-copy.ts';
 import { assertJava } from './dynamodb-local.ts';
 import {
   createWorkQueue,
@@ -241,6 +242,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     if (options.defaultBlueprint ?? true) {
       progress("ensuring the default 'local' blueprint exists");
       await ensureDefaultBlueprint(invokeApi, dataDir);
+      progress("ensuring the default 'local-wc' working-copy blueprint exists");
+      await ensureLocalWorkingCopyBlueprint(invokeApi);
     }
     server.serve(invokeApi);
 

@@ -21,7 +21,7 @@ import type {
   CommandInterface,
   ParsedCommand,
 } from '../../core/blueprint.ts';
-import { ValidationError } from '../../core/errors.ts';
+import { ResourceGoneError, ValidationError } from '../../core/errors.ts';
 import type { Lease, Resource, WorkingCopyRepository } from '../../core/model.ts';
 import { repositorySetKey } from '../../core/working-copy-spec.ts';
 import {
@@ -104,7 +104,18 @@ function workingCopyCommands(
   blueprint: WorkingCopyBlueprint,
   resource: Resource,
 ): CommandInterface {
-  const host = () => ctx.commandsOn(hostLeaseOf(resource));
+  // A working copy whose host lease ended has no host left: the engine treats that as gone.
+  const host = async () => {
+    const id = resource.data.hostLease;
+    const child = typeof id === 'string' ? await ctx.leases.get(id) : undefined;
+    if (child?.status !== 'active') {
+      const why = child?.endReason ? ` (${child.endReason})` : '';
+      throw new ResourceGoneError(
+        `working copy ${resource.id} has no host: its host lease ${id ?? '(none)'} is ${child?.status ?? 'gone'}${why}`,
+      );
+    }
+    return ctx.commandsOn(child.id);
+  };
   return {
     async start(commandId, command: ParsedCommand) {
       const layout = layoutOf(blueprint.config, resource);
