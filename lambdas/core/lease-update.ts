@@ -229,6 +229,9 @@ async function requeueLease(
         blueprintId: null,
         acquiredAt: null,
         slotLocks: [],
+        // Steps taken on the dead resource mean nothing on the next one.
+        ...(lease.data ? { data: null } : {}),
+        ...(lease.stepMessage ? { stepMessage: null } : {}),
         requeues: lease.requeues + 1,
         checkedAt: at,
         sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
@@ -337,7 +340,9 @@ export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseT
   const r = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
   const blueprint = r ? await engine.blueprint(r.blueprintId) : undefined;
   let cleaned: LeaseStep = { state: 'done' };
-  if (r && blueprint && r.status === 'active' && lease.activatedAt) {
+  // Cleanup runs after an activation, and after the steps of one that never finished (the
+  // holder gave up during a git fetch): the plug-in stops what they started.
+  if (r && blueprint && r.status === 'active' && (lease.activatedAt || lease.data)) {
     const { plugin, bp } = engine.configured(blueprint);
     try {
       cleaned = asLeaseStep(await plugin.releaseLease?.(engine.ctx, bp, r, lease));

@@ -265,8 +265,19 @@ export function releasePlan(config: WorkingCopyConfig, layout: Layout): Plan {
   return (done) => {
     for (const [i, repo] of layout.repositories.entries()) {
       const dir = cloneDir(layout, i);
+      const gitIn = (args: string[]) => git(config, dir, repo.url, args).map(sh).join(' ');
+      if (!done[`reset${i}`]) {
+        return {
+          id: `reset${i}`,
+          text: `git reset --hard in ${repo.directory}`,
+          // A lease that never got to its checkout leaves no HEAD to reset to (a fresh clone).
+          command: {
+            script: `if ${gitIn(['rev-parse', '--quiet', '--verify', 'HEAD'])} >/dev/null; then exec ${gitIn(['reset', '--hard', '--quiet'])}; fi`,
+          },
+          timeoutSeconds: t.clean,
+        };
+      }
       const calls: Array<[string, string, string[], number]> = [
-        [`reset${i}`, 'git reset --hard', ['reset', '--hard', '--quiet'], t.clean],
         [`clean${i}`, 'git clean -ffdx', ['clean', '-ffdxq'], t.clean],
         [
           `subclean${i}`,

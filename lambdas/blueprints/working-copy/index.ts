@@ -133,6 +133,20 @@ function workingCopyCommands(
   };
 }
 
+/** Cancel the checkout's git calls still running; the id of one not ended yet, if any. */
+async function stopUnfinished(
+  commands: CommandInterface,
+  steps: StepState,
+): Promise<string | undefined> {
+  for (const [id, step] of Object.entries(steps)) {
+    if (step.result) continue;
+    await commands.cancel(step.handle);
+    const progress = await commands.poll(step.handle, { stdout: 0, stderr: 0 });
+    if (progress.state === 'running') return id;
+  }
+  return undefined;
+}
+
 export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
   type: 'working-copy',
   description:
@@ -238,8 +252,18 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
 
   async releaseLease(ctx, blueprint, resource, lease) {
     const layout = layoutOf(blueprint.config, resource);
+    const commands = await ctx.commandsOn(hostLeaseOf(resource));
+    // Released during its checkout: stop the git call still running before cleaning up after it.
+    const stopping = await stopUnfinished(commands, stepsOf(lease.data, 'checkout'));
+    if (stopping) {
+      return {
+        state: 'pending',
+        checkAgainSeconds: blueprint.config.pollSeconds,
+        message: `cleaning up: stopping ${stopping}`,
+      };
+    }
     const step = await advance(
-      await ctx.commandsOn(hostLeaseOf(resource)),
+      commands,
       `${lease.id}-release`,
       releasePlan(blueprint.config, layout),
       stepsOf(lease.data, 'release'),
@@ -288,6 +312,15 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
   async suspectHealthCheck(ctx, blueprint, resource) {
     const quick = await workingCopyBlueprint.healthCheck(ctx, blueprint, resource);
     if (!quick.healthy) return quick;
+    if (resource.leaseCount > 0) {
+      // A lease is still cleaning up (its own git calls): two sets of git calls on one clone
+      // would fight over its locks. A suspect copy takes no new lease, so this ends.
+      return {
+        state: 'pending',
+        checkAgainSeconds: blueprint.config.pollSeconds,
+        message: 'waiting for the last lease to finish its cleanup',
+      };
+    }
     const since = Date.parse(resource.suspectSince ?? resource.updatedAt).toString(36);
     const step = await advance(
       await ctx.commandsOn(hostLeaseOf(resource)),
