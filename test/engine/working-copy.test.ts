@@ -253,6 +253,55 @@ describe('working copies', () => {
     }
   });
 
+  it('a lease released during its fetch stops the fetch, cleans up, and keeps its slot until then', async () => {
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => {
+      sockets.push(socket);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const { engine, store, queue } = await workingCopySystem({ timeouts: { fetch: 600 } });
+      const lease = await requestLease(engine, {
+        type: 'working-copy',
+        owner: ci.principal,
+        workingCopy: { repositories: [{ url: `git://127.0.0.1:${port}/x` }] },
+      });
+      await drain(queue, engine, {
+        until: async () =>
+          (await leaseNow(store, lease.id)).stepMessage?.includes('git fetch') ?? false,
+      });
+      const fetching = await leaseNow(store, lease.id);
+      expect(fetching.status).toBe('acquired');
+      const checkout = fetching.data?.checkout as Record<string, { handle: { pgid: number } }>;
+      const pgid = checkout.fetch0?.handle.pgid as number;
+      expect(await groupRunning(pgid)).toBe(true);
+
+      await releaseLease(engine, lease.id, ci);
+      const seen = new Set<string>();
+      await drain(queue, engine, {
+        until: async () => {
+          const now = await leaseNow(store, lease.id);
+          seen.add(`${now.status}: ${now.stepMessage ?? ''}`);
+          return false;
+        },
+      });
+      // It stayed released (attached, its slot held) while the fetch was being stopped.
+      expect([...seen].some((s) => s.startsWith('released: cleaning up'))).toBe(true);
+      expect(await leaseNow(store, lease.id)).toMatchObject({
+        status: 'destroyed',
+        endedAs: 'released',
+      });
+      expect(await groupRunning(pgid)).toBe(false);
+      const copy = await store.getResource(fetching.resourceId as string);
+      expect(copy).toMatchObject({ status: 'active', leaseCount: 0 });
+      expect(copy?.suspectSince).toBeUndefined();
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      server.close();
+    }
+  });
+
   it('a conflicting merge breaks the lease naming the files; a missing ref names the ref', async () => {
     const repo = makeRepo();
     repo.commit('base', { 'a.txt': 'base\n', 'b.txt': 'b\n' });
