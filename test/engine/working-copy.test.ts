@@ -116,6 +116,13 @@ describe('working copies', () => {
     const active = await leaseNow(store, lease.id);
     expect(active.status).toBe('active');
     expect(await headOf(engine, active)).toBe(first);
+    // Commands run in the first clone; a cwd is relative to the working copy and stays in it.
+    const pwd = async (cwd?: string) =>
+      (await runCommandToEnd(engine, lease.id, { argv: ['pwd'], ...(cwd ? { cwd } : {}) }, ci))
+        .stdout;
+    expect(await pwd()).toMatch(/\/working-copies\/[0-9a-f]{16}\/r\n$/);
+    expect(await pwd('.')).toMatch(/\/working-copies\/[0-9a-f]{16}\n$/);
+    await expect(pwd('../..')).rejects.toThrow(/cwd '\.\.\/\.\.' leaves the working copy/);
     const log = await logMessages(engine, lease.id);
     expect(log.some((m) => /^git fetch .* main: done in \d+\.\ds$/.test(m))).toBe(true);
     expect(log.some((m) => /^git checkout main \([0-9a-f]{12}\): done in/.test(m))).toBe(true);
