@@ -16,6 +16,7 @@ import {
   readLogs,
   releaseLease,
   requestLease,
+  runSweep,
 } from '../../lambdas/core/use-cases.ts';
 import { eventually } from '../blueprints/support.ts';
 import { runCommandToEnd } from '../support/commands.ts';
@@ -26,7 +27,12 @@ import { leaseNow, testSystem } from '../support/system.ts';
 const ci = { principal: 'ci' };
 
 async function workingCopySystem(
-  options: { hosts?: number; copies?: number; timeouts?: Record<string, number> } = {},
+  options: {
+    hosts?: number;
+    copies?: number;
+    timeouts?: Record<string, number>;
+    copyIdleTtlSeconds?: number;
+  } = {},
 ) {
   const system = await testSystem();
   await createBlueprint(system.engine, {
@@ -49,7 +55,7 @@ async function workingCopySystem(
       maxResources: options.copies ?? options.hosts ?? 1,
       leasesPerResource: 1,
       idleGraceSeconds: 0,
-      idleTtlSeconds: 86_400,
+      idleTtlSeconds: options.copyIdleTtlSeconds ?? 86_400,
     },
     config: {
       host: { blueprintIds: ['local'] },
@@ -383,6 +389,41 @@ describe('working copies', () => {
     expect(nextActive.status).toBe('active');
     expect(nextActive.resourceId).not.toBe(copy?.id);
     expect(await headOf(engine, nextActive)).toBe(head);
+  });
+
+  it('an idle working copy is reclaimed like any resource and gives its host lease back', async () => {
+    const repo = makeRepo();
+    repo.commit('first', { 'a.txt': 'one\n' });
+    repo.push('main');
+    const { engine, store, queue, clock } = await workingCopySystem({ copyIdleTtlSeconds: 600 });
+    const lease = await wcLease(engine, repo, 'main');
+    await drain(queue, engine);
+    const { resourceId } = await leaseNow(store, lease.id);
+    await releaseLease(engine, lease.id, ci);
+    await drain(queue, engine);
+    const copy = await store.getResource(resourceId as string);
+    expect(copy).toMatchObject({ status: 'active', leaseCount: 0 });
+
+    clock.advance(601_000);
+    await runSweep(engine);
+    await drain(queue, engine);
+    const reclaimed = await store.getResource(copy?.id as string);
+    expect(reclaimed?.status).toBe('destroyed');
+    expect(reclaimed?.endReason).toMatch(/^idle for \d+s \(idle TTL 600s\)$/);
+    const hostLease = await leaseNow(store, copy?.data.hostLease as string);
+    expect(hostLease).toMatchObject({
+      status: 'destroyed',
+      endReason: `released by drydock:resource/${copy?.id}`,
+    });
+    // The host itself is now idle, free for a plain host lease.
+    const host = await store.getResource(copy?.data.hostResource as string);
+    expect(host).toMatchObject({ status: 'active', leaseCount: 0 });
+    const plain = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await drain(queue, engine);
+    expect(await leaseNow(store, plain.id)).toMatchObject({
+      status: 'active',
+      resourceId: host?.id,
+    });
   });
 
   it("a host that breaks breaks its working copy and the active lease, with the host's reason", async () => {

@@ -228,7 +228,9 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
     if (!layout.repositories) throw new CheckoutError('the lease names no repositories');
     const step = await advance(
       await ctx.commandsOn(hostLeaseOf(resource)),
-      `${lease.id}-checkout`,
+      // Per attempt: a lease sent back to pending may land on the same host again, where the
+      // commands of its first attempt still answer to their ids.
+      `${lease.id}-${lease.requeues}-checkout`,
       leasePlan(blueprint.config, { ...layout, repositories: layout.repositories }),
       stepsOf(lease.data, 'checkout'),
     ).catch((err: unknown) => {
