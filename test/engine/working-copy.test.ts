@@ -391,6 +391,36 @@ describe('working copies', () => {
     expect(await headOf(engine, nextActive)).toBe(head);
   });
 
+  it('a working copy serves only leases of its own repository set; an idle other one makes room', async () => {
+    const app = makeRepo('app');
+    const appHead = app.commit('app', { 'app.txt': 'app\n' });
+    app.push('main');
+    const lib = makeRepo('lib');
+    const libHead = lib.commit('lib', { 'lib.txt': 'lib\n' });
+    lib.push('main');
+    const { engine, store, queue } = await workingCopySystem();
+    const first = await wcLease(engine, app, 'main');
+    await drain(queue, engine);
+    const appCopy = (await leaseNow(store, first.id)).resourceId as string;
+    await releaseLease(engine, first.id, ci);
+    await drain(queue, engine);
+
+    const other = await wcLease(engine, lib, 'main');
+    await drain(queue, engine);
+    const served = await leaseNow(store, other.id);
+    expect(served.status).toBe('active');
+    expect(served.resourceId).not.toBe(appCopy);
+    expect(await headOf(engine, served)).toBe(libHead);
+    // The app copy was reclaimed to make room (one copy, one host), its host lease given back.
+    expect((await store.getResource(appCopy))?.endReason).toMatch(/reclaim|idle/);
+    await releaseLease(engine, other.id, ci);
+    await drain(queue, engine);
+
+    const again = await wcLease(engine, app, 'main');
+    await drain(queue, engine);
+    expect(await headOf(engine, await leaseNow(store, again.id))).toBe(appHead);
+  });
+
   it('an idle working copy is reclaimed like any resource and gives its host lease back', async () => {
     const repo = makeRepo();
     repo.commit('first', { 'a.txt': 'one\n' });
