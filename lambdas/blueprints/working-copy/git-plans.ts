@@ -133,8 +133,10 @@ export class CheckoutError extends Error {}
 /** Files git reported as conflicting (`CONFLICT (content): Merge conflict in a.txt`). */
 export function conflictingFiles(output: string): string[] {
   const files = new Set<string>();
-  for (const m of output.matchAll(/^CONFLICT \([^)]*\): .*?(?:Merge conflict in |in )(\S+)/gm)) {
-    if (m[1]) files.add(m[1]);
+  // `CONFLICT (content): Merge conflict in <file>`, or `CONFLICT (modify/delete): <file> deleted…`
+  for (const m of output.matchAll(/^CONFLICT \([^)]*\): (?:Merge conflict in (\S+)|(\S+))/gm)) {
+    const file = m[1] ?? m[2];
+    if (file) files.add(file);
   }
   return [...files];
 }

@@ -42,6 +42,13 @@ import { advance, describeResult, type StepState } from './steps.ts';
 
 export { type WorkingCopyConfig, workingCopyConfigSchema } from './config.ts';
 
+/**
+ * The machine's time, not ctx.clock, for the git calls' backstop deadlines: they are about real
+ * processes on a host (as local-host's own deadlines are), and a test's virtual clock that jumps
+ * ahead must not time out a fetch that has run for a fraction of a second.
+ */
+const hostTime = (): number => Date.now();
+
 /** Activation waits for its host lease; it is woken when that lease activates or ends. */
 const WOKEN_RECHECK_SECONDS = 900;
 const HOST_LEASE_KEY = 'host';
@@ -212,6 +219,7 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
       `${resource.id}-setup`,
       setupPlan(blueprint.config, layout),
       stepsOf(resource.data, 'setup'),
+      hostTime(),
     );
     const data = { hostLease: child.id, hostResource: child.resourceId, setup: step.steps };
     if (step.state === 'failed') throw new Error(describeResult(step.step, step.result));
@@ -233,6 +241,7 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
       `${lease.id}-${lease.requeues}-checkout`,
       leasePlan(blueprint.config, { ...layout, repositories: layout.repositories }),
       stepsOf(lease.data, 'checkout'),
+      hostTime(),
     ).catch((err: unknown) => {
       if (err instanceof CheckoutError) return { state: 'refused' as const, reason: err.message };
       throw err;
@@ -269,6 +278,7 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
       `${lease.id}-release`,
       releasePlan(blueprint.config, layout),
       stepsOf(lease.data, 'release'),
+      hostTime(),
     );
     if (step.state === 'failed') {
       throw new Error(`${describeResult(step.step, step.result)}; the clone may be damaged`);
@@ -329,6 +339,7 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
       `${resource.id}-health-${since}`,
       healthPlan(blueprint.config, layoutOf(blueprint.config, resource)),
       {},
+      hostTime(),
     );
     if (step.state === 'failed') {
       return { healthy: false, reason: describeResult(step.step, step.result) };

@@ -35,8 +35,18 @@ export interface StepResult {
   stderr: string;
 }
 
-/** Persisted between calls (JSON): per step id, its handle, then its result. */
-export type StepState = Record<string, { handle: CommandHandle; result?: StepResult }>;
+/** A started step: its handle, when it started, and the output read so far (bytes, tails). */
+export interface StepEntry {
+  handle: CommandHandle;
+  /** ctx.clock time of the start: past its timeout plus a grace, this side stops it. */
+  startedAt?: number;
+  read?: { stdout: number; stderr: number };
+  tail?: { stdout: string; stderr: string };
+  result?: StepResult;
+}
+
+/** Persisted between calls (JSON): per step id, what it started and how it ended. */
+export type StepState = Record<string, StepEntry>;
 
 /** The next step, or `done` when the plan is complete. */
 export type Plan = (results: Record<string, StepResult>) => GitStep | 'done';
@@ -47,6 +57,13 @@ export type Advance =
   | { state: 'failed'; steps: StepState; log: string[]; step: GitStep; result: StepResult };
 
 const TAIL_CHARS = 4000;
+/** A host poll returns at most a chunk of output: read on while more is there, this often. */
+const MAX_READS_PER_LOOK = 64;
+/**
+ * Past its timeout plus this, a step the host never reported ended is cancelled here and
+ * counted as timed out: the engine's own backstop for holder commands (command-runner.ts).
+ */
+const KILL_GRACE_SECONDS = 30;
 /** Git never prompts: a missing credential fails the call instead of hanging it. */
 const GIT_ENV: Record<string, string> = {
   GIT_TERMINAL_PROMPT: '0',
@@ -64,13 +81,37 @@ function parsed(step: GitStep): ParsedCommand {
     : { kind: 'script', script: step.command.script, ...common };
 }
 
-function resultOf(progress: CommandProgress & { state: 'finished' }): StepResult {
+/** Poll from what was read before, reading on while the host has more at hand. */
+async function look(
+  commands: CommandInterface,
+  entry: StepEntry,
+): Promise<{ entry: StepEntry; progress: CommandProgress }> {
+  let read = entry.read ?? { stdout: 0, stderr: 0 };
+  let tail = entry.tail ?? { stdout: '', stderr: '' };
+  for (let i = 0; ; i++) {
+    const progress = await commands.poll(entry.handle, read);
+    read = {
+      stdout: read.stdout + Buffer.byteLength(progress.stdout),
+      stderr: read.stderr + Buffer.byteLength(progress.stderr),
+    };
+    tail = {
+      stdout: (tail.stdout + progress.stdout).slice(-TAIL_CHARS),
+      stderr: (tail.stderr + progress.stderr).slice(-TAIL_CHARS),
+    };
+    const more = progress.stdout !== '' || progress.stderr !== '';
+    if (progress.state === 'finished' || !more || i + 1 >= MAX_READS_PER_LOOK) {
+      return { entry: { ...entry, read, tail }, progress };
+    }
+  }
+}
+
+function resultOf(entry: StepEntry, progress: CommandProgress & { state: 'finished' }): StepResult {
   return {
     exitCode: progress.exitCode,
     timedOut: progress.timedOut,
     durationMs: progress.durationMs,
-    stdout: progress.stdout.slice(-TAIL_CHARS),
-    stderr: progress.stderr.slice(-TAIL_CHARS),
+    stdout: entry.tail?.stdout ?? '',
+    stderr: entry.tail?.stderr ?? '',
   };
 }
 
@@ -97,6 +138,7 @@ export async function advance(
   scope: string,
   plan: Plan,
   previous: StepState,
+  now: number,
 ): Promise<Advance> {
   const steps: StepState = { ...previous };
   const log: string[] = [];
@@ -107,17 +149,31 @@ export async function advance(
   for (;;) {
     const step = plan(results());
     if (step === 'done') return { state: 'done', steps, log, results: results() };
-    let entry = steps[step.id];
-    if (!entry) {
-      const handle = await commands.start(`${scope}-${step.id}`, parsed(step));
-      entry = { handle };
-      steps[step.id] = entry;
-    }
-    const progress = await commands.poll(entry.handle, { stdout: 0, stderr: 0 });
+    const started = steps[step.id] ?? {
+      handle: await commands.start(`${scope}-${step.id}`, parsed(step)),
+      startedAt: now,
+    };
+    const { entry, progress } = await look(commands, started);
+    let result: StepResult;
     if (progress.state === 'running') {
-      return { state: 'pending', steps, log, message: `running ${step.text}` };
+      const overdueAt =
+        (entry.startedAt ?? now) + (step.timeoutSeconds + KILL_GRACE_SECONDS) * 1000;
+      if (now < overdueAt) {
+        steps[step.id] = entry;
+        return { state: 'pending', steps, log, message: `running ${step.text}` };
+      }
+      // The host never reported it ended: stop it, and count it as timed out.
+      await commands.cancel(entry.handle);
+      result = {
+        exitCode: null,
+        timedOut: true,
+        durationMs: now - (entry.startedAt ?? now),
+        stdout: entry.tail?.stdout ?? '',
+        stderr: entry.tail?.stderr ?? '',
+      };
+    } else {
+      result = resultOf(entry, progress);
     }
-    const result = resultOf(progress);
     steps[step.id] = { ...entry, result };
     log.push(describeResult(step, result));
     if (!succeeded(result) && !step.probe) return { state: 'failed', steps, log, step, result };
