@@ -110,7 +110,7 @@ async function headOf(engine: Engine, lease: Lease): Promise<string> {
   return result.stdout.trim();
 }
 
-describe('working copies', () => {
+describe('working copies', { timeout: 120_000 }, () => {
   it('checks out the ref a lease names; a later lease reuses the clone and fetches', async () => {
     const repo = makeRepo();
     const first = repo.commit('first', { 'a.txt': 'one\n' });
