@@ -227,7 +227,7 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
       const message = [...step.log, step.message].join('; ');
       return { state: 'pending', checkAgainSeconds: blueprint.config.pollSeconds, message, data };
     }
-    return { state: 'active', data: { ...data, setupLog: step.log } };
+    return { state: 'active', data };
   },
 
   async activateLease(ctx, blueprint, resource, lease) {
@@ -242,11 +242,8 @@ export const workingCopyBlueprint: BlueprintType<WorkingCopyConfig> = {
       leasePlan(blueprint.config, { ...layout, repositories: layout.repositories }),
       stepsOf(lease.data, 'checkout'),
       hostTime(),
-    ).catch((err: unknown) => {
-      if (err instanceof CheckoutError) return { state: 'refused' as const, reason: err.message };
-      throw err;
-    });
-    if (step.state === 'refused') throw new CheckoutError(step.reason);
+    );
+    // A missing ref or a conflicting merge was thrown by the plan (CheckoutError), naming it.
     if (step.state === 'failed') throw new CheckoutError(describeResult(step.step, step.result));
     const data = { checkout: step.steps };
     if (step.state === 'pending') {
