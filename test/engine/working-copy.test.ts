@@ -87,11 +87,16 @@ async function drain(
   });
 }
 
-function wcLease(engine: Engine, repo: TestRepo, ref: string, extra: { merge?: string[] } = {}) {
+function wcLease(
+  engine: Engine,
+  repo: TestRepo,
+  ref: string | undefined,
+  extra: { merge?: string[] } = {},
+) {
   return requestLease(engine, {
     type: 'working-copy',
     owner: ci.principal,
-    workingCopy: { repositories: [{ url: repo.url, ref, ...extra }] },
+    workingCopy: { repositories: [{ url: repo.url, ...(ref ? { ref } : {}), ...extra }] },
   });
 }
 
@@ -163,7 +168,8 @@ describe('working copies', { timeout: 120_000 }, () => {
     await releaseLease(engine, next.id, ci);
     await drain(queue, engine);
 
-    const third = await wcLease(engine, repo, 'main');
+    // No ref: the remote's HEAD (its main).
+    const third = await wcLease(engine, repo, undefined);
     await drain(queue, engine);
     expect(await headOf(engine, await leaseNow(store, third.id))).toBe(second);
   });
