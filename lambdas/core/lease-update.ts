@@ -7,13 +7,19 @@ import { allocateLease } from './allocator.ts';
 import type { LeaseStep } from './blueprint.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
-import { errorMessage, WriteConflictError } from './errors.ts';
+import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
 import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
 import { childLeaseEnded } from './nested-leases.ts';
 import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
-import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
+import {
+  breakResource,
+  driveSetup,
+  markSuspect,
+  wakeLeasesOf,
+  wakeWaitingLeases,
+} from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
@@ -161,6 +167,13 @@ export async function activateLease(
       step = asLeaseStep(await plugin.activateLease?.(engine.ctx, bp, r, lease));
     }
   } catch (err) {
+    if (err instanceof ResourceGoneError) {
+      // The resource itself is unusable (its host gone, a working copy's clone damaged): not
+      // the lease's fault. The resource breaks, which sends this lease back to pending (its
+      // update, woken by the break, finds the resource broken) to be served elsewhere.
+      await breakResource(engine, r, `lease ${lease.id} found it unusable: ${errorMessage(err)}`);
+      return { action: 'waiting-for-resource', detail: `${r.id} broke: ${errorMessage(err)}` };
+    }
     // Activation may have had side effects on the host: the lease is broken, not retried,
     // and the resource becomes suspect until a health check clears it.
     const reason = `activation on ${r.id} failed: ${errorMessage(err)}`;

@@ -4,8 +4,10 @@
  * acceptance point of issue 11 that the engine can show (the CLI's is in test/e2e).
  */
 
+import { rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createServer, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { groupRunning } from '../../lambdas/blueprints/local-host/process-group.ts';
 import type { Engine } from '../../lambdas/core/engine.ts';
@@ -395,6 +397,45 @@ describe('working copies', { timeout: 120_000 }, () => {
     expect(nextActive.status).toBe('active');
     expect(nextActive.resourceId).not.toBe(copy?.id);
     expect(await headOf(engine, nextActive)).toBe(head);
+  });
+
+  it('a clone damaged while no lease held it breaks the copy, not the next lease: it is served by a rebuilt one', async () => {
+    const repo = makeRepo();
+    const head = repo.commit('first', { 'a.txt': 'one\n' });
+    repo.push('main');
+    const { engine, store, queue, dataDir } = await workingCopySystem();
+    const lease = await wcLease(engine, repo, 'main');
+    await drain(queue, engine);
+    const active = await leaseNow(store, lease.id);
+    await releaseLease(engine, lease.id, ci);
+    await drain(queue, engine);
+    const copy = await store.getResource(active.resourceId as string);
+    expect(copy?.status).toBe('active');
+
+    // Behind Drydock's back, between leases.
+    const clone = join(
+      dataDir,
+      'local-host',
+      'local',
+      copy?.data.hostResource as string,
+      'working-copies',
+      copy?.data.setKey as string,
+      'r',
+    );
+    rmSync(join(clone, '.git', 'objects'), { recursive: true, force: true });
+
+    const next = await wcLease(engine, repo, 'main');
+    await drain(queue, engine);
+    const served = await leaseNow(store, next.id);
+    expect(served.status).toBe('active');
+    expect(served.requeues).toBe(1);
+    expect(served.resourceId).not.toBe(copy?.id);
+    expect(await headOf(engine, served)).toBe(head);
+    const broken = await store.getResource(copy?.id as string);
+    expect(broken?.status).toBe('destroyed');
+    expect(broken?.endReason).toMatch(
+      new RegExp(`^lease ${next.id} found it unusable: the clone in r is damaged`),
+    );
   });
 
   it('a working copy serves only leases of its own repository set; an idle other one makes room', async () => {

@@ -8,6 +8,7 @@
  * must never fall back to a repository *around* the clone when the clone's `.git` is damaged.
  */
 import { posix } from 'node:path';
+import { ResourceGoneError } from '../../core/errors.ts';
 import type { WorkingCopyRepository } from '../../core/model.ts';
 import type { WorkingCopyConfig } from './config.ts';
 import { type Plan, type StepResult, succeeded } from './steps.ts';
@@ -148,6 +149,27 @@ export function leasePlan(config: WorkingCopyConfig, layout: Layout): Plan {
     for (const [i, repo] of layout.repositories.entries()) {
       const dir = cloneDir(layout, i);
       const refs = wanted(repo);
+      const sane = done[`sane${i}`];
+      if (!sane) {
+        return {
+          id: `sane${i}`,
+          text: `git rev-parse --git-dir in ${repo.directory}`,
+          command: { argv: git(config, dir, repo.url, ['rev-parse', '--git-dir']) },
+          timeoutSeconds: t.checkout,
+          probe: true,
+        };
+      }
+      if (sane.timedOut) {
+        throw new CheckoutError(`git rev-parse --git-dir timed out after ${t.checkout}s`);
+      }
+      if (!succeeded(sane)) {
+        // Damaged since the last lease (its .git gone or gutted): the copy, not this lease, is
+        // at fault. ResourceGoneError breaks the copy; the lease is served by a rebuilt one.
+        const said = (sane.stderr.trim() || sane.stdout.trim()).split('\n').at(-1) ?? '';
+        throw new ResourceGoneError(
+          `the clone in ${repo.directory} is damaged (${said}); the working copy will be rebuilt`,
+        );
+      }
       if (!done[`fetch${i}`]) {
         const named = refs.flatMap((ref, n) =>
           fetchedByName(ref) ? [`+${ref}:${localRef(i, n)}`] : [],
