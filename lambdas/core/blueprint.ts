@@ -262,7 +262,8 @@ export interface BlueprintType<C = unknown> {
    */
   needsLeaseActivation?(blueprint: ConfiguredBlueprint<C>): boolean;
   /**
-   * Prepare the resource for this lease. Throwing breaks the lease (side effects possible).
+   * Prepare the resource for this lease. Throwing breaks the lease (side effects possible);
+   * ResourceGoneError instead breaks the resource and sends the lease back to pending.
    * Work that takes longer than a quick look (a `git fetch`) returns a pending LeaseStep and is
    * called again; `void` means done, as before.
    */
