@@ -6,7 +6,7 @@
  *
  * The timeline (activation; cleanup is the same with `released|broken` for `acquired`):
  *
- *   worker:  plugin.activateLease(lease v5) ─ starts `git fetch` (command id <lease>-a-fetch-0)
+ *   worker:  plugin.activateLease(lease v5) ─ starts `git fetch` (id <lease>-<attempt>-checkout-fetch0)
  *            ─ pending{data, message, log} ─ acquired v5→v6: data, stepMessage, sweepAt, log lines
  *            ─ send "lease L" (delay checkAgainSeconds)
  *   worker:  plugin.activateLease(lease v6, data) ─ polls the fetch: still running ─ pending
@@ -19,6 +19,8 @@
  *            plug-in again with the old data; the deterministic command ids find what it started.
  *   cleanup: a released lease whose cleanup is pending keeps its slot locks and stays attached
  *            to its resource, so nobody else gets the resource until the cleanup said done.
+ *   requeue: a lease sent back to pending (its resource died) drops its data: steps taken on
+ *            the dead resource mean nothing on the next one.
  */
 import type { LeaseStep } from './blueprint.ts';
 import type { Engine } from './engine.ts';
