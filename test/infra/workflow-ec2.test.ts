@@ -2,7 +2,7 @@
  * The setup state machine from the synthesized template, run under aws-local-stepfunctions on
  * the real setup handler and engine with the REAL `ec2-host` plug-in, EC2/SSM played by the
  * shared stateful fake (test/support/aws-fake/) on the harness's clock: success, capacity
- * fallback, a failing readiness command and the setup deadline (issue 10).
+ * fallback, a failing readiness command, the setup deadline, and a warm-pool pre-warm (issue 10).
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeEc2HostBlueprint } from '../../lambdas/blueprints/ec2-host/index.ts';
@@ -191,5 +191,32 @@ describe('the synthesized setup workflow for ec2-host (real plug-in, shared AWS 
     const instanceId = resource?.data.instanceId as string;
     expect(instanceOf(instanceId)?.state).toMatch(/^(shutting-down|terminated)$/);
     expect((await harness.system.store.getLease(leaseId))?.requeues).toBe(1);
+  });
+
+  it('warm pool: a pre-warm (no lease) is set up by the same workflow, with the default capacity', async () => {
+    const before = new Set(harness.started);
+    await createBlueprint(harness.system.engine, {
+      id: 'warm',
+      type: 'ec2-host',
+      attributes: { platform: 'warm' },
+      limits: { maxResources: 2, minIdle: 1 },
+      config: { instanceTypes: ['m7i.large'] },
+    });
+    const handedOver = async () => [...harness.started].some((id) => !before.has(id));
+    await harness.drain(handedOver);
+    expect(await handedOver()).toBe(true);
+    const resourceId = [...harness.started].find((id) => !before.has(id)) as string;
+    expect(await resourceOf(resourceId)).toMatchObject({ blueprintId: 'warm', leaseCount: 0 });
+
+    const { result } = harness.run(resourceId);
+    expect(await result).toEqual({ resourceId, state: 'active', waitSeconds: 0 });
+    const resource = await resourceOf(resourceId);
+    expect(resource).toMatchObject({ status: 'active', leaseCount: 0 });
+    expect(resource?.attributes.capacity).toBe('spot');
+    expect(instanceOf(resource?.data.instanceId as string)).toMatchObject({
+      state: 'running',
+      market: 'spot',
+    });
+    expect(launchesFor(resourceId)).toHaveLength(1);
   });
 });
