@@ -21,8 +21,8 @@
  */
 import { periodicHealthCheckDue } from './eligibility.ts';
 import type { Engine } from './engine.ts';
-import { isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import { reconcileInventories } from './inventory.ts';
+import { isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import {
   type Blueprint,
   type Lease,
