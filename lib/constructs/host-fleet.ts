@@ -48,8 +48,10 @@ export interface HostFleetProps {
  * - `inventoryPolicy` (setup, worker, sweep: failure clean-up, teardown, events, orphan sweep):
  *   DescribeInstances, and TerminateInstances only on instances tagged for this deployment.
  *
- * Every grant is conditioned on the deployment tag, so two deployments in one account (prod and
- * staging) can neither launch as nor terminate each other.
+ * Whatever is created, tagged or terminated is conditioned on the deployment tag, so two
+ * deployments in one account (prod and staging) can neither launch as nor terminate each other.
+ * test/infra/ec2-host-iam.test.ts runs the plug-in on the AWS fake and checks each function is
+ * allowed every call it really makes, and no EC2 action beyond them.
  */
 export class HostFleet extends Construct {
   public readonly network: HostNetwork;
