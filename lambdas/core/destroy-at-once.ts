@@ -22,6 +22,7 @@
 import type { Engine } from './engine.ts';
 import { WriteConflictError } from './errors.ts';
 import type { Lease } from './model.ts';
+import { childLeaseEnded } from './nested-leases.ts';
 import type { LeaseTeardown } from './outcomes.ts';
 import type { TxWrite } from './ports.ts';
 import { wakeWaitingLeases } from './wake.ts';
@@ -69,7 +70,7 @@ export async function destroyAtOnce(engine: Engine, lease: Lease): Promise<Destr
     if (err instanceof WriteConflictError) return { action: 'not-at-once' };
     throw err;
   }
-  await engine.wakeParent(lease, `ended (${lease.endReason ?? lease.status})`);
+  await childLeaseEnded(engine, lease);
   await wakeWaitingLeases(engine, lease.type, `lease slot on ${lease.resourceId} freed`);
   return { action: 'destroyed' };
 }

@@ -11,6 +11,7 @@ import type { Lease } from './model.ts';
 import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
 import { MAX_WAIT_TIMEOUT_SECONDS, sweepAtWithinDeadline } from './wait-deadline.ts';
+import { parseWorkingCopySpec } from './working-copy-spec.ts';
 
 export interface LeaseRequest {
   type: string;
@@ -19,6 +20,8 @@ export interface LeaseRequest {
   ttlSeconds?: number;
   /** Break the lease if it is not active this long after the request (no limit if absent). */
   waitTimeoutSeconds?: number;
+  /** What a `working-copy` lease checks out (see working-copy-spec.ts). */
+  workingCopy?: unknown;
   owner: string;
   /**
    * The caller's Idempotency-Key: a retry of the same request with the same key (by the same
@@ -87,6 +90,9 @@ export async function submitLeaseRequest(
     type: request.type,
     attributes: request.attributes ?? {},
     ...(request.blueprintIds?.length ? { blueprintIds: request.blueprintIds } : {}),
+    ...(request.workingCopy === undefined
+      ? {}
+      : { workingCopy: parseWorkingCopySpec(request.workingCopy) }),
     owner: request.owner,
     status: 'pending',
     version: 0,
@@ -150,8 +156,19 @@ export async function submitLeaseRequest(
     throw err;
   }
   // The lease travels with its first message: its first update plans without reading it.
-  await engine.send({ kind: 'lease', id: lease.id, reason: 'requested', lease });
+  await engine.send({ kind: 'lease', id: lease.id, reason: 'requested', ...snapshotOf(lease) });
   return { lease, created: true };
+}
+
+/**
+ * Largest lease carried in its own message (JSON characters). A lease with a large `data` (a
+ * working copy's step records) is read by its update instead: SQS messages are small.
+ */
+const MAX_SNAPSHOT_CHARS = 16_000;
+
+/** `{ lease }` for an UpdateMessage, when the lease is small enough to travel. */
+function snapshotOf(lease: Lease): { lease?: Lease } {
+  return JSON.stringify(lease).length <= MAX_SNAPSHOT_CHARS ? { lease } : {};
 }
 
 /** The answer to a retried request: the lease its key names, if the request is the same. */
@@ -187,6 +204,7 @@ function leaseRequestHash(lease: Lease): string {
     Object.entries(lease.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     [...(lease.blueprintIds ?? [])].sort(),
     lease.ttlSeconds,
+    ...(lease.workingCopy ? [lease.workingCopy] : []),
   ]);
   return createHash('sha256').update(canonical).digest('base64url');
 }
@@ -240,7 +258,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
     };
     // The released lease travels with the message: its teardown then need not read it
     // (destroy-at-once.ts says when that is safe).
-    await engine.send({ kind: 'lease', id, reason: 'released', lease: released });
+    await engine.send({ kind: 'lease', id, reason: 'released', ...snapshotOf(released) });
     return released;
   }
   throw new DrydockError('busy', `lease ${id} is changing too fast to release; try again`);
