@@ -11,7 +11,8 @@
  *   2. allocate a new resource under the limits     (transaction B below)
  *   3. acquire on a shared resource that has room   (transaction A)
  *   4. reclaim an idle resource that does not match (transaction C)
- *   5. otherwise wait: re-enqueue with backoff      (write W)
+ *   5. otherwise wait: re-enqueue with backoff      (write W; on a full pool at the backoff
+ *      cap: the slot's release wakes the oldest waiter, wake.ts)
  * Nothing here holds a lock across an await: every "lock" is a slot-lock row written in the
  * same transaction as the state change it guards, and any stale plan simply fails its
  * condition and is re-planned.

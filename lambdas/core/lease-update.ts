@@ -32,7 +32,14 @@ import { describeWaiting, sameStory, type WaitCause } from './wait-reasons.ts';
 import { passWakeOn } from './wake.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
-  return updateLeaseOnce(engine, msg);
+  const outcome = await updateLeaseOnce(engine, msg);
+  if (msg.wake && outcome.action === 'stale') {
+    // Two slots freed at once woke the same oldest lease: the other update took one slot, this
+    // wake-up's slot goes to the next waiter (once: the passed-on wake-up is not passed on).
+    const lease = await engine.store.getLease(msg.id);
+    if (lease) await passWakeOn(engine, lease, msg);
+  }
+  return outcome;
 }
 
 async function updateLeaseOnce(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {

@@ -10,8 +10,9 @@
  *  - a wake-up that finds its lease no longer pending (served by another message meanwhile, or
  *    woken twice by two slots freed at once) passes the wake on to the next waiter, once
  *    (`passWakeOn`), so a freed slot is rarely left unclaimed because its wake-up hit the wrong
- *    lease. A wake-up whose lease is being updated by another message at the same time (stale)
- *    is not passed on: that other update takes the slot if it can;
+ *    lease. So is one whose update was stale (two slots freed at once woke the same lease,
+ *    and the other wake-up's update took one of them). A passed-on wake-up is not passed on
+ *    again: a wake-up hopping from lease to lease while 32 workers serve them is a storm;
  *  - the wait chain's own message still comes, at the backoff cap: a lost wake-up costs a
  *    lease time, never the lease.
  */

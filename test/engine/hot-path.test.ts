@@ -195,4 +195,50 @@ describe('the hot path', () => {
     expect(passed).toEqual([expect.objectContaining({ kind: 'lease', id: b.id })]);
     expect(passed[0]!.wake).toBeUndefined();
   });
+
+  it('two wake-ups of one lease at once (two slots freed): the stale one wakes the next waiter', async () => {
+    const { engine, store, queue, engineWith } = await testSystem();
+    await syntheticPool(engine, { limits: { maxResources: 2, idleTtlSeconds: 3600 } });
+    const h1 = await requestLease(engine, { type: 'host', owner: ci.principal });
+    const h2 = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await queue.drain(engine);
+    const a = await requestLease(engine, { type: 'host', owner: ci.principal });
+    const b = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await processUpdate(engine, takeFor(queue, a.id));
+    await processUpdate(engine, takeFor(queue, b.id));
+    await releaseLease(engine, h1.id, ci);
+    await releaseLease(engine, h2.id, ci);
+    await processUpdate(engine, takeFor(queue, h1.id));
+    await processUpdate(engine, takeFor(queue, h2.id));
+    // Both freed slots woke the oldest waiter, a.
+    const first = takeFor(queue, a.id);
+    const second = takeFor(queue, a.id);
+    expect([first.wake, second.wake]).toEqual([true, true]);
+
+    // The second wake-up is served while the first one plans: the first one's write is stale.
+    let raced = false;
+    const racing = new Proxy(store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function') return value;
+        if (prop !== 'listLiveResources') return value.bind(target);
+        return async (...args: unknown[]) => {
+          const answer = await value.apply(target, args);
+          if (!raced) {
+            raced = true;
+            await processUpdate(engine, second);
+          }
+          return answer;
+        };
+      },
+    }) as Store;
+    const sentBefore = queue.sent.length;
+    const outcome = await processUpdate(engineWith({ store: racing }), first);
+    expect(outcome).toMatchObject({ outcome: { action: 'stale' } });
+    expect((await leaseNow(store, a.id)).status).toBe('active');
+    const passed = queue.sent.slice(sentBefore).filter((m) => m.kind === 'lease' && m.id === b.id);
+    expect(passed).toHaveLength(1);
+    await processUpdate(engine, takeFor(queue, b.id));
+    expect((await leaseNow(store, b.id)).status).toBe('active');
+  });
 });
