@@ -145,7 +145,7 @@ describe('the hot path', () => {
     expect(live.reduce((n, r) => n + r.leaseCount, 0)).toBe(1);
   });
 
-  it('a freed slot wakes one waiting lease, the oldest that waited, never one before its first attempt', async () => {
+  it('a freed slot wakes one waiting lease, among the oldest that waited, never one before its first attempt', async () => {
     const { engine, store, queue } = await testSystem();
     await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
     const holder = await requestLease(engine, { type: 'host', owner: ci.principal });
@@ -163,11 +163,15 @@ describe('the hot path', () => {
     const sentBefore = queue.sent.length;
     await processUpdate(engine, takeFor(queue, holder.id));
     const wakes = queue.sent.slice(sentBefore).filter((m) => m.wake);
-    expect(wakes.map((m) => m.id)).toEqual([older.id]);
+    // Exactly one; which of the two waiters depends on the freed slot (wake.ts spreads the
+    // wake-ups of slots freed at once over the few oldest waiters).
+    expect(wakes).toHaveLength(1);
+    expect([older.id, younger.id]).toContain(wakes[0]!.id);
     expect(wakes.some((m) => m.id === newest.id)).toBe(false);
 
-    await processUpdate(engine, takeFor(queue, older.id));
-    expect(await leaseNow(store, older.id)).toMatchObject({ status: 'active' });
+    const woken = wakes[0]!.id;
+    await processUpdate(engine, takeFor(queue, woken));
+    expect(await leaseNow(store, woken)).toMatchObject({ status: 'active' });
   });
 
   it('a wake-up that finds its lease served passes it on to the next waiter', async () => {
@@ -181,8 +185,9 @@ describe('the hot path', () => {
     await processUpdate(engine, takeFor(queue, b.id));
     await releaseLease(engine, holder.id, ci);
     await processUpdate(engine, takeFor(queue, holder.id));
-    const wake = takeFor(queue, a.id);
-    expect(wake.wake).toBe(true);
+    // The slot's wake-up, as wakeWaitingLeases sends it (to a: which of the two waiters a real
+    // one picks depends on the freed slot).
+    const wake: UpdateMessage = { kind: 'lease', id: a.id, reason: 'wake: test', wake: true };
     await processUpdate(engine, wake);
     expect((await leaseNow(store, a.id)).status).toBe('active');
 
@@ -210,10 +215,9 @@ describe('the hot path', () => {
     await releaseLease(engine, h2.id, ci);
     await processUpdate(engine, takeFor(queue, h1.id));
     await processUpdate(engine, takeFor(queue, h2.id));
-    // Both freed slots woke the oldest waiter, a.
-    const first = takeFor(queue, a.id);
-    const second = takeFor(queue, a.id);
-    expect([first.wake, second.wake]).toEqual([true, true]);
+    // Both freed slots woke the same waiter, a (wake.ts makes this rarer, not impossible).
+    const first: UpdateMessage = { kind: 'lease', id: a.id, reason: 'wake: slot 1', wake: true };
+    const second: UpdateMessage = { kind: 'lease', id: a.id, reason: 'wake: slot 2', wake: true };
 
     // The second wake-up is served while the first one plans: the first one's write is stale.
     let raced = false;
