@@ -1,7 +1,6 @@
 /**
  * Handing freed slots to waiting leases (issue 14). A slot that frees wakes exactly as many
- * waiting leases as slots freed (times `wakeBatch`, 1 by default), oldest request first (within
- * a few places: `spreadOver`), and
+ * waiting leases as slots freed (times `wakeBatch`, 1 by default), oldest request first, and
  * only leases that already waited (waitSeq > 0): a lease that has not had its first attempt
  * yet is about to be served by its own first message, and waking it only races that message.
  *
@@ -41,39 +40,18 @@ export async function wakeWaitingLeases(
     limit: WAKE_SCAN,
     waitedOnly: true,
   });
-  const candidates = waiting.items.filter((l) => l.id !== options.skip);
   await engine.send(
-    ...spreadOver(candidates, why, wanted).map(
-      (l): UpdateMessage => ({
-        kind: 'lease',
-        id: l.id,
-        reason: `wake: ${why}`,
-        ...(options.passOn === false ? {} : { wake: true }),
-      }),
-    ),
-  );
-}
-
-/** How many of the oldest waiters the wake-ups of slots freed at the same moment spread over. */
-const WAKE_SPREAD = 4;
-
-/**
- * `wanted` of the waiters, oldest first — starting at a place among the WAKE_SPREAD oldest given
- * by what freed the slot. Slots freed at the same moment (each release or teardown wakes on its
- * own) would otherwise all wake the one oldest lease: one of those wake-ups serves it, the others
- * are stale (passed on once, but then racing the next wake-ups for the next-oldest). Spread over
- * the few oldest, they mostly wake different leases; the line is still served oldest first
- * within a few places.
- */
-function spreadOver(waiters: Lease[], freedBy: string, wanted: number): Lease[] {
-  const n = Math.min(waiters.length, WAKE_SPREAD);
-  if (n < 2 || wanted >= n) return waiters.slice(0, wanted);
-  let hash = 0;
-  for (let i = 0; i < freedBy.length; i++) hash = (hash * 31 + freedBy.charCodeAt(i)) >>> 0;
-  const start = hash % n;
-  return [...waiters.slice(start, n), ...waiters.slice(0, start), ...waiters.slice(n)].slice(
-    0,
-    wanted,
+    ...waiting.items
+      .filter((l) => l.id !== options.skip)
+      .slice(0, wanted)
+      .map(
+        (l): UpdateMessage => ({
+          kind: 'lease',
+          id: l.id,
+          reason: `wake: ${why}`,
+          ...(options.passOn === false ? {} : { wake: true }),
+        }),
+      ),
   );
 }
 
