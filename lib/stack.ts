@@ -33,6 +33,16 @@ export interface DrydockStackProps extends StackProps {
   readonly adminPrincipals?: string[];
 
   /**
+   * Who owns a lease: `role` (every session of an assumed role is one owner, so a retry from a
+   * new CodeBuild build or ECS task reaches its lease) or `session` (each assumed-role session
+   * is its own owner, for per-session isolation). Passed to the api function as
+   * OWNER_GRANULARITY (lambdas/core/identity.ts).
+   *
+   * @default 'role'
+   */
+  readonly ownerGranularity?: 'role' | 'session';
+
+  /**
    * Topic the work-queue alarms notify (alarm and OK).
    *
    * @default - alarms without actions
@@ -173,7 +183,10 @@ export class DrydockStack extends Stack {
       // API Gateway gives up on an integration after 29 s.
       timeout: Duration.seconds(29),
       memorySize: 1024,
-      environment: { ADMIN_PRINCIPALS: adminPrincipals.join(',') },
+      environment: {
+        ADMIN_PRINCIPALS: adminPrincipals.join(','),
+        OWNER_GRANULARITY: props.ownerGranularity ?? 'role',
+      },
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)

@@ -4,7 +4,7 @@
  * the lease update's business (lease-update.ts).
  */
 import { createHash } from 'node:crypto';
-import { type Caller, getLease } from './access.ts';
+import { type Caller, describeCaller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import type { Lease } from './model.ts';
@@ -16,6 +16,8 @@ export interface LeaseRequest {
   blueprintIds?: string[];
   ttlSeconds?: number;
   owner: string;
+  /** The caller's session, kept on the lease for display (core/identity.ts). */
+  ownerSession?: string;
   /**
    * The caller's Idempotency-Key: a retry of the same request with the same key (by the same
    * owner, within IDEMPOTENCY_KEY_TTL_SECONDS) returns the lease the first one created.
@@ -72,6 +74,7 @@ export async function submitLeaseRequest(
     attributes: request.attributes ?? {},
     ...(request.blueprintIds?.length ? { blueprintIds: request.blueprintIds } : {}),
     owner: request.owner,
+    ...(request.ownerSession === undefined ? {} : { ownerSession: request.ownerSession }),
     status: 'pending',
     version: 0,
     slotLocks: [],
@@ -197,12 +200,12 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
           set: {
             status: 'released',
             releasedAt: at,
-            endReason: `released by ${caller.principal}`,
+            endReason: `released by ${describeCaller(caller)}`,
             endedAs: 'released',
             sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
           },
         },
-        engine.logWrite(id, 'lease.released', `released by ${caller.principal}`),
+        engine.logWrite(id, 'lease.released', `released by ${describeCaller(caller)}`),
       ]);
     } catch (err) {
       if (err instanceof WriteConflictError) continue; // a worker moved it meanwhile: look again
@@ -214,7 +217,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
       status: 'released',
       version: lease.version + 1,
       releasedAt: at,
-      endReason: `released by ${caller.principal}`,
+      endReason: `released by ${describeCaller(caller)}`,
     };
   }
   throw new DrydockError('busy', `lease ${id} is changing too fast to release; try again`);

@@ -31,8 +31,13 @@ export interface Lease {
   attributes: Attributes;
   /** If set, only these blueprints may serve the lease. */
   blueprintIds?: string[];
-  /** Principal that requested the lease; only it may release it or run commands. */
+  /**
+   * The owner that requested the lease (core/identity.ts: a role, not its session); only it
+   * may release it or run commands.
+   */
   owner: string;
+  /** The assumed-role session that requested it: shown, never compared. */
+  ownerSession?: string;
   status: LeaseStatus;
   /** Bumped by every status transition; writes are conditional on (status, version). */
   version: number;

@@ -12,6 +12,7 @@ import type { z } from 'zod';
 import { type Caller, requireAdmin } from '../core/access.ts';
 import type { Engine } from '../core/engine.ts';
 import { ValidationError } from '../core/errors.ts';
+import type { OwnerGranularity } from '../core/identity.ts';
 import {
   blueprintInputSchema,
   cancelCommand,
@@ -46,7 +47,11 @@ import {
   noQuery,
   resourceListQuery,
 } from './api-shapes.ts';
-import { adminPrincipalsFromEnvironment, engineFromEnvironment } from './composition.ts';
+import {
+  adminPrincipalsFromEnvironment,
+  engineFromEnvironment,
+  ownerGranularityFromEnvironment,
+} from './composition.ts';
 import {
   type ApiContext,
   type ApiEvent,
@@ -111,7 +116,12 @@ export const routes: RouteSpec[] = [
     path: '/v1/me',
     // Lets a client (the web console) show only what the caller may do: no admin buttons for
     // a holder, rather than buttons that answer 403.
-    run: async ({ caller }) => ok({ principal: caller.principal, admin: Boolean(caller.admin) }),
+    run: async ({ caller }) =>
+      ok({
+        principal: caller.principal,
+        ...(caller.session === undefined ? {} : { session: caller.session }),
+        admin: Boolean(caller.admin),
+      }),
   }),
   route({
     method: 'POST',
@@ -121,6 +131,7 @@ export const routes: RouteSpec[] = [
       const { lease, created } = await submitLeaseRequest(engine, {
         ...body,
         owner: caller.principal,
+        ...(caller.session === undefined ? {} : { ownerSession: caller.session }),
         idempotencyKey: header(event, 'idempotency-key'),
       });
       logger.appendKeys({ leaseId: lease.id });
@@ -355,6 +366,8 @@ export interface ApiHandlerDeps {
   engine: EngineSource;
   /** Who may administer (the ADMIN_PRINCIPALS format). @default nobody */
   admins?: string;
+  /** Whether each session of a role is its own owner (OWNER_GRANULARITY). @default 'role' */
+  ownerGranularity?: OwnerGranularity;
 }
 
 /** The lease API Lambda handler on `deps.engine`. */
@@ -363,7 +376,12 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
   return middy<ApiEvent, ApiResult, Error, ApiContext>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(httpErrors({ logger }))
-    .use(authenticate({ isAdmin: (principal) => isAdmin(principal, admins) }))
+    .use(
+      authenticate({
+        isAdmin: (principal) => isAdmin(principal, admins),
+        ownerGranularity: deps.ownerGranularity ?? 'role',
+      }),
+    )
     .handler(
       httpRouterHandler<ApiEvent, ApiResult>({
         routes: routes.map((spec) => toRouterRoute(spec, deps.engine)),
@@ -374,4 +392,5 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
 export const handler = makeApiHandler({
   engine: engineFromEnvironment,
   admins: adminPrincipalsFromEnvironment(),
+  ownerGranularity: ownerGranularityFromEnvironment(),
 });

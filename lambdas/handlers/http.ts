@@ -10,6 +10,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import type { z } from 'zod';
 import type { Caller } from '../core/access.ts';
 import { DrydockError, ValidationError } from '../core/errors.ts';
+import { callerIdentity, type OwnerGranularity } from '../core/identity.ts';
 import { formatZodIssues } from '../core/validation.ts';
 
 export type ApiEvent = APIGatewayProxyEvent;
@@ -46,10 +47,13 @@ export function header(event: ApiEvent, name: string): string | undefined {
 /**
  * Who is calling. On AWS, API Gateway has verified the SigV4 signature and reports the
  * principal as `identity.userArn` (`caller` for some federated identities); the local HTTP
- * server puts its bearer-token principal in the same fields. No principal: 401.
+ * server puts its bearer-token principal in the same fields. No principal: 401. The caller's
+ * principal is the stable owner that ARN stands for (core/identity.ts), not the ARN itself.
  */
 export function authenticate(options: {
   isAdmin: (principal: string) => boolean;
+  /** How sessions of one role map to owners. @default 'role' */
+  ownerGranularity?: OwnerGranularity;
 }): MiddlewareObj<ApiEvent, ApiResult, Error, ApiContext> {
   return {
     before: (request) => {
@@ -61,7 +65,13 @@ export function authenticate(options: {
           'no caller identity: sign the request with SigV4 (AWS IAM credentials), or with the local bearer token',
         );
       }
-      request.context.caller = { principal, admin: options.isAdmin(principal) };
+      // The owner, not the signing session: every session of a role is one owner (identity.ts).
+      const { owner, session } = callerIdentity(principal, options.ownerGranularity);
+      request.context.caller = {
+        principal: owner,
+        ...(session === undefined ? {} : { session }),
+        admin: options.isAdmin(principal),
+      };
     },
   };
 }
