@@ -5,7 +5,7 @@
  */
 import { type Caller, describeCaller, getLease } from './access.ts';
 import { type ReadCommandOutput, readOutput } from './command-output.ts';
-import { parseCommandSpec } from './command-spec.ts';
+import { parseCommandSpec, shownCommand } from './command-spec.ts';
 import { type Engine, newId } from './engine.ts';
 import { errorMessage, ForbiddenError, NotFoundError, StateConflictError } from './errors.ts';
 import { notActiveReason } from './lease-host.ts';
@@ -56,7 +56,7 @@ export async function startCommand(
     engine.logWrite(
       leaseId,
       'lease.command-queued',
-      `queued command \`${parsed.text}\` (${command.id}, timeout ${parsed.timeoutSeconds}s)`,
+      `queued command \`${shownCommand(parsed.text)}\` (${command.id}, timeout ${parsed.timeoutSeconds}s)`,
       { commandId: command.id },
     ),
   ]);

@@ -1,6 +1,6 @@
 /**
  * What the lease API accepts and returns: request bodies and queries (bounded at the edge, so
- * nothing oversized reaches the engine) and the JSON shapes of leases, commands and log pages
+ * nothing oversized reaches the engine: limits.ts) and the JSON shapes of leases, commands and log pages
  * as openapi.yaml documents them.
  */
 import { z } from 'zod';
@@ -14,10 +14,15 @@ import {
   RESOURCE_STATUSES,
 } from '../core/model.ts';
 import { MAX_PAGE_SIZE } from '../core/use-cases.ts';
+import { boundedBytes, boundedRecord, boundedTotal } from './limits.ts';
 
 // ---- requests ---------------------------------------------------------------------------------
 
-const attributes = z.record(z.string().min(1).max(64), z.string().max(256));
+const attributes = boundedRecord(z.string().min(1).max(64), z.string().max(256), {
+  count: 'attributesCount',
+  bytes: 'attributesBytes',
+  what: 'attributes',
+});
 const id = z.string().min(1).max(128);
 
 export const leaseRequestBody = z
@@ -31,20 +36,28 @@ export const leaseRequestBody = z
 
 export const commandBody = z
   .object({
-    argv: z.array(z.string().max(4096)).min(1).max(1000).optional(),
+    argv: z
+      .array(z.string().max(4096))
+      .min(1)
+      .max(1000)
+      .superRefine(boundedTotal('argvBytes', 'argv (all arguments)'))
+      .optional(),
     script: z
       .string()
       .min(1)
       .max(64 * 1024)
+      .superRefine(boundedBytes('scriptBytes', 'script'))
       .optional(),
     timeoutSeconds: z.number().int().min(1).max(MAX_COMMAND_TIMEOUT_SECONDS).optional(),
     cwd: z.string().min(1).max(1024).optional(),
-    env: z
-      .record(
-        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are A-Z, 0-9, _'),
-        z.string().max(32 * 1024),
-      )
-      .optional(),
+    env: boundedRecord(
+      z
+        .string()
+        .max(256)
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are A-Z, 0-9, _'),
+      z.string().max(32 * 1024),
+      { count: 'envCount', bytes: 'envBytes', what: 'env' },
+    ).optional(),
   })
   .strict();
 // "Exactly one of argv or script" and the rest of what makes a command runnable is checked once,

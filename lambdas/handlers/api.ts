@@ -34,6 +34,7 @@ import {
   submitLeaseRequest,
   updateBlueprint,
 } from '../core/use-cases.ts';
+import { quoted } from '../core/validation.ts';
 import {
   blueprintPatchBody,
   commandBody,
@@ -63,6 +64,7 @@ import {
   parseInput,
   requestIdOf,
 } from './http.ts';
+import { bodyLimit, boundedPath, type LimitName } from './limits.ts';
 import { type EngineSource, engineOf, isAdmin, type LogIds, logger } from './runtime.ts';
 
 /** `If-Match: 3`, `"3"` or `W/"3"`: the blueprint version the change was made against. */
@@ -71,7 +73,9 @@ function expectedVersion(event: ApiEvent): number | undefined {
   if (value === undefined) return undefined;
   const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(value);
   if (!match) {
-    throw new ValidationError(`If-Match must be a blueprint version such as 3, got '${value}'`);
+    throw new ValidationError(
+      `If-Match must be a blueprint version such as 3, got ${quoted(value)}`,
+    );
   }
   return Number(match[1]);
 }
@@ -99,6 +103,8 @@ interface RouteSpec<B = unknown, Q = unknown> {
   admin?: boolean;
   /** The JSON body's schema; routes without one ignore any body. */
   body?: z.ZodType<B>;
+  /** The most bytes that body may have (limits.ts). @default 'leaseBodyBytes' */
+  bodyLimit?: LimitName;
   /** @default no query parameters allowed */
   query?: z.ZodType<Q>;
   run(input: RouteInput<B, Q>): Promise<ApiResult>;
@@ -127,6 +133,7 @@ export const routes: RouteSpec[] = [
     method: 'POST',
     path: '/v1/leases',
     body: leaseRequestBody,
+    bodyLimit: 'leaseBodyBytes',
     run: async ({ engine, caller, body, event }) => {
       const { lease, created } = await submitLeaseRequest(engine, {
         ...body,
@@ -176,6 +183,7 @@ export const routes: RouteSpec[] = [
     method: 'POST',
     path: '/v1/leases/{id}/commands',
     body: commandBody,
+    bodyLimit: 'commandBodyBytes',
     run: async ({ engine, caller, params, body }) => {
       const command = await startCommand(engine, param(params, 'id'), body, caller);
       logger.appendKeys({ commandId: command.id });
@@ -229,6 +237,7 @@ export const routes: RouteSpec[] = [
     path: '/v1/blueprints',
     admin: true,
     body: blueprintInputSchema,
+    bodyLimit: 'blueprintBodyBytes',
     run: async ({ engine, body }) => {
       const blueprint = await createBlueprint(engine, body);
       return jsonResponse(201, { blueprint }, { location: `/v1/blueprints/${blueprint.id}` });
@@ -245,6 +254,7 @@ export const routes: RouteSpec[] = [
     path: '/v1/blueprints/{id}',
     admin: true,
     body: blueprintPatchBody,
+    bodyLimit: 'blueprintBodyBytes',
     run: async ({ engine, params, body, event }) => {
       const blueprint = await updateBlueprint(
         engine,
@@ -358,7 +368,10 @@ function toRouterRoute(spec: RouteSpec, engine: EngineSource): Route<ApiEvent, A
   if (spec.admin) handler.use(adminOnly(`${spec.method} ${spec.path}`));
   // Any content type: callers that forget `content-type: application/json` still get served,
   // and a body that is not JSON is refused as such (400) rather than as a media type.
-  if (spec.body) handler.use(httpJsonBodyParser({ disableContentTypeCheck: true }));
+  if (spec.body) {
+    handler.use(bodyLimit(spec.bodyLimit ?? 'leaseBodyBytes'));
+    handler.use(httpJsonBodyParser({ disableContentTypeCheck: true }));
+  }
   return { method: spec.method, path: spec.path, handler };
 }
 
@@ -382,6 +395,7 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
         ownerGranularity: deps.ownerGranularity ?? 'role',
       }),
     )
+    .use(boundedPath())
     .handler(
       httpRouterHandler<ApiEvent, ApiResult>({
         routes: routes.map((spec) => toRouterRoute(spec, deps.engine)),

@@ -11,7 +11,7 @@ import type { z } from 'zod';
 import type { Caller } from '../core/access.ts';
 import { DrydockError, ValidationError } from '../core/errors.ts';
 import { callerIdentity, type OwnerGranularity } from '../core/identity.ts';
-import { formatZodIssues } from '../core/validation.ts';
+import { formatZodIssues, quoted } from '../core/validation.ts';
 
 export type ApiEvent = APIGatewayProxyEvent;
 export type ApiResult = APIGatewayProxyResult;
@@ -92,7 +92,7 @@ export function errorResponse(err: unknown, requestId: string): ApiResult {
   const { statusCode, code, message } = describeError(err, requestId);
   return jsonResponse(
     statusCode,
-    { error: { code, message } },
+    { error: { code, message: capped(message) } },
     statusCode === 503 ? { 'retry-after': '1' } : {},
   );
 }
@@ -164,6 +164,16 @@ function describeError(
   return internal;
 }
 
+/** The longest error message a response carries: every message is for a person to read. */
+export const MAX_ERROR_MESSAGE_CHARS = 2000;
+
+/** A backstop: messages quote short prefixes already, but 1,000 problems still add up. */
+function capped(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE_CHARS
+    ? `${message.slice(0, MAX_ERROR_MESSAGE_CHARS)}… (message cut at ${MAX_ERROR_MESSAGE_CHARS} characters)`
+    : message;
+}
+
 function codeForStatus(status: number): string {
   const codes: Record<number, string> = {
     400: 'invalid_request',
@@ -220,7 +230,10 @@ export function parseInput<S extends z.ZodType>(
     message: (issue) => {
       if (issue.code !== 'unrecognized_keys') return undefined;
       const noun = where === 'query' ? 'parameter' : 'field';
-      const names = issue.keys.map((k) => `'${k}'`).join(', ');
+      // A short prefix of each name, and not all of 20,000 of them.
+      const shown = issue.keys.slice(0, 5).map((k) => quoted(k));
+      const more = issue.keys.length - shown.length;
+      const names = `${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
       return `unknown ${noun}${issue.keys.length === 1 ? '' : 's'} ${names}`;
     },
   });
