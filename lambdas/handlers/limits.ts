@@ -33,6 +33,11 @@ export const LIMITS = {
   envBytes: 64 * 1024,
   /** A blueprint's JSON body (create or change): its config is stored in one item. */
   blueprintBodyBytes: 64 * 1024,
+  /**
+   * How deeply a JSON body may nest. DynamoDB stores 32 levels, and a body nested thousands
+   * deep overflows the stack of whatever walks it next (JSON.stringify, the logger).
+   */
+  bodyDepth: 20,
 } as const;
 
 export type LimitName = keyof typeof LIMITS;
