@@ -102,6 +102,7 @@ const hostileString = fc.oneof(
     '𝕯𝖗𝖞𝖉𝖔𝖈𝖐',
     '<script>alert(1)</script>',
     "' OR '1'='1",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a log4shell probe, sent as text.
     '${jndi:ldap://x}',
     'LEASE#x',
     '#',
@@ -271,7 +272,10 @@ const request = fc.record({
 type FuzzRequest = typeof request extends fc.Arbitrary<infer T> ? T : never;
 
 function idFor(generated: string): string {
-  return Object.hasOwn(real, generated) ? (real as Record<string, string>)[generated] : generated;
+  const known = Object.hasOwn(real, generated)
+    ? (real as Record<string, string>)[generated]
+    : undefined;
+  return known ?? generated;
 }
 
 // ---- the property ------------------------------------------------------------------------------

@@ -45,7 +45,10 @@ function paddedBody(value: unknown, bytes: number): string {
   return json + ' '.repeat(bytes - json.length);
 }
 
-function refusedFor(response: { status: number; body: any }, limit: keyof typeof LIMITS) {
+function refusedFor(
+  response: { status: number; body: { error: { code: string; message: string } } },
+  limit: keyof typeof LIMITS,
+) {
   expect(response.status, JSON.stringify(response.body).slice(0, 300)).toBe(400);
   expect(response.body.error.code).toBe('invalid_request');
   expect(response.body.error.message).toContain(`(${limit})`);
