@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { type Caller, describeCaller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
+import { checkHoldSeconds } from './lease-hold.ts';
 import type { Lease } from './model.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
 
@@ -18,6 +19,8 @@ export interface LeaseRequest {
   owner: string;
   /** The caller's session, kept on the lease for display (core/identity.ts). */
   ownerSession?: string;
+  /** Held lease: it ends this long after its last renewal (lease-hold.ts). */
+  holdSeconds?: number;
   /**
    * The caller's Idempotency-Key: a retry of the same request with the same key (by the same
    * owner, within IDEMPOTENCY_KEY_TTL_SECONDS) returns the lease the first one created.
@@ -61,6 +64,7 @@ export async function submitLeaseRequest(
     );
   }
   if (!request.type) throw new ValidationError('type is required, e.g. "host"');
+  checkHoldSeconds(request.holdSeconds);
   const key = request.idempotencyKey;
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     throw new ValidationError(
@@ -79,6 +83,9 @@ export async function submitLeaseRequest(
     version: 0,
     slotLocks: [],
     ttlSeconds,
+    ...(request.holdSeconds === undefined
+      ? {}
+      : { holdSeconds: request.holdSeconds, heldUntil: engine.iso(request.holdSeconds * 1000) }),
     requestedAt: at,
     updatedAt: at,
     waitSeq: 0,

@@ -48,6 +48,12 @@ export interface Lease {
   /** How long the lease may stay active; the sweep releases it afterwards. */
   ttlSeconds?: number;
   expiresAt?: string;
+  /**
+   * A held lease (lease-hold.ts) lives only while its holder renews it: it ends holdSeconds
+   * after the last renewal (heldUntil), whatever its TTL. Unset: it lives to its TTL.
+   */
+  holdSeconds?: number;
+  heldUntil?: string;
   requestedAt: string;
   acquiredAt?: string;
   activatedAt?: string;

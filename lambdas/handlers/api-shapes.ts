@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { MAX_COMMAND_TIMEOUT_SECONDS } from '../core/command-spec.ts';
+import { MAX_HOLD_SECONDS } from '../core/lease-hold.ts';
 import {
   BLUEPRINT_STATES,
   type CommandRecord,
@@ -31,8 +32,11 @@ export const leaseRequestBody = z
     attributes: attributes.optional(),
     blueprintIds: z.array(id).min(1).max(20).optional(),
     ttlSeconds: z.number().int().min(1).optional(),
+    holdSeconds: z.number().int().min(1).max(MAX_HOLD_SECONDS).optional(),
   })
   .strict();
+
+export const renewBody = z.object({ drop: z.boolean().optional() }).strict();
 
 export const commandBody = z
   .object({

@@ -13,6 +13,7 @@ import { type Caller, requireAdmin } from '../core/access.ts';
 import type { Engine } from '../core/engine.ts';
 import { ValidationError } from '../core/errors.ts';
 import type { OwnerGranularity } from '../core/identity.ts';
+import { renewLease } from '../core/lease-hold.ts';
 import {
   blueprintInputSchema,
   cancelCommand,
@@ -46,6 +47,7 @@ import {
   logPage,
   logQuery,
   noQuery,
+  renewBody,
   resourceListQuery,
 } from './api-shapes.ts';
 import {
@@ -105,6 +107,8 @@ interface RouteSpec<B = unknown, Q = unknown> {
   body?: z.ZodType<B>;
   /** The most bytes that body may have (limits.ts). @default 'leaseBodyBytes' */
   bodyLimit?: LimitName;
+  /** No body at all reads as `{}` (a POST without one). */
+  bodyOptional?: boolean;
   /** @default no query parameters allowed */
   query?: z.ZodType<Q>;
   run(input: RouteInput<B, Q>): Promise<ApiResult>;
@@ -171,6 +175,19 @@ export const routes: RouteSpec[] = [
     path: '/v1/leases/{id}/release',
     run: async ({ engine, caller, params }) =>
       ok({ lease: leaseJson(await releaseLease(engine, param(params, 'id'), caller)) }),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/leases/{id}/renew',
+    body: renewBody,
+    bodyLimit: 'leaseBodyBytes',
+    bodyOptional: true,
+    run: async ({ engine, caller, params, body }) =>
+      ok({
+        lease: leaseJson(
+          await renewLease(engine, param(params, 'id'), caller, { drop: body.drop === true }),
+        ),
+      }),
   }),
   route({
     method: 'GET',
@@ -322,6 +339,16 @@ function idsOf(path: string, params: Record<string, string>): LogIds {
   return params.commandId ? { ...ids, commandId: params.commandId } : ids;
 }
 
+/** A route whose body may be left out: none at all reads as `{}`. */
+function emptyBodyAsObject(): middy.MiddlewareObj<ApiEvent, ApiResult> {
+  return {
+    before: (request) => {
+      const { body } = request.event;
+      if (body === null || body === undefined || body.trim() === '') request.event.body = '{}';
+    },
+  };
+}
+
 /** Admin-only routes refuse everyone else before their body is even parsed. */
 function adminOnly(what: string): middy.MiddlewareObj<ApiEvent, ApiResult> {
   return {
@@ -369,6 +396,7 @@ function toRouterRoute(spec: RouteSpec, engine: EngineSource): Route<ApiEvent, A
   // Any content type: callers that forget `content-type: application/json` still get served,
   // and a body that is not JSON is refused as such (400) rather than as a media type.
   if (spec.body) {
+    if (spec.bodyOptional) handler.use(emptyBodyAsObject());
     handler.use(bodyLimit(spec.bodyLimit ?? 'leaseBodyBytes'));
     handler.use(httpJsonBodyParser({ disableContentTypeCheck: true }));
   }
