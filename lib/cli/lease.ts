@@ -20,6 +20,7 @@ import { exitCodeOf, type Interrupts, sleep } from './interrupts.ts';
 import { endCause, fetchLogs } from './logs.ts';
 import { CliError, EXIT, formatDuration, type Io, printJson } from './output.ts';
 import { Progress } from './progress.ts';
+import { holdSecondsFrom, keepRenewing } from './renewal.ts';
 
 /** Lease JSON as the API returns it (docs/api-contract.md). */
 export type ApiLease = Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'>;
@@ -107,6 +108,11 @@ export interface LeaseOptions {
   commandTimeoutSeconds?: number;
   /** Run this on the lease, then release it. */
   command: string[];
+  /**
+   * Hold the lease only while this process renews it (renewal.ts). @default
+   * holdSecondsFrom(process.env): 90 s
+   */
+  holdSeconds?: number;
 }
 
 /** `drydock lease`: returns the exit status. */
@@ -121,6 +127,7 @@ export async function leaseFlow(
   const session: Session = { client, io, progress, interrupts, pacing, logs: [] };
   // A retried POST with the same key returns the same lease instead of making a second one.
   const idempotencyKey = randomUUID();
+  const holdSeconds = 'holdSeconds' in options ? options.holdSeconds : holdSecondsFrom();
   const { lease: requested } = await client.post<{ lease: ApiLease }>(
     '/v1/leases',
     {
@@ -128,10 +135,15 @@ export async function leaseFlow(
       ...(Object.keys(options.attributes).length ? { attributes: options.attributes } : {}),
       ...(options.blueprintIds?.length ? { blueprintIds: options.blueprintIds } : {}),
       ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),
+      ...(holdSeconds ? { holdSeconds } : {}),
     },
     { headers: { 'Idempotency-Key': idempotencyKey }, retry: true },
   );
   const leaseId = requested.id;
+  // Held while this process lives: killed without a chance to release, the lease still ends.
+  const renewal = holdSeconds
+    ? keepRenewing(client, leaseId, holdSeconds, (text) => progress.line(text))
+    : undefined;
   interrupts.pending = `lease ${leaseId} may still be held: release it with \`drydock release ${leaseId}\``;
   progress.line(
     `requested ${leaseId}; waiting up to ${formatDuration(options.timeoutSeconds)} for it to activate (Ctrl-C releases it)`,
@@ -174,6 +186,15 @@ export async function leaseFlow(
 
     if (options.command.length === 0) {
       keep = true;
+      // Handed over to the user, who releases it (or its TTL does): this process stops renewing.
+      if (renewal) {
+        renewal.stop();
+        await client.post(
+          `/v1/leases/${encodeURIComponent(leaseId)}/renew`,
+          { drop: true },
+          { retry: true },
+        );
+      }
       if (io.json) printJson(io, { lease });
       else {
         io.out(`${leaseId}\n`);
@@ -194,6 +215,7 @@ export async function leaseFlow(
     }
     throw err;
   } finally {
+    renewal?.stop();
     if (!keep && !ended) await release(session, leaseId);
     interrupts.pending = undefined;
     progress.clear();
