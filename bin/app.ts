@@ -7,10 +7,19 @@
  *   drydock:adminPrincipals  comma-separated IAM ARNs allowed to administer blueprints
  *   drydock:ownerGranularity `role` (default: all sessions of a role own its leases together)
  *                            or `session` (each assumed-role session is its own owner)
+ *   drydock:vpcId, drydock:subnetIds
+ *                            the VPC and subnets (comma-separated) for ec2-host instances;
+ *                            read by the stack (lib/constructs/host-network.ts). Default: a
+ *                            small VPC created for them
+ *   drydock:ec2Hosts         "false" leaves out everything ec2-host blueprints need (VPC,
+ *                            endpoints, instance profile, EC2 permissions); default "true"
+ *   drydock:alarmEmail       e-mail address subscribed to the alarm topic
+ *   drydock:alarmTopicArn    an existing SNS topic for the alarms (instead of a new one)
+ *   drydock:oldestWaitAlarmMinutes  alarm when a lease waits this long (default 30)
  *
  * cdk-nag's AwsSolutions pack runs at synthesis: an unacknowledged error fails `cdk synth`.
  */
-import { App, Validations } from 'aws-cdk-lib';
+import { App, Duration, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { DrydockStack } from '../lib/stack.ts';
 
@@ -28,11 +37,26 @@ const adminPrincipals = String(app.node.tryGetContext('drydock:adminPrincipals')
   .map((arn) => arn.trim())
   .filter((arn) => arn.length > 0);
 
+const ec2Hosts = String(app.node.tryGetContext('drydock:ec2Hosts') ?? 'true') !== 'false';
+const context = (key: string): string | undefined => {
+  const value = app.node.tryGetContext(key);
+  return value === undefined || value === '' ? undefined : String(value);
+};
+const alarmEmail = context('drydock:alarmEmail');
+const alarmTopicArn = context('drydock:alarmTopicArn');
+const oldestWaitMinutes = context('drydock:oldestWaitAlarmMinutes');
+
 new DrydockStack(app, stackName, {
   description: 'Drydock: build-resource leasing (API, work queue, sweep, setup workflow)',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   adminPrincipals,
   ownerGranularity: ownerGranularityContext(app.node.tryGetContext('drydock:ownerGranularity')),
+  ec2Hosts,
+  ...(alarmEmail ? { alarmEmail } : {}),
+  ...(alarmTopicArn ? { alarmTopicArn } : {}),
+  ...(oldestWaitMinutes
+    ? { oldestWaitAlarmThreshold: Duration.minutes(Number(oldestWaitMinutes)) }
+    : {}),
 });
 
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app));

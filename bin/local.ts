@@ -7,6 +7,7 @@
  * is stopped and the exit status is 1, with a message saying what died.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import { formatMetricPoint, metricsTo } from '../lambdas/core/metrics.ts';
 import { DEFAULT_DATA_DIR, DEFAULT_PORT, startLocalRuntime } from '../lib/local/runtime.ts';
 
 function portNumber(value: string): number {
@@ -46,7 +47,7 @@ const program = new Command('npm start --')
     positiveNumber,
     60,
   )
-  .option('--verbose', "show the handlers' INFO logs", false)
+  .option('--verbose', "show the handlers' INFO logs and their metrics, one line each", false)
   .parse();
 
 const options = program.opts<{
@@ -105,6 +106,8 @@ try {
     workerTimeoutSeconds: options.workerTimeout,
     progress: (message) => say(`[${elapsed()}] ${message}`),
     warn,
+    // Metric lines only when asked for: on AWS they are EMF documents nobody reads by eye.
+    ...(options.verbose ? { metrics: metricsTo((point) => say(formatMetricPoint(point))) } : {}),
     signal: aborting.signal,
   });
 } catch (err) {

@@ -1,14 +1,17 @@
-import { CfnOutput, Duration, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Fn, type RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type * as logs from 'aws-cdk-lib/aws-logs';
-import type * as sns from 'aws-cdk-lib/aws-sns';
+import * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { STEP_BUDGET_MS } from '../lambdas/blueprints/ssm/run.ts';
 import { DrydockFunction, type LogLevel } from './constructs/drydock-function.ts';
 import { DrydockTable } from './constructs/drydock-table.ts';
 import { EventRouting } from './constructs/event-routing.ts';
 import { HostControl } from './constructs/host-control.ts';
+import { HostFleet } from './constructs/host-fleet.ts';
+import { existingVpcFromContext } from './constructs/host-network.ts';
 import { LeaseApi } from './constructs/lease-api.ts';
+import { Operations } from './constructs/operations.ts';
 import { SetupWorkflow } from './constructs/setup-workflow.ts';
 import { checkDuration, checkInteger, invalidProp } from './constructs/validate.ts';
 import { WorkQueue } from './constructs/work-queue.ts';
@@ -43,11 +46,35 @@ export interface DrydockStackProps extends StackProps {
   readonly ownerGranularity?: 'role' | 'session';
 
   /**
-   * Topic the work-queue alarms notify (alarm and OK).
+   * An existing topic every alarm notifies (alarm and OK), instead of the one the stack
+   * creates (context `drydock:alarmTopicArn`).
    *
-   * @default - alarms without actions
+   * @default - a topic created by the stack (output AlarmTopicArn)
    */
   readonly alarmTopic?: sns.ITopic;
+
+  /**
+   * The ARN of an existing topic every alarm notifies (context `drydock:alarmTopicArn`);
+   * ignored when `alarmTopic` is given.
+   *
+   * @default - a topic created by the stack
+   */
+  readonly alarmTopicArn?: string;
+
+  /**
+   * Subscribe this e-mail address to the alarm topic (context `drydock:alarmEmail`).
+   *
+   * @default - nobody subscribed
+   */
+  readonly alarmEmail?: string;
+
+  /**
+   * Alarm when a lease has waited this long for a resource (context
+   * `drydock:oldestWaitAlarmMinutes`).
+   *
+   * @default Duration.minutes(30)
+   */
+  readonly oldestWaitAlarmThreshold?: Duration;
 
   /**
    * Most worker instances the work queue may run at once (SQS event source maximum
@@ -66,11 +93,24 @@ export interface DrydockStackProps extends StackProps {
   readonly workerTimeout?: Duration;
 
   /**
-   * Deadline for one resource setup workflow (boot, SSM agent, setup commands).
+   * Backstop timeout of one resource setup workflow (boot, SSM agent, setup commands); each
+   * resource's real deadline is its blueprint's `setupTimeoutSeconds` (up to a day), which the
+   * setup handler enforces. Keep it above the longest of those.
    *
-   * @default Duration.minutes(30)
+   * @default 25 hours (a day, the longest setupTimeoutSeconds, plus an hour)
    */
   readonly setupTimeout?: Duration;
+
+  /**
+   * Provide what `ec2-host` blueprints need: the hosts' VPC (created, or the operator's by the
+   * context keys `drydock:vpcId` / `drydock:subnetIds`), security group, instance profile and
+   * the EC2 permissions. The created VPC's interface endpoints bill by the hour (README "Spot
+   * hosts"); a deployment that only leases static hosts can leave all of it out. ec2-host
+   * blueprints then cannot launch (AccessDenied, named in the resource's reason).
+   *
+   * @default true
+   */
+  readonly ec2Hosts?: boolean;
 
   /** @default 50 requests per second */
   readonly apiThrottlingRateLimit?: number;
@@ -121,6 +161,10 @@ export class DrydockStack extends Stack {
   public readonly sweepFunction: DrydockFunction;
   public readonly setupFunction: DrydockFunction;
   public readonly hostControl: HostControl;
+  /** Absent when `ec2Hosts` is false. */
+  public readonly hostFleet?: HostFleet;
+  public readonly eventRouting: EventRouting;
+  public readonly operations: Operations;
 
   constructor(scope: Construct, id: string, props: DrydockStackProps = {}) {
     super(scope, id, props);
@@ -152,13 +196,27 @@ export class DrydockStack extends Stack {
     };
 
     this.table = new DrydockTable(this, 'Table', { removalPolicy: props.tableRemovalPolicy });
-    this.workQueue = new WorkQueue(this, 'WorkQueue', {
-      consumerTimeout: workerTimeout,
-      alarmTopic: props.alarmTopic,
-    });
-    // Host permissions go to the functions that run blueprint plug-ins (setup and worker) and
-    // no others: the api and the sweep only read and write the table and send messages.
+    // Its alarms notify the topic of Operations (below), like every other alarm.
+    this.workQueue = new WorkQueue(this, 'WorkQueue', { consumerTimeout: workerTimeout });
+    // Host permissions go to the functions that run blueprint plug-ins and no others: SSM
+    // (HostControl) to setup and worker; EC2 (HostFleet) to setup (launches, in
+    // activateResource), worker (teardown, EC2 events) and sweep (orphaned instances); the api
+    // only reads and writes the table and sends messages.
     this.hostControl = new HostControl(this, 'HostControl', { logRetention: props.logRetention });
+    // The EC2 hosts Drydock launches (ec2-host blueprints): in the operator's VPC when the
+    // context names one (drydock:vpcId, drydock:subnetIds), else in a small VPC made for them.
+    const hostFleet =
+      (props.ec2Hosts ?? true)
+        ? new HostFleet(this, 'HostFleet', {
+            deploymentName: this.hostControl.deploymentName,
+            commandLogGroup: this.hostControl.commandLogGroup,
+            existingVpc: existingVpcFromContext(this),
+            logRetention: props.logRetention,
+          })
+        : undefined;
+    this.hostFleet = hostFleet;
+    const bindFleet = (fn: DrydockFunction, launch: boolean) =>
+      hostFleet ? fn.bindHostFleet(hostFleet, { launch }) : fn;
 
     this.setupFunction = new DrydockFunction(this, 'SetupFunction', {
       ...common,
@@ -169,6 +227,7 @@ export class DrydockStack extends Stack {
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
       .bindHostControl(this.hostControl);
+    bindFleet(this.setupFunction, true);
 
     this.setupWorkflow = new SetupWorkflow(this, 'SetupWorkflow', {
       setupFunction: this.setupFunction,
@@ -190,7 +249,8 @@ export class DrydockStack extends Stack {
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow);
+      .bindSetupWorkflow(this.setupWorkflow)
+      .bindDeadLetterQueue(this.workQueue);
 
     this.workerFunction = new DrydockFunction(this, 'WorkerFunction', {
       ...common,
@@ -205,6 +265,7 @@ export class DrydockStack extends Stack {
       .bindWorkQueue(this.workQueue)
       .bindSetupWorkflow(this.setupWorkflow)
       .bindHostControl(this.hostControl);
+    bindFleet(this.workerFunction, false);
     this.workerFunction.addEventSource(
       new SqsEventSource(this.workQueue.queue, {
         batchSize: 10,
@@ -224,6 +285,7 @@ export class DrydockStack extends Stack {
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
       .bindSetupWorkflow(this.setupWorkflow);
+    bindFleet(this.sweepFunction, false);
 
     this.api = new LeaseApi(this, 'Api', {
       handler: this.apiFunction,
@@ -234,9 +296,27 @@ export class DrydockStack extends Stack {
       cloudWatchRole: props.apiGatewayCloudWatchRole,
     });
 
-    new EventRouting(this, 'Events', {
+    this.eventRouting = new EventRouting(this, 'Events', {
       sweepFunction: this.sweepFunction,
       workQueue: this.workQueue,
+    });
+
+    this.operations = new Operations(this, 'Operations', {
+      functions: [this.apiFunction, this.workerFunction, this.sweepFunction, this.setupFunction],
+      workQueue: this.workQueue,
+      table: this.table,
+      api: this.api,
+      setupWorkflow: this.setupWorkflow,
+      alarmTopic: props.alarmTopic ?? existingTopic(this, props.alarmTopicArn),
+      alarmEmail: props.alarmEmail,
+      oldestWaitAlarmThreshold: props.oldestWaitAlarmThreshold,
+    });
+    new CfnOutput(this, 'DashboardName', {
+      value: this.operations.dashboard.dashboard.dashboardName,
+    });
+    new CfnOutput(this, 'AlarmTopicArn', {
+      description: 'The topic every Drydock alarm notifies (subscribe people or chat to it)',
+      value: this.operations.alarmTopic.topicArn,
     });
 
     new CfnOutput(this, 'ApiUrl', {
@@ -250,8 +330,33 @@ export class DrydockStack extends Stack {
         "Where SSM Run Command writes command output (the hosts' instance profile writes here)",
       value: this.hostControl.commandLogGroup.logGroupName,
     });
+    // What an ec2-host blueprint names (README "Spot hosts").
+    if (hostFleet) {
+      new CfnOutput(this, 'HostSubnetIds', {
+        description: 'Subnets ec2-host blueprints may launch into (subnetIds), one per AZ',
+        value: Fn.join(',', hostFleet.network.subnetIds),
+      });
+      new CfnOutput(this, 'HostSecurityGroupId', {
+        description: 'Security group for ec2-host blueprints (securityGroupIds): no inbound rules',
+        value: hostFleet.network.securityGroup.securityGroupId,
+      });
+      new CfnOutput(this, 'HostInstanceProfileArn', {
+        description:
+          "The hosts' instance profile (SSM agent, command output); the ec2-host default",
+        value: hostFleet.instanceProfile.instanceProfileArn,
+      });
+    }
     new CfnOutput(this, 'StateMachineArn', {
       value: this.setupWorkflow.stateMachine.stateMachineArn,
     });
   }
+}
+
+/** The alarm topic named by ARN, imported; validated early so a typo fails the synth. */
+function existingTopic(stack: Stack, arn: string | undefined): sns.ITopic | undefined {
+  if (arn === undefined) return undefined;
+  if (!/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$/.test(arn)) {
+    throw invalidProp(stack, 'alarmTopicArn', 'an SNS topic ARN', arn);
+  }
+  return sns.Topic.fromTopicArn(stack, 'ExistingAlarmTopic', arn);
 }

@@ -22,22 +22,29 @@ declare module '../core/blueprint.ts' {
 }
 
 /** Clients created lazily, once each, for this process (the composition root calls this once). */
-export function awsCloudClients(options: { region?: string } = {}): CloudClients {
+export function awsCloudClients(
+  options: {
+    region?: string;
+    /** Wraps each client as it is created (X-Ray subsegments per call). @default identity */
+    capture?: <T>(client: T) => T;
+  } = {},
+): CloudClients {
   const config = { maxAttempts: 3, ...(options.region ? { region: options.region } : {}) };
+  const capture = options.capture ?? (<T>(client: T) => client);
   let ec2: EC2Client | undefined;
   let ssm: SSMClient | undefined;
   let logs: CloudWatchLogsClient | undefined;
   return {
     get ec2() {
-      ec2 ??= new EC2Client(config);
+      ec2 ??= capture(new EC2Client(config));
       return ec2;
     },
     get ssm() {
-      ssm ??= new SSMClient(config);
+      ssm ??= capture(new SSMClient(config));
       return ssm;
     },
     get logs() {
-      logs ??= new CloudWatchLogsClient(config);
+      logs ??= capture(new CloudWatchLogsClient(config));
       return logs;
     },
   };

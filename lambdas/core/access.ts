@@ -6,6 +6,7 @@
 import type { Engine } from './engine.ts';
 import { ForbiddenError, NotFoundError } from './errors.ts';
 import type { Lease } from './model.ts';
+import { checkName } from './names.ts';
 
 export interface Caller {
   /** The stable owner the caller acts as (core/identity.ts): what ownership is compared by. */
@@ -17,6 +18,7 @@ export interface Caller {
 
 /** A lease the caller may see: its own, or any for an admin. */
 export async function getLease(engine: Engine, id: string, caller?: Caller): Promise<Lease> {
+  checkName('lease id', id);
   const lease = await engine.store.getLease(id);
   if (!lease) throw new NotFoundError('lease', id);
   if (caller && !caller.admin && lease.owner !== caller.principal) {

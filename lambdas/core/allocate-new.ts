@@ -19,10 +19,12 @@
 import type { AllocationOutcome } from './allocator.ts';
 import type { BlueprintType, ConfiguredBlueprint, ResourceTemplate } from './blueprint.ts';
 import { recordBlueprintFailure } from './blueprint-health.ts';
-import { type Engine, newId, plural, slotKeys } from './engine.ts';
+import { type Engine, newId, slotKeys } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
-import type { Blueprint, Lease, Resource } from './model.ts';
+import type { Blueprint, Lease, Resource, SlotLock } from './model.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
+import { sweepAtWithinDeadline } from './wait-deadline.ts';
+import { type PoolCount, type WaitCause, waitOn } from './wait-reasons.ts';
 
 /** The plug-in's first choice and at most two more after one of its locks was taken. */
 export const MAX_TEMPLATES = 3;
@@ -43,27 +45,22 @@ export async function allocateNew(
   plugin: BlueprintType<unknown>,
   bp: ConfiguredBlueprint<unknown>,
   warm?: WarmAllocation,
+  /** The blueprint's live resources as planned (to tell who holds the slots when none is free). */
+  planned: Resource[] = [],
 ): Promise<AllocationOutcome> {
   const { limits } = blueprint;
   // Exact view of the pool: which slots are held (by live *or* still-tearing-down resources).
   const poolKeys = slotKeys.allPool(blueprint.id, limits.maxResources);
-  const held = new Set((await engine.store.getSlotLocks(poolKeys)).map((l) => l.key));
+  const locks = await engine.store.getSlotLocks(poolKeys);
+  const held = new Set(locks.map((l) => l.key));
   const free = poolKeys.filter((k) => !held.has(k));
-  if (free.length === 0) {
-    return {
-      outcome: 'wait',
-      reason: `blueprint '${blueprint.id}' is at its limit of ${plural(limits.maxResources, lease.type)} (some are being torn down)`,
-      delaySeconds: 0,
-    };
-  }
+  if (free.length === 0)
+    return waitOn(await whoHoldsThePool(engine, lease, blueprint, locks, planned));
   if (plugin.canAllocateNow) {
     const can = await plugin.canAllocateNow(engine.ctx, bp, lease);
-    if (!can.ok)
-      return {
-        outcome: 'wait',
-        reason: `blueprint '${blueprint.id}': ${can.reason}`,
-        delaySeconds: 0,
-      };
+    if (!can.ok) {
+      return waitOn([{ kind: 'plugin-refused', blueprintId: blueprint.id, reason: can.reason }]);
+    }
   }
 
   let template = await decide(engine, lease, blueprint, plugin, bp);
@@ -71,6 +68,7 @@ export async function allocateNew(
   let templates = 1;
   const resourceId = newId('res');
   const slots = free.slice(0, POOL_SLOTS_TRIED);
+  const races: WaitCause[] = [];
   while (slots.length > 0) {
     const poolKey = slots[0] as string;
     const written = await writeAllocation(
@@ -83,26 +81,86 @@ export async function allocateNew(
       warm,
     );
     if (written.outcome !== 'conflict') return written;
+    if (written.poolSlotTaken) races.push(slotRace(blueprint, poolKey, written.poolSlotOwner));
     // Neither named (a conflict on another item): count it against the slot, as before.
     if (written.poolSlotTaken || written.takenLocks.length === 0) slots.shift();
     if (written.takenLocks.length === 0) continue;
     if (templates >= MAX_TEMPLATES) {
-      return {
-        outcome: 'wait',
-        reason: `blueprint '${blueprint.id}': ${written.takenLocks.join(', ')} was taken by another lease meanwhile (after ${plural(templates, 'choice')} of its plug-in); will retry`,
-        delaySeconds: 0,
-      };
+      return waitOn([
+        {
+          kind: 'locks-taken',
+          blueprintId: blueprint.id,
+          locks: written.takenLocks,
+          choices: templates,
+        },
+      ]);
     }
     const next = await decide(engine, lease, blueprint, plugin, bp);
     if ('outcome' in next) return next;
     template = next;
     templates++;
   }
+  return waitOn(
+    races.length > 0
+      ? races
+      : [{ kind: 'lost-race', slot: `blueprint '${blueprint.id}' pool slots` }],
+  );
+}
+
+/** Pool slot `blueprint:B:slot:n` as people read it. */
+function slotName(blueprint: Blueprint, key: string): string {
+  return `blueprint '${blueprint.id}' slot ${key.slice(key.lastIndexOf(':') + 1)}`;
+}
+
+function slotRace(blueprint: Blueprint, key: string, owner: SlotLock | undefined): WaitCause {
   return {
-    outcome: 'wait',
-    reason: `blueprint '${blueprint.id}' pool slots were taken by other leases meanwhile`,
-    delaySeconds: 0,
+    kind: 'lost-race',
+    slot: slotName(blueprint, key),
+    ...(owner?.forLeaseId ? { winnerLease: owner.forLeaseId } : {}),
+    ...(owner ? { winnerResource: owner.ownerId } : {}),
   };
+}
+
+/**
+ * Every pool slot is held although planning saw room: say by whom. Holders the plan did not
+ * see are read (one batch of reads, only on this path): a pending or active one was allocated
+ * by another lease after planning (a lost race, named), a released or broken one is being torn
+ * down. "Being torn down" is said only when something is.
+ */
+async function whoHoldsThePool(
+  engine: Engine,
+  lease: Lease,
+  blueprint: Blueprint,
+  locks: SlotLock[],
+  planned: Resource[],
+): Promise<WaitCause[]> {
+  const seen = new Map(planned.map((r) => [r.id, r]));
+  const unseen = locks.filter((l) => !seen.has(l.ownerId));
+  const fetched = await Promise.all(unseen.map((l) => engine.store.getResource(l.ownerId)));
+  const count: PoolCount = { booting: 0, leased: 0, unsuitable: 0, tearingDown: 0 };
+  const races: WaitCause[] = [];
+  for (const lock of locks) {
+    const index = unseen.indexOf(lock);
+    const r = index < 0 ? seen.get(lock.ownerId) : fetched[index];
+    if (!r || (r.status !== 'pending' && r.status !== 'active')) {
+      count.tearingDown++; // gone already: its lock is about to be freed
+      continue;
+    }
+    if (index >= 0) races.push(slotRace(blueprint, lock.key, lock));
+    if (r.status === 'pending') count.booting++;
+    else if (r.leaseCount >= r.capacity || index >= 0) count.leased++;
+    else count.unsuitable++;
+  }
+  return [
+    ...races,
+    {
+      kind: 'at-limit',
+      blueprintId: blueprint.id,
+      type: lease.type,
+      limit: blueprint.limits.maxResources,
+      ...count,
+    },
+  ];
 }
 
 /** The plug-in's template, or the wait that its failure means. */
@@ -120,11 +178,9 @@ async function decide(
     // for the circuit breaker, and let the lease keep waiting (it is not the lease's fault).
     const message = errorMessage(err);
     await recordBlueprintFailure(engine, blueprint, `allocation failed: ${message}`, lease.id);
-    return {
-      outcome: 'wait',
-      reason: `blueprint '${blueprint.id}' failed to allocate a ${lease.type} (${message}); will retry`,
-      delaySeconds: 0,
-    };
+    return waitOn([
+      { kind: 'allocation-failed', blueprintId: blueprint.id, type: lease.type, message },
+    ]);
   }
 }
 
@@ -134,6 +190,8 @@ type WriteResult =
       outcome: 'conflict';
       /** The pool slot was taken meanwhile. */
       poolSlotTaken: boolean;
+      /** Who holds the pool slot now, as the store returned it with the failed condition. */
+      poolSlotOwner?: SlotLock;
       /** The template's own slot locks that were taken meanwhile. */
       takenLocks: string[];
     };
@@ -169,10 +227,18 @@ async function writeAllocation(
     setupDeadline: engine.iso(limits.setupTimeoutSeconds * 1000),
     data: template.data ?? {},
     sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+    createdFor: lease.id,
   };
   const takeLock = (key: string): TxWrite => ({
     op: 'takeSlotLock',
-    lock: { key, ownerKind: 'resource', ownerId: resourceId, createdAt: at },
+    lock: {
+      key,
+      ownerKind: 'resource',
+      ownerId: resourceId,
+      createdAt: at,
+      // Names the lease this resource was made for, so a lease that loses the slot says to whom.
+      ...(key === poolKey ? { forLeaseId: lease.id } : {}),
+    },
   });
   const leaseWrites: TxWrite[] = [
     {
@@ -187,7 +253,7 @@ async function writeAllocation(
         slotLocks: [leaseKey],
         acquiredAt: at,
         waitReason: null,
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
     {
@@ -198,7 +264,7 @@ async function writeAllocation(
       lease.id,
       'lease.acquired',
       `acquired on new ${lease.type} ${resourceId} of blueprint '${blueprint.id}' (allocated for this lease)`,
-      { resourceId, blueprintId: blueprint.id, slot: leaseKey },
+      { resourceId, blueprintId: blueprint.id, slot: leaseKey, requestedAt: lease.requestedAt },
     ),
     engine.logWrite(
       resourceId,
@@ -232,9 +298,12 @@ async function writeAllocation(
     if (!(err instanceof WriteConflictError)) throw err;
     if (!warm && err.failed(writeLabel(leaseWrites[0] as TxWrite), 'condition'))
       return { outcome: 'stale' };
+    const poolLabel = writeLabel(takeLock(poolKey));
+    const owner = err.failures.find((f) => f.label === poolLabel)?.item as SlotLock | undefined;
     return {
       outcome: 'conflict',
-      poolSlotTaken: err.failed(writeLabel(takeLock(poolKey))),
+      poolSlotTaken: err.failed(poolLabel),
+      ...(owner ? { poolSlotOwner: owner } : {}),
       takenLocks: ownLocks.filter((key) => err.failed(writeLabel(takeLock(key)))),
     };
   }

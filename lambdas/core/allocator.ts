@@ -46,16 +46,19 @@
 import { allocateNew } from './allocate-new.ts';
 import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
 import { cannotEverServe, idleSinceMs, leaseNeedsActivation, usesLimit } from './eligibility.ts';
-import { attributesMatch, describeAttributes, type Engine, plural, slotKeys } from './engine.ts';
+import { attributesMatch, describeAttributes, type Engine, slotKeys } from './engine.ts';
 import { WriteConflictError } from './errors.ts';
 import { nextCheckAt } from './lease-hold.ts';
 import { countWarmIdle, isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
+import { sweepAtWithinDeadline } from './wait-deadline.ts';
+import { type PoolCount, type WaitCause, waitOn } from './wait-reasons.ts';
 
 export type AllocationOutcome =
   | { outcome: 'acquired'; lease: Lease; resource: Resource; allocated: boolean }
-  | { outcome: 'wait'; reason: string; delaySeconds: number }
+  /** `reason` is `causes` in words (wait-reasons.ts), what the lease logs and shows. */
+  | { outcome: 'wait'; reason: string; causes: WaitCause[]; delaySeconds: number }
   | { outcome: 'broken'; reason: string }
   /** Another worker changed the lease first; this update has nothing left to do. */
   | { outcome: 'stale' };
@@ -94,20 +97,39 @@ export async function allocateLease(
   }
 
   const live = await engine.store.listLiveResources(lease.type);
-  const waits: string[] = [];
+  const waits: WaitCause[] = [];
 
   // ---- Phase 2: exact, per blueprint --------------------------------------------------------
   for (const candidate of candidates) {
     const result = await tryBlueprint(engine, lease, candidate, live);
     if (result.outcome !== 'wait') return result;
-    waits.push(result.reason);
+    waits.push(...result.causes);
   }
 
-  return {
-    outcome: 'wait',
-    reason: waits.join('; '),
-    delaySeconds: engine.backoffSeconds(attempt),
-  };
+  return waitOn(waits, engine.backoffSeconds(attempt));
+}
+
+/**
+ * The pool as this attempt saw it: what holds each slot. `lost` are resources this attempt
+ * lost a race for, with what the store said they became: leased by another lease, released
+ * or broken (being torn down), or marked suspect (not suitable).
+ */
+function countPool(
+  mine: Resource[],
+  usable: Resource[],
+  lost: Map<string, keyof PoolCount>,
+): PoolCount {
+  const count: PoolCount = { booting: 0, leased: 0, unsuitable: 0, tearingDown: 0 };
+  for (const r of mine) {
+    const became = lost.get(r.id);
+    if (became) count[became]++;
+    else if (r.status === 'pending') count.booting++;
+    else if (r.status !== 'active') count.tearingDown++;
+    else if (r.leaseCount >= r.capacity) count.leased++;
+    else if (!usable.includes(r)) count.unsuitable++;
+    else count.leased++; // shared, with room that another lease took after planning
+  }
+  return count;
 }
 
 async function tryBlueprint(
@@ -137,34 +159,61 @@ async function tryBlueprint(
       a.createdAt.localeCompare(b.createdAt),
   );
 
-  // 1. A free matching resource.
-  for (const r of usable.filter((r) => r.leaseCount === 0)) {
+  // Races lost in this attempt, and the resources they were for: the reason names them.
+  const races: WaitCause[] = [];
+  const lost = new Map<string, keyof PoolCount>();
+  const tryAcquire = async (r: Resource): Promise<AllocationOutcome | undefined> => {
     const got = await acquireOn(engine, lease, r, maxUses, activateAtOnce);
     // One idle resource fewer: the warm pool (if any) tops itself back up, off this path.
     if (got.outcome === 'acquired') {
       await engine.send(...topUpMessage(blueprint, `lease ${lease.id} took idle ${r.id}`));
     }
     if (got.outcome !== 'wait') return got;
+    races.push(...got.causes);
+    const now = got.causes.find((c) => c.kind === 'lost-race')?.nowStatus;
+    lost.set(
+      r.id,
+      now === 'released' || now === 'broken' || now === 'destroyed'
+        ? 'tearingDown'
+        : now === 'marked suspect'
+          ? 'unsuitable'
+          : r.status === 'pending'
+            ? 'booting'
+            : 'leased',
+    );
+    return undefined;
+  };
+
+  // 1. A free matching resource.
+  for (const r of usable.filter((r) => r.leaseCount === 0)) {
+    const got = await tryAcquire(r);
+    if (got) return got;
   }
 
-  // 2. A new resource, if the blueprint is under its limits and not backing off.
+  // 2. A new resource, if the blueprint is under its limits and not backing off. The "at its
+  // limit" cause is counted at the end, once the races of step 3 are known too.
   const backoffUntil = blueprint.health.backoffUntil;
-  let limitReason: string | undefined;
+  let limitCauses: WaitCause[] | undefined;
   if (backoffUntil && Date.parse(backoffUntil) > now) {
-    limitReason = `blueprint '${blueprint.id}' is backing off after ${plural(blueprint.health.failureCount, 'failed allocation')} until ${backoffUntil} (last: ${blueprint.health.lastFailure ?? 'unknown'})`;
-  } else if (mine.length >= limits.maxResources) {
-    const leased = mine.filter((r) => r.leaseCount >= r.capacity).length;
-    limitReason = `blueprint '${blueprint.id}' is at its limit of ${plural(limits.maxResources, lease.type)}, ${leased === mine.length ? 'all leased' : `${leased} fully leased`}`;
-  } else {
-    const allocated = await allocateNew(engine, lease, blueprint, plugin, bp);
+    limitCauses = [
+      {
+        kind: 'backing-off',
+        blueprintId: blueprint.id,
+        failures: blueprint.health.failureCount,
+        until: backoffUntil,
+        ...(blueprint.health.lastFailure ? { lastFailure: blueprint.health.lastFailure } : {}),
+      },
+    ];
+  } else if (mine.length < limits.maxResources) {
+    const allocated = await allocateNew(engine, lease, blueprint, plugin, bp, undefined, mine);
     if (allocated.outcome !== 'wait') return allocated;
-    limitReason = allocated.reason;
+    limitCauses = allocated.causes;
   }
 
   // 3. A shared resource with room.
   for (const r of usable.filter((r) => r.leaseCount > 0 && r.leaseCount < r.capacity)) {
-    const got = await acquireOn(engine, lease, r, maxUses, activateAtOnce);
-    if (got.outcome !== 'wait') return got;
+    const got = await tryAcquire(r);
+    if (got) return got;
   }
 
   // 4. Reclaim an idle resource that cannot serve this lease, to make room for one that can.
@@ -187,16 +236,34 @@ async function tryBlueprint(
       `reclaimed to make room for lease ${lease.id}`,
     );
     if (reclaimed) {
-      return {
-        outcome: 'wait',
-        reason: `reclaiming idle ${lease.type} ${reclaimable.id} of blueprint '${blueprint.id}' to make room`,
-        delaySeconds: engine.backoffSeconds(0),
-      };
+      return waitOn(
+        [
+          ...races,
+          {
+            kind: 'reclaiming',
+            blueprintId: blueprint.id,
+            type: lease.type,
+            resourceId: reclaimable.id,
+          },
+        ],
+        engine.backoffSeconds(0),
+      );
     }
   }
 
   // 5. Wait.
-  return { outcome: 'wait', reason: limitReason, delaySeconds: 0 };
+  return waitOn([
+    ...races,
+    ...(limitCauses ?? [
+      {
+        kind: 'at-limit',
+        blueprintId: blueprint.id,
+        type: lease.type,
+        limit: limits.maxResources,
+        ...countPool(mine, usable, lost),
+      },
+    ]),
+  ]);
 }
 
 /**
@@ -219,7 +286,7 @@ async function acquireOn(
       (await engine.store.getSlotLocks(slotKeys.allLease(r.id, r.capacity))).map((l) => l.key),
     );
     slot = slotKeys.allLease(r.id, r.capacity).findIndex((k) => !held.has(k));
-    if (slot < 0) return { outcome: 'wait', reason: `${r.id} is full`, delaySeconds: 0 };
+    if (slot < 0) return waitOn([{ kind: 'lost-race', slot: r.id }]);
   }
   const key = slotKeys.lease(r.id, slot);
   const at = engine.iso();
@@ -251,7 +318,7 @@ async function acquireOn(
             status: 'acquired',
             ...acquired,
             waitReason: null,
-            sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+            sweepAt: sweepAtWithinDeadline(engine, lease),
           },
     },
     { op: 'takeSlotLock', lock: { key, ownerKind: 'lease', ownerId: lease.id, createdAt: at } },
@@ -265,7 +332,7 @@ async function acquireOn(
       lease.id,
       'lease.acquired',
       `acquired on ${r.status} ${r.type} ${r.id} of blueprint '${r.blueprintId}'`,
-      { resourceId: r.id, blueprintId: r.blueprintId, slot: key },
+      { resourceId: r.id, blueprintId: r.blueprintId, slot: key, requestedAt: lease.requestedAt },
     ),
     ...(direct ? [engine.leaseActivatedLog(lease, r, expiresAt)] : []),
   ];
@@ -274,7 +341,7 @@ async function acquireOn(
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
     if (err.failed(writeLabel(writes[0]!), 'condition')) return { outcome: 'stale' };
-    return { outcome: 'wait', reason: `lost the race for ${r.id}`, delaySeconds: 0 };
+    return waitOn([lostRaceFor(err, r, writes)]);
   }
   if (direct) await engine.wakeParent(lease, 'is active');
   return {
@@ -288,6 +355,28 @@ async function acquireOn(
       ...(direct ? { activatedAt: at, expiresAt } : {}),
     },
     resource: { ...r, leaseCount: r.leaseCount + 1, uses: r.uses + 1 },
+  };
+}
+
+/**
+ * Who beat this lease to `r`, from the items the store returned with the failed conditions (no
+ * extra read): the lease now holding the slot, or the resource's new status if it left service.
+ */
+function lostRaceFor(err: WriteConflictError, r: Resource, writes: TxWrite[]): WaitCause {
+  const itemOf = (op: TxWrite['op']) => {
+    const write = writes.find((w) => w.op === op);
+    return write ? err.failures.find((f) => f.label === writeLabel(write))?.item : undefined;
+  };
+  const resource = itemOf('attachLease') as Partial<Resource> | undefined;
+  if (resource?.status && resource.status !== 'pending' && resource.status !== 'active') {
+    return { kind: 'lost-race', slot: r.id, nowStatus: resource.status };
+  }
+  if (resource?.suspectSince) return { kind: 'lost-race', slot: r.id, nowStatus: 'marked suspect' };
+  const owner = itemOf('takeSlotLock')?.ownerId;
+  return {
+    kind: 'lost-race',
+    slot: r.id,
+    ...(typeof owner === 'string' ? { winnerLease: owner } : {}),
   };
 }
 
@@ -315,7 +404,7 @@ export async function reclaimResource(
           sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
         },
       },
-      engine.logWrite(r.id, 'resource.reclaimed', reason),
+      engine.logWrite(r.id, 'resource.reclaimed', reason, { blueprintId: r.blueprintId }),
     ]);
   } catch (err) {
     if (err instanceof WriteConflictError) return false;

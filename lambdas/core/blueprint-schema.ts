@@ -8,23 +8,22 @@ import type { Engine } from './engine.ts';
 import { ValidationError } from './errors.ts';
 import { minIdleScheduleSchema } from './min-idle.ts';
 import { BLUEPRINT_STATES } from './model.ts';
+import { blueprintIdSchema, nameSchema } from './names.ts';
 import { formatZodIssues } from './validation.ts';
 
-const attributesSchema = z.record(
-  z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'attribute names are letters, digits, _ . -'),
-  z.string().max(256),
-);
+/**
+ * The longest setup a blueprint may ask for (`limits.setupTimeoutSeconds`): a day. The setup
+ * workflow's own timeout is derived from it (lib/constructs/setup-workflow.ts).
+ */
+export const MAX_SETUP_TIMEOUT_SECONDS = 86400;
+
+const attributesSchema = z.record(nameSchema('attribute name'), z.string().max(256));
 
 export const blueprintInputSchema = z
   .object({
-    id: z
-      .string()
-      .regex(
-        /^[a-z0-9][a-z0-9-]{0,62}$/,
-        'id: lowercase letters, digits and dashes, e.g. linux-pool',
-      ),
+    id: blueprintIdSchema,
     type: z.string().min(1),
-    resourceType: z.string().min(1).default('host'),
+    resourceType: nameSchema('resourceType').default('host'),
     description: z.string().max(500).optional(),
     attributes: attributesSchema.default({}),
     state: z.enum(BLUEPRINT_STATES).default('enabled'),
@@ -37,7 +36,7 @@ export const blueprintInputSchema = z
         idleGraceSeconds: z.number().int().min(0).default(30),
         maxAgeSeconds: z.number().int().min(1).optional(),
         maxUses: z.number().int().min(1).optional(),
-        setupTimeoutSeconds: z.number().int().min(1).max(86400).default(900),
+        setupTimeoutSeconds: z.number().int().min(1).max(MAX_SETUP_TIMEOUT_SECONDS).default(900),
         minIdle: z.number().int().min(0).max(1000).default(0),
         minIdleSchedule: minIdleScheduleSchema.optional(),
       })

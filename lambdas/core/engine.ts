@@ -10,7 +10,10 @@ import type {
   CloudClients,
   ConfiguredBlueprint,
 } from './blueprint.ts';
+import type { DeadLetterQueue } from './dead-letters.ts';
 import { ValidationError, WriteConflictError } from './errors.ts';
+import { metricsOnCommit } from './metric-events.ts';
+import { type Metrics, noMetrics } from './metrics.ts';
 import type { Blueprint, Lease, LogEvent, LogType, Resource, UpdateMessage } from './model.ts';
 import { commandsOn, leasePort, parentResourceOf } from './plugin-ports.ts';
 import type { Clock, Store, TxWrite, WorkQueue } from './ports.ts';
@@ -79,6 +82,10 @@ export interface EngineDeps {
   startSetup?: (resourceId: string) => Promise<void>;
   /** Cloud SDK clients for plug-ins, created once per process by the composition root. */
   clients?: CloudClients;
+  /** Where the engine's metrics go (EMF on Lambda). @default noMetrics */
+  metrics?: Metrics;
+  /** The work queue's dead-letter queue, for operators (the api function only). */
+  deadLetters?: DeadLetterQueue;
 }
 
 export function makeEngine(
@@ -102,13 +109,20 @@ export class Engine {
   readonly settings: EngineSettings;
   readonly random: () => number;
   readonly startSetup?: (resourceId: string) => Promise<void>;
+  readonly metrics: Metrics;
+  readonly deadLetters?: DeadLetterQueue;
   readonly ctx: BlueprintContext;
   #catalog?: { at: number; blueprints: Blueprint[] };
+  /** Log events this engine made: orders its events within one millisecond (see log). */
+  #logCount = 0;
   readonly #configCache = new Map<string, ConfiguredBlueprint<unknown>>();
 
   constructor(deps: EngineDeps) {
-    // Every status change any use case writes is checked against the lifecycle tables.
-    this.store = transitionCheckedStore(deps.store);
+    this.metrics = deps.metrics ?? noMetrics;
+    this.deadLetters = deps.deadLetters;
+    // Every status change any use case writes is checked against the lifecycle tables; every
+    // transaction that commits is measured by the log events it appends.
+    this.store = metricsOnCommit(transitionCheckedStore(deps.store), this.metrics);
     this.queue = deps.queue;
     this.clock = deps.clock;
     this.registry = deps.registry;
@@ -192,9 +206,26 @@ export class Engine {
     return Math.max(1, Math.round(d / 2 + (this.random() * d) / 2));
   }
 
-  log(objectId: string, type: LogType, message: string, data?: Record<string, unknown>): LogEvent {
+  /**
+   * A log event. Its seq sorts events in the order they happened: the time, then this engine's
+   * running count (two events of one transaction, e.g. "acquired" and "active", share a
+   * millisecond), then a random tail that keeps seqs of different workers unique. `notBefore`
+   * (the time of the step this one follows, possibly written by another worker whose clock
+   * runs ahead) sorts it at least a millisecond after that step; `at` stays the true time.
+   */
+  log(
+    objectId: string,
+    type: LogType,
+    message: string,
+    data?: Record<string, unknown>,
+    notBefore?: string,
+  ): LogEvent {
     const at = this.iso();
-    return { objectId, seq: `${at}#${randomBytes(4).toString('hex')}`, at, type, message, data };
+    const after = notBefore === undefined ? Number.NaN : Date.parse(notBefore);
+    const sortAt = after >= Date.parse(at) ? new Date(after + 1).toISOString() : at;
+    const count = (this.#logCount++ % 36 ** 6).toString(36).padStart(6, '0');
+    const seq = `${sortAt}#${count}${randomBytes(2).toString('hex')}`;
+    return { objectId, seq, at, type, message, data };
   }
 
   logWrite(
@@ -202,8 +233,9 @@ export class Engine {
     type: LogType,
     message: string,
     data?: Record<string, unknown>,
+    notBefore?: string,
   ): TxWrite {
-    return { op: 'appendLog', event: this.log(objectId, type, message, data) };
+    return { op: 'appendLog', event: this.log(objectId, type, message, data, notBefore) };
   }
 
   /** A conditional write that may lose to another worker: false if it did. */
@@ -227,7 +259,12 @@ export class Engine {
         resourceId: r.id,
         blueprintId: r.blueprintId,
         expiresAt,
+        // For the time-to-active metric (metric-events.ts): request -> active.
+        requestedAt: lease.requestedAt,
+        resourceType: r.type,
       },
+      // Never before "acquired", whichever worker's clock wrote that.
+      lease.acquiredAt,
     );
   }
 

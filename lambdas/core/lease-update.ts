@@ -4,15 +4,31 @@
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
 import { allocateLease } from './allocator.ts';
+import type { LeaseStep } from './blueprint.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
-import { errorMessage, WriteConflictError } from './errors.ts';
+import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
 import { holdLapsed, lapsedReason, nextCheckAt } from './lease-hold.ts';
+import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
+import { childLeaseEnded } from './nested-leases.ts';
 import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
-import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
+import {
+  breakResource,
+  driveSetup,
+  markSuspect,
+  wakeLeasesOf,
+  wakeWaitingLeases,
+} from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
+import {
+  delayWithinDeadline,
+  pastWaitDeadline,
+  sweepAtWithinDeadline,
+  waitDeadlineReason,
+} from './wait-deadline.ts';
+import { describeWaiting, sameStory, type WaitCause } from './wait-reasons.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
   const lease = await engine.store.getLease(msg.id);
@@ -41,6 +57,7 @@ async function updatePendingLease(
   if (msg.waitSeq !== undefined && msg.waitSeq !== lease.waitSeq) {
     return { action: 'stale', detail: `wait chain ${msg.waitSeq} superseded by ${lease.waitSeq}` };
   }
+  if (pastWaitDeadline(engine, lease)) return breakLease(engine, lease, waitDeadlineReason(lease));
   // Its holder stopped renewing it (a killed CLI): nobody is waiting for it any more.
   if (holdLapsed(lease, engine.now())) {
     return endLease(engine, lease, 'released', lapsedReason(lease), 'lease.expired');
@@ -52,7 +69,7 @@ async function updatePendingLease(
     case 'broken':
       return breakLease(engine, lease, result.reason);
     case 'wait':
-      return waitForResources(engine, lease, msg, result.reason, result.delaySeconds);
+      return waitForResources(engine, lease, msg, result);
     case 'acquired': {
       const { resource } = result;
       if (result.lease.status === 'active')
@@ -76,11 +93,14 @@ async function waitForResources(
   engine: Engine,
   lease: Lease,
   msg: UpdateMessage,
-  reason: string,
-  delaySeconds: number,
+  { reason, causes, delaySeconds }: { reason: string; causes: WaitCause[]; delaySeconds: number },
 ): Promise<LeaseOutcome> {
   const attempt = msg.attempt ?? 0;
-  const delay = delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt);
+  const delay = delayWithinDeadline(
+    engine,
+    lease,
+    delaySeconds > 0 ? delaySeconds : engine.backoffSeconds(attempt),
+  );
   await engine.send({
     kind: 'lease',
     id: lease.id,
@@ -98,20 +118,21 @@ async function waitForResources(
       set: {
         waitReason: reason,
         checkedAt: engine.iso(),
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
   ];
-  if (reason !== lease.waitReason) {
-    // Only a changed reason is logged: the log reads as a story, not a heartbeat.
+  if (!sameStory(reason, lease.waitReason)) {
+    // Only a changed reason is logged: the log reads as a story, not a heartbeat. The lease's
+    // waitReason (above) is always the exact, current one; clients show it as they poll.
     const ahead = await engine.store.countWaitingAhead(lease.type, lease.requestedAt, lease.id);
     writes.push(
-      engine.logWrite(
-        lease.id,
-        'lease.waiting',
-        `waiting: ${reason}; ${ahead === 0 ? 'no leases' : ahead === 1 ? '1 lease' : `${ahead} leases`} ahead of this one`,
-        { reason, ahead, retryInSeconds: delay },
-      ),
+      engine.logWrite(lease.id, 'lease.waiting', describeWaiting(reason, ahead), {
+        reason,
+        causes,
+        ahead,
+        retryInSeconds: delay,
+      }),
     );
   }
   try {
@@ -148,6 +169,10 @@ export async function activateLease(
     // to the setup workflow. The resource's activation wakes every other lease on it.
     const step = await driveSetup(engine, r, lease.id);
     if (step.state === 'pending' || step.state === 'workflow') {
+      // Still being set up past the lease's deadline: the lease ends, the resource goes on.
+      if (pastWaitDeadline(engine, lease)) {
+        return breakLease(engine, lease, waitDeadlineReason(lease));
+      }
       return { action: 'waiting-for-resource', detail: `${r.id} is still being set up` };
     }
     r = step.resource;
@@ -157,14 +182,29 @@ export async function activateLease(
   const blueprint = await engine.blueprint(r.blueprintId);
   if (!blueprint) return breakLease(engine, lease, `blueprint '${r.blueprintId}' was deleted`);
   const { plugin, bp } = engine.configured(blueprint);
+  let step: LeaseStep = { state: 'done' };
   try {
-    if (leaseNeedsActivation(plugin, bp)) await plugin.activateLease?.(engine.ctx, bp, r, lease);
+    if (leaseNeedsActivation(plugin, bp)) {
+      step = asLeaseStep(await plugin.activateLease?.(engine.ctx, bp, r, lease));
+    }
   } catch (err) {
+    if (err instanceof ResourceGoneError) {
+      // The resource itself is unusable (its host gone, a working copy's clone damaged): not
+      // the lease's fault. The resource breaks, which sends this lease back to pending (its
+      // update, woken by the break, finds the resource broken) to be served elsewhere.
+      await breakResource(engine, r, `lease ${lease.id} found it unusable: ${errorMessage(err)}`);
+      return { action: 'waiting-for-resource', detail: `${r.id} broke: ${errorMessage(err)}` };
+    }
     // Activation may have had side effects on the host: the lease is broken, not retried,
     // and the resource becomes suspect until a health check clears it.
     const reason = `activation on ${r.id} failed: ${errorMessage(err)}`;
     await markSuspect(engine, r, `lease ${lease.id} activation failed: ${errorMessage(err)}`);
     return breakLease(engine, lease, reason, 'lease.activation-failed');
+  }
+  if (step.state === 'pending') {
+    // Long work on the host (a git fetch): record the step, come back later (lease-steps.ts).
+    const recorded = await recordPendingStep(engine, lease, step);
+    return recorded ? { action: 'activating', detail: step.message } : { action: 'stale' };
   }
 
   const ttl = lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds;
@@ -175,14 +215,21 @@ export async function activateLease(
     id: lease.id,
     type: lease.type,
     expect: { status: 'acquired', version: lease.version },
-    set: { status: 'active', activatedAt: engine.iso(), expiresAt, sweepAt: checkAt },
+    set: {
+      status: 'active',
+      activatedAt: engine.iso(),
+      expiresAt,
+      sweepAt: checkAt,
+      ...(step.data ? { data: mergedLeaseData(lease, step) } : {}),
+      ...(lease.stepMessage ? { stepMessage: null } : {}),
+    },
   };
   try {
     await engine.store.transact([
       activation,
       // No lease is ever active on a resource that is not active.
       { op: 'checkResource', resourceId: r.id, statusIn: ['active'] },
-      engine.leaseActivatedLog(lease, r, expiresAt),
+      ...stepLogWrites(engine, lease, step, engine.leaseActivatedLog(lease, r, expiresAt)),
     ]);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
@@ -217,9 +264,12 @@ async function requeueLease(
         blueprintId: null,
         acquiredAt: null,
         slotLocks: [],
+        // Steps taken on the dead resource mean nothing on the next one.
+        ...(lease.data ? { data: null } : {}),
+        ...(lease.stepMessage ? { stepMessage: null } : {}),
         requeues: lease.requeues + 1,
         checkedAt: at,
-        sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+        sweepAt: sweepAtWithinDeadline(engine, lease),
       },
     },
     ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
@@ -346,14 +396,22 @@ export async function endLease(
 export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseTeardown> {
   const r = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
   const blueprint = r ? await engine.blueprint(r.blueprintId) : undefined;
-  if (r && blueprint && r.status === 'active' && lease.activatedAt) {
+  let cleaned: LeaseStep = { state: 'done' };
+  // Cleanup runs after an activation, and after the steps of one that never finished (the
+  // holder gave up during a git fetch): the plug-in stops what they started.
+  if (r && blueprint && r.status === 'active' && (lease.activatedAt || lease.data)) {
     const { plugin, bp } = engine.configured(blueprint);
     try {
-      await plugin.releaseLease?.(engine.ctx, bp, r, lease);
+      cleaned = asLeaseStep(await plugin.releaseLease?.(engine.ctx, bp, r, lease));
     } catch (err) {
       // Cleanup failed: the next holder must not get a dirty resource.
       await markSuspect(engine, r, `cleanup after lease ${lease.id} failed: ${errorMessage(err)}`);
     }
+  }
+  if (cleaned.state === 'pending') {
+    // Cleanup runs on the host (git clean): the slot stays held until it is done.
+    const recorded = await recordPendingStep(engine, lease, cleaned);
+    return recorded ? { action: 'cleaning', detail: cleaned.message } : { action: 'stale' };
   }
   const at = engine.iso();
   try {
@@ -367,15 +425,20 @@ export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseT
       },
       ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
       ...(r ? [{ op: 'detachLease', resourceId: r.id, at } as TxWrite] : []),
-      engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
-        resourceId: lease.resourceId,
-      }),
+      ...stepLogWrites(
+        engine,
+        lease,
+        cleaned,
+        engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
+          resourceId: lease.resourceId,
+        }),
+      ),
     ]);
   } catch (err) {
     if (err instanceof WriteConflictError) return { action: 'stale' };
     throw err;
   }
-  await engine.wakeParent(lease, `ended (${lease.endReason ?? lease.status})`);
+  await childLeaseEnded(engine, lease);
   if (r) {
     const reclaim =
       isResourceFinished(r.status) ||

@@ -9,13 +9,20 @@ import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import { checkHoldSeconds } from './lease-hold.ts';
 import type { Lease } from './model.ts';
+import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
+import { MAX_WAIT_TIMEOUT_SECONDS, sweepAtWithinDeadline } from './wait-deadline.ts';
+import { parseWorkingCopySpec } from './working-copy-spec.ts';
 
 export interface LeaseRequest {
   type: string;
   attributes?: Record<string, string>;
   blueprintIds?: string[];
   ttlSeconds?: number;
+  /** Break the lease if it is not active this long after the request (no limit if absent). */
+  waitTimeoutSeconds?: number;
+  /** What a `working-copy` lease checks out (see working-copy-spec.ts). */
+  workingCopy?: unknown;
   owner: string;
   /** The caller's session, kept on the lease for display (core/identity.ts). */
   ownerSession?: string;
@@ -63,7 +70,19 @@ export async function submitLeaseRequest(
       `ttlSeconds must be a whole number from 1 to ${maxLeaseTtlSeconds}, got ${request.ttlSeconds}`,
     );
   }
+  const wait = request.waitTimeoutSeconds;
+  if (
+    wait !== undefined &&
+    (!Number.isInteger(wait) || wait < 1 || wait > MAX_WAIT_TIMEOUT_SECONDS)
+  ) {
+    throw new ValidationError(
+      `waitTimeoutSeconds must be a whole number from 1 to ${MAX_WAIT_TIMEOUT_SECONDS}, got ${wait}`,
+    );
+  }
   if (!request.type) throw new ValidationError('type is required, e.g. "host"');
+  checkName('type', request.type);
+  for (const key of Object.keys(request.attributes ?? {})) checkName('attribute name', key);
+  for (const id of request.blueprintIds ?? []) checkBlueprintId(id);
   checkHoldSeconds(request.holdSeconds);
   const key = request.idempotencyKey;
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
@@ -77,6 +96,9 @@ export async function submitLeaseRequest(
     type: request.type,
     attributes: request.attributes ?? {},
     ...(request.blueprintIds?.length ? { blueprintIds: request.blueprintIds } : {}),
+    ...(request.workingCopy === undefined
+      ? {}
+      : { workingCopy: parseWorkingCopySpec(request.workingCopy) }),
     owner: request.owner,
     ...(request.ownerSession === undefined ? {} : { ownerSession: request.ownerSession }),
     status: 'pending',
@@ -86,6 +108,7 @@ export async function submitLeaseRequest(
     ...(request.holdSeconds === undefined
       ? {}
       : { holdSeconds: request.holdSeconds, heldUntil: engine.iso(request.holdSeconds * 1000) }),
+    ...(wait === undefined ? {} : { waitTimeoutSeconds: wait }),
     requestedAt: at,
     updatedAt: at,
     waitSeq: 0,
@@ -94,6 +117,8 @@ export async function submitLeaseRequest(
     // If the first message is lost, the sweep re-drives the lease after this.
     sweepAt: engine.iso(strandAfterSeconds * 1000),
   };
+  // ... or at its wait deadline, if that comes first.
+  lease.sweepAt = sweepAtWithinDeadline(engine, lease);
   const requestHash = leaseRequestHash(lease);
   const claimWrites: TxWrite[] =
     key === undefined
@@ -177,6 +202,7 @@ function leaseRequestHash(lease: Lease): string {
     Object.entries(lease.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     [...(lease.blueprintIds ?? [])].sort(),
     lease.ttlSeconds,
+    ...(lease.workingCopy ? [lease.workingCopy] : []),
   ]);
   return createHash('sha256').update(canonical).digest('base64url');
 }

@@ -1,7 +1,15 @@
 /**
- * Paged listings of leases, resources and blueprints. A listing without a status walks several
- * index partitions (one per status) in lifecycle order; its opaque cursor says where the next
- * page starts.
+ * Paged listings of leases, resources and blueprints. What a page guarantees (openapi.yaml):
+ *  - a holder's leases and every resource are paged on keys that never change while the
+ *    object lives (the byOwner index), each item read in its current state: no object appears
+ *    twice across the pages of one listing, however its status changes meanwhile, and the
+ *    holder's listing reads only the holder's leases;
+ *  - an admin's listing of everyone's leases walks the status partitions in lifecycle order:
+ *    each lease at most once per page (its latest version), but one that changes status
+ *    between pages can show up again on a later page;
+ *  - destroyed objects (`status=destroyed`, with `type`) come from the type index.
+ * A page may hold fewer than `limit` items and still have a cursor: follow it until there is
+ * none.
  */
 import { type Caller, requireAdmin } from './access.ts';
 import type { Engine } from './engine.ts';
@@ -59,10 +67,29 @@ export async function listLeases(
       'listing destroyed leases needs type=<resource type> (destroyed leases are indexed by type only)',
     );
   }
+  if (owner !== undefined && query.status !== 'destroyed') {
+    return walkListing(
+      query,
+      (o) => engine.store.listLeasesOfOwner(owner, o),
+      (l) => listed(l, query, LISTED_LEASE_STATUSES),
+    );
+  }
   return walkStatuses(query.status ? [query.status] : LISTED_LEASE_STATUSES, query, (s, o) =>
     type === undefined
       ? engine.store.listLeasesByStatus(s, { ...o, ...(owner ? { owner } : {}) })
       : engine.store.listLeasesByType(type, s, { ...o, ...(owner ? { owner } : {}) }),
+  );
+}
+
+/** Whether a listed object belongs on the page: the query's status (or a listed one) and type. */
+function listed<S extends string>(
+  item: { status: S; type: string },
+  query: ListQuery<S>,
+  statuses: readonly S[],
+): boolean {
+  return (
+    (query.status ? item.status === query.status : statuses.includes(item.status)) &&
+    (query.type === undefined || item.type === query.type)
   );
 }
 
@@ -79,10 +106,15 @@ export async function listResources(
       'listing destroyed resources needs type=<resource type> (destroyed resources are indexed by type only)',
     );
   }
-  return walkStatuses(query.status ? [query.status] : LISTED_RESOURCE_STATUSES, query, (s, o) =>
-    type === undefined
-      ? engine.store.listResourcesByStatus(s, o)
-      : engine.store.listResourcesByType(type, s, o),
+  if (query.status === 'destroyed') {
+    return walkStatuses(['destroyed'], query, (s, o) =>
+      engine.store.listResourcesByType(type as string, s, o),
+    );
+  }
+  return walkListing(
+    query,
+    (o) => engine.store.listListedResources(o),
+    (r) => listed(r, query, LISTED_RESOURCE_STATUSES),
   );
 }
 
@@ -90,6 +122,41 @@ export async function listResources(
 export async function listBlueprints(engine: Engine): Promise<Blueprint[]> {
   const blueprints = await engine.store.listBlueprints();
   return blueprints.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+function pageLimit(query: ListQuery<string>): number {
+  const limit = query.limit ?? DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+    throw new ValidationError(
+      `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}, got ${limit}`,
+    );
+  }
+  return limit;
+}
+
+/**
+ * One page of a listing partition (byOwner index), keeping the items `keep` accepts. Each
+ * store page is consumed whole, so the store's cursor is exactly where the next page starts.
+ */
+async function walkListing<S extends string, T>(
+  query: ListQuery<S>,
+  fetch: (options: PageOptions) => Promise<Page<T>>,
+  keep: (item: T) => boolean,
+): Promise<Page<T>> {
+  const limit = pageLimit(query);
+  const items: T[] = [];
+  let cursor = query.cursor;
+  for (let queries = 0; items.length < limit && queries < MAX_QUERIES_PER_PAGE; queries++) {
+    const page = await fetch({
+      limit: limit - items.length,
+      ...(query.order === 'newest' ? { newestFirst: true } : {}),
+      ...(cursor ? { cursor } : {}),
+    });
+    items.push(...page.items.filter(keep));
+    cursor = page.cursor;
+    if (!cursor) return { items };
+  }
+  return { items, ...(cursor ? { cursor } : {}) };
 }
 
 /**
@@ -101,12 +168,7 @@ async function walkStatuses<S extends string, T>(
   query: ListQuery<S>,
   fetch: (status: S, options: PageOptions) => Promise<Page<T>>,
 ): Promise<Page<T>> {
-  const limit = query.limit ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
-    throw new ValidationError(
-      `limit must be a whole number from 1 to ${MAX_PAGE_SIZE}, got ${limit}`,
-    );
-  }
+  const limit = pageLimit(query);
   let index = 0;
   let inner: string | undefined;
   if (query.cursor !== undefined) {
@@ -134,8 +196,24 @@ async function walkStatuses<S extends string, T>(
     inner = page.cursor;
     if (!inner) index++;
   }
+  latestOnce(items);
   if (index >= statuses.length) return { items };
   return { items, cursor: encodeListCursor({ status: statuses[index] as S, cursor: inner }) };
+}
+
+/** Within one page, an object read twice (it changed status mid-walk) stays once: its latest. */
+function latestOnce<T>(items: T[]): void {
+  const latest = new Map<string, T>();
+  for (const item of items as Array<T & { id?: string; version?: number }>) {
+    if (item.id === undefined) continue;
+    const seen = latest.get(item.id) as { version?: number } | undefined;
+    if (!seen || (item.version ?? 0) > (seen.version ?? 0)) latest.set(item.id, item);
+  }
+  const kept = items.filter((item) => {
+    const id = (item as { id?: string }).id;
+    return id === undefined || latest.get(id) === item;
+  });
+  items.splice(0, items.length, ...kept);
 }
 
 function encodeListCursor(position: { status: string; cursor?: string }): string {

@@ -47,6 +47,8 @@ export interface Lease {
   slotLocks: string[];
   /** How long the lease may stay active; the sweep releases it afterwards. */
   ttlSeconds?: number;
+  /** Break the lease if it is not active this long after its request (wait-deadline.ts). */
+  waitTimeoutSeconds?: number;
   expiresAt?: string;
   /**
    * A held lease (lease-hold.ts) lives only while its holder renews it: it ends holdSeconds
@@ -78,6 +80,30 @@ export interface Lease {
   endedAs?: 'released' | 'broken';
   /** When the sweep should next look at this lease (TTL expiry, or a stranded-state bound). */
   sweepAt?: string;
+  /** What a `working-copy` lease checks out (validated at the edge and by the plug-in). */
+  workingCopy?: WorkingCopySpec;
+  /**
+   * Plug-in-private state of a step-based activation or cleanup (lease-steps.ts): which
+   * commands were started, which finished. Never shown as the holder's business.
+   */
+  data?: Record<string, unknown>;
+  /** What the activation or cleanup under way is doing, as last logged. */
+  stepMessage?: string;
+}
+
+/** One repository of a working-copy lease: where from, what to check out, what to merge. */
+export interface WorkingCopyRepository {
+  url: string;
+  /** Branch, tag, commit or full ref (`refs/changes/…`); default: the remote's HEAD. */
+  ref?: string;
+  /** Refs merged on top, in order (the staging area of a merge queue). */
+  merge?: string[];
+  /** Directory of the clone inside the working copy; default: the URL's last segment. */
+  directory?: string;
+}
+
+export interface WorkingCopySpec {
+  repositories: WorkingCopyRepository[];
 }
 
 export interface Resource {
@@ -118,6 +144,8 @@ export interface Resource {
   /** Blueprint-private state (instance id, directory, synthetic host id). */
   data: Record<string, unknown>;
   sweepAt?: string;
+  /** The lease it was allocated for: its log carries this resource's setup progress. */
+  createdFor?: string;
 }
 
 export interface BlueprintLimits {
@@ -193,6 +221,8 @@ export interface SlotLock {
   ownerKind: 'lease' | 'resource';
   ownerId: string;
   createdAt: string;
+  /** A pool slot's lease: the one its resource was allocated for (named in others' wait reasons). */
+  forLeaseId?: string;
 }
 
 /** Typed log events; `type` is a stable machine name, `message` a sentence for people. */
@@ -200,8 +230,10 @@ export const LOG_TYPES = [
   'lease.queued',
   'lease.waiting',
   'lease.acquired',
+  'lease.setup-progress',
   'lease.activated',
   'lease.activation-failed',
+  'lease.step',
   'lease.requeued',
   'lease.released',
   'lease.expired',

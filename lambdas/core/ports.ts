@@ -193,7 +193,7 @@ export interface Page<T> {
 export interface PageOptions {
   limit?: number;
   cursor?: string;
-  /** Type-index listings only: newest request (or resource) first. @default false */
+  /** Type- and owner-index listings only: newest request (or resource) first. @default false */
   newestFirst?: boolean;
 }
 
@@ -236,6 +236,14 @@ export interface Store {
     status: ResourceStatus,
     options?: PageOptions,
   ): Promise<Page<Resource>>;
+  /**
+   * One principal's leases that are not destroyed, oldest request first (`newestFirst`: the
+   * other way), each in its current state. Paged on keys that never change while a lease
+   * lives, so no lease appears on two pages, whatever status changes happen meanwhile.
+   */
+  listLeasesOfOwner(owner: string, options?: PageOptions): Promise<Page<Lease>>;
+  /** Every resource not destroyed, oldest first, like listLeasesOfOwner. */
+  listListedResources(options?: PageOptions): Promise<Page<Resource>>;
   /** How many pending leases of this type were requested before `requestedAt`. */
   countWaitingAhead(type: string, requestedAt: string, leaseId: string): Promise<number>;
   /** Slot locks by key (missing keys are omitted). */

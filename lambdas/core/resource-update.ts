@@ -5,7 +5,7 @@
  * so duplicates and late messages are harmless.
  */
 import { reclaimResource } from './allocator.ts';
-import type { HealthResult } from './blueprint.ts';
+import type { HealthPending, HealthResult } from './blueprint.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
 import { idleSinceMs, periodicHealthCheckDue } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
@@ -74,6 +74,11 @@ export async function driveSetup(
   return step;
 }
 
+/** Leases known to wait on this resource's setup without a read: its creator and the driver. */
+function setupWatchers(r: Resource, driver: string | undefined): string[] {
+  return [...new Set([r.createdFor, driver].filter((id): id is string => id !== undefined))];
+}
+
 /**
  * One step of resource setup (DESIGN §4, "activate later"): call the blueprint's idempotent
  * activateResource; active -> write it and wake the resource's leases; failure or the setup
@@ -91,13 +96,17 @@ export async function advanceResourceSetup(
   if (!blueprint) return breakResource(engine, r, `blueprint '${r.blueprintId}' was deleted`);
   if (r.setupDeadline && Date.parse(r.setupDeadline) <= engine.now()) {
     const reason = `setup did not finish within ${blueprint.limits.setupTimeoutSeconds}s`;
-    await recordBlueprintFailure(
-      engine,
-      blueprint,
-      `activation of ${r.id} failed: ${reason}`,
-      r.id,
-    );
-    return breakResource(engine, r, reason);
+    const broken = await breakResource(engine, r, reason);
+    // Counted once, by the update that broke it (two drivers of one setup may both get here).
+    if (broken.brokeNow) {
+      await recordBlueprintFailure(
+        engine,
+        blueprint,
+        `activation of ${r.id} failed: ${reason}`,
+        r.id,
+      );
+    }
+    return broken;
   }
   const { plugin, bp } = engine.configured(blueprint);
   let step: Awaited<ReturnType<typeof plugin.activateResource>>;
@@ -105,13 +114,17 @@ export async function advanceResourceSetup(
     step = await plugin.activateResource(engine.ctx, bp, r);
   } catch (err) {
     const reason = `activation failed: ${errorMessage(err)}`;
-    await recordBlueprintFailure(
-      engine,
-      blueprint,
-      `activation of ${r.id} failed: ${errorMessage(err)}`,
-      r.id,
-    );
-    return breakResource(engine, r, reason, 'resource.activation-failed');
+    const broken = await breakResource(engine, r, reason, 'resource.activation-failed');
+    // One failure, one event: only the update whose break took effect counts it.
+    if (broken.brokeNow) {
+      await recordBlueprintFailure(
+        engine,
+        blueprint,
+        `activation of ${r.id} failed: ${errorMessage(err)}`,
+        r.id,
+      );
+    }
+    return broken;
   }
 
   if (step.state === 'pending') {
@@ -145,7 +158,22 @@ export async function advanceResourceSetup(
         },
         // Taken with the write that records what they bind (e.g. an instance id), never apart.
         ...newLocks.map(takeLock),
-        engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
+        // A new line only for a new message: steps that only record data are not news.
+        ...(r.data.setupMessage === step.message
+          ? []
+          : [
+              engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
+              // The leases waiting on it hear it too: between "acquired" and "active" a holder
+              // otherwise sees nothing while the host boots (same transaction, no extra call).
+              ...setupWatchers(r, options.skipWake).map((leaseId) =>
+                engine.logWrite(
+                  leaseId,
+                  'lease.setup-progress',
+                  `setting up ${r.type} ${r.id}: ${step.message}`,
+                  { resourceId: r.id },
+                ),
+              ),
+            ]),
       ];
       let written = true;
       try {
@@ -177,7 +205,10 @@ export async function advanceResourceSetup(
       expect: { status: 'pending', version: r.version },
       set: { status: 'active', activatedAt: at, data, sweepAt: at },
     },
-    engine.logWrite(r.id, 'resource.activated', `active (blueprint '${r.blueprintId}')`),
+    engine.logWrite(r.id, 'resource.activated', `active (blueprint '${r.blueprintId}')`, {
+      blueprintId: r.blueprintId,
+      createdAt: r.createdAt,
+    }),
   ]);
   if (!ok) {
     // Another update got there first; report whatever it did.
@@ -208,18 +239,26 @@ async function checkActiveResource(engine: Engine, r: Resource): Promise<Resourc
   }
   if (r.suspectSince) {
     const { plugin, bp } = engine.configured(blueprint);
-    let health: Awaited<ReturnType<typeof plugin.healthCheck>>;
+    let health: HealthResult | HealthPending;
     try {
-      health = await plugin.healthCheck(engine.ctx, bp, r);
+      health = plugin.suspectHealthCheck
+        ? await plugin.suspectHealthCheck(engine.ctx, bp, r)
+        : await plugin.healthCheck(engine.ctx, bp, r);
     } catch (err) {
       health = { healthy: false, reason: `health check failed: ${errorMessage(err)}` };
     }
+    if ('state' in health) {
+      // The check runs commands on the host (git fsck): ask again later, never wait here.
+      await engine.send({
+        kind: 'resource',
+        id: r.id,
+        delaySeconds: Math.max(1, Math.min(900, Math.ceil(health.checkAgainSeconds))),
+        reason: 'health check under way',
+      });
+      return { action: 'health-checking', detail: health.message };
+    }
     if (!health.healthy) {
-      await breakResource(
-        engine,
-        r,
-        `failed its health check: ${health.reason} (suspect since: ${r.suspectReason ?? 'unknown'})`,
-      );
+      await breakResource(engine, r, healthFailure(health.reason, r.suspectReason));
       return { action: 'broken', detail: health.reason };
     }
     const cleared = await engine.tryTransact([
@@ -364,12 +403,24 @@ export function reclaimReason(
  * sees the broken resource and goes back to pending (not yet active) or breaks with this
  * reason (active). Teardown waits until they have detached.
  */
+/**
+ * Why a suspect resource broke, naming the root cause once: the health check's finding, and
+ * why it was suspect only when that says something the finding does not.
+ */
+export function healthFailure(found: string, suspectReason: string | undefined): string {
+  const head = `failed its health check: ${found}`;
+  if (!suspectReason || suspectReason.includes(found) || found.includes(suspectReason)) {
+    return head;
+  }
+  return `${head} (suspect since: ${suspectReason})`;
+}
+
 export async function breakResource(
   engine: Engine,
   r: Resource,
   reason: string,
   logType: 'resource.broken' | 'resource.activation-failed' = 'resource.broken',
-): Promise<SetupStep & { state: 'broken' }> {
+): Promise<SetupStep & { state: 'broken'; brokeNow?: true }> {
   const ok = await engine.tryTransact([
     {
       op: 'updateResource',
@@ -383,7 +434,7 @@ export async function breakResource(
         sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
       },
     },
-    engine.logWrite(r.id, logType, `broken: ${reason}`, { reason }),
+    engine.logWrite(r.id, logType, `broken: ${reason}`, { reason, blueprintId: r.blueprintId }),
   ]);
   if (!ok) {
     const now = await engine.store.getResource(r.id);
@@ -393,7 +444,7 @@ export async function breakResource(
   const broken: Resource = { ...r, status: 'broken', endReason: reason, version: r.version + 1 };
   if (r.leaseCount > 0) await wakeLeasesOf(engine, broken, `${r.id} broke`);
   else await destroyResource(engine, broken);
-  return { state: 'broken', resource: broken };
+  return { state: 'broken', resource: broken, brokeNow: true };
 }
 
 /** released|broken -> destroyed, once no lease is attached: tear down, free the pool slot. */

@@ -21,8 +21,8 @@
  */
 import { periodicHealthCheckDue } from './eligibility.ts';
 import type { Engine } from './engine.ts';
-import { isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import { reconcileInventories } from './inventory.ts';
+import { isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import {
   type Blueprint,
   type Lease,
@@ -56,8 +56,20 @@ export interface SweepReport {
 /** A freshly written lock is never judged orphaned: its owner's write may still be in flight. */
 const LOCK_GRACE_MS = 60_000;
 
-export async function runSweep(engine: Engine): Promise<SweepReport> {
+export interface SweepOptions {
+  /**
+   * Re-drive every lease, resource and command in a transitional state now, not only those
+   * past their sweepAt: the caller knows every queued message is gone (the local runtime
+   * starting on a new, in-memory queue), so waiting out the stranded-state bound would only
+   * keep everyone waiting.
+   */
+  allInFlight?: boolean;
+}
+
+export async function runSweep(engine: Engine, options: SweepOptions = {}): Promise<SweepReport> {
   const now = engine.iso();
+  // Transitional states are due at their sweepAt, or all of them at once (allInFlight).
+  const due = options.allInFlight ? {} : { dueBefore: now };
   const messages: UpdateMessage[] = [];
   const report: SweepReport = {
     expiredLeases: 0,
@@ -76,7 +88,10 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   const leaseStatuses: LeaseStatus[] = ['active', 'pending', 'acquired', 'released', 'broken'];
   for (const status of leaseStatuses) {
     for await (const lease of pages((o) =>
-      engine.store.listLeasesByStatus(status, { ...o, dueBefore: now }),
+      engine.store.listLeasesByStatus(status, {
+        ...o,
+        ...(status === 'active' ? { dueBefore: now } : due),
+      }),
     )) {
       if (status === 'active') report.expiredLeases++;
       else report.redrivenLeases++;
@@ -95,7 +110,7 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   const resourceStatuses: ResourceStatus[] = ['pending', 'released', 'broken'];
   for (const status of resourceStatuses) {
     for await (const r of pages((o) =>
-      engine.store.listResourcesByStatus(status, { ...o, dueBefore: now }),
+      engine.store.listResourcesByStatus(status, { ...o, ...due }),
     )) {
       report.redrivenResources++;
       messages.push({
@@ -144,7 +159,7 @@ export async function runSweep(engine: Engine): Promise<SweepReport> {
   // Commands: a step whose message was lost (each step sets sweepAt past its next look).
   for (const status of LIVE_COMMAND_STATUSES) {
     for await (const c of pages((o) =>
-      engine.store.listCommandsByStatus(status, { ...o, dueBefore: now }),
+      engine.store.listCommandsByStatus(status, { ...o, ...due }),
     )) {
       report.redrivenCommands++;
       messages.push({

@@ -13,6 +13,15 @@ export {
   readCommand,
   startCommand,
 } from './commands.ts';
+export {
+  type DeadLetter,
+  type DeadLetterPeek,
+  type DeadLetterQueue,
+  listDeadLetters,
+  MAX_DEAD_LETTERS_LISTED,
+  type RedriveStarted,
+  redriveDeadLetters,
+} from './dead-letters.ts';
 export { processUpdate } from './dispatch.ts';
 export { ForbiddenError } from './errors.ts';
 export { type HostEvent, type HostEventOutcome, handleHostEvent } from './host-events.ts';
@@ -41,6 +50,7 @@ export {
   readLogs,
   readResourceLogs,
 } from './logs.ts';
+export { recordPoolGauges } from './pool-gauges.ts';
 export { MAX_WAITING_PAGES, type PoolStats, poolStats } from './pool-stats.ts';
 export { getResource, releaseResource } from './resources.ts';
 export { advanceSetup, failSetup, type SetupStepOutcome } from './setup.ts';

@@ -29,7 +29,7 @@ export function formatZodIssues(error: z.ZodError, format: IssueFormat = {}): st
         ...issue.path.map((part) => cut(String(part))),
       ];
       const where = path.join('.') || root;
-      return `${where}: ${format.message?.(issue) ?? issue.message}`;
+      return `${where}: ${format.message?.(issue) ?? keyMessage(issue) ?? issue.message}`;
     })
     .join('; ');
 }
@@ -47,4 +47,10 @@ export function cut(text: string): string {
 /** `text` quoted for an error message: a short prefix only (messages must stay small). */
 export function quoted(text: string): string {
   return `'${cut(text)}'`;
+}
+
+/** A record key that failed its own schema: say why (zod's own message is "Invalid key"). */
+function keyMessage(issue: z.core.$ZodIssue): string | undefined {
+  if (issue.code !== 'invalid_key' || issue.issues.length === 0) return undefined;
+  return issue.issues.map((inner) => inner.message).join('; ');
 }

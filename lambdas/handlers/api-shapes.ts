@@ -14,25 +14,31 @@ import {
   type LogEvent,
   RESOURCE_STATUSES,
 } from '../core/model.ts';
-import { MAX_PAGE_SIZE } from '../core/use-cases.ts';
+import { blueprintIdSchema, nameSchema } from '../core/names.ts';
+import { parentResourceOf } from '../core/plugin-ports.ts';
+import { MAX_DEAD_LETTERS_LISTED, MAX_PAGE_SIZE } from '../core/use-cases.ts';
+import { MAX_WAIT_TIMEOUT_SECONDS } from '../core/wait-deadline.ts';
+import { workingCopySpecSchema } from '../core/working-copy-spec.ts';
+
 import { boundedBytes, boundedRecord, boundedTotal } from './limits.ts';
 
 // ---- requests ---------------------------------------------------------------------------------
 
-const attributes = boundedRecord(z.string().min(1).max(64), z.string().max(256), {
+const attributes = boundedRecord(nameSchema('attribute name'), z.string().max(256), {
   count: 'attributesCount',
   bytes: 'attributesBytes',
   what: 'attributes',
 });
-const id = z.string().min(1).max(128);
 
 export const leaseRequestBody = z
   .object({
-    type: z.string().min(1).max(64),
+    type: nameSchema('type'),
     attributes: attributes.optional(),
-    blueprintIds: z.array(id).min(1).max(20).optional(),
+    blueprintIds: z.array(blueprintIdSchema).min(1).max(20).optional(),
     ttlSeconds: z.number().int().min(1).optional(),
     holdSeconds: z.number().int().min(1).max(MAX_HOLD_SECONDS).optional(),
+    waitTimeoutSeconds: z.number().int().min(1).max(MAX_WAIT_TIMEOUT_SECONDS).optional(),
+    workingCopy: workingCopySpecSchema.optional(),
   })
   .strict();
 
@@ -81,11 +87,12 @@ export const blueprintPatchBody = z
   });
 
 export const noQuery = z.object({}).strict();
+export const leaseQuery = z.object({ place: z.enum(['true', 'false']).optional() }).strict();
 const pageSize = z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).optional();
 export const leaseListQuery = z
   .object({
     status: z.enum(LEASE_STATUSES).optional(),
-    type: z.string().min(1).max(64).optional(),
+    type: nameSchema('type').optional(),
     limit: pageSize,
     cursor: z.string().min(1).max(4096).optional(),
     order: z.enum(['oldest', 'newest']).optional(),
@@ -98,6 +105,10 @@ const byteOffset = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).o
 export const commandReadQuery = z
   .object({ stdoutFrom: byteOffset, stderrFrom: byteOffset })
   .strict();
+export const deadLetterQuery = z
+  .object({ limit: z.coerce.number().int().min(1).max(MAX_DEAD_LETTERS_LISTED).optional() })
+  .strict();
+
 export const logQuery = z
   .object({
     after: z.string().min(1).max(200).optional(),
@@ -107,12 +118,16 @@ export const logQuery = z
 
 // ---- responses --------------------------------------------------------------------------------
 
-/** A lease as its holder sees it: the engine's bookkeeping left out. */
+/**
+ * A lease as its holder sees it: the engine's bookkeeping and the plug-in's step data left out;
+ * a lease held by a resource (a working copy's host) names it as `heldBy`.
+ */
 export function leaseJson(
   lease: Lease,
-): Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'> {
-  const { waitSeq: _w, slotLocks: _s, sweepAt: _sw, checkedAt: _c, ...shown } = lease;
-  return shown;
+): Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'> & { heldBy?: string } {
+  const { waitSeq: _w, slotLocks: _s, sweepAt: _sw, checkedAt: _c, data: _d, ...shown } = lease;
+  const heldBy = parentResourceOf(lease);
+  return heldBy ? { ...shown, heldBy } : shown;
 }
 
 /** A command as the contract shows it (never its environment: values may be secrets). */

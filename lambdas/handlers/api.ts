@@ -22,6 +22,7 @@ import {
   getLease,
   getResource,
   listBlueprints,
+  listDeadLetters,
   listLeases,
   listResources,
   poolStats,
@@ -29,6 +30,7 @@ import {
   readCommand,
   readLeaseLogs,
   readResourceLogs,
+  redriveDeadLetters,
   releaseLease,
   releaseResource,
   startCommand,
@@ -41,8 +43,10 @@ import {
   commandBody,
   commandJson,
   commandReadQuery,
+  deadLetterQuery,
   leaseJson,
   leaseListQuery,
+  leaseQuery,
   leaseRequestBody,
   logPage,
   logQuery,
@@ -55,6 +59,7 @@ import {
   engineFromEnvironment,
   ownerGranularityFromEnvironment,
 } from './composition.ts';
+import { flushMetrics } from './emf-metrics.ts';
 import {
   type ApiContext,
   type ApiEvent,
@@ -167,8 +172,21 @@ export const routes: RouteSpec[] = [
   route({
     method: 'GET',
     path: '/v1/leases/{id}',
-    run: async ({ engine, caller, params }) =>
-      ok({ lease: leaseJson(await getLease(engine, param(params, 'id'), caller)) }),
+    query: leaseQuery,
+    run: async ({ engine, caller, params, query }) => {
+      const lease = await getLease(engine, param(params, 'id'), caller);
+      const place =
+        query.place === 'true' && lease.status === 'pending'
+          ? {
+              waitingAhead: await engine.store.countWaitingAhead(
+                lease.type,
+                lease.requestedAt,
+                lease.id,
+              ),
+            }
+          : {};
+      return ok({ lease: leaseJson(lease), ...place });
+    },
   }),
   route({
     method: 'POST',
@@ -323,6 +341,20 @@ export const routes: RouteSpec[] = [
     run: async ({ engine, caller, params }) =>
       ok({ resource: await releaseResource(engine, param(params, 'id'), caller) }),
   }),
+  route({
+    method: 'GET',
+    path: '/v1/admin/dlq',
+    admin: true,
+    query: deadLetterQuery,
+    run: async ({ engine, caller, query }) =>
+      ok(await listDeadLetters(engine, caller, query.limit)),
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/admin/dlq/redrive',
+    admin: true,
+    run: async ({ engine, caller }) => ok({ redrive: await redriveDeadLetters(engine, caller) }),
+  }),
 ];
 
 /** The ids a route's path names, for the log lines of the request. */
@@ -416,6 +448,7 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
   const admins = deps.admins ?? '';
   return middy<ApiEvent, ApiResult, Error, ApiContext>()
     .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(flushMetrics(deps.engine))
     .use(httpErrors({ logger }))
     .use(
       authenticate({

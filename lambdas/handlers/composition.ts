@@ -13,6 +13,7 @@
  *                            core/identity.ts)
  *   DRYDOCK_DATA_DIR         where local plug-ins keep files          @default /tmp/drydock
  *   DRYDOCK_DEPLOYMENT       the `drydock:deployment` tag value of this deployment's hosts
+ *   DEAD_LETTER_QUEUE_URL    the work queue's DLQ (api only: `drydock dlq`, redrive)
  *   DRYDOCK_COMMAND_LOG_GROUP  the log group SSM Run Command writes command output to
  *                            (worker and setup only: the functions that run plug-ins)
  *
@@ -25,11 +26,14 @@ import { deployedRegistry } from '../blueprints/registry.ts';
 import { type Engine, makeEngine } from '../core/engine.ts';
 import type { OwnerGranularity } from '../core/identity.ts';
 import { systemClock } from '../core/ports.ts';
+import { SqsDeadLetterQueue } from '../queue/sqs-dead-letters.ts';
 import { SqsWorkQueue } from '../queue/sqs-queue.ts';
 import { createDynamoClient, createSqsClient } from '../store/clients.ts';
 import { DynamoStore } from '../store/dynamo-store.ts';
+import { EmfMetrics } from './emf-metrics.ts';
 import { readEnvironment } from './runtime.ts';
 import { stepFunctionsSetupStarter } from './setup-starter.ts';
+import { sdkClientTracer } from './tracing.ts';
 
 /**
  * An engine from `env`, on the container's SDK clients (one per service per process, warm
@@ -38,19 +42,37 @@ import { stepFunctionsSetupStarter } from './setup-starter.ts';
 export function buildEngineFromEnvironment(env: NodeJS.ProcessEnv = process.env): Engine {
   const config = readEnvironment(env);
   const clock = systemClock;
+  // Every SDK call a subsegment of the function's trace (a no-op off Lambda).
+  const capture = sdkClientTracer(env);
+  const sqs = capture(createSqsClient());
   let sfn: SFNClient | undefined;
   const arn = config.SETUP_STATE_MACHINE_ARN;
   const startSetup = arn
-    ? stepFunctionsSetupStarter(() => (sfn ??= new SFNClient({ maxAttempts: 3 })), arn)
+    ? stepFunctionsSetupStarter(() => (sfn ??= capture(new SFNClient({ maxAttempts: 3 }))), arn)
     : undefined;
   return makeEngine({
-    store: new DynamoStore({ client: createDynamoClient(), tableName: config.TABLE_NAME, clock }),
-    queue: new SqsWorkQueue({ client: createSqsClient(), queueUrl: config.QUEUE_URL }),
+    store: new DynamoStore({
+      client: capture(createDynamoClient()),
+      tableName: config.TABLE_NAME,
+      clock,
+    }),
+    queue: new SqsWorkQueue({ client: sqs, queueUrl: config.QUEUE_URL }),
     clock,
     registry: deployedRegistry(),
     dataDir: config.DRYDOCK_DATA_DIR ?? '/tmp/drydock',
     // Plug-ins' EC2 / SSM / CloudWatch Logs clients, created on first use.
-    clients: awsCloudClients(),
+    clients: awsCloudClients({ capture }),
+    // EMF on stdout, flushed at the end of every invocation (flushMetrics on each handler).
+    metrics: new EmfMetrics(),
+    ...(config.DEAD_LETTER_QUEUE_URL
+      ? {
+          deadLetters: new SqsDeadLetterQueue({
+            client: sqs,
+            queueUrl: config.DEAD_LETTER_QUEUE_URL,
+            sourceQueueUrl: config.QUEUE_URL,
+          }),
+        }
+      : {}),
     ...(startSetup ? { startSetup } : {}),
   });
 }

@@ -15,8 +15,12 @@ import { quoted } from '../core/validation.ts';
 import type { ApiEvent, ApiResult } from './http.ts';
 
 export const LIMITS = {
-  /** Any id in a path (lease, command, blueprint, resource): engine ids are ~40 characters. */
-  pathIdChars: 128,
+  /**
+   * Any id in a path (lease, command, blueprint, resource): every id is a name (core/names.ts,
+   * at most 64 characters), which the core checks too; this refuses a longer one before any
+   * route, with the limit's name.
+   */
+  pathIdChars: 64,
   /** A lease request's JSON body. */
   leaseBodyBytes: 32 * 1024,
   /** Attributes of a lease request or a blueprint: how many, and their keys and values in all. */

@@ -10,6 +10,7 @@
  *   SETUP_STATE_MACHINE_ARN  the setup workflow; unset = setup is driven from the queue
  *   ADMIN_PRINCIPALS         comma-separated principal ARNs, `*` = everyone (api only)
  *   DRYDOCK_DATA_DIR         where local plug-ins keep files          @default /tmp/drydock
+ *   DEAD_LETTER_QUEUE_URL    the work queue's DLQ (api only: GET /v1/admin/dlq, redrive)
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
@@ -61,6 +62,8 @@ const environmentSchema = z.object({
       .optional(),
   ),
   DRYDOCK_DATA_DIR: optional,
+  /** The work queue's dead-letter queue (api function only: `drydock dlq`). */
+  DEAD_LETTER_QUEUE_URL: optional,
 });
 
 export type RuntimeEnvironment = z.output<typeof environmentSchema>;

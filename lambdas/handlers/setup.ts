@@ -16,6 +16,7 @@ import { ValidationError } from '../core/errors.ts';
 import { advanceSetup, failSetup } from '../core/use-cases.ts';
 import { formatZodIssues } from '../core/validation.ts';
 import { engineFromEnvironment } from './composition.ts';
+import { flushMetrics } from './emf-metrics.ts';
 import { type EngineSource, engineOf, logger, loggerFor } from './runtime.ts';
 
 const setupEventSchema = z.object({
@@ -75,9 +76,9 @@ export interface SetupHandlerDeps {
 
 /** The setup workflow's task handler on `deps.engine`. */
 export function makeSetupHandler(deps: SetupHandlerDeps) {
-  return middy<unknown, SetupOutput>((event: unknown) =>
-    setupStep(engineOf(deps.engine), event),
-  ).use(injectLambdaContext(logger, { resetKeys: true }));
+  return middy<unknown, SetupOutput>((event: unknown) => setupStep(engineOf(deps.engine), event))
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(flushMetrics(deps.engine));
 }
 
 export const handler = makeSetupHandler({ engine: engineFromEnvironment });

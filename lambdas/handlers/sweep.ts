@@ -4,8 +4,10 @@
  */
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
+import { recordPoolGauges } from '../core/pool-gauges.ts';
 import { runSweep, type SweepReport } from '../core/sweep.ts';
 import { engineFromEnvironment } from './composition.ts';
+import { flushMetrics } from './emf-metrics.ts';
 import { type EngineSource, engineOf, logger } from './runtime.ts';
 
 export interface SweepHandlerDeps {
@@ -15,11 +17,16 @@ export interface SweepHandlerDeps {
 /** The sweep Lambda handler on `deps.engine`. */
 export function makeSweepHandler(deps: SweepHandlerDeps) {
   async function sweep(): Promise<SweepReport> {
-    const report = await runSweep(engineOf(deps.engine));
+    const engine = engineOf(deps.engine);
+    const report = await runSweep(engine);
     logger.info('sweep finished', { ...report });
+    // The pool gauges, once a minute with the sweep (a few index queries).
+    await recordPoolGauges(engine);
     return report;
   }
-  return middy<unknown, SweepReport>(sweep).use(injectLambdaContext(logger, { resetKeys: true }));
+  return middy<unknown, SweepReport>(sweep)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(flushMetrics(deps.engine));
 }
 
 export const handler = makeSweepHandler({ engine: engineFromEnvironment });

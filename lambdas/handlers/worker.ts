@@ -17,6 +17,7 @@ import { type HostEvent, handleHostEvent, processUpdate } from '../core/use-case
 import { formatZodIssues } from '../core/validation.ts';
 import { parseUpdateMessage } from '../queue/sqs-queue.ts';
 import { engineFromEnvironment } from './composition.ts';
+import { flushMetrics } from './emf-metrics.ts';
 import { type EngineSource, engineOf, type LogIds, logger, loggerFor } from './runtime.ts';
 
 // ---- EC2 events -----------------------------------------------------------------------------
@@ -191,9 +192,9 @@ export function makeWorkerHandler(deps: WorkerHandlerDeps) {
   // local runtime, which cannot stop a handler. Steps are bounded: a command is started or polled,
   // never waited on to its end, and static-host's SSM housekeeping waits at most STEP_BUDGET_MS
   // (20 s, lambdas/blueprints/ssm/run.ts) in a step, which the worker timeout must leave room for.
-  return middy<SQSEvent, SQSBatchResponse>(processBatch).use(
-    injectLambdaContext(logger, { resetKeys: true }),
-  );
+  return middy<SQSEvent, SQSBatchResponse>(processBatch)
+    .use(injectLambdaContext(logger, { resetKeys: true }))
+    .use(flushMetrics(deps.engine));
 }
 
 export const handler = makeWorkerHandler({ engine: engineFromEnvironment });

@@ -113,7 +113,7 @@ export class SqsWorkQueue implements WorkQueue {
   }
 }
 
-function translateSqsError(err: unknown, what: string): DrydockError {
+export function translateSqsError(err: unknown, what: string): DrydockError {
   const name = (err as { name?: string })?.name ?? '';
   const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
   if (THROTTLING.has(name) || (status ?? 0) >= 500) {

@@ -46,6 +46,7 @@ import {
 import { type DynamoCallStats, instrumentDynamoClient } from './clients.ts';
 import {
   checkLimit,
+  encodeCursor,
   encodeSlotLockCursor,
   type StartKey,
   slotLockPositionFromCursor,
@@ -58,8 +59,10 @@ import {
   commandStatusPartition,
   idempotencyKey,
   leaseKey,
+  leaseOwnerPartition,
   leaseStatusPartition,
   leaseTypePartition,
+  RESOURCE_LISTING_PARTITION,
   recordPartition,
   resourceKey,
   resourcePhase,
@@ -71,6 +74,7 @@ import {
 import type { PlanContext } from './planned-write.ts';
 import {
   indexQuery,
+  listingIndexQuery,
   logsQuery,
   recordsQuery,
   slotLockShardQuery,
@@ -206,6 +210,40 @@ export class DynamoStore implements Store {
       ),
       `listResourcesByType ${type} ${status}`,
     );
+  }
+
+  listLeasesOfOwner(owner: string, options: PageOptions = {}): Promise<Page<Lease>> {
+    return this.listedPage<Lease>(leaseOwnerPartition(owner), options, 'listLeasesOfOwner');
+  }
+
+  listListedResources(options: PageOptions = {}): Promise<Page<Resource>> {
+    return this.listedPage<Resource>(RESOURCE_LISTING_PARTITION, options, 'listListedResources');
+  }
+
+  /**
+   * A page of a listing partition: its keys (the index holds keys only), then the items
+   * themselves in one consistent batch read, in the index's order. An item destroyed and
+   * deleted in between is left out.
+   */
+  private async listedPage<T>(
+    partition: string,
+    options: PageOptions,
+    what: string,
+  ): Promise<Page<T>> {
+    const { items: keys, lastKey } = await this.io.queryPage(
+      listingIndexQuery(this.tableName, partition, options),
+      what,
+    );
+    const found = await this.io.batchGet(
+      keys.map((k) => ({ PK: String(k.PK), SK: String(k.SK) })),
+      what,
+    );
+    const byKey = new Map(found.map((item) => [`${item.PK}|${item.SK}`, item]));
+    const items = keys.flatMap((k) => {
+      const item = byKey.get(`${k.PK}|${k.SK}`);
+      return item ? [stripKeys<T>(item)] : [];
+    });
+    return { items, ...(lastKey ? { cursor: encodeCursor(lastKey) } : {}) };
   }
 
   async countWaitingAhead(type: string, requestedAt: string, leaseId: string): Promise<number> {

@@ -27,13 +27,14 @@ export interface VersionedIndexMove {
 
 /**
  * Index keys follow the status: GSI1PK/GSI2PK move with it and GSI2SK with sweepAt. A destroyed
- * object leaves GSI2 (the sweep never needs it) and gets a TTL so DynamoDB deletes it later.
+ * object leaves GSI2 (the sweep never needs it) and GSI3 (listings show live objects) and gets a TTL so DynamoDB deletes it later.
  */
 export function moveVersionedIndexKeys(update: UpdateExpression, next: VersionedIndexMove): void {
   if (next.statusChanged) update.set(GSI.byType.partitionKey, next.typePartition);
   if (next.status === 'destroyed') {
     if (next.statusChanged) {
       update.remove(GSI.byStatus.partitionKey).remove(GSI.byStatus.sortKey);
+      update.remove(GSI.byOwner.partitionKey).remove(GSI.byOwner.sortKey);
       const endedAt = next.endedAt === undefined ? Number.NaN : Date.parse(next.endedAt);
       update.set(TTL_ATTRIBUTE, retentionEpoch(Number.isNaN(endedAt) ? next.now : endedAt));
     }

@@ -31,6 +31,8 @@ export const KEY_ATTRIBUTES: readonly string[] = [
   GSI.byType.sortKey,
   GSI.byStatus.partitionKey,
   GSI.byStatus.sortKey,
+  GSI.byOwner.partitionKey,
+  GSI.byOwner.sortKey,
   TTL_ATTRIBUTE,
 ];
 
@@ -70,6 +72,12 @@ export const resourceTypePartition = (type: string, status: ResourceStatus): str
 export const resourceTypeSortKey = (
   r: Pick<Resource, 'blueprintId' | 'createdAt' | 'id'>,
 ): string => `${r.blueprintId}#${r.createdAt}#${r.id}`;
+
+// ---- GSI3 "byOwner" (listings) --------------------------------------------------------------
+export const leaseOwnerPartition = (owner: string): string => `LEASE#OWNER#${owner}`;
+export const RESOURCE_LISTING_PARTITION = 'RES#ALL';
+/** Set once at creation, never changed: the listing order (oldest first). */
+export const listingSortKey = (createdAt: string, id: string): string => `${createdAt}#${id}`;
 
 // ---- GSI2 "byStatus" -------------------------------------------------------------------------
 export const leaseStatusPartition = (status: LeaseStatus): string => `LEASE#${status}`;
@@ -111,7 +119,12 @@ export function leaseItem(lease: Lease): Record<string, unknown> {
     GSI1SK: leaseTypeSortKey(lease.requestedAt, lease.id),
     ...(destroyed
       ? { [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(lease.destroyedAt ?? lease.updatedAt)) }
-      : { GSI2PK: leaseStatusPartition(lease.status), GSI2SK: sweepSortKey(lease.sweepAt) }),
+      : {
+          GSI2PK: leaseStatusPartition(lease.status),
+          GSI2SK: sweepSortKey(lease.sweepAt),
+          GSI3PK: leaseOwnerPartition(lease.owner),
+          GSI3SK: listingSortKey(lease.requestedAt, lease.id),
+        }),
   };
 }
 
@@ -129,6 +142,8 @@ export function resourceItem(resource: Resource): Record<string, unknown> {
       : {
           GSI2PK: resourceStatusPartition(resource.status),
           GSI2SK: sweepSortKey(resource.sweepAt),
+          GSI3PK: RESOURCE_LISTING_PARTITION,
+          GSI3SK: listingSortKey(resource.createdAt, resource.id),
         }),
   };
 }

@@ -81,6 +81,20 @@ export function typeIndexQuery(
   );
 }
 
+/** A page of keys of a "byOwner" (listing) partition, oldest first unless `newestFirst`. */
+export function listingIndexQuery(
+  tableName: string,
+  partition: string,
+  options: PageOptions,
+): QueryCommandInput {
+  return {
+    ...indexQuery(tableName, GSI.byOwner, partition),
+    ScanIndexForward: !options.newestFirst,
+    Limit: checkLimit(options.limit),
+    ExclusiveStartKey: startKeyFromCursor(options.cursor, GSI.byOwner.partitionKey, partition),
+  };
+}
+
 /** Pending leases of a type requested before (requestedAt, leaseId): the queue ahead of it. */
 export function waitingAheadQuery(
   tableName: string,

@@ -27,6 +27,13 @@
  *                       (queued, running and cancelling only: ended commands leave the index)
  *                     Serves the sweep ("what is due") and listings. Destroyed objects have
  *                     no GSI2 keys (the sweep never needs them); they expire via TTL.
+ *   GSI3 "byOwner"  — keys only — leases:    GSI3PK = LEASE#OWNER#<owner>   GSI3SK = <requestedAt>#<id>
+ *                                 resources: GSI3PK = RES#ALL             GSI3SK = <createdAt>#<id>
+ *                     Serves listings (a holder's own leases; every resource). Its keys never
+ *                     change while the object lives, so paging it cannot return an object
+ *                     twice however often the object changes; pages read the items themselves
+ *                     (consistent BatchGet), so they show current state. Keys only: status
+ *                     changes never write to this index. Destroyed objects leave it.
  */
 
 export const TABLE_KEYS = {
@@ -37,7 +44,15 @@ export const TABLE_KEYS = {
 export const GSI = {
   byType: { name: 'GSI1', partitionKey: 'GSI1PK', sortKey: 'GSI1SK' },
   byStatus: { name: 'GSI2', partitionKey: 'GSI2PK', sortKey: 'GSI2SK' },
+  byOwner: { name: 'GSI3', partitionKey: 'GSI3PK', sortKey: 'GSI3SK' },
 } as const;
+
+/** What each index projects: listings read items themselves, so byOwner holds keys only. */
+export const GSI_PROJECTION: Record<keyof typeof GSI, 'ALL' | 'KEYS_ONLY'> = {
+  byType: 'ALL',
+  byStatus: 'ALL',
+  byOwner: 'KEYS_ONLY',
+};
 
 /** Epoch-seconds attribute DynamoDB's TTL deletes items by (logs, destroyed objects). */
 export const TTL_ATTRIBUTE = 'expiresAtEpoch';

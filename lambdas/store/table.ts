@@ -8,8 +8,9 @@ import {
   DescribeTableCommand,
   type DynamoDBClient,
   type TableDescription,
+  UpdateTableCommand,
 } from '@aws-sdk/client-dynamodb';
-import { GSI, KEY_ATTRIBUTE_TYPE, TABLE_KEYS } from './schema.ts';
+import { GSI, GSI_PROJECTION, KEY_ATTRIBUTE_TYPE, TABLE_KEYS } from './schema.ts';
 
 export function createTableInput(tableName: string): CreateTableCommandInput {
   const attribute = (AttributeName: string) => ({
@@ -31,15 +32,39 @@ export function createTableInput(tableName: string): CreateTableCommandInput {
       { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
       { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
     ],
-    GlobalSecondaryIndexes: Object.values(GSI).map((index) => ({
+    GlobalSecondaryIndexes: Object.entries(GSI).map(([role, index]) => ({
       IndexName: index.name,
       KeySchema: [
         { AttributeName: index.partitionKey, KeyType: 'HASH' },
         { AttributeName: index.sortKey, KeyType: 'RANGE' },
       ],
-      Projection: { ProjectionType: 'ALL' },
+      Projection: { ProjectionType: GSI_PROJECTION[role as keyof typeof GSI] },
     })),
   };
+}
+
+/**
+ * A table made before an index was added to the schema (a local `.drydock/` from an older
+ * version) gets it now, one index per call as DynamoDB allows; the wait below covers it.
+ */
+async function addMissingIndex(
+  client: DynamoDBClient,
+  tableName: string,
+  table: TableDescription,
+): Promise<TableDescription | undefined> {
+  const have = new Set((table.GlobalSecondaryIndexes ?? []).map((i) => i.IndexName));
+  const wanted = createTableInput(tableName);
+  const missing = wanted.GlobalSecondaryIndexes?.find((i) => !have.has(i.IndexName));
+  if (!missing || table.TableStatus !== 'ACTIVE') return table;
+  const keys = new Set(missing.KeySchema?.map((k) => k.AttributeName));
+  const output = await client.send(
+    new UpdateTableCommand({
+      TableName: tableName,
+      AttributeDefinitions: wanted.AttributeDefinitions?.filter((a) => keys.has(a.AttributeName)),
+      GlobalSecondaryIndexUpdates: [{ Create: missing }],
+    }),
+  );
+  return output.TableDescription;
 }
 
 function isActive(table: TableDescription | undefined): boolean {
@@ -78,7 +103,13 @@ export async function ensureTable(
       if ((err as Error).name !== 'ResourceInUseException') throw err;
     }
   }
-  while (!isActive(table)) {
+  for (;;) {
+    if (table && isActive(table)) {
+      const updated = await addMissingIndex(client, tableName, table);
+      if (updated === table) return;
+      table = updated;
+      continue;
+    }
     if (Date.now() > deadline) {
       throw new Error(
         `table '${tableName}' not ACTIVE after ${timeoutMs} ms (status ${table?.TableStatus ?? 'missing'}, indexes ${JSON.stringify(

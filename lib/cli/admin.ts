@@ -48,7 +48,27 @@ async function listAll<T>(client: ApiClient, path: string, filters: Filters): Pr
     items.push(...page.items);
     cursor = page.cursor;
   } while (cursor && items.length < limit);
-  return items.slice(0, limit);
+  return latestById(items).slice(0, limit);
+}
+
+/**
+ * Each object once, in its latest version, where first seen: an admin's lease listing, or live
+ * plus destroyed, can meet one object twice when it changed status while being listed.
+ */
+export function latestById<T>(items: T[]): T[] {
+  const latest = new Map<unknown, T>();
+  for (const item of items) {
+    const { id, version } = item as { id?: unknown; version?: number };
+    const seen = latest.get(id) as { version?: number } | undefined;
+    if (!seen || (version ?? 0) > (seen.version ?? 0)) latest.set(id, item);
+  }
+  const shown = new Set<unknown>();
+  return items.flatMap((item) => {
+    const { id } = item as { id?: unknown };
+    if (shown.has(id)) return [];
+    shown.add(id);
+    return [latest.get(id) as T];
+  });
 }
 
 /**
@@ -62,7 +82,7 @@ async function listWithHistory<T>(client: ApiClient, path: string, filters: Filt
     const destroyed = wantDestroyed
       ? await listAll<T>(client, path, { ...filters, status: 'destroyed' })
       : [];
-    return [...live, ...destroyed];
+    return latestById([...live, ...destroyed]);
   }
   const { items: blueprints } = await client.get<{ items: ApiBlueprint[] }>('/v1/blueprints');
   const types = [...new Set(blueprints.map((b) => b.resourceType))].sort();
@@ -70,7 +90,7 @@ async function listWithHistory<T>(client: ApiClient, path: string, filters: Filt
   const destroyed = await Promise.all(
     types.map((type) => listAll<T>(client, path, { ...filters, status: 'destroyed', type })),
   );
-  return [...live, ...destroyed.flat()];
+  return latestById([...live, ...destroyed.flat()]);
 }
 
 function byNewest<T>(items: T[], at: (item: T) => string | undefined): T[] {
@@ -118,7 +138,7 @@ export async function listLeases(client: ApiClient, filters: Filters, io: Io): P
         leaseStatusText(l),
         l.type,
         l.resourceId,
-        l.owner,
+        l.heldBy ? `heldBy: ${l.heldBy}` : l.owner,
         age(l.requestedAt),
         clip(leaseReasonText(l), 80),
       ]),

@@ -8,7 +8,8 @@
  * becoming active, the exit message is the lease's own recorded reason, never a generic one.
  */
 import { randomUUID } from 'node:crypto';
-import type { Lease, LogEvent } from '../../lambdas/core/model.ts';
+import type { Lease, LogEvent, WorkingCopySpec } from '../../lambdas/core/model.ts';
+import { describeWaitProgress } from '../../lambdas/core/wait-reasons.ts';
 import type { ApiClient } from './api.ts';
 import {
   type CommandPacing,
@@ -23,7 +24,10 @@ import { Progress } from './progress.ts';
 import { holdSecondsFrom, keepRenewing } from './renewal.ts';
 
 /** Lease JSON as the API returns it (docs/api-contract.md). */
-export type ApiLease = Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'>;
+export type ApiLease = Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'> & {
+  /** The resource holding this lease (a working copy's host lease). */
+  heldBy?: string;
+};
 
 const ENDED = new Set(['released', 'broken', 'destroyed']);
 
@@ -40,12 +44,38 @@ interface Session extends CommandSession {
   logs: LogEvent[];
 }
 
-async function showNewLogs(session: Session, leaseId: string): Promise<void> {
+/** Prints the lease's new log events; how many there were. */
+async function showNewLogs(session: Session, leaseId: string): Promise<number> {
   const after = session.logs.at(-1)?.seq;
-  for (const event of await fetchLogs(session.client, leaseId, after)) {
+  const events = await fetchLogs(session.client, leaseId, after);
+  for (const event of events) {
     session.logs.push(event);
     session.progress.line(event.message);
   }
+  return events.length;
+}
+
+/**
+ * Without a terminal (CI logs) there is no status line: a line is printed whenever nothing
+ * else was for this long, so a wait never looks like a hang. Under 10 s with the poll's jitter.
+ */
+export const PROGRESS_LINE_EVERY_MS = 9_000;
+
+/** The progress line: place in line (asked of the API only now), time waited, the reason. */
+async function progressLine(session: Session, leaseId: string): Promise<void> {
+  const { lease, waitingAhead } = await session.client.get<{
+    lease: ApiLease;
+    waitingAhead?: number;
+  }>(`/v1/leases/${encodeURIComponent(leaseId)}`, { query: { place: 'true' } });
+  session.progress.line(
+    describeWaitProgress({
+      leaseId,
+      status: lease.status,
+      elapsedSeconds: session.progress.elapsedSeconds(),
+      ...(waitingAhead === undefined ? {} : { ahead: waitingAhead }),
+      ...(lease.waitReason ? { reason: lease.waitReason } : {}),
+    }),
+  );
 }
 
 async function getLease(client: ApiClient, id: string): Promise<ApiLease> {
@@ -60,9 +90,10 @@ async function waitUntilActive(
   const { client, progress, interrupts } = session;
   let interval = 250;
   let lease: ApiLease | undefined;
+  let lastLineAt = Date.now();
   for (;;) {
     if (interrupts.signal.aborted) return { kind: 'interrupted', lease };
-    await showNewLogs(session, leaseId);
+    if ((await showNewLogs(session, leaseId)) > 0) lastLineAt = Date.now();
     lease = await getLease(client, leaseId);
     if (lease.status === 'active') return { kind: 'active', lease };
     if (ENDED.has(lease.status)) {
@@ -71,7 +102,18 @@ async function waitUntilActive(
     }
     if (interrupts.signal.aborted) return { kind: 'interrupted', lease };
     if (Date.now() >= deadline) return { kind: 'timeout', lease };
-    progress.status(`${leaseId} ${lease.status}${lease.waitReason ? `: ${lease.waitReason}` : ''}`);
+    if (!session.io.tty && Date.now() - lastLineAt >= PROGRESS_LINE_EVERY_MS) {
+      await progressLine(session, leaseId);
+      lastLineAt = Date.now();
+    }
+    progress.status(
+      describeWaitProgress({
+        leaseId,
+        status: lease.status,
+        elapsedSeconds: progress.elapsedSeconds(),
+        ...(lease.waitReason ? { reason: lease.waitReason } : {}),
+      }),
+    );
     await sleep(Math.max(0, Math.min(interval, deadline - Date.now())), interrupts.signal);
     interval = Math.min(1_000, Math.round(interval * 1.25));
   }
@@ -113,6 +155,10 @@ export interface LeaseOptions {
    * holdSecondsFrom(process.env): 90 s
    */
   holdSeconds?: number;
+  /** A working-copy lease's repositories (--repo, --merge). */
+  workingCopy?: WorkingCopySpec;
+  /** The command's working directory (a working copy: relative to it; default its first clone). */
+  cwd?: string;
 }
 
 /** `drydock lease`: returns the exit status. */
@@ -136,6 +182,9 @@ export async function leaseFlow(
       ...(options.blueprintIds?.length ? { blueprintIds: options.blueprintIds } : {}),
       ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),
       ...(holdSeconds ? { holdSeconds } : {}),
+      // The server breaks the lease at the same deadline, so it ends even if this process dies.
+      waitTimeoutSeconds: options.timeoutSeconds,
+      ...(options.workingCopy ? { workingCopy: options.workingCopy } : {}),
     },
     { headers: { 'Idempotency-Key': idempotencyKey }, retry: true },
   );
@@ -203,7 +252,13 @@ export async function leaseFlow(
       return 0;
     }
 
-    const ran = await runCommand(session, leaseId, options.command, options.commandTimeoutSeconds);
+    const ran = await runCommand(
+      session,
+      leaseId,
+      options.command,
+      options.commandTimeoutSeconds,
+      options.cwd,
+    );
     const code = reportCommand(session, ran);
     if (ran.kind === 'interrupted') progress.line(`releasing ${leaseId}`);
     if (io.json) printJson(io, { lease, command: ran.command });

@@ -15,10 +15,13 @@ import {
 } from './admin.ts';
 import { ApiClient, resolveTarget } from './api.ts';
 import { consoleFlow } from './console.ts';
+import { dlqFlow, redriveFlow } from './dlq.ts';
 import { Interrupts } from './interrupts.ts';
 import { execFlow, leaseFlow, releaseFlow } from './lease.ts';
 import { logsFlow } from './logs.ts';
 import { CliError, collect, type Io, parseAttributes, parseDuration, processIo } from './output.ts';
+import { statusFlow } from './status.ts';
+import { workingCopyRequest } from './working-copy.ts';
 
 interface GlobalOptions {
   url?: string;
@@ -94,7 +97,8 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   program
     .command('lease')
     .description(
-      'Lease a resource and wait until it is active, showing its log as it happens.\n' +
+      'Lease a resource and wait until it is active, showing its log as it happens (and, when stderr is not a terminal, a progress line at least every 10s: place in line, time waited, why it waits).\n' +
+        'Without a command: once active, print the lease id on stdout and exit 0, keeping the lease until `drydock release <id>` or its --ttl ends.\n' +
         "With `-- <command...>`: run the command on it, stream its output as it arrives (stdout to stdout, stderr to stderr), release the lease and exit with the command's status (124: timed out, 125: drydock could not run it).\n" +
         'Ctrl-C while waiting releases the lease (exit 130); while the command runs it cancels the command, waits up to 10s for it to end, then releases the lease (Ctrl-C again stops waiting).\n' +
         'With --json: stdout is only the final JSON record ({lease, command}, the output tails in command.result); the output is not streamed.',
@@ -110,7 +114,7 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
     .addOption(
       new Option(
         '--timeout <duration>',
-        'give up waiting for the lease to activate after this long',
+        'give up waiting for the lease to activate after this long: the server breaks it then (waitTimeoutSeconds), even if this process is gone',
       )
         .default(600, '10m')
         .argParser(duration('--timeout')),
@@ -120,20 +124,41 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       "kill the command after this long (default: the API's, 5m)",
       duration('--command-timeout'),
     )
+    .option(
+      '--repo <url[@ref]>',
+      'working copy (--type working-copy): clone this repository and check out ref (default: its HEAD); repeatable',
+      collect,
+    )
+    .option(
+      '--merge <[dir:]ref>',
+      'working copy: merge this ref on top, in order (into the first --repo unless dir: names one); repeatable',
+      collect,
+    )
+    .option(
+      '--cwd <dir>',
+      "the command's working directory (working copy: relative to it; default: the first --repo)",
+    )
     .argument('[command...]', 'command to run on the lease, after --')
     .action(async (command: string[], opts, cmd: Command) => {
       const { io, client } = context(cmd);
+      const workingCopy = workingCopyRequest(opts.repo, opts.merge);
       interrupts.install();
       exitCode = await leaseFlow(
         client,
         {
-          type: opts.type,
+          // --repo alone means a working copy; an explicit --type still wins.
+          type:
+            workingCopy && cmd.getOptionValueSource('type') === 'default'
+              ? 'working-copy'
+              : opts.type,
           attributes: parseAttributes(opts.attributes),
           blueprintIds: opts.blueprint,
           ttlSeconds: opts.ttl,
           timeoutSeconds: opts.timeout,
           commandTimeoutSeconds: opts.commandTimeout,
           command,
+          ...(workingCopy ? { workingCopy } : {}),
+          ...(opts.cwd ? { cwd: opts.cwd } : {}),
         },
         io,
         interrupts,
@@ -192,6 +217,36 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
   );
   listing('resources', 'List current resources (admin); --all adds destroyed ones', listResources);
   listing('blueprints', 'List blueprints', listBlueprints);
+
+  program
+    .command('status')
+    .description(
+      'Show each pool: live/max, leased, idle, setting up, waiting leases and the oldest wait',
+    )
+    .action(async (_opts, cmd: Command) => {
+      const { io, client } = context(cmd);
+      exitCode = await statusFlow(client, io);
+    });
+
+  const dlq = program
+    .command('dlq')
+    .description(
+      'List what Drydock gave up on: messages in the dead-letter queue and what they were about (admin)',
+    )
+    .option('--limit <n>', 'show at most this many (up to 100)', count)
+    .action(async (opts, cmd: Command) => {
+      const { io, client } = context(cmd);
+      exitCode = await dlqFlow(client, io, opts.limit);
+    });
+  dlq
+    .command('redrive')
+    .description(
+      'Put the dead-lettered messages back on the work queue (admin); fix the cause first',
+    )
+    .action(async (_opts, cmd: Command) => {
+      const { io, client } = context(cmd);
+      exitCode = await redriveFlow(client, io);
+    });
 
   program
     .command('logs')

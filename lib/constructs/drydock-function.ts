@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Fn } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -9,6 +9,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { DrydockTable } from './drydock-table.ts';
 import type { HostControl } from './host-control.ts';
+import type { HostFleet } from './host-fleet.ts';
 import { acknowledgeWildcardResource } from './nag.ts';
 import type { SetupWorkflow } from './setup-workflow.ts';
 import { checkDuration, checkInteger, invalidProp } from './validate.ts';
@@ -54,8 +55,8 @@ export interface DrydockFunctionProps {
 
   /**
    * Extra environment variables. TABLE_NAME, QUEUE_URL, SETUP_STATE_MACHINE_ARN,
-   * DRYDOCK_DEPLOYMENT and DRYDOCK_COMMAND_LOG_GROUP are set by the `bind*` methods together
-   * with the matching grant.
+   * DRYDOCK_DEPLOYMENT, DRYDOCK_COMMAND_LOG_GROUP and DRYDOCK_INSTANCE_PROFILE_ARN are set by
+   * the `bind*` methods together with the matching grant.
    *
    * @default - none
    */
@@ -195,10 +196,35 @@ export class DrydockFunction extends NodejsFunction {
     return this;
   }
 
-  /** SETUP_STATE_MACHINE_ARN, and states:StartExecution on that state machine only. */
+  /**
+   * DEAD_LETTER_QUEUE_URL, and what `drydock dlq` needs on the dead-letter queue: peek
+   * (receive, then make visible again) and redrive (an SQS message move task, which receives
+   * and deletes there and sends to the work queue). For the api function only.
+   */
+  public bindDeadLetterQueue(workQueue: WorkQueue): this {
+    const dlq = workQueue.deadLetterQueue;
+    this.addEnvironment('DEAD_LETTER_QUEUE_URL', dlq.queueUrl);
+    dlq.grant(
+      this,
+      'sqs:ReceiveMessage',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:GetQueueAttributes',
+      'sqs:StartMessageMoveTask',
+    );
+    workQueue.queue.grantSendMessages(this);
+    return this;
+  }
+
+  /**
+   * SETUP_STATE_MACHINE_ARN, states:StartExecution on that state machine only, and
+   * states:DescribeExecution on its executions: a start whose name is taken asks whether that
+   * execution still runs (lambdas/handlers/setup-starter.ts).
+   */
   public bindSetupWorkflow(workflow: SetupWorkflow): this {
     this.addEnvironment('SETUP_STATE_MACHINE_ARN', workflow.stateMachine.stateMachineArn);
     workflow.stateMachine.grantStartExecution(this);
+    workflow.grantDescribeExecutions(this.role);
     return this;
   }
 
@@ -210,6 +236,23 @@ export class DrydockFunction extends NodejsFunction {
     this.addEnvironment('DRYDOCK_DEPLOYMENT', hostControl.deploymentName);
     this.addEnvironment('DRYDOCK_COMMAND_LOG_GROUP', hostControl.commandLogGroup.logGroupName);
     hostControl.attachTo(this.role);
+    return this;
+  }
+
+  /**
+   * The ec2-host plug-in's defaults: DRYDOCK_DEPLOYMENT (the tag every launched instance
+   * carries), DRYDOCK_INSTANCE_PROFILE_ARN (the hosts' instance profile), DRYDOCK_SUBNET_IDS
+   * (the host network's subnets, comma-separated) and DRYDOCK_SECURITY_GROUP_IDS (the hosts'
+   * security group); and EC2 on this deployment's instances: describe and terminate always;
+   * `launch` also lets the function launch them (only where activateResource runs).
+   */
+  public bindHostFleet(fleet: HostFleet, options: { launch: boolean }): this {
+    this.addEnvironment('DRYDOCK_DEPLOYMENT', fleet.deploymentName);
+    this.addEnvironment('DRYDOCK_INSTANCE_PROFILE_ARN', fleet.instanceProfile.instanceProfileArn);
+    this.addEnvironment('DRYDOCK_SUBNET_IDS', Fn.join(',', fleet.network.subnetIds));
+    this.addEnvironment('DRYDOCK_SECURITY_GROUP_IDS', fleet.network.securityGroup.securityGroupId);
+    fleet.grantInventory(this.role);
+    if (options.launch) fleet.grantLaunch(this.role);
     return this;
   }
 }

@@ -2,7 +2,13 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
-import { GSI, KEY_ATTRIBUTE_TYPE, TABLE_KEYS, TTL_ATTRIBUTE } from '../../lambdas/store/schema.ts';
+import {
+  GSI,
+  GSI_PROJECTION,
+  KEY_ATTRIBUTE_TYPE,
+  TABLE_KEYS,
+  TTL_ATTRIBUTE,
+} from '../../lambdas/store/schema.ts';
 import { acknowledgeWildcardResource } from './nag.ts';
 
 export interface DrydockTableProps {
@@ -42,12 +48,15 @@ export class DrydockTable extends Construct {
       removalPolicy: props.removalPolicy ?? RemovalPolicy.RETAIN,
     });
 
-    for (const index of Object.values(GSI)) {
+    for (const [role, index] of Object.entries(GSI)) {
       this.table.addGlobalSecondaryIndex({
         indexName: index.name,
         partitionKey: { name: index.partitionKey, type: keyType },
         sortKey: { name: index.sortKey, type: keyType },
-        projectionType: dynamodb.ProjectionType.ALL,
+        projectionType:
+          GSI_PROJECTION[role as keyof typeof GSI] === 'ALL'
+            ? dynamodb.ProjectionType.ALL
+            : dynamodb.ProjectionType.KEYS_ONLY,
       });
     }
   }
@@ -64,7 +73,7 @@ export class DrydockTable extends Construct {
     acknowledgeWildcardResource(
       principal,
       `${this.table.tableArn}/index/*`,
-      'Queries go through the table\'s own GSIs (byType, byStatus); "/index/*" ranges only ' +
+      'Queries go through the table\'s own GSIs (byType, byStatus, byOwner); "/index/*" ranges only ' +
         "over this table's indexes, which lambdas/store/schema.ts defines.",
     );
     return grant;

@@ -19,10 +19,11 @@ export interface EventRoutingProps {
 /**
  * What EventBridge delivers:
  * - a tick every minute to the sweep function;
- * - EC2 spot interruption warnings and instance state changes (to a leaving state) to the
- *   work queue, as the **raw EventBridge event** (no input transformer): the message body is
- *   `{ "version", "id", "detail-type", "source": "aws.ec2", "time", "region", "resources",
- *   "detail": { "instance-id", "instance-action" | "state" } }`, and the worker tells these
+ * - EC2 spot interruption warnings, rebalance recommendations and instance state changes (to
+ *   a leaving state) to the work queue, as the **raw EventBridge event** (no input
+ *   transformer): the message body is `{ "version", "id", "detail-type", "source": "aws.ec2",
+ *   "time", "region", "resources", "detail": { "instance-id", "instance-action" | "state" } }`
+ *   (a rebalance recommendation's detail has only "instance-id"), and the worker tells these
  *   from update messages by `source`/`detail-type`. EC2 events carry no tags, so events for
  *   instances that are not Drydock's arrive too; the worker drops ids it has no binding for.
  */
@@ -30,6 +31,7 @@ export class EventRouting extends Construct {
   public readonly sweepSchedule: events.Rule;
   public readonly spotInterruptionRule: events.Rule;
   public readonly instanceStateChangeRule: events.Rule;
+  public readonly rebalanceRecommendationRule: events.Rule;
 
   constructor(scope: Construct, id: string, props: EventRoutingProps) {
     super(scope, id);
@@ -53,6 +55,18 @@ export class EventRouting extends Construct {
     this.spotInterruptionRule = new events.Rule(this, 'SpotInterruptionRule', {
       description: 'Spot interruption warnings (two minutes before reclaim) to the Drydock worker.',
       eventPattern: { source: ['aws.ec2'], detailType: ['EC2 Spot Instance Interruption Warning'] },
+      targets: [toWorkQueue()],
+    });
+
+    // A rebalance recommendation often comes well before the two-minute warning: the worker
+    // stops giving the host new leases (suspect) and lets the active ones finish.
+    this.rebalanceRecommendationRule = new events.Rule(this, 'RebalanceRecommendationRule', {
+      description:
+        'EC2 spot rebalance recommendations (elevated interruption risk) to the Drydock worker.',
+      eventPattern: {
+        source: ['aws.ec2'],
+        detailType: ['EC2 Instance Rebalance Recommendation'],
+      },
       targets: [toWorkQueue()],
     });
 

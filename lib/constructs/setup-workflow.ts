@@ -1,9 +1,11 @@
-import { Duration, Names, RemovalPolicy } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { MAX_SETUP_TIMEOUT_SECONDS } from '../../lambdas/core/blueprint-schema.ts';
 import { acknowledgeWildcardResource } from './nag.ts';
 import { checkDuration } from './validate.ts';
 
@@ -24,6 +26,23 @@ export const SETUP_STATES = {
   failed: 'SetupFailed',
 } as const;
 
+/**
+ * Time a workflow needs beyond its resource's setup deadline: the setup handler breaks an
+ * overdue resource on the next Advance, which comes at most one WaitForSetup (900 s) later,
+ * plus that step's retries and BreakResource's.
+ */
+export const WORKFLOW_DEADLINE_SLACK_SECONDS = 3600;
+
+/**
+ * The default workflow timeout: the longest `setupTimeoutSeconds` a blueprint may ask for
+ * (a day), plus the slack. The setup handler owns the real deadline (each resource's
+ * `setupDeadline`, from its blueprint); the state machine's timeout is only a backstop, and a
+ * backstop shorter than a blueprint's deadline would end setups the blueprint still allows.
+ * A standard workflow may run for up to a year.
+ */
+export const DEFAULT_WORKFLOW_TIMEOUT_SECONDS =
+  MAX_SETUP_TIMEOUT_SECONDS + WORKFLOW_DEADLINE_SLACK_SECONDS;
+
 /** Errors the Lambda service (not the handler) raises; always worth retrying. */
 const LAMBDA_SERVICE_ERRORS = [
   'Lambda.ServiceException',
@@ -43,11 +62,14 @@ export interface SetupWorkflowProps {
   readonly setupFunction: lambda.IFunction;
 
   /**
-   * Deadline for a whole setup (boot, SSM agent, setup commands). When it passes, the
-   * execution stops where it is and the resource stays `pending`; the sweep breaks setups
-   * that outlive it (a state-machine timeout cannot be caught inside the workflow).
+   * Backstop for a whole setup execution (boot, SSM agent, setup commands). Each resource's
+   * own deadline comes from its blueprint's `setupTimeoutSeconds` and is enforced by the setup
+   * handler, which breaks the resource; this timeout should exceed the longest of those. When
+   * it passes first, the execution stops where it is and the resource stays `pending`; the
+   * next update of the resource finds the execution ended and starts a new one under the next
+   * attempt's name (lambdas/handlers/setup-starter.ts), so setup resumes, later.
    *
-   * @default Duration.minutes(30)
+   * @default 25 hours (DEFAULT_WORKFLOW_TIMEOUT_SECONDS: the longest blueprint setup, a day, plus an hour)
    */
   readonly timeout?: Duration;
 
@@ -154,7 +176,7 @@ export class SetupWorkflow extends Construct {
       comment: 'Drydock resource setup: advance, wait, repeat until active or broken.',
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       stateMachineType: sfn.StateMachineType.STANDARD,
-      timeout: props.timeout ?? Duration.minutes(30),
+      timeout: props.timeout ?? Duration.seconds(DEFAULT_WORKFLOW_TIMEOUT_SECONDS),
       tracingEnabled: true,
       logs: { destination: this.logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
     });
@@ -171,6 +193,28 @@ export class SetupWorkflow extends Construct {
       'Only the statements CDK adds for X-Ray tracing and CloudWatch Logs vended delivery use "*": ' +
         'xray:PutTraceSegments/PutTelemetryRecords/GetSampling* and logs:*LogDelivery/' +
         'PutResourcePolicy/Describe* support no resource-level permissions.',
+    );
+  }
+
+  /**
+   * states:DescribeExecution on this state machine's executions (and nothing else): whoever
+   * starts setups asks whether the execution under a taken name still runs.
+   */
+  public grantDescribeExecutions(role: iam.IRole): void {
+    const executions = Stack.of(this).formatArn({
+      service: 'states',
+      resource: 'execution',
+      resourceName: `${this.stateMachine.stateMachineName}:*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    role.addToPrincipalPolicy(
+      new iam.PolicyStatement({ actions: ['states:DescribeExecution'], resources: [executions] }),
+    );
+    acknowledgeWildcardResource(
+      role,
+      executions,
+      'Execution names are made per resource at run time; DescribeExecution is limited to the ' +
+        'executions of the setup state machine.',
     );
   }
 }

@@ -94,7 +94,12 @@ export class WorkQueue extends Construct {
       threshold: 1,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      // SQS stops publishing a queue's metrics once nothing has touched it for a while, even
+      // with messages in it. Missing data keeps the last state: an alarm raised for dead
+      // letters stays raised until a datapoint says the queue is empty (a redrive or purge
+      // touches it), and an idle empty queue stays OK. "notBreaching" would clear the alarm
+      // with the messages still there; "breaching" would raise it for an idle empty queue.
+      treatMissingData: cloudwatch.TreatMissingData.IGNORE,
     });
 
     const ageThreshold = props.oldestMessageAgeAlarmThreshold ?? Duration.minutes(15);

@@ -17,6 +17,8 @@ export interface LocalInfo {
   javaPid?: number;
   dataDir: string;
   startedAt: string;
+  /** The SQS emulator's queues (for tests, and operators poking at them with an SQS client). */
+  queues?: { sqsEndpoint: string; workQueueUrl: string; deadLetterQueueUrl: string };
 }
 
 /**

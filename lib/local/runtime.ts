@@ -13,8 +13,9 @@
  *   DynamoDB                   -> DynamoDB Local (java) with a persistent -dbPath in the data
  *                                 directory, so leases, resources and blueprints survive restarts
  *
- * Queue messages are not persistent: after a restart the sweep re-drives every lease and
- * resource left in a transitional state (that is what it is for when a message is lost on AWS).
+ * Queue messages are not persistent: at start every lease, resource and command left in a
+ * transitional state is re-driven at once (the sweep's job when a message is lost on AWS,
+ * without waiting for the stranded-state bound: the runtime knows its queue is new).
  *
  * The parts live in their own modules (http-server, emulators, workers, setup-driver, data-dir);
  * this one starts them in order, builds the engine the handlers share, and stops everything in
@@ -24,15 +25,21 @@
 import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
+import type { Metrics } from '../../lambdas/core/metrics.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
+import { runSweep } from '../../lambdas/core/sweep.ts';
+import { SqsDeadLetterQueue } from '../../lambdas/queue/sqs-dead-letters.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import { backfillListingKeys } from '../../lambdas/store/listing-backfill.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
 import { consoleAssets } from '../console/assets.ts';
 import { consoleSite } from '../console/site.ts';
 import { claimDataDir, type LocalInfo, publishLocalInfo } from './data-dir.ts';
+import { ensureLocalWorkingCopyBlueprint } from './default-working-copy.ts';
 import { assertJava } from './dynamodb-local.ts';
 import {
   createWorkQueue,
@@ -91,6 +98,8 @@ export interface LocalRuntimeOptions {
    * what a lease holder sees (tests, demos). @default none
    */
   holders?: Array<{ principal: string; token: string }>;
+  /** Where the engine's metrics go (`npm start --verbose`: metric lines). @default none */
+  metrics?: Metrics;
 }
 
 export interface LocalRuntime {
@@ -186,6 +195,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     const dynamoClient = localDynamoClient(emulators.dynamoEndpoint);
     cleanups.push({ what: 'the DynamoDB client', run: () => dynamoClient.destroy() });
     await ensureTable(dynamoClient, TABLE_NAME, { timeoutMs: 30_000, intervalMs: 100 });
+    // A data dir from before the listing index: its live leases and resources get their keys.
+    const backfilled = await backfillListingKeys(
+      DynamoDBDocumentClient.from(dynamoClient),
+      TABLE_NAME,
+    );
+    if (backfilled > 0) progress(`gave ${backfilled} leases and resources their listing keys`);
 
     progress('creating the work queue and its dead-letter queue');
     const sqs = localSqsClient(emulators.sqsEndpoint);
@@ -224,6 +239,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       dataDir,
       settings: { ...LOCAL_SETTINGS, ...options.settings },
       startSetup: (resourceId) => workflows.start(resourceId),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+      // fauxqs has no message move tasks: `drydock dlq redrive` moves messages one by one.
+      deadLetters: new SqsDeadLetterQueue({
+        client: sqs,
+        queueUrl: queue.dlqUrl,
+        sourceQueueUrl: queue.queueUrl,
+        redrive: 'one-by-one',
+      }),
     });
     cleanups.push({ what: 'setup workflows', run: () => workflows.abortAll() });
 
@@ -248,8 +271,22 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       warn,
     });
     cleanups.push({ what: 'the sweep timer', run: () => sweeps.stop() });
-    progress('running the first sweep (re-drives anything a restart left half-done)');
-    await sweeps.runNow();
+    // The queue is new (its messages did not survive the last run): every lease, resource and
+    // command in a transitional state is re-driven now, not after the stranded-state bound.
+    progress('re-driving whatever the last run left half-done');
+    try {
+      const redriven = await runSweep(engine, { allInFlight: true });
+      const moving =
+        redriven.redrivenLeases + redriven.redrivenResources + redriven.redrivenCommands;
+      if (moving > 0) {
+        progress(
+          `re-drove ${redriven.redrivenLeases} leases, ${redriven.redrivenResources} resources, ${redriven.redrivenCommands} commands`,
+        );
+      }
+    } catch (err) {
+      // The sweep timer does the same work at its next tick.
+      warn(`re-driving at start failed (the sweep will retry): ${errorText(err)}`);
+    }
 
     // ---- API Gateway stand-in ----
     // Every request with the token is this machine's user, an admin (holders' tokens are not).
@@ -258,6 +295,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     if (options.defaultBlueprint ?? true) {
       progress("ensuring the default 'local' blueprint exists");
       await ensureDefaultBlueprint(invokeApi, dataDir);
+      progress("ensuring the default 'local-wc' working-copy blueprint exists");
+      await ensureLocalWorkingCopyBlueprint(invokeApi);
     }
     server.serve(invokeApi);
 
@@ -269,6 +308,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       ...(dynamo.javaPid ? { javaPid: dynamo.javaPid } : {}),
       dataDir,
       startedAt: new Date().toISOString(),
+      queues: {
+        sqsEndpoint: emulators.sqsEndpoint,
+        workQueueUrl: queue.queueUrl,
+        deadLetterQueueUrl: queue.dlqUrl,
+      },
     };
     // Only our own info file: a second runtime refused above never gets here.
     cleanups.push({ what: 'local.json', run: publishLocalInfo(infoFile, info) });

@@ -150,6 +150,8 @@ describe('responses validate against openapi.yaml', () => {
     ]) {
       expect((await env.api({ method: 'GET', path })).status, path).toBe(200);
     }
+    await env.api({ method: 'GET', path: '/v1/admin/dlq', principal: ADMIN });
+    await env.api({ method: 'POST', path: '/v1/admin/dlq/redrive', principal: ADMIN });
     const resources = await env.api({ method: 'GET', path: '/v1/resources', principal: ADMIN });
     const resourceId = resources.body.items[0].id as string;
     await env.api({ method: 'GET', path: `/v1/resources/${resourceId}`, principal: ADMIN });

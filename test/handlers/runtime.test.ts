@@ -2,7 +2,7 @@
  * The handlers' shared runtime: configuration from the environment, who is an admin, the
  * composition root's engine and its setup-workflow starter, and the sweep handler.
  */
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createBlueprint, requestLease } from '../../lambdas/core/use-cases.ts';
@@ -11,7 +11,11 @@ import {
   engineFromEnvironment,
 } from '../../lambdas/handlers/composition.ts';
 import { isAdmin, readEnvironment } from '../../lambdas/handlers/runtime.ts';
-import { setupExecutionName } from '../../lambdas/handlers/setup-starter.ts';
+import {
+  executionArn,
+  MAX_SETUP_ATTEMPTS,
+  setupExecutionName,
+} from '../../lambdas/handlers/setup-starter.ts';
 import { TestClock } from '../support/manual-queue.ts';
 import {
   ADMIN,
@@ -85,6 +89,7 @@ describe('the setup-workflow starter', () => {
       .rejectsOnce(
         Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' }),
       );
+    sfn.on(DescribeExecutionCommand).resolves({ status: 'RUNNING' });
     const start = engine({ ...environment, SETUP_STATE_MACHINE_ARN: arn }).startSetup;
     expect(start).toBeDefined();
     await start?.('res-1');
@@ -94,6 +99,61 @@ describe('the setup-workflow starter', () => {
       { stateMachineArn: arn, name: 'setup-res-1', input: '{"resourceId":"res-1"}' },
       { stateMachineArn: arn, name: 'setup-res-1', input: '{"resourceId":"res-1"}' },
     ]);
+  });
+
+  it('starts the next attempt when the execution under the name has ended (timed out, stopped)', async () => {
+    const taken = () =>
+      Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' });
+    sfn
+      .on(StartExecutionCommand)
+      .rejectsOnce(taken())
+      .rejectsOnce(taken())
+      .resolvesOnce({ executionArn: `${arn}:setup-res-3-r3`, startDate: new Date() });
+    sfn
+      .on(DescribeExecutionCommand)
+      .resolvesOnce({ status: 'TIMED_OUT' })
+      .resolvesOnce({ status: 'ABORTED' });
+    await engine({ ...environment, SETUP_STATE_MACHINE_ARN: arn }).startSetup?.('res-3');
+    expect(sfn.commandCalls(StartExecutionCommand).map((c) => c.args[0].input.name)).toEqual([
+      'setup-res-3',
+      'setup-res-3-r2',
+      'setup-res-3-r3',
+    ]);
+    expect(sfn.commandCalls(DescribeExecutionCommand).map((c) => c.args[0].input)).toEqual([
+      { executionArn: 'arn:aws:states:us-east-1:123456789012:execution:DrydockSetup:setup-res-3' },
+      {
+        executionArn: 'arn:aws:states:us-east-1:123456789012:execution:DrydockSetup:setup-res-3-r2',
+      },
+    ]);
+  });
+
+  it('does not start another attempt while the execution under the name runs', async () => {
+    sfn
+      .on(StartExecutionCommand)
+      .rejects(
+        Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' }),
+      );
+    sfn.on(DescribeExecutionCommand).resolvesOnce({ status: 'FAILED' }).resolves({
+      status: 'RUNNING',
+    });
+    await engine({ ...environment, SETUP_STATE_MACHINE_ARN: arn }).startSetup?.('res-4');
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(2);
+    expect(sfn.commandCalls(DescribeExecutionCommand)).toHaveLength(2);
+  });
+
+  it('gives up, naming the executions, when every attempt ended with the resource pending', async () => {
+    sfn
+      .on(StartExecutionCommand)
+      .rejects(
+        Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' }),
+      );
+    sfn.on(DescribeExecutionCommand).resolves({ status: 'TIMED_OUT' });
+    const start = engine({ ...environment, SETUP_STATE_MACHINE_ARN: arn }).startSetup;
+    await expect(start?.('res-5')).rejects.toMatchObject({
+      code: 'workflow_failure',
+      message: expect.stringContaining('setup-res-5*'),
+    });
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(MAX_SETUP_ATTEMPTS);
   });
 
   it('reports throttling as temporary and anything else as a failure', async () => {
@@ -119,6 +179,12 @@ describe('the setup-workflow starter', () => {
     expect(setupExecutionName('res-mh1k2x3a0f3c2d1e0b')).toBe('setup-res-mh1k2x3a0f3c2d1e0b');
     expect(setupExecutionName(`res:${'x'.repeat(100)}`)).toMatch(/^setup-res_x+$/);
     expect(setupExecutionName(`res:${'x'.repeat(100)}`)).toHaveLength(80);
+    expect(setupExecutionName('res-1', 2)).toBe('setup-res-1-r2');
+    expect(setupExecutionName(`res:${'x'.repeat(100)}`, 5)).toMatch(/^setup-res_x+-r5$/);
+    expect(setupExecutionName(`res:${'x'.repeat(100)}`, 5)).toHaveLength(80);
+    expect(executionArn(arn, 'setup-res-1')).toBe(
+      'arn:aws:states:us-east-1:123456789012:execution:DrydockSetup:setup-res-1',
+    );
   });
 });
 

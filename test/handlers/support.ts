@@ -25,12 +25,14 @@ import { expect } from 'vitest';
 import { parse } from 'yaml';
 import { deployedRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
-import type { Clock } from '../../lambdas/core/ports.ts';
+import type { Metrics } from '../../lambdas/core/metrics.ts';
+import type { Clock, Store } from '../../lambdas/core/ports.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import { makeApiHandler } from '../../lambdas/handlers/api.ts';
 import { makeSetupHandler } from '../../lambdas/handlers/setup.ts';
 import { makeSweepHandler } from '../../lambdas/handlers/sweep.ts';
 import { makeWorkerHandler } from '../../lambdas/handlers/worker.ts';
+import { SqsDeadLetterQueue } from '../../lambdas/queue/sqs-dead-letters.ts';
 import { receiveUpdates, SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import {
@@ -62,6 +64,10 @@ export interface HandlerEngineOptions {
   startSetup?: (resourceId: string) => Promise<void>;
   /** Over HANDLER_TEST_SETTINGS. */
   settings?: Partial<EngineSettings>;
+  /** Where the engine's metrics go (metrics.test.ts: EMF as on AWS). @default none */
+  metrics?: Metrics;
+  /** Wraps the DynamoDB store (an outage injected by dead-letters.test.ts). @default none */
+  wrapStore?: (store: Store) => Store;
 }
 
 /** Where a handler test's engine keeps its state. */
@@ -75,14 +81,23 @@ export interface HandlerParts {
 /** An engine like the one composition.ts builds on AWS, on these parts. */
 export function handlerEngine(parts: HandlerParts, options: HandlerEngineOptions = {}): Engine {
   const clock = options.clock ?? systemClock;
+  const store = new DynamoStore({ client: parts.dynamo, tableName: parts.tableName, clock });
   return makeEngine({
-    store: new DynamoStore({ client: parts.dynamo, tableName: parts.tableName, clock }),
+    store: options.wrapStore ? options.wrapStore(store) : store,
     queue: new SqsWorkQueue({ client: parts.queue.client, queueUrl: parts.queue.queueUrl }),
     clock,
     registry: deployedRegistry(),
     dataDir: parts.dataDir,
     settings: { ...HANDLER_TEST_SETTINGS, ...options.settings },
     ...(options.startSetup ? { startSetup: options.startSetup } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
+    // The emulator has no message move tasks (as in the local runtime).
+    deadLetters: new SqsDeadLetterQueue({
+      client: parts.queue.client,
+      queueUrl: parts.queue.dlqUrl,
+      sourceQueueUrl: parts.queue.queueUrl,
+      redrive: 'one-by-one',
+    }),
   });
 }
 

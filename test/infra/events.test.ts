@@ -1,7 +1,7 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
 import { HOST_LEAVING_STATES } from '../../lib/constructs/event-routing.ts';
-import { arnOf, ref, synth } from './support.ts';
+import { arnOf, logicalId, ref, synth } from './support.ts';
 
 interface QueueStatement {
   Effect: string;
@@ -64,8 +64,30 @@ describe('EventRouting', () => {
     expect(HOST_LEAVING_STATES).toEqual(['stopping', 'stopped', 'shutting-down', 'terminated']);
   });
 
-  it('has exactly these three rules, none transforming the event', () => {
-    expect(rules()).toHaveLength(3);
+  it('sends spot rebalance recommendations to the work queue, raw, with a DLQ', () => {
+    expect(
+      template.findResources('AWS::Events::Rule')[
+        logicalId(stack.eventRouting.rebalanceRecommendationRule)
+      ]?.Properties,
+    ).toMatchObject({
+      EventPattern: {
+        source: ['aws.ec2'],
+        'detail-type': ['EC2 Instance Rebalance Recommendation'],
+      },
+      State: 'ENABLED',
+      Targets: [
+        {
+          Id: expect.anything(),
+          Arn: arnOf(queue),
+          DeadLetterConfig: { Arn: arnOf(dlq) },
+          RetryPolicy: expect.objectContaining({ MaximumEventAgeInSeconds: 3600 }),
+        },
+      ],
+    });
+  });
+
+  it('has exactly these four rules, none transforming the event', () => {
+    expect(rules()).toHaveLength(4);
     for (const rule of rules()) {
       for (const target of rule.Properties.Targets) {
         expect(target.InputTransformer).toBeUndefined();
@@ -78,7 +100,7 @@ describe('EventRouting', () => {
     const ec2Rules = Object.entries(template.findResources('AWS::Events::Rule'))
       .filter(([, rule]) => rule.Properties.EventPattern)
       .map(([id]) => ({ 'Fn::GetAtt': [id, 'Arn'] }));
-    expect(ec2Rules).toHaveLength(2);
+    expect(ec2Rules).toHaveLength(3);
     for (const q of [queue, dlq]) {
       const policy = Object.values(template.findResources('AWS::SQS::QueuePolicy')).find(
         (p) => JSON.stringify(p.Properties.Queues) === JSON.stringify([ref(q)]),

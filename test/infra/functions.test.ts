@@ -17,6 +17,7 @@ describe('Lambda functions', () => {
 
   const table = stack.table.table;
   const queue = stack.workQueue.queue;
+  const deadLetterQueue = stack.workQueue.deadLetterQueue;
   const stateMachine = stack.setupWorkflow.stateMachine;
 
   it('are exactly the four handlers', () => {
@@ -90,29 +91,59 @@ describe('Lambda functions', () => {
       ).toEqual([]);
     });
 
-    it('sends to the work queue only', () => {
+    it('sends to the work queue only (the api also reads and redrives the dead-letter queue)', () => {
       const statements = statementsOfRole(template, fn.role);
       expect(resourcesFor(statements, 'sqs:SendMessage')).toEqual([json(arnOf(queue))]);
       const sqsResources = statements
         .filter((s) => s.Action.some((a) => a.startsWith('sqs:')))
         .flatMap((s) => s.Resource.map(json));
-      expect(new Set(sqsResources)).toEqual(new Set([json(arnOf(queue))]));
+      expect(new Set(sqsResources)).toEqual(
+        new Set(
+          name === 'api'
+            ? [json(arnOf(queue)), json(arnOf(deadLetterQueue))]
+            : [json(arnOf(queue))],
+        ),
+      );
     });
 
     it('uses "*" only for X-Ray', () => {
       const starActions = statementsOfRole(template, fn.role)
-        .filter((s) => s.Resource.includes('*') && s.Sid !== 'FollowCommands')
+        // FollowCommands (ssm) and DescribeInstances (ec2) have no resource-level permissions;
+        // their own tests (host control here, test/infra/host-fleet.test.ts) pin them.
+        .filter(
+          (s) =>
+            s.Resource.includes('*') && s.Sid !== 'FollowCommands' && s.Sid !== 'DescribeInstances',
+        )
         .flatMap((s) => s.Action);
       expect(starActions.sort()).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
     });
   });
 
-  it('lets api, worker and sweep start the setup workflow, and nothing else in Step Functions', () => {
+  it('lets api, worker and sweep start the setup workflow and see its executions, and nothing else in Step Functions', () => {
+    const executions = {
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':states:',
+          { Ref: 'AWS::Region' },
+          ':',
+          { Ref: 'AWS::AccountId' },
+          ':execution:',
+          { 'Fn::GetAtt': [logicalId(stateMachine), 'Name'] },
+          ':*',
+        ],
+      ],
+    };
     for (const fn of [functions.api, functions.worker, functions.sweep]) {
       const statements = statementsOfRole(template, fn.role);
       expect(resourcesFor(statements, 'states:StartExecution')).toEqual([json(ref(stateMachine))]);
+      // A start whose name is taken asks whether that execution still runs.
+      expect(resourcesFor(statements, 'states:DescribeExecution')).toEqual([json(executions)]);
       expect(statements.flatMap((s) => s.Action).filter((a) => a.startsWith('states:'))).toEqual([
         'states:StartExecution',
+        'states:DescribeExecution',
       ]);
       expect(fnProps(fn)?.Environment.Variables.SETUP_STATE_MACHINE_ARN).toEqual(ref(stateMachine));
     }
@@ -126,7 +157,14 @@ describe('Lambda functions', () => {
   it('lets only the worker consume the queue, through a batch event source', () => {
     for (const [name, fn] of Object.entries(functions)) {
       const receive = resourcesFor(statementsOfRole(template, fn.role), 'sqs:ReceiveMessage');
-      expect(receive, name).toEqual(name === 'worker' ? [json(arnOf(queue))] : []);
+      // The api receives from the dead-letter queue only (`drydock dlq`), never the work queue.
+      expect(receive, name).toEqual(
+        name === 'worker'
+          ? [json(arnOf(queue))]
+          : name === 'api'
+            ? [json(arnOf(deadLetterQueue))]
+            : [],
+      );
     }
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
@@ -185,8 +223,10 @@ describe('Lambda functions', () => {
       expect(policy().Roles).toEqual([functions.setup, functions.worker].map((fn) => ref(fn.role)));
       for (const [name, fn] of Object.entries(functions)) {
         const variables = fnProps(fn)?.Environment.Variables;
+        // The sweep knows the deployment too: it looks for this deployment's orphaned EC2
+        // instances (HostFleet), though it sends no commands.
         expect(variables.DRYDOCK_DEPLOYMENT, name).toEqual(
-          runsPlugins(name) ? 'Drydock' : undefined,
+          runsPlugins(name) || name === 'sweep' ? 'Drydock' : undefined,
         );
         expect(variables.DRYDOCK_COMMAND_LOG_GROUP, name).toEqual(
           runsPlugins(name) ? ref(commandLogs) : undefined,
@@ -218,9 +258,22 @@ describe('Lambda functions', () => {
         policy().PolicyDocument.Statement as { Action: string | string[] }[]
       ).flatMap((s) => [s.Action].flat());
       expect(actions.filter((a) => a.startsWith('ec2:'))).toEqual([]);
-      for (const fn of Object.values(functions)) {
+      // EC2 comes only from HostFleet (ec2-host blueprints; test/infra/host-fleet.test.ts):
+      // launching to setup, seeing and terminating to setup, worker and sweep, none to the api.
+      const inventory = ['ec2:DescribeInstances', 'ec2:TerminateInstances'];
+      // RunInstances only: the ec2-host plug-in never calls CreateFleet.
+      const launch = ['ec2:CreateTags', 'ec2:RunInstances'];
+      const expected: Record<string, string[]> = {
+        api: [],
+        worker: inventory,
+        sweep: inventory,
+        setup: [...inventory, ...launch].sort(),
+      };
+      for (const [name, fn] of Object.entries(functions)) {
         const all = statementsOfRole(template, fn.role).flatMap((s) => s.Action);
-        expect(all.filter((a) => a.startsWith('ec2:'))).toEqual([]);
+        expect([...new Set(all.filter((a) => a.startsWith('ec2:')))].sort(), name).toEqual(
+          expected[name],
+        );
       }
     });
 

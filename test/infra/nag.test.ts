@@ -34,18 +34,41 @@ interface Acknowledgement {
   reason: string;
 }
 
+/**
+ * Acknowledgements aws-cdk-lib makes itself, not ours, so the checks on ours leave them out:
+ * Stack acknowledges CloudFormation's W3010 ("literal AZs limit portability") on itself
+ * whenever a construct reads `stack.availabilityZones` (ec2.Vpc always does: HostNetwork), and
+ * every ec2.FlowLog acknowledges F3002/F3003 for its DestinationOptions casing.
+ */
+const CDK_ACKNOWLEDGEMENTS: { rule: string; reason: string }[] = [
+  {
+    rule: 'CloudFormation-Validate::W3010',
+    reason: 'Literal AZs in template are the result of accessing stack.availabilityZones',
+  },
+  ...['F3002', 'F3003'].map((id) => ({
+    rule: `CloudFormation-Validate::${id}`,
+    reason: 'AWS::EC2::FlowLog DestinationOptions accepts properties in camelCase',
+  })),
+];
+
+const isCdkAcknowledgement = (ack: Acknowledgement) =>
+  CDK_ACKNOWLEDGEMENTS.some((cdk) => ack.rule === cdk.rule && ack.reason.startsWith(cdk.reason));
+
 function acknowledgements(root: IConstruct): Acknowledgement[] {
-  return root.node.findAll().flatMap((construct) =>
-    construct.node.metadata
-      .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
-      .flatMap((entry) =>
-        Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
-          rule: id.replace(/^annotation::/i, ''),
-          path: construct.node.path,
-          reason,
-        })),
-      ),
-  );
+  return root.node
+    .findAll()
+    .flatMap((construct) =>
+      construct.node.metadata
+        .filter((entry) => entry.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY)
+        .flatMap((entry) =>
+          Object.entries(entry.data as Record<string, string>).map(([id, reason]) => ({
+            rule: id.replace(/^annotation::/i, ''),
+            path: construct.node.path,
+            reason,
+          })),
+        ),
+    )
+    .filter((ack) => !isCdkAcknowledgement(ack));
 }
 
 const covers = (ack: Acknowledgement, finding: Finding) =>
@@ -71,6 +94,17 @@ describe('cdk-nag AwsSolutions', () => {
     const pinned = newApp();
     Template.fromStack(newStack({ env: { account: '111122223333', region: 'eu-west-1' } }, pinned));
     expect(findings(pinned)).toEqual([]);
+  });
+
+  it("stays clean in the operator's VPC, and without the EC2 host fleet", () => {
+    const own = newApp();
+    own.node.setContext('drydock:vpcId', 'vpc-0123456789abcdef0');
+    own.node.setContext('drydock:subnetIds', 'subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb');
+    Template.fromStack(newStack({}, own));
+    expect(findings(own)).toEqual([]);
+    const without = newApp();
+    Template.fromStack(newStack({ ec2Hosts: false }, without));
+    expect(findings(without)).toEqual([]);
   });
 
   it('acknowledges only findings that exist, each on the construct that owns it', () => {

@@ -33,17 +33,36 @@ describe('DrydockTable', () => {
   });
 
   it('has both GSIs with projection ALL', () => {
+    const { byType, byStatus } = GSI;
     template.hasResourceProperties('AWS::DynamoDB::Table', {
-      GlobalSecondaryIndexes: Object.values(GSI).map((index) => ({
-        IndexName: index.name,
-        KeySchema: [
-          { AttributeName: index.partitionKey, KeyType: 'HASH' },
-          { AttributeName: index.sortKey, KeyType: 'RANGE' },
-        ],
-        Projection: { ProjectionType: 'ALL' },
-      })),
+      GlobalSecondaryIndexes: Match.arrayWith(
+        [byType, byStatus].map((index) => ({
+          IndexName: index.name,
+          KeySchema: [
+            { AttributeName: index.partitionKey, KeyType: 'HASH' },
+            { AttributeName: index.sortKey, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        })),
+      ),
     });
-    expect(Object.values(GSI).map((index) => index.name)).toEqual(['GSI1', 'GSI2']);
+    expect([byType, byStatus].map((index) => index.name)).toEqual(['GSI1', 'GSI2']);
+  });
+
+  it('has the listing GSI (byOwner) with keys only: status changes never write to it', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      GlobalSecondaryIndexes: Match.arrayWith([
+        {
+          IndexName: GSI.byOwner.name,
+          KeySchema: [
+            { AttributeName: GSI.byOwner.partitionKey, KeyType: 'HASH' },
+            { AttributeName: GSI.byOwner.sortKey, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ]),
+    });
+    expect(Object.values(GSI).map((index) => index.name)).toEqual(['GSI1', 'GSI2', 'GSI3']);
   });
 
   it('is on-demand, point-in-time recoverable, encrypted, with TTL on the schema attribute', () => {

@@ -1,10 +1,23 @@
 import { Duration } from 'aws-cdk-lib';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import {
+  blueprintInputSchema,
+  MAX_SETUP_TIMEOUT_SECONDS,
+} from '../../lambdas/core/blueprint-schema.ts';
+import { createBlueprint, readLogs } from '../../lambdas/core/use-cases.ts';
 import { SETUP_STATES } from '../../lib/constructs/setup-workflow.ts';
 import { type AslDefinition, setupDefinitionFromTemplate } from '../../lib/setup-definition.ts';
+import {
+  type SetupWorkflowHarness,
+  setupWorkflowHarness,
+} from '../support/setup-workflow-harness.ts';
 import { failureOf } from '../support/workflow.ts';
 import { arnOf, logicalId, synth } from './support.ts';
+
+vi.hoisted(() => {
+  if (!process.env.DRYDOCK_TEST_LOGS) process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
+});
 
 describe('SetupWorkflow', () => {
   const { stack, template } = synth();
@@ -44,9 +57,22 @@ describe('SetupWorkflow', () => {
     ]);
   });
 
-  it('starts at Advance and has a 30 minute deadline by default', () => {
+  it('starts at Advance, with a deadline past the longest setup a blueprint may ask for', () => {
     expect(definition.StartAt).toBe('Advance');
-    expect(definition.TimeoutSeconds).toBe(30 * 60);
+    // A blueprint may ask for up to a day of setup (limits.setupTimeoutSeconds); the workflow
+    // must outlive that deadline by more than one WaitForSetup (900 s), so the setup handler
+    // can break the overdue resource itself. A standard workflow may run for a year.
+    expect(MAX_SETUP_TIMEOUT_SECONDS).toBe(86400);
+    expect(definition.TimeoutSeconds).toBe(25 * 3600);
+    expect(definition.TimeoutSeconds).toBeGreaterThan(MAX_SETUP_TIMEOUT_SECONDS + 900);
+    expect(definition.TimeoutSeconds).toBeLessThanOrEqual(365 * 24 * 3600);
+    expect(() =>
+      blueprintInputSchema.parse({
+        id: 'b',
+        type: 'synthetic',
+        limits: { setupTimeoutSeconds: MAX_SETUP_TIMEOUT_SECONDS + 1 },
+      }),
+    ).toThrow();
   });
 
   it('takes its deadline from setupTimeout', () => {
@@ -209,6 +235,90 @@ describe('SetupWorkflow', () => {
         error: { Error: 'Drydock.UnexpectedSetupState' },
       });
     });
+  });
+});
+
+describe('the synthesized setup workflow with the real setup handler (DynamoDB Local)', () => {
+  const definition = setupDefinitionFromTemplate(synth().template.toJSON());
+  let harness: SetupWorkflowHarness;
+  const host = (platform: string) => ({ type: 'host', attributes: { platform } });
+  const resourceOf = (id: string) => harness.system.store.getResource(id);
+  const leaseOf = async (id: string) => harness.system.store.getLease(id);
+
+  beforeAll(async () => {
+    harness = await setupWorkflowHarness({ definition });
+    const engine = harness.system.engine;
+    const blueprint = (id: string, config: object, limits: object = {}) =>
+      createBlueprint(engine, {
+        id,
+        type: 'synthetic',
+        attributes: { platform: id },
+        limits: { maxResources: 2, ...limits },
+        config,
+      });
+    await blueprint('slow', { activation: { delaySeconds: 30 } });
+    await blueprint('flaky', {
+      activation: { delaySeconds: 30, failTimes: 1, failMessage: 'cloud-init exploded' },
+    });
+    // Boots in two hours; the blueprint allows ten minutes.
+    await blueprint('late', { activation: { delaySeconds: 7200 } }, { setupTimeoutSeconds: 600 });
+  });
+
+  it('success: waits while the host boots, activates it, and its lease then activates', async () => {
+    const { leaseId, resourceId } = await harness.leaseWaitingForSetup(host('slow'));
+    expect((await resourceOf(resourceId))?.status).toBe('pending');
+
+    const { result, calls } = harness.run(resourceId);
+    expect(await result).toEqual({ resourceId, state: 'active', waitSeconds: 0 });
+    expect(calls.length).toBeGreaterThan(1); // it waited at least once
+    expect(calls.every((c) => c.action === 'advance')).toBe(true);
+    expect((await resourceOf(resourceId))?.status).toBe('active');
+
+    await harness.drain(async () => (await leaseOf(leaseId))?.status === 'active');
+    expect(await leaseOf(leaseId)).toMatchObject({ status: 'active', resourceId });
+    const log = (await readLogs(harness.system.engine, resourceId)).map((e) => e.type);
+    expect(log).toEqual(expect.arrayContaining(['resource.setup-waiting', 'resource.activated']));
+  });
+
+  it('step failure: the resource breaks with the reason, the lease goes back to waiting, the blueprint counts it', async () => {
+    const { leaseId, resourceId } = await harness.leaseWaitingForSetup(host('flaky'));
+
+    const { result, calls } = harness.run(resourceId);
+    expect((await failureOf(result)).Error).toBe('Drydock.ResourceBroken');
+    expect(calls.map((c) => c.action)).toEqual(['advance']);
+    expect(await resourceOf(resourceId)).toMatchObject({
+      status: 'broken',
+      endReason: expect.stringMatching(/activation failed: .*cloud-init exploded/),
+    });
+    const blueprintLog = await readLogs(harness.system.engine, 'flaky');
+    expect(blueprintLog.some((e) => e.message.includes('cloud-init exploded'))).toBe(true);
+
+    await harness.drain(async () => ((await leaseOf(leaseId))?.requeues ?? 0) >= 1);
+    const lease = await leaseOf(leaseId);
+    expect(lease?.requeues).toBe(1);
+    expect(lease?.resourceId).not.toBe(resourceId);
+  });
+
+  it("deadline: a setup past its blueprint's setupTimeoutSeconds breaks, inside the workflow's own timeout", async () => {
+    const { leaseId, resourceId } = await harness.leaseWaitingForSetup(host('late'));
+    const startedAt = harness.system.clock.now();
+
+    const { result, calls } = harness.run(resourceId);
+    expect((await failureOf(result)).Error).toBe('Drydock.ResourceBroken');
+    expect(await resourceOf(resourceId)).toMatchObject({
+      status: 'broken',
+      endReason: 'setup did not finish within 600s',
+    });
+    // It gave up at the deadline, not at the boot's end two hours later, and long before the
+    // state machine's own timeout would have cut the execution off.
+    const elapsedSeconds = (harness.system.clock.now() - startedAt) / 1000;
+    expect(elapsedSeconds).toBeGreaterThanOrEqual(600);
+    expect(elapsedSeconds).toBeLessThan(600 + 900 + 1);
+    expect(elapsedSeconds).toBeLessThan(definition.TimeoutSeconds ?? 0);
+    expect(calls.every((c) => c.action === 'advance')).toBe(true);
+
+    await harness.drain(async () => ((await leaseOf(leaseId))?.requeues ?? 0) >= 1);
+    expect((await leaseOf(leaseId))?.requeues).toBe(1);
   });
 });
 

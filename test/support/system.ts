@@ -46,6 +46,11 @@ export async function testSystem(
     registry?: BlueprintRegistry;
     /** Cloud clients for plug-ins (the shared AWS fake's). */
     clients?: CloudClients;
+    /**
+     * Where setups of blueprints that activate later go (the setup workflow's StartExecution on
+     * AWS). Without it the queue drives setup itself.
+     */
+    startSetup?: (resourceId: string) => Promise<void>;
   } = {},
 ): Promise<TestSystem> {
   const clock = new TestClock();
@@ -64,6 +69,7 @@ export async function testSystem(
       settings: { ...TEST_SETTINGS, ...settings },
       random: () => 0.5,
       ...(options.clients ? { clients: options.clients } : {}),
+      ...(options.startSetup ? { startSetup: options.startSetup } : {}),
     });
   return { store, clock, queue, engine: build({}), dataDir, engineWith: build };
 }
