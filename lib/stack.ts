@@ -122,11 +122,29 @@ export interface DrydockStackProps extends StackProps {
   readonly apiStageName?: string;
 
   /**
-   * Create API Gateway's account-level CloudWatch Logs role (one per account and region).
+   * Create API Gateway's account-level CloudWatch Logs role (one per account and region; it
+   * replaces the account's existing one, so off unless asked for: context
+   * `drydock:apiGatewayCloudWatchRole=true`). API logging needs the account to have one.
    *
-   * @default true
+   * @default false
    */
   readonly apiGatewayCloudWatchRole?: boolean;
+
+  /**
+   * Only these IAM principals may invoke the API (a resource policy; context
+   * `drydock:allowedPrincipals`, comma-separated).
+   *
+   * @default - anyone whose IAM policy allows execute-api:Invoke on it
+   */
+  readonly allowedPrincipals?: string[];
+
+  /**
+   * Only principals of this AWS Organization may invoke the API (context
+   * `drydock:allowedOrgId`).
+   *
+   * @default - no organisation condition
+   */
+  readonly allowedOrgId?: string;
 
   /** @default 'INFO' */
   readonly logLevel?: LogLevel;
@@ -249,7 +267,7 @@ export class DrydockStack extends Stack {
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow)
+      // No setup workflow: only the worker starts setups (the api only writes and enqueues).
       .bindDeadLetterQueue(this.workQueue);
 
     this.workerFunction = new DrydockFunction(this, 'WorkerFunction', {
@@ -283,8 +301,8 @@ export class DrydockStack extends Stack {
       retryAttempts: 0,
     })
       .bindTable(this.table)
-      .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow);
+      // No setup workflow: the sweep only enqueues updates; the worker starts setups.
+      .bindWorkQueue(this.workQueue);
     bindFleet(this.sweepFunction, false);
 
     this.api = new LeaseApi(this, 'Api', {
@@ -294,6 +312,8 @@ export class DrydockStack extends Stack {
       throttlingBurstLimit: props.apiThrottlingBurstLimit,
       accessLogRetention: props.logRetention,
       cloudWatchRole: props.apiGatewayCloudWatchRole,
+      allowedPrincipals: props.allowedPrincipals,
+      allowedOrgId: props.allowedOrgId,
     });
 
     this.eventRouting = new EventRouting(this, 'Events', {
