@@ -257,8 +257,21 @@ const headers = fc.dictionary(
 const principal = fc.constantFrom<string | null>(CI, ADMIN, OTHER_SESSION, null);
 const method = fc.constantFrom('GET', 'POST', 'PATCH', 'PUT', 'DELETE', 'HEAD', 'OPTIONS');
 
+/**
+ * A valid body for some routes, so generated requests also succeed and write (and the check
+ * that refused ones write nothing runs against a table that changes).
+ */
+const VALID_BODY: Record<string, unknown> = {
+  'POST /v1/leases': { type: 'host', attributes: { pool: 'fuzz' }, ttlSeconds: 60, holdSeconds: 5 },
+  'POST /v1/leases/{id}/commands': { argv: ['echo', 'fuzz'] },
+  'POST /v1/leases/{id}/renew': {},
+  'PATCH /v1/blueprints/{id}': { description: 'fuzzed' },
+};
+
 const request = fc.record({
   route: fc.nat({ max: routes.length - 1 }),
+  /** Send the route's valid body (when it has one) instead of the generated one. */
+  valid: fc.boolean(),
   sameMethod: fc.boolean(),
   method,
   id: pathId,
@@ -315,10 +328,12 @@ async function send(r: FuzzRequest): Promise<void> {
   event.pathParameters = { proxy: path.replace(/^\/v1\/?/, '') };
   event.queryStringParameters = r.query ?? null;
   event.headers = { ...event.headers, ...r.headers };
-  event.body =
-    r.body === undefined ? null : typeof r.body === 'string' ? r.body : JSON.stringify(r.body);
+  const routeKey = `${spec.method} ${spec.path}`;
+  const sent = r.valid && routeKey in VALID_BODY ? VALID_BODY[routeKey] : r.body;
+  event.body = sent === undefined ? null : typeof sent === 'string' ? sent : JSON.stringify(sent);
 
-  const writes = httpMethod !== 'GET';
+  // Only POST and PATCH reach a handler that writes; any other method is refused by the router.
+  const writes = httpMethod === 'POST' || httpMethod === 'PATCH';
   const before = writes ? await snapshot() : '';
   const response = (await env.handlers.api(event, lambdaContext('api'))) as APIGatewayProxyResult;
   const where = `${httpMethod} ${path.slice(0, 200)} -> ${response.statusCode} ${response.body.slice(0, 300)}`;
