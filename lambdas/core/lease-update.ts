@@ -9,6 +9,7 @@ import { destroyAtOnce } from './destroy-at-once.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
+import { holdLapsed, lapsedReason, nextCheckAt } from './lease-hold.ts';
 import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
 import { childLeaseEnded } from './nested-leases.ts';
@@ -89,6 +90,9 @@ async function updateFromSnapshot(
   msg: UpdateMessage,
 ): Promise<LeaseOutcome | undefined> {
   if (lease.status === 'pending') {
+    // A renewal writes heldUntil without a version bump (lease-hold.ts), so no condition would
+    // catch a snapshot that missed one: a hold that looks lapsed is judged on the stored lease.
+    if (holdLapsed(lease, engine.now())) return undefined;
     const outcome = await updatePendingLease(engine, lease, msg);
     return outcome.action === 'stale' ? undefined : outcome;
   }
@@ -112,6 +116,10 @@ async function updatePendingLease(
     return { action: 'stale', detail: `wait chain ${msg.waitSeq} superseded by ${lease.waitSeq}` };
   }
   if (pastWaitDeadline(engine, lease)) return breakLease(engine, lease, waitDeadlineReason(lease));
+  // Its holder stopped renewing it (a killed CLI): nobody is waiting for it any more.
+  if (holdLapsed(lease, engine.now())) {
+    return endLease(engine, lease, 'released', lapsedReason(lease), 'lease.expired');
+  }
   const result = await allocateLease(engine, lease, msg.attempt ?? 0);
   switch (result.outcome) {
     case 'stale':
@@ -259,6 +267,7 @@ export async function activateLease(
 
   const ttl = lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds;
   const expiresAt = engine.iso(ttl * 1000);
+  const checkAt = nextCheckAt({ expiresAt, heldUntil: lease.heldUntil }) ?? expiresAt;
   const activation: TxWrite = {
     op: 'updateLease',
     id: lease.id,
@@ -268,7 +277,7 @@ export async function activateLease(
       status: 'active',
       activatedAt: engine.iso(),
       expiresAt,
-      sweepAt: expiresAt,
+      sweepAt: checkAt,
       ...(step.data ? { data: mergedLeaseData(lease, step) } : {}),
       ...(lease.stepMessage ? { stepMessage: null } : {}),
     },
@@ -341,6 +350,9 @@ async function requeueLease(
 }
 
 async function checkActiveLease(engine: Engine, lease: Lease): Promise<LeaseOutcome> {
+  if (holdLapsed(lease, engine.now())) {
+    return endLease(engine, lease, 'released', lapsedReason(lease), 'lease.expired');
+  }
   if (lease.expiresAt && Date.parse(lease.expiresAt) <= engine.now()) {
     return endLease(
       engine,
@@ -356,6 +368,25 @@ async function checkActiveLease(engine: Engine, lease: Lease): Promise<LeaseOutc
       ? `${r.type} ${r.id} ${r.status === 'broken' ? `broke: ${r.endReason ?? 'no reason given'}` : `was ${r.status} (${r.endReason ?? 'no reason given'})`}`
       : `resource ${lease.resourceId} disappeared`;
     return breakLease(engine, lease, why);
+  }
+  const checkAt = nextCheckAt(lease);
+  if (lease.heldUntil && checkAt && lease.sweepAt !== checkAt) {
+    // Renewed since the sweep last filed it: file it again at the new end of its hold.
+    try {
+      await engine.store.transact([
+        {
+          op: 'updateLease',
+          id: lease.id,
+          type: lease.type,
+          expect: { status: 'active', version: lease.version },
+          set: { sweepAt: checkAt },
+        },
+      ]);
+    } catch (err) {
+      if (err instanceof WriteConflictError) return { action: 'stale' };
+      throw err;
+    }
+    return { action: 'none', detail: `lease is active and held until ${lease.heldUntil}` };
   }
   return { action: 'none', detail: 'lease is active' };
 }

@@ -4,6 +4,7 @@
  * proxy that records which store methods an update called.
  */
 import { describe, expect, it } from 'vitest';
+import { renewLease } from '../../lambdas/core/lease-hold.ts';
 import type { UpdateMessage } from '../../lambdas/core/model.ts';
 import type { Store } from '../../lambdas/core/ports.ts';
 import {
@@ -240,5 +241,24 @@ describe('the hot path', () => {
     expect(passed).toHaveLength(1);
     await processUpdate(engine, takeFor(queue, b.id));
     expect((await leaseNow(store, b.id)).status).toBe('active');
+  });
+
+  it('a request snapshot whose hold looks lapsed is not trusted: a renewal since then keeps the lease', async () => {
+    const { engine, store, queue, clock } = await testSystem();
+    await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
+    const lease = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      holdSeconds: 5,
+    });
+    const msg = takeFor(queue, lease.id);
+    expect(msg.lease?.heldUntil).toBeDefined();
+    // The first message waits in the queue past the hold; the holder renewed meanwhile (a
+    // renewal does not bump the version, so no condition would catch the stale snapshot).
+    clock.advance(4_000);
+    await renewLease(engine, lease.id, ci);
+    clock.advance(3_000);
+    await processUpdate(engine, msg);
+    expect((await leaseNow(store, lease.id)).status).toBe('active');
   });
 });
