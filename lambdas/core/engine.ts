@@ -39,7 +39,7 @@ export interface EngineSettings {
   /** Breaker open time: base * 2^(failures - threshold), capped. */
   breakerBaseSeconds: number;
   breakerCapSeconds: number;
-  /** Leases to wake (oldest first) when a slot frees up. */
+  /** Waiting leases to wake per freed slot (oldest that waited first; wake.ts). */
   wakeBatch: number;
   /** Default command timeout. */
   commandTimeoutSeconds: number;
@@ -62,7 +62,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   breakerThreshold: 3,
   breakerBaseSeconds: 15,
   breakerCapSeconds: 600,
-  wakeBatch: 2,
+  wakeBatch: 1,
   commandTimeoutSeconds: 300,
   commandStrandSeconds: 30,
   waitLogEverySeconds: 30,

@@ -5,6 +5,7 @@
  */
 import { allocateLease } from './allocator.ts';
 import type { LeaseStep } from './blueprint.ts';
+import { destroyAtOnce } from './destroy-at-once.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
@@ -29,10 +30,36 @@ import {
   waitDeadlineReason,
 } from './wait-deadline.ts';
 import { describeWaiting, sameStory, type WaitCause } from './wait-reasons.ts';
+import { passWakeOn } from './wake.ts';
 
 export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
+  const outcome = await updateLeaseOnce(engine, msg);
+  if (msg.wake && outcome.action === 'stale') {
+    // Two slots freed at once woke the same oldest lease: the other update took one slot, this
+    // wake-up's slot goes to the next waiter (once: the passed-on wake-up is not passed on).
+    const lease = await engine.store.getLease(msg.id);
+    if (lease) await passWakeOn(engine, lease, msg);
+  }
+  return outcome;
+}
+
+async function updateLeaseOnce(engine: Engine, msg: UpdateMessage): Promise<LeaseOutcome> {
+  if (msg.lease && msg.lease.id === msg.id) {
+    const outcome = await updateFromSnapshot(engine, msg.lease, msg);
+    if (outcome) return outcome;
+    // The snapshot was stale (or the short way did not apply): read the lease after all.
+    const { lease: _snapshot, ...rest } = msg;
+    return updateLeaseOnce(engine, rest);
+  }
   const lease = await engine.store.getLease(msg.id);
   if (!lease) return { action: 'ignored', detail: `lease ${msg.id} does not exist` };
+  if (lease.status !== 'pending') await passWakeOn(engine, lease, msg);
+  if (msg.waitSeq !== undefined && (lease.status === 'active' || lease.status === 'destroyed')) {
+    // A wait chain's delayed message outlived the wait (a wake-up served the lease): it has
+    // nothing to do. Expiry and a dead resource are the sweep's and the resource's business,
+    // not this leftover's, so it reads nothing more.
+    return { action: 'none', detail: `wait chain ${msg.waitSeq} ended: lease is ${lease.status}` };
+  }
   switch (lease.status) {
     case 'pending':
       return updatePendingLease(engine, lease, msg);
@@ -46,6 +73,37 @@ export async function updateLease(engine: Engine, msg: UpdateMessage): Promise<L
     case 'destroyed':
       return { action: 'none', detail: 'lease already destroyed' };
   }
+}
+
+/**
+ * The update from the lease its sender just wrote (UpdateMessage.lease), without reading it:
+ * only steps whose first effect is a write conditional on the lease's (status, version), so a
+ * stale snapshot changes nothing. Undefined: read the lease and run the update the usual way.
+ *  - pending (the request's first message): planning reads nothing of the lease that a
+ *    conditional write does not check again;
+ *  - released (the holder's release): destroy-at-once.ts, only when nothing needs cleaning (a
+ *    cleanup on the host must never run from a stale snapshot).
+ */
+async function updateFromSnapshot(
+  engine: Engine,
+  lease: Lease,
+  msg: UpdateMessage,
+): Promise<LeaseOutcome | undefined> {
+  if (lease.status === 'pending') {
+    // A renewal writes heldUntil without a version bump (lease-hold.ts), so no condition would
+    // catch a snapshot that missed one: a hold that looks lapsed is judged on the stored lease.
+    if (holdLapsed(lease, engine.now())) return undefined;
+    const outcome = await updatePendingLease(engine, lease, msg);
+    return outcome.action === 'stale' ? undefined : outcome;
+  }
+  if (lease.status === 'released') {
+    const outcome = await destroyAtOnce(engine, lease);
+    if (outcome.action === 'not-at-once') return undefined;
+    if (outcome.action !== 'from-snapshot') return outcome;
+    const teardown = await destroyLease(engine, lease);
+    return teardown.action === 'stale' ? undefined : teardown;
+  }
+  return undefined;
 }
 
 async function updatePendingLease(

@@ -165,8 +165,20 @@ export async function submitLeaseRequest(
     }
     throw err;
   }
-  await engine.send({ kind: 'lease', id: lease.id, reason: 'requested' });
+  // The lease travels with its first message: its first update plans without reading it.
+  await engine.send({ kind: 'lease', id: lease.id, reason: 'requested', ...snapshotOf(lease) });
   return { lease, created: true };
+}
+
+/**
+ * Largest lease carried in its own message (JSON characters). A lease with a large `data` (a
+ * working copy's step records) is read by its update instead: SQS messages are small.
+ */
+const MAX_SNAPSHOT_CHARS = 16_000;
+
+/** `{ lease }` for an UpdateMessage, when the lease is small enough to travel. */
+function snapshotOf(lease: Lease): { lease?: Lease } {
+  return JSON.stringify(lease).length <= MAX_SNAPSHOT_CHARS ? { lease } : {};
 }
 
 /** The answer to a retried request: the lease its key names, if the request is the same. */
@@ -223,6 +235,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
       return lease;
     }
     const at = engine.iso();
+    const sweepAt = engine.iso(engine.settings.strandAfterSeconds * 1000);
     try {
       await engine.store.transact([
         {
@@ -235,7 +248,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
             releasedAt: at,
             endReason: `released by ${describeCaller(caller)}`,
             endedAs: 'released',
-            sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
+            sweepAt,
           },
         },
         engine.logWrite(id, 'lease.released', `released by ${describeCaller(caller)}`),
@@ -244,14 +257,19 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
       if (err instanceof WriteConflictError) continue; // a worker moved it meanwhile: look again
       throw err;
     }
-    await engine.send({ kind: 'lease', id, reason: 'released' });
-    return {
+    const released: Lease = {
       ...lease,
       status: 'released',
       version: lease.version + 1,
       releasedAt: at,
       endReason: `released by ${describeCaller(caller)}`,
+      endedAs: 'released',
+      sweepAt,
     };
+    // The released lease travels with the message: its teardown then need not read it
+    // (destroy-at-once.ts says when that is safe).
+    await engine.send({ kind: 'lease', id, reason: 'released', ...snapshotOf(released) });
+    return released;
   }
   throw new DrydockError('busy', `lease ${id} is changing too fast to release; try again`);
 }

@@ -395,4 +395,17 @@ export interface UpdateMessage {
   /** Why it was sent (for logs and debugging): `requested`, `wake: resource R active`, ... */
   reason?: string;
   delaySeconds?: number;
+  /**
+   * A wake-up for a freed slot (wake.ts): if the lease no longer waits for it, the update
+   * passes the wake on to the next waiting lease instead of dropping it.
+   */
+  wake?: boolean;
+  /**
+   * The lease as its sender just wrote it (kind `lease`; status `pending` from the request,
+   * `released` from the holder's release): the update starts from it instead of reading the
+   * lease again, only for steps that change nothing before a write conditional on the lease's
+   * (status, version); a stale snapshot fails that condition and the update reads the lease
+   * after all (lease-update.ts, updateFromSnapshot).
+   */
+  lease?: Lease;
 }

@@ -97,7 +97,17 @@ export type TxWrite =
    * Detach a lease: leaseCount - 1, lastDetachedAt = at; condition the resource exists. Always
    * in the same transaction as the lease's own conditional transition, so it cannot repeat.
    */
-  | { op: 'detachLease'; resourceId: string; at: string }
+  | {
+      op: 'detachLease';
+      resourceId: string;
+      at: string;
+      /**
+       * Only while the resource is in one of these statuses (a release that finishes at once,
+       * release-at-once.ts, must not detach from a resource that left service: that one's own
+       * update has to hear of it).
+       */
+      statusIn?: ResourceStatus[];
+    }
   /** Take a slot lock; fails if the key is held by anyone. */
   | { op: 'takeSlotLock'; lock: SlotLock }
   /** Free a slot lock; condition: held by ownerId (a missing lock is also a failure). */
@@ -224,11 +234,14 @@ export interface Store {
     status: LeaseStatus,
     options?: PageOptions & { dueBefore?: string; owner?: string },
   ): Promise<Page<Lease>>;
-  /** Leases of a type in a status, oldest request first; `owner` as in listLeasesByStatus. */
+  /**
+   * Leases of a type in a status, oldest request first; `owner` as in listLeasesByStatus.
+   * `waitedOnly` keeps leases that waited at least once (waitSeq > 0), with the same caveat.
+   */
   listLeasesByType(
     type: string,
     status: LeaseStatus,
-    options?: PageOptions & { owner?: string },
+    options?: PageOptions & { owner?: string; waitedOnly?: boolean },
   ): Promise<Page<Lease>>;
   /** Resources of a type in a status, by blueprint then creation time (destroyed ones too). */
   listResourcesByType(

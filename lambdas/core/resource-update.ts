@@ -15,6 +15,7 @@ import type { Blueprint, Resource, UpdateMessage } from './model.ts';
 import type { ResourceOutcome } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 import { isResourceFinished } from './transitions.ts';
+import { wakeWaitingLeases } from './wake.ts';
 
 export type SetupStep =
   | { state: 'pending'; waitSeconds: number; resource: Resource }
@@ -228,6 +229,9 @@ export async function advanceResourceSetup(
   };
   await recordBlueprintSuccess(engine, blueprint);
   await wakeLeasesOf(engine, active, `${r.id} active`, options.skipWake);
+  // Room on it (a warm pool's pre-warm, a shared host): waiting leases sleep until woken.
+  const room = active.capacity - active.leaseCount;
+  if (room > 0) await wakeWaitingLeases(engine, r.type, `${r.id} active with room`, room);
   return { state: 'active', resource: active };
 }
 
@@ -520,12 +524,5 @@ export async function wakeLeasesOf(
   );
 }
 
-/** A slot freed up: wake the oldest waiting leases of the type (served oldest first). */
-export async function wakeWaitingLeases(engine: Engine, type: string, why: string): Promise<void> {
-  const waiting = await engine.store.listLeasesByType(type, 'pending', {
-    limit: engine.settings.wakeBatch,
-  });
-  await engine.send(
-    ...waiting.items.map((l) => ({ kind: 'lease' as const, id: l.id, reason: `wake: ${why}` })),
-  );
-}
+// A slot freed up: wake.ts hands it to the oldest lease that waited.
+export { wakeWaitingLeases };

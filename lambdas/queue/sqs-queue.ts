@@ -16,7 +16,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { DrydockError, errorMessage, TemporaryError, ValidationError } from '../core/errors.ts';
-import type { UpdateMessage } from '../core/model.ts';
+import type { Lease, UpdateMessage } from '../core/model.ts';
 import type { WorkQueue } from '../core/ports.ts';
 import { formatZodIssues } from '../core/validation.ts';
 
@@ -128,6 +128,28 @@ export function translateSqsError(err: unknown, what: string): DrydockError {
 
 // ---- parsing at the edge ---------------------------------------------------------------------
 
+/**
+ * A lease carried in its own update message (UpdateMessage.lease: pending from the request,
+ * released from the holder's release): the fields the update relies on are checked; the rest
+ * passes through as the sender wrote it.
+ */
+const pendingLeaseSnapshot = z
+  .looseObject({
+    id: z.string().min(1),
+    type: z.string().min(1),
+    attributes: z.record(z.string(), z.string()),
+    blueprintIds: z.array(z.string()).optional(),
+    owner: z.string(),
+    status: z.enum(['pending', 'released']),
+    version: z.number().int().nonnegative(),
+    slotLocks: z.array(z.string()),
+    requestedAt: z.string(),
+    updatedAt: z.string(),
+    waitSeq: z.number().int().nonnegative(),
+    requeues: z.number().int().nonnegative(),
+  })
+  .transform((lease) => lease as Lease);
+
 const updateMessageSchema = z
   .object({
     kind: z.enum(['lease', 'resource', 'command', 'blueprint']),
@@ -137,8 +159,20 @@ const updateMessageSchema = z
     attempt: z.number().int().nonnegative().optional(),
     reason: z.string().optional(),
     delaySeconds: z.number().nonnegative().optional(),
+    wake: z.boolean().optional(),
+    lease: pendingLeaseSnapshot.optional(),
   })
   .superRefine((message, ctx) => {
+    if (
+      message.lease !== undefined &&
+      (message.kind !== 'lease' || message.lease.id !== message.id)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['lease'],
+        message: "a lease snapshot travels only in that lease's own update message",
+      });
+    }
     if (message.kind === 'command' && message.leaseId === undefined) {
       ctx.addIssue({
         code: 'custom',

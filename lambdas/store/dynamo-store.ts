@@ -51,7 +51,7 @@ import {
   type StartKey,
   slotLockPositionFromCursor,
 } from './cursors.ts';
-import { ownedBy, statusIs } from './expressions.ts';
+import { allOf, hasWaited, ownedBy, statusIs } from './expressions.ts';
 import {
   BLUEPRINT_PARTITION,
   blueprintKey,
@@ -182,14 +182,18 @@ export class DynamoStore implements Store {
   async listLeasesByType(
     type: string,
     status: LeaseStatus,
-    options: PageOptions & { owner?: string } = {},
+    options: PageOptions & { owner?: string; waitedOnly?: boolean } = {},
   ): Promise<Page<Lease>> {
+    const filters = [
+      ...(options.owner === undefined ? [] : [ownedBy(options.owner)]),
+      ...(options.waitedOnly ? [hasWaited] : []),
+    ];
     return this.io.queryObjects<Lease>(
       typeIndexQuery(
         this.tableName,
         leaseTypePartition(type, status),
         options,
-        options.owner === undefined ? undefined : ownedBy(options.owner),
+        filters.length === 0 ? undefined : allOf(...filters),
       ),
       `listLeasesByType ${type} ${status}`,
     );

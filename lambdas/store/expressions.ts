@@ -113,6 +113,13 @@ export const itemIsNewOrExpired = (nowEpoch: number) =>
     { ':nowEpoch': nowEpoch },
   );
 /** Listing filter (applied after the key condition, so a page may come back short). */
+/** A lease that waited at least once (its wait chain has started). */
+export const hasWaited = fragment(
+  '#waitSeq > :noWaits',
+  { '#waitSeq': 'waitSeq' },
+  { ':noWaits': 0 },
+);
+
 export const ownedBy = (owner: string) =>
   fragment('#owner = :owner', { '#owner': 'owner' }, { ':owner': owner });
 

@@ -262,7 +262,8 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         label,
         resourceKey(write.resourceId),
         new UpdateExpression().add('leaseCount', -1).set('lastDetachedAt', write.at),
-        itemExists,
+        write.statusIn ? allOf(itemExists, statusIn(write.statusIn)) : itemExists,
+        ...(write.statusIn ? [`status in [${write.statusIn.join(', ')}]`] : []),
       );
     case 'takeSlotLock':
       return putNew(

@@ -14,7 +14,11 @@ vi.hoisted(() => {
 });
 
 let env: HandlerEnv;
-/** While set, the worker cannot read leases: every lease update fails (a DynamoDB outage). */
+/**
+ * While set, the worker cannot read leases or the pool: every lease update fails (a DynamoDB
+ * outage). The pool too, because a lease's first update plans from the lease its message
+ * carries (lease-update.ts) and reads no lease.
+ */
 let outage = false;
 
 beforeAll(async () => {
@@ -22,7 +26,7 @@ beforeAll(async () => {
     wrapStore: (store) =>
       new Proxy(store, {
         get(target, prop, receiver) {
-          if (prop === 'getLease' && outage) {
+          if ((prop === 'getLease' || prop === 'listLiveResources') && outage) {
             return async () => {
               throw new Error('injected: DynamoDB is unreachable');
             };

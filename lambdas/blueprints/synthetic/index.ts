@@ -124,7 +124,8 @@ export const syntheticBlueprint: BlueprintType<SyntheticConfig> = {
     }
   },
 
-  async releaseLease() {},
+  // No releaseLease: nothing to clean per lease, so a released lease is torn down in one
+  // transaction (lambdas/core/destroy-at-once.ts).
 
   async destroyResource(ctx, blueprint, resource) {
     const host = await findHost(ctx, blueprint, resource.id);
