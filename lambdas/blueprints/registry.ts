@@ -14,6 +14,7 @@ import { ec2HostBlueprint } from './ec2-host/index.ts';
 import { localHostBlueprint } from './local-host/index.ts';
 import { staticHostBlueprint } from './static-host/index.ts';
 import { syntheticBlueprint } from './synthetic/index.ts';
+import { workingCopyBlueprint } from './working-copy/index.ts';
 
 /** What the Lambdas on AWS offer (composition.ts). Never a type that runs commands in-process. */
 export function deployedRegistry(): BlueprintRegistry {
@@ -27,6 +28,8 @@ export function deployedRegistry(): BlueprintRegistry {
       .register(staticHostBlueprint)
       // ec2-host: an EC2 instance launched per resource (needs the EC2/SSM clients when used).
       .register(ec2HostBlueprint)
+      // working-copy: git clones on a leased host; runs only through its host lease's commands.
+      .register(workingCopyBlueprint)
   );
 }
 

@@ -211,6 +211,34 @@ export interface FilesystemInterface {
 
 export type HealthResult = { healthy: true } | { healthy: false; reason: string };
 
+/**
+ * A health check that runs commands on a host cannot answer at once (no worker waits on a
+ * host): it starts them and asks to be called again. The engine re-enqueues the resource's
+ * update after `checkAgainSeconds`; the next call continues where this one left off (commands
+ * started with deterministic ids are found again, not started twice).
+ */
+export interface HealthPending {
+  state: 'pending';
+  checkAgainSeconds: number;
+  message: string;
+}
+
+/**
+ * One step of a lease's activation or cleanup (see lease-steps.ts for the engine's timeline).
+ * `void` or `{ state: 'done' }` ends the step chain; `pending` asks the engine to record `data`
+ * on the lease (lease-private, handed back as `lease.data` on the next call) and call again.
+ * `log` lines are appended to the lease's log (e.g. each finished git call with its duration).
+ */
+export type LeaseStep =
+  | { state: 'done'; data?: Record<string, unknown>; log?: string[] }
+  | {
+      state: 'pending';
+      checkAgainSeconds: number;
+      message: string;
+      data?: Record<string, unknown>;
+      log?: string[];
+    };
+
 export interface BlueprintType<C = unknown> {
   /** Registry key, e.g. `synthetic`. */
   readonly type: string;
@@ -266,20 +294,31 @@ export interface BlueprintType<C = unknown> {
    * activateLease exists.
    */
   needsLeaseActivation?(blueprint: ConfiguredBlueprint<C>): boolean;
-  /** Prepare the resource for this lease. Throwing breaks the lease (side effects possible). */
+  /**
+   * Prepare the resource for this lease. Throwing breaks the lease (side effects possible);
+   * ResourceGoneError instead breaks the resource and sends the lease back to pending.
+   * Work that takes longer than a quick look (a `git fetch`) returns a pending LeaseStep and is
+   * called again; `void` means done, as before.
+   */
   activateLease?(
     ctx: BlueprintContext,
     blueprint: ConfiguredBlueprint<C>,
     resource: Resource,
     lease: Lease,
-  ): Promise<void>;
-  /** Clean up after a lease (e.g. `git clean -ffdx`). Called before its slot locks are freed. */
+    // biome-ignore lint/suspicious/noConfusingVoidType: plug-ins written before steps return Promise<void>, which must stay valid.
+  ): Promise<void | LeaseStep>;
+  /**
+   * Clean up after a lease (e.g. `git clean -ffdx`). Called before its slot locks are freed;
+   * a pending LeaseStep keeps them held until a later call says done. Throwing makes the
+   * resource suspect (health-checked before it serves again).
+   */
   releaseLease?(
     ctx: BlueprintContext,
     blueprint: ConfiguredBlueprint<C>,
     resource: Resource,
     lease: Lease,
-  ): Promise<void>;
+    // biome-ignore lint/suspicious/noConfusingVoidType: plug-ins written before steps return Promise<void>, which must stay valid.
+  ): Promise<void | LeaseStep>;
   /** Tear the resource down. Idempotent; called before its slot locks are freed. */
   destroyResource(
     ctx: BlueprintContext,
@@ -291,6 +330,15 @@ export interface BlueprintType<C = unknown> {
     blueprint: ConfiguredBlueprint<C>,
     resource: Resource,
   ): Promise<HealthResult>;
+  /**
+   * The health check of a suspect resource, when it runs commands on a host (`git fsck`): used
+   * instead of healthCheck for suspects. A pending answer (HealthPending) is asked again later.
+   */
+  suspectHealthCheck?(
+    ctx: BlueprintContext,
+    blueprint: ConfiguredBlueprint<C>,
+    resource: Resource,
+  ): Promise<HealthResult | HealthPending>;
   /**
    * How often the sweep should health-check this blueprint's active resources even when nobody
    * reports a problem (leased or not): for hosts that can go away behind Drydock's back (a

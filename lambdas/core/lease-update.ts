@@ -4,13 +4,22 @@
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
 import { allocateLease } from './allocator.ts';
+import type { LeaseStep } from './blueprint.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
-import { errorMessage, WriteConflictError } from './errors.ts';
+import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
+import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
+import { childLeaseEnded } from './nested-leases.ts';
 import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
-import { driveSetup, markSuspect, wakeLeasesOf, wakeWaitingLeases } from './resource-update.ts';
+import {
+  breakResource,
+  driveSetup,
+  markSuspect,
+  wakeLeasesOf,
+  wakeWaitingLeases,
+} from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
 import {
   delayWithinDeadline,
@@ -168,14 +177,29 @@ export async function activateLease(
   const blueprint = await engine.blueprint(r.blueprintId);
   if (!blueprint) return breakLease(engine, lease, `blueprint '${r.blueprintId}' was deleted`);
   const { plugin, bp } = engine.configured(blueprint);
+  let step: LeaseStep = { state: 'done' };
   try {
-    if (leaseNeedsActivation(plugin, bp)) await plugin.activateLease?.(engine.ctx, bp, r, lease);
+    if (leaseNeedsActivation(plugin, bp)) {
+      step = asLeaseStep(await plugin.activateLease?.(engine.ctx, bp, r, lease));
+    }
   } catch (err) {
+    if (err instanceof ResourceGoneError) {
+      // The resource itself is unusable (its host gone, a working copy's clone damaged): not
+      // the lease's fault. The resource breaks, which sends this lease back to pending (its
+      // update, woken by the break, finds the resource broken) to be served elsewhere.
+      await breakResource(engine, r, `lease ${lease.id} found it unusable: ${errorMessage(err)}`);
+      return { action: 'waiting-for-resource', detail: `${r.id} broke: ${errorMessage(err)}` };
+    }
     // Activation may have had side effects on the host: the lease is broken, not retried,
     // and the resource becomes suspect until a health check clears it.
     const reason = `activation on ${r.id} failed: ${errorMessage(err)}`;
     await markSuspect(engine, r, `lease ${lease.id} activation failed: ${errorMessage(err)}`);
     return breakLease(engine, lease, reason, 'lease.activation-failed');
+  }
+  if (step.state === 'pending') {
+    // Long work on the host (a git fetch): record the step, come back later (lease-steps.ts).
+    const recorded = await recordPendingStep(engine, lease, step);
+    return recorded ? { action: 'activating', detail: step.message } : { action: 'stale' };
   }
 
   const ttl = lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds;
@@ -185,14 +209,21 @@ export async function activateLease(
     id: lease.id,
     type: lease.type,
     expect: { status: 'acquired', version: lease.version },
-    set: { status: 'active', activatedAt: engine.iso(), expiresAt, sweepAt: expiresAt },
+    set: {
+      status: 'active',
+      activatedAt: engine.iso(),
+      expiresAt,
+      sweepAt: expiresAt,
+      ...(step.data ? { data: mergedLeaseData(lease, step) } : {}),
+      ...(lease.stepMessage ? { stepMessage: null } : {}),
+    },
   };
   try {
     await engine.store.transact([
       activation,
       // No lease is ever active on a resource that is not active.
       { op: 'checkResource', resourceId: r.id, statusIn: ['active'] },
-      engine.leaseActivatedLog(lease, r, expiresAt),
+      ...stepLogWrites(engine, lease, step, engine.leaseActivatedLog(lease, r, expiresAt)),
     ]);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
@@ -227,6 +258,9 @@ async function requeueLease(
         blueprintId: null,
         acquiredAt: null,
         slotLocks: [],
+        // Steps taken on the dead resource mean nothing on the next one.
+        ...(lease.data ? { data: null } : {}),
+        ...(lease.stepMessage ? { stepMessage: null } : {}),
         requeues: lease.requeues + 1,
         checkedAt: at,
         sweepAt: sweepAtWithinDeadline(engine, lease),
@@ -334,14 +368,22 @@ export async function endLease(
 export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseTeardown> {
   const r = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
   const blueprint = r ? await engine.blueprint(r.blueprintId) : undefined;
-  if (r && blueprint && r.status === 'active' && lease.activatedAt) {
+  let cleaned: LeaseStep = { state: 'done' };
+  // Cleanup runs after an activation, and after the steps of one that never finished (the
+  // holder gave up during a git fetch): the plug-in stops what they started.
+  if (r && blueprint && r.status === 'active' && (lease.activatedAt || lease.data)) {
     const { plugin, bp } = engine.configured(blueprint);
     try {
-      await plugin.releaseLease?.(engine.ctx, bp, r, lease);
+      cleaned = asLeaseStep(await plugin.releaseLease?.(engine.ctx, bp, r, lease));
     } catch (err) {
       // Cleanup failed: the next holder must not get a dirty resource.
       await markSuspect(engine, r, `cleanup after lease ${lease.id} failed: ${errorMessage(err)}`);
     }
+  }
+  if (cleaned.state === 'pending') {
+    // Cleanup runs on the host (git clean): the slot stays held until it is done.
+    const recorded = await recordPendingStep(engine, lease, cleaned);
+    return recorded ? { action: 'cleaning', detail: cleaned.message } : { action: 'stale' };
   }
   const at = engine.iso();
   try {
@@ -355,15 +397,20 @@ export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseT
       },
       ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
       ...(r ? [{ op: 'detachLease', resourceId: r.id, at } as TxWrite] : []),
-      engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
-        resourceId: lease.resourceId,
-      }),
+      ...stepLogWrites(
+        engine,
+        lease,
+        cleaned,
+        engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
+          resourceId: lease.resourceId,
+        }),
+      ),
     ]);
   } catch (err) {
     if (err instanceof WriteConflictError) return { action: 'stale' };
     throw err;
   }
-  await engine.wakeParent(lease, `ended (${lease.endReason ?? lease.status})`);
+  await childLeaseEnded(engine, lease);
   if (r) {
     const reclaim =
       isResourceFinished(r.status) ||

@@ -11,6 +11,7 @@ import type { Lease } from './model.ts';
 import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
 import { MAX_WAIT_TIMEOUT_SECONDS, sweepAtWithinDeadline } from './wait-deadline.ts';
+import { parseWorkingCopySpec } from './working-copy-spec.ts';
 
 export interface LeaseRequest {
   type: string;
@@ -19,6 +20,8 @@ export interface LeaseRequest {
   ttlSeconds?: number;
   /** Break the lease if it is not active this long after the request (no limit if absent). */
   waitTimeoutSeconds?: number;
+  /** What a `working-copy` lease checks out (see working-copy-spec.ts). */
+  workingCopy?: unknown;
   owner: string;
   /**
    * The caller's Idempotency-Key: a retry of the same request with the same key (by the same
@@ -87,6 +90,9 @@ export async function submitLeaseRequest(
     type: request.type,
     attributes: request.attributes ?? {},
     ...(request.blueprintIds?.length ? { blueprintIds: request.blueprintIds } : {}),
+    ...(request.workingCopy === undefined
+      ? {}
+      : { workingCopy: parseWorkingCopySpec(request.workingCopy) }),
     owner: request.owner,
     status: 'pending',
     version: 0,
@@ -186,6 +192,7 @@ function leaseRequestHash(lease: Lease): string {
     Object.entries(lease.attributes).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     [...(lease.blueprintIds ?? [])].sort(),
     lease.ttlSeconds,
+    ...(lease.workingCopy ? [lease.workingCopy] : []),
   ]);
   return createHash('sha256').update(canonical).digest('base64url');
 }

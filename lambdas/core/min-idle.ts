@@ -140,14 +140,16 @@ export function hasWarmPool(limits: Pick<BlueprintLimits, 'minIdle' | 'minIdleSc
 
 /**
  * Whether a resource counts as one of the blueprint's idle, ready resources: live (a pending
- * one is on its way), no lease, not suspect, still able to take a lease (uses left), not past
- * its max age (it is about to go). A used resource of a reclaim-on-release blueprint never
- * counts: it takes no further lease.
+ * one is on its way), no lease, not suspect, not retiring (an ec2-host after a rebalance
+ * recommendation: it takes no new lease and is reclaimed once idle), still able to take a
+ * lease (uses left), not past its max age (it is about to go). A used resource of a
+ * reclaim-on-release blueprint never counts: it takes no further lease.
  */
 export function isWarmIdle(r: Resource, blueprint: Blueprint, nowMs: number): boolean {
   if (r.blueprintId !== blueprint.id) return false;
   if (r.status !== 'pending' && r.status !== 'active') return false;
   if (r.leaseCount > 0 || r.suspectSince) return false;
+  if (r.data.retiring !== undefined) return false;
   const maxUses = usesLimit(blueprint);
   if (maxUses !== undefined && r.uses >= maxUses) return false;
   const { maxAgeSeconds } = blueprint.limits;

@@ -69,6 +69,30 @@ export interface Lease {
   endedAs?: 'released' | 'broken';
   /** When the sweep should next look at this lease (TTL expiry, or a stranded-state bound). */
   sweepAt?: string;
+  /** What a `working-copy` lease checks out (validated at the edge and by the plug-in). */
+  workingCopy?: WorkingCopySpec;
+  /**
+   * Plug-in-private state of a step-based activation or cleanup (lease-steps.ts): which
+   * commands were started, which finished. Never shown as the holder's business.
+   */
+  data?: Record<string, unknown>;
+  /** What the activation or cleanup under way is doing, as last logged. */
+  stepMessage?: string;
+}
+
+/** One repository of a working-copy lease: where from, what to check out, what to merge. */
+export interface WorkingCopyRepository {
+  url: string;
+  /** Branch, tag, commit or full ref (`refs/changes/…`); default: the remote's HEAD. */
+  ref?: string;
+  /** Refs merged on top, in order (the staging area of a merge queue). */
+  merge?: string[];
+  /** Directory of the clone inside the working copy; default: the URL's last segment. */
+  directory?: string;
+}
+
+export interface WorkingCopySpec {
+  repositories: WorkingCopyRepository[];
 }
 
 export interface Resource {
@@ -198,6 +222,7 @@ export const LOG_TYPES = [
   'lease.setup-progress',
   'lease.activated',
   'lease.activation-failed',
+  'lease.step',
   'lease.requeued',
   'lease.released',
   'lease.expired',

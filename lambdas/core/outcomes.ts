@@ -21,6 +21,10 @@ export type LeaseOutcome =
       | 'stale'
       | 'waited'
       | 'activated'
+      /** A step-based activation took a step and re-enqueued itself (lease-steps.ts). */
+      | 'activating'
+      /** A step-based cleanup took a step; the lease keeps its slot until it is done. */
+      | 'cleaning'
       | 'waiting-for-resource'
       | 'requeued'
       | 'destroyed'
@@ -31,7 +35,7 @@ export type LeaseOutcome =
   | (Outcome<'released' | 'broken'> & { next: LeaseTeardown });
 
 /** destroyLease: done, or another update got there first. */
-export type LeaseTeardown = Outcome<'destroyed' | 'stale'>;
+export type LeaseTeardown = Outcome<'destroyed' | 'stale' | 'cleaning'>;
 
 /** What an update of a resource did (resource-update.ts). */
 export type ResourceOutcome = Outcome<
@@ -43,6 +47,7 @@ export type ResourceOutcome = Outcome<
   | 'setup-broken'
   | 'setup-workflow'
   | 'health-checked'
+  | 'health-checking'
   | 'broken'
   | 'reclaimed'
   | 'waiting-for-leases'

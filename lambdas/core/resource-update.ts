@@ -5,7 +5,7 @@
  * so duplicates and late messages are harmless.
  */
 import { reclaimResource } from './allocator.ts';
-import type { HealthResult } from './blueprint.ts';
+import type { HealthPending, HealthResult } from './blueprint.ts';
 import { recordBlueprintFailure, recordBlueprintSuccess } from './blueprint-health.ts';
 import { idleSinceMs, periodicHealthCheckDue } from './eligibility.ts';
 import { type Engine, slotKeys } from './engine.ts';
@@ -158,17 +158,22 @@ export async function advanceResourceSetup(
         },
         // Taken with the write that records what they bind (e.g. an instance id), never apart.
         ...newLocks.map(takeLock),
-        engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
-        // The leases waiting on it hear it too: between "acquired" and "active" a holder
-        // otherwise sees nothing while the host boots (same transaction, no extra call).
-        ...setupWatchers(r, options.skipWake).map((leaseId) =>
-          engine.logWrite(
-            leaseId,
-            'lease.setup-progress',
-            `setting up ${r.type} ${r.id}: ${step.message}`,
-            { resourceId: r.id },
-          ),
-        ),
+        // A new line only for a new message: steps that only record data are not news.
+        ...(r.data.setupMessage === step.message
+          ? []
+          : [
+              engine.logWrite(r.id, 'resource.setup-waiting', `setting up: ${step.message}`),
+              // The leases waiting on it hear it too: between "acquired" and "active" a holder
+              // otherwise sees nothing while the host boots (same transaction, no extra call).
+              ...setupWatchers(r, options.skipWake).map((leaseId) =>
+                engine.logWrite(
+                  leaseId,
+                  'lease.setup-progress',
+                  `setting up ${r.type} ${r.id}: ${step.message}`,
+                  { resourceId: r.id },
+                ),
+              ),
+            ]),
       ];
       let written = true;
       try {
@@ -234,11 +239,23 @@ async function checkActiveResource(engine: Engine, r: Resource): Promise<Resourc
   }
   if (r.suspectSince) {
     const { plugin, bp } = engine.configured(blueprint);
-    let health: Awaited<ReturnType<typeof plugin.healthCheck>>;
+    let health: HealthResult | HealthPending;
     try {
-      health = await plugin.healthCheck(engine.ctx, bp, r);
+      health = plugin.suspectHealthCheck
+        ? await plugin.suspectHealthCheck(engine.ctx, bp, r)
+        : await plugin.healthCheck(engine.ctx, bp, r);
     } catch (err) {
       health = { healthy: false, reason: `health check failed: ${errorMessage(err)}` };
+    }
+    if ('state' in health) {
+      // The check runs commands on the host (git fsck): ask again later, never wait here.
+      await engine.send({
+        kind: 'resource',
+        id: r.id,
+        delaySeconds: Math.max(1, Math.min(900, Math.ceil(health.checkAgainSeconds))),
+        reason: 'health check under way',
+      });
+      return { action: 'health-checking', detail: health.message };
     }
     if (!health.healthy) {
       await breakResource(engine, r, healthFailure(health.reason, r.suspectReason));

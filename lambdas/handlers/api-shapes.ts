@@ -14,8 +14,10 @@ import {
   RESOURCE_STATUSES,
 } from '../core/model.ts';
 import { blueprintIdSchema, nameSchema } from '../core/names.ts';
+import { parentResourceOf } from '../core/plugin-ports.ts';
 import { MAX_DEAD_LETTERS_LISTED, MAX_PAGE_SIZE } from '../core/use-cases.ts';
 import { MAX_WAIT_TIMEOUT_SECONDS } from '../core/wait-deadline.ts';
+import { workingCopySpecSchema } from '../core/working-copy-spec.ts';
 
 // ---- requests ---------------------------------------------------------------------------------
 
@@ -28,6 +30,7 @@ export const leaseRequestBody = z
     blueprintIds: z.array(blueprintIdSchema).min(1).max(20).optional(),
     ttlSeconds: z.number().int().min(1).optional(),
     waitTimeoutSeconds: z.number().int().min(1).max(MAX_WAIT_TIMEOUT_SECONDS).optional(),
+    workingCopy: workingCopySpecSchema.optional(),
   })
   .strict();
 
@@ -97,12 +100,16 @@ export const logQuery = z
 
 // ---- responses --------------------------------------------------------------------------------
 
-/** A lease as its holder sees it: the engine's bookkeeping left out. */
+/**
+ * A lease as its holder sees it: the engine's bookkeeping and the plug-in's step data left out;
+ * a lease held by a resource (a working copy's host) names it as `heldBy`.
+ */
 export function leaseJson(
   lease: Lease,
-): Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'> {
-  const { waitSeq: _w, slotLocks: _s, sweepAt: _sw, checkedAt: _c, ...shown } = lease;
-  return shown;
+): Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'> & { heldBy?: string } {
+  const { waitSeq: _w, slotLocks: _s, sweepAt: _sw, checkedAt: _c, data: _d, ...shown } = lease;
+  const heldBy = parentResourceOf(lease);
+  return heldBy ? { ...shown, heldBy } : shown;
 }
 
 /** A command as the contract shows it (never its environment: values may be secrets). */

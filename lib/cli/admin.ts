@@ -138,7 +138,7 @@ export async function listLeases(client: ApiClient, filters: Filters, io: Io): P
         leaseStatusText(l),
         l.type,
         l.resourceId,
-        l.owner,
+        l.heldBy ? `heldBy: ${l.heldBy}` : l.owner,
         age(l.requestedAt),
         clip(leaseReasonText(l), 80),
       ]),

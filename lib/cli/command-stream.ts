@@ -196,9 +196,11 @@ export function runCommand(
   leaseId: string,
   argv: string[],
   timeoutSeconds: number | undefined,
+  /** Working directory on the resource (a working copy: relative to it). */
+  cwd?: string,
 ): Promise<CommandOutcome> {
   return session.interrupts.cutShort((again) =>
-    startAndFollow(session, leaseId, argv, timeoutSeconds, again),
+    startAndFollow(session, leaseId, argv, timeoutSeconds, again, cwd),
   );
 }
 
@@ -208,6 +210,7 @@ async function startAndFollow(
   argv: string[],
   timeoutSeconds: number | undefined,
   again: AbortSignal,
+  cwd: string | undefined,
 ): Promise<CommandOutcome> {
   const { client, io, progress, interrupts } = session;
   const output = new OutputFollower(progress, !io.json);
@@ -215,6 +218,7 @@ async function startAndFollow(
   const { command: started } = await client.post<{ command: ApiCommand }>(commandsPath(leaseId), {
     argv,
     ...(timeoutSeconds ? { timeoutSeconds } : {}),
+    ...(cwd ? { cwd } : {}),
   });
   const describe = `\`${shellQuote(argv)}\` on ${leaseId}`;
   progress.line(

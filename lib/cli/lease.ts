@@ -8,7 +8,7 @@
  * becoming active, the exit message is the lease's own recorded reason, never a generic one.
  */
 import { randomUUID } from 'node:crypto';
-import type { Lease, LogEvent } from '../../lambdas/core/model.ts';
+import type { Lease, LogEvent, WorkingCopySpec } from '../../lambdas/core/model.ts';
 import { describeWaitProgress } from '../../lambdas/core/wait-reasons.ts';
 import type { ApiClient } from './api.ts';
 import {
@@ -23,7 +23,10 @@ import { CliError, EXIT, formatDuration, type Io, printJson } from './output.ts'
 import { Progress } from './progress.ts';
 
 /** Lease JSON as the API returns it (docs/api-contract.md). */
-export type ApiLease = Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt'>;
+export type ApiLease = Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'> & {
+  /** The resource holding this lease (a working copy's host lease). */
+  heldBy?: string;
+};
 
 const ENDED = new Set(['released', 'broken', 'destroyed']);
 
@@ -146,6 +149,10 @@ export interface LeaseOptions {
   commandTimeoutSeconds?: number;
   /** Run this on the lease, then release it. */
   command: string[];
+  /** A working-copy lease's repositories (--repo, --merge). */
+  workingCopy?: WorkingCopySpec;
+  /** The command's working directory (a working copy: relative to it; default its first clone). */
+  cwd?: string;
 }
 
 /** `drydock lease`: returns the exit status. */
@@ -169,6 +176,7 @@ export async function leaseFlow(
       ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),
       // The server breaks the lease at the same deadline, so it ends even if this process dies.
       waitTimeoutSeconds: options.timeoutSeconds,
+      ...(options.workingCopy ? { workingCopy: options.workingCopy } : {}),
     },
     { headers: { 'Idempotency-Key': idempotencyKey }, retry: true },
   );
@@ -223,7 +231,13 @@ export async function leaseFlow(
       return 0;
     }
 
-    const ran = await runCommand(session, leaseId, options.command, options.commandTimeoutSeconds);
+    const ran = await runCommand(
+      session,
+      leaseId,
+      options.command,
+      options.commandTimeoutSeconds,
+      options.cwd,
+    );
     const code = reportCommand(session, ran);
     if (ran.kind === 'interrupted') progress.line(`releasing ${leaseId}`);
     if (io.json) printJson(io, { lease, command: ran.command });

@@ -21,6 +21,7 @@ import { execFlow, leaseFlow, releaseFlow } from './lease.ts';
 import { logsFlow } from './logs.ts';
 import { CliError, collect, type Io, parseAttributes, parseDuration, processIo } from './output.ts';
 import { statusFlow } from './status.ts';
+import { workingCopyRequest } from './working-copy.ts';
 
 interface GlobalOptions {
   url?: string;
@@ -123,20 +124,41 @@ export async function main(argv: string[], options: MainOptions = {}): Promise<n
       "kill the command after this long (default: the API's, 5m)",
       duration('--command-timeout'),
     )
+    .option(
+      '--repo <url[@ref]>',
+      'working copy (--type working-copy): clone this repository and check out ref (default: its HEAD); repeatable',
+      collect,
+    )
+    .option(
+      '--merge <[dir:]ref>',
+      'working copy: merge this ref on top, in order (into the first --repo unless dir: names one); repeatable',
+      collect,
+    )
+    .option(
+      '--cwd <dir>',
+      "the command's working directory (working copy: relative to it; default: the first --repo)",
+    )
     .argument('[command...]', 'command to run on the lease, after --')
     .action(async (command: string[], opts, cmd: Command) => {
       const { io, client } = context(cmd);
+      const workingCopy = workingCopyRequest(opts.repo, opts.merge);
       interrupts.install();
       exitCode = await leaseFlow(
         client,
         {
-          type: opts.type,
+          // --repo alone means a working copy; an explicit --type still wins.
+          type:
+            workingCopy && cmd.getOptionValueSource('type') === 'default'
+              ? 'working-copy'
+              : opts.type,
           attributes: parseAttributes(opts.attributes),
           blueprintIds: opts.blueprint,
           ttlSeconds: opts.ttl,
           timeoutSeconds: opts.timeout,
           commandTimeoutSeconds: opts.commandTimeout,
           command,
+          ...(workingCopy ? { workingCopy } : {}),
+          ...(opts.cwd ? { cwd: opts.cwd } : {}),
         },
         io,
         interrupts,

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Duration } from 'aws-cdk-lib';
+import { Duration, Fn } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -240,14 +240,17 @@ export class DrydockFunction extends NodejsFunction {
   }
 
   /**
-   * DRYDOCK_DEPLOYMENT (the tag every launched instance carries), DRYDOCK_INSTANCE_PROFILE_ARN
-   * (the hosts' default instance profile), and EC2 on this deployment's instances: describe and
-   * terminate always; `launch` also lets the function launch them (only where
-   * activateResource runs).
+   * The ec2-host plug-in's defaults: DRYDOCK_DEPLOYMENT (the tag every launched instance
+   * carries), DRYDOCK_INSTANCE_PROFILE_ARN (the hosts' instance profile), DRYDOCK_SUBNET_IDS
+   * (the host network's subnets, comma-separated) and DRYDOCK_SECURITY_GROUP_IDS (the hosts'
+   * security group); and EC2 on this deployment's instances: describe and terminate always;
+   * `launch` also lets the function launch them (only where activateResource runs).
    */
   public bindHostFleet(fleet: HostFleet, options: { launch: boolean }): this {
     this.addEnvironment('DRYDOCK_DEPLOYMENT', fleet.deploymentName);
     this.addEnvironment('DRYDOCK_INSTANCE_PROFILE_ARN', fleet.instanceProfile.instanceProfileArn);
+    this.addEnvironment('DRYDOCK_SUBNET_IDS', Fn.join(',', fleet.network.subnetIds));
+    this.addEnvironment('DRYDOCK_SECURITY_GROUP_IDS', fleet.network.securityGroup.securityGroupId);
     fleet.grantInventory(this.role);
     if (options.launch) fleet.grantLaunch(this.role);
     return this;

@@ -2,12 +2,23 @@ import { Stack, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { DEFAULT_IMAGE_PARAMETER } from '../../lambdas/blueprints/ec2-host/config.ts';
 import { DEPLOYMENT_TAG_KEY } from './host-control.ts';
 import { type ExistingVpc, HostNetwork } from './host-network.ts';
 import { acknowledgeWildcardResource } from './nag.ts';
 
-/** The launch calls an `ec2-host` plug-in may make (CreateFleet type `instant`, or RunInstances). */
-export const LAUNCH_ACTIONS = ['ec2:RunInstances', 'ec2:CreateFleet'] as const;
+/**
+ * The launch calls the `ec2-host` plug-in makes: RunInstances only (one instance, one market,
+ * one subnet per call; lambdas/blueprints/ec2-host/launch.ts). It never calls CreateFleet, so
+ * nothing here allows it.
+ */
+export const LAUNCH_ACTIONS = ['ec2:RunInstances'] as const;
+
+/**
+ * What RunInstances creates and the plug-in tags in the call itself (TagSpecifications:
+ * instance, volume, network-interface), each with the deployment tag in the request.
+ */
+export const TAGGED_AT_LAUNCH = ['instance', 'volume', 'network-interface'] as const;
 
 export interface HostFleetProps {
   /** The `drydock:deployment` tag value every launched instance must carry (HostControl's). */
@@ -27,16 +38,20 @@ export interface HostFleetProps {
  * The EC2 hosts Drydock launches itself (`ec2-host` blueprints): their network (HostNetwork),
  * their instance role and profile, and what Drydock's functions may do on EC2, as two policies:
  *
- * - `launchPolicy` (the setup function, which runs activateResource): RunInstances/CreateFleet
- *   only for instances and volumes tagged `drydock:deployment=<deployment>` in the launch call
- *   itself, tags only as part of that launch, only into the pool's subnets with security groups
- *   of its VPC, launch templates and key pairs the operator tagged for this deployment, and
- *   only with this stack's instance role passed to EC2;
+ * - `launchPolicy` (the setup function, which runs activateResource): RunInstances only for
+ *   instances and volumes tagged `drydock:deployment=<deployment>` in the launch call itself,
+ *   tags (instance, volume, network interface) only as part of that launch, only into the
+ *   pool's subnets with security groups of its VPC, launch templates and key pairs the operator
+ *   tagged for this deployment, only with this stack's instance role passed to EC2, and the
+ *   default AMI's public SSM parameter read (`resolve:ssm:` is resolved with the caller's
+ *   permissions);
  * - `inventoryPolicy` (setup, worker, sweep: failure clean-up, teardown, events, orphan sweep):
  *   DescribeInstances, and TerminateInstances only on instances tagged for this deployment.
  *
- * Every grant is conditioned on the deployment tag, so two deployments in one account (prod and
- * staging) can neither launch as nor terminate each other.
+ * Whatever is created, tagged or terminated is conditioned on the deployment tag, so two
+ * deployments in one account (prod and staging) can neither launch as nor terminate each other.
+ * test/infra/ec2-host-iam.test.ts runs the plug-in on the AWS fake and checks each function is
+ * allowed every call it really makes, and no EC2 action beyond them.
  */
 export class HostFleet extends Construct {
   public readonly network: HostNetwork;
@@ -88,7 +103,6 @@ export class HostFleet extends Construct {
       stack.formatArn({ service: 'ec2', resource, resourceName, account });
     const instances = arn('instance', '*');
     const volumes = arn('volume', '*');
-    const fleets = arn('fleet', '*');
     const spotRequests = arn('spot-instances-request', '*');
     const networkInterfaces = arn('network-interface', '*');
     const securityGroups = arn('security-group', '*');
@@ -113,13 +127,13 @@ export class HostFleet extends Construct {
         new iam.PolicyStatement({
           sid: 'LaunchTaggedInstances',
           actions: [...LAUNCH_ACTIONS],
-          resources: [instances, volumes, fleets],
+          resources: [instances, volumes],
           conditions: { StringEquals: requestTag },
         }),
         new iam.PolicyStatement({
           sid: 'TagOnlyWhileLaunching',
           actions: ['ec2:CreateTags'],
-          resources: [instances, volumes, fleets, spotRequests],
+          resources: [instances, volumes, networkInterfaces],
           conditions: {
             StringEquals: { 'ec2:CreateAction': [...LAUNCH_ACTIONS].map(bare), ...requestTag },
           },
@@ -159,6 +173,19 @@ export class HostFleet extends Construct {
           actions: [...LAUNCH_ACTIONS],
           resources: [spotRequests],
         }),
+        // The default imageId is `resolve:ssm:<public parameter>`: EC2 reads it as the caller.
+        new iam.PolicyStatement({
+          sid: 'ResolveDefaultImage',
+          actions: ['ssm:GetParameters'],
+          resources: [
+            stack.formatArn({
+              service: 'ssm',
+              account: '',
+              resource: 'parameter',
+              resourceName: DEFAULT_IMAGE_PARAMETER.slice(1),
+            }),
+          ],
+        }),
         new iam.PolicyStatement({
           sid: 'PassInstanceRoleToEc2',
           actions: ['iam:PassRole'],
@@ -194,7 +221,6 @@ export class HostFleet extends Construct {
     this.acknowledgeFindings({
       instances,
       volumes,
-      fleets,
       spotRequests,
       networkInterfaces,
       securityGroups,
@@ -219,7 +245,6 @@ export class HostFleet extends Construct {
     arns: Record<
       | 'instances'
       | 'volumes'
-      | 'fleets'
       | 'spotRequests'
       | 'networkInterfaces'
       | 'securityGroups'
@@ -239,16 +264,12 @@ export class HostFleet extends Construct {
         `Volume ids are made by the launch; creating and tagging them is ${tagged} in the request.`,
       ],
       [
-        arns.fleets,
-        `Fleet ids are made by CreateFleet; creating and tagging one is ${tagged} in the request.`,
-      ],
-      [
         arns.spotRequests,
-        'Spot requests are made by the launch of a tagged instance and tagged only as part of it (ec2:CreateAction).',
+        'Spot requests are made by the launch of a tagged instance (RunInstances with spot market options), never on their own.',
       ],
       [
         arns.networkInterfaces,
-        "Interface ids are made by the launch; RunInstances may create them only in the pool's subnets (ec2:Subnet).",
+        `Interface ids are made by the launch; RunInstances may create them only in the pool's subnets (ec2:Subnet), and tag them only as part of it, ${tagged} in the request.`,
       ],
       [
         arns.securityGroups,

@@ -39,6 +39,7 @@ import { ensureTable } from '../../lambdas/store/table.ts';
 import { consoleAssets } from '../console/assets.ts';
 import { consoleSite } from '../console/site.ts';
 import { claimDataDir, type LocalInfo, publishLocalInfo } from './data-dir.ts';
+import { ensureLocalWorkingCopyBlueprint } from './default-working-copy.ts';
 import { assertJava } from './dynamodb-local.ts';
 import {
   createWorkQueue,
@@ -294,6 +295,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
     if (options.defaultBlueprint ?? true) {
       progress("ensuring the default 'local' blueprint exists");
       await ensureDefaultBlueprint(invokeApi, dataDir);
+      progress("ensuring the default 'local-wc' working-copy blueprint exists");
+      await ensureLocalWorkingCopyBlueprint(invokeApi);
     }
     server.serve(invokeApi);
 

@@ -20,7 +20,8 @@ import type {
   ResourceTemplate,
 } from '../../lambdas/core/blueprint.ts';
 import { parseCommandSpec } from '../../lambdas/core/command-spec.ts';
-import type { CommandSpec, Resource } from '../../lambdas/core/model.ts';
+import { asLeaseStep, mergedLeaseData } from '../../lambdas/core/lease-steps.ts';
+import type { CommandSpec, Lease, Resource } from '../../lambdas/core/model.ts';
 import { FakeAws } from '../support/aws-fake/index.ts';
 import {
   configuredBlueprint,
@@ -30,6 +31,7 @@ import {
   type TestContext,
   testContext,
 } from './support.ts';
+import { wireLocalHostLeases, workingCopyContractLease } from './working-copy-fixture.ts';
 
 interface Fixture {
   /**
@@ -44,6 +46,8 @@ interface Fixture {
    * names the host the resource is bound to).
    */
   fromTemplate?: boolean;
+  /** The lease the suite hands the type (a working copy needs its repositories). */
+  lease?(): Partial<Lease>;
   /** Let `ms` pass for the plug-in: its clock (records-only types) or real time (processes). */
   elapse(ctx: TestContext, ms: number): Promise<void>;
   /** Asserts (bounded wait) that nothing of a stopped command still runs, where that can be seen. */
@@ -104,6 +108,28 @@ const fixtures: Record<string, Fixture> = {
         () => 0,
       );
     },
+  },
+};
+
+/** Working copies on real local-host hosts, cloning a real bare repository. */
+let workingCopyHosts: ReturnType<typeof wireLocalHostLeases> | undefined;
+fixtures['working-copy'] = {
+  config: { host: { blueprintIds: ['contract-hosts'] } },
+  fromTemplate: true,
+  lease: workingCopyContractLease,
+  prepare(ctx) {
+    workingCopyHosts = wireLocalHostLeases(ctx);
+  },
+  async commandGone(handle) {
+    await fixtures['local-host']?.commandGone?.(handle);
+  },
+  async elapse(ctx, ms) {
+    // Real git runs on the host: real time passes, though less than a step's full delay.
+    await new Promise((resolve) => setTimeout(resolve, Math.min(ms, 200)));
+    ctx.clock.advance(ms);
+  },
+  async liveCount(_ctx, _blueprint, resource) {
+    return workingCopyHosts?.liveFor(resource) ?? 0;
   },
 };
 
@@ -217,7 +243,7 @@ describe.each(registry.types())('blueprint contract: %s', (type) => {
   let ctx: TestContext;
   let blueprint: ConfiguredBlueprint<unknown>;
   let resource: Resource;
-  const lease = makeLease();
+  const lease = makeLease(fixture?.lease?.());
 
   beforeEach(async () => {
     ctx = await testContext();
@@ -245,9 +271,23 @@ describe.each(registry.types())('blueprint contract: %s', (type) => {
       }
       expect(step.checkAgainSeconds).toBeGreaterThan(0);
       expect(step.message).not.toBe('');
-      ctx.clock.advance(step.checkAgainSeconds * 1000);
+      await fixture!.elapse(ctx, step.checkAgainSeconds * 1000);
     }
     throw new Error(`${type}: resource still pending after 100 activation steps`);
+  }
+
+  /** Call a step-based lease hook (activateLease, releaseLease) until it says done, as the engine does. */
+  async function leaseSteps(hook: 'activateLease' | 'releaseLease'): Promise<void> {
+    let current = lease;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const step = asLeaseStep(await plugin[hook]?.(ctx, blueprint, resource, current));
+      current = { ...current, data: mergedLeaseData(current, step) };
+      if (step.state === 'done') return;
+      expect(step.checkAgainSeconds).toBeGreaterThan(0);
+      expect(step.message).not.toBe('');
+      await fixture!.elapse(ctx, step.checkAgainSeconds * 1000);
+    }
+    throw new Error(`${type}: ${hook} still pending after 100 steps`);
   }
 
   it('has a contract fixture and describes itself', () => {
@@ -286,14 +326,14 @@ describe.each(registry.types())('blueprint contract: %s', (type) => {
 
   it('runs `echo hello` through the command interface', async () => {
     await activate();
-    await plugin.activateLease?.(ctx, blueprint, resource, lease);
+    await leaseSteps('activateLease');
     const command = plugin.command?.(ctx, blueprint, resource, lease);
     expect(command, `${type} offers a command interface`).toBeDefined();
     const run = await drive(command!, 'cmd-echo', { argv: ['echo', 'hello'], timeoutSeconds: 10 });
     expect(run.final).toMatchObject({ exitCode: 0, timedOut: false });
     expect(run.stdout).toContain('hello');
     expect(run.final.durationMs).toBeGreaterThanOrEqual(0);
-    await plugin.releaseLease?.(ctx, blueprint, resource, lease);
+    await leaseSteps('releaseLease');
   });
 
   it('streams output in order while a command runs longer than one poll', async () => {

@@ -8,7 +8,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { makeEc2HostBlueprint } from '../../lambdas/blueprints/ec2-host/index.ts';
 import { ORPHAN_GRACE_MS } from '../../lambdas/blueprints/ec2-host/inventory.ts';
-import { clientToken } from '../../lambdas/blueprints/ec2-host/launch.ts';
+import {
+  attemptsFor,
+  clientToken,
+  runInstancesInput,
+} from '../../lambdas/blueprints/ec2-host/launch.ts';
 import type {
   ActivationStep,
   ConfiguredBlueprint,
@@ -167,6 +171,34 @@ describe('ec2-host launch', () => {
     expect(sends).toHaveLength(1);
     expect(JSON.stringify(sends[0]?.input)).toContain('cloud-init status --wait');
     expect(await plugin.healthCheck(ctx, bp, resource)).toEqual({ healthy: true });
+  });
+
+  it("takes the stack's subnets and security group when the blueprint names none; its own win; a launch template keeps its groups", () => {
+    const stackEnv = {
+      ...ENV,
+      DRYDOCK_SUBNET_IDS: 'subnet-0ccc, subnet-0ddd',
+      DRYDOCK_SECURITY_GROUP_IDS: 'sg-0abc',
+    };
+    const attempt = { market: 'spot' as const, instanceType: 'm5.large', subnetId: 'subnet-0ccc' };
+    const bare = configuredBlueprint(plugin, {});
+    expect(attemptsFor(bare, ['spot'], stackEnv).map((a) => a.subnetId)).toEqual([
+      'subnet-0ccc',
+      'subnet-0ddd',
+      'subnet-0ccc',
+      'subnet-0ddd',
+      'subnet-0ccc',
+      'subnet-0ddd',
+    ]);
+    expect(runInstancesInput(bare, 'r', attempt, 0, stackEnv).SecurityGroupIds).toEqual([
+      'sg-0abc',
+    ]);
+    const own = configuredBlueprint(plugin, { securityGroupIds: ['sg-0123'] });
+    expect(runInstancesInput(own, 'r', attempt, 0, stackEnv).SecurityGroupIds).toEqual(['sg-0123']);
+    const templated = configuredBlueprint(plugin, { launchTemplate: { id: 'lt-0abc' } });
+    expect(
+      runInstancesInput(templated, 'r', attempt, 0, stackEnv).SecurityGroupIds,
+    ).toBeUndefined();
+    expect(runInstancesInput(bare, 'r', attempt, 0, ENV).SecurityGroupIds).toBeUndefined();
   });
 
   it('falls back to type 2 in subnet 2 when type 1 has no spot capacity anywhere, and says what it tried', async () => {

@@ -151,6 +151,10 @@ describe('idle resources of a warm pool', () => {
     expect(isWarmIdle(resource({ leaseCount: 1 }), b, now)).toBe(false);
     expect(isWarmIdle(resource({ suspectSince: '2026-01-05T09:59:00Z' }), b, now)).toBe(false);
     expect(isWarmIdle(resource({ uses: 3 }), b, now)).toBe(false); // used up
+    // Retiring (a rebalance recommendation): no new lease, reclaimed once idle.
+    expect(isWarmIdle(resource({ data: { retiring: 'rebalance recommended' } }), b, now)).toBe(
+      false,
+    );
     expect(isWarmIdle(resource({ status: 'released' }), b, now)).toBe(false);
     expect(isWarmIdle(resource({ blueprintId: 'other' }), b, now)).toBe(false);
   });

@@ -83,7 +83,7 @@ describe('local runtime restarts', () => {
       { timeoutMs: 20_000, intervalMs: 300, message: 'leases to settle (active or destroyed)' },
     );
     expect(before.leases.find((l) => l.id === leaseId)?.status).toBe('active');
-    expect(before.blueprints.map((b) => b.id)).toEqual(['keep', 'local']);
+    expect(before.blueprints.map((b) => b.id)).toEqual(['keep', 'local', 'local-wc']);
     expect(before.resources.length).toBeGreaterThan(0);
 
     // 1. SIGTERM: a clean stop, exit 0, java gone, local.json removed.

@@ -548,6 +548,35 @@ describe('the HTTP edge', () => {
     expect(response.body.error.message).toMatch(/body\.ttlSeconds/);
   });
 
+  it('a working-copy request is validated field by field and comes back normalised', async () => {
+    const bad = await env.api({
+      method: 'POST',
+      path: '/v1/leases',
+      body: {
+        type: 'working-copy',
+        workingCopy: { repositories: [{ url: 'file:///tmp/r.git', ref: '--upload-pack=x' }] },
+      },
+    });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/body\.workingCopy\.repositories\.0\.ref: a ref is/);
+    const good = await env.api({
+      method: 'POST',
+      path: '/v1/leases',
+      body: {
+        type: 'working-copy',
+        workingCopy: {
+          repositories: [{ url: 'file:///tmp/r.git', ref: 'main', merge: ['refs/staging/1'] }],
+        },
+      },
+    });
+    expect(good.status).toBe(201);
+    expect(good.body.lease.workingCopy).toEqual({
+      repositories: [
+        { url: 'file:///tmp/r.git', ref: 'main', merge: ['refs/staging/1'], directory: 'r' },
+      ],
+    });
+  });
+
   it('no caller identity is 401', async () => {
     const response = await env.api({ method: 'GET', path: '/v1/leases', principal: null });
     expect(response.status).toBe(401);

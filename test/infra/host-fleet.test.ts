@@ -1,6 +1,20 @@
 import { describe, expect, it } from 'vitest';
+import {
+  DEFAULT_IMAGE,
+  DEFAULT_IMAGE_PARAMETER,
+  ec2HostConfigSchema,
+} from '../../lambdas/blueprints/ec2-host/config.ts';
+import { runInstancesInput } from '../../lambdas/blueprints/ec2-host/launch.ts';
 import { DEPLOYMENT_TAG_KEY } from '../../lib/constructs/host-control.ts';
-import { ec2Arn, ec2ArnOf, type PolicyStatement, pseudo, sorted } from './ec2-support.ts';
+import { TAGGED_AT_LAUNCH } from '../../lib/constructs/host-fleet.ts';
+import {
+  ec2Arn,
+  ec2ArnOf,
+  type PolicyStatement,
+  pseudo,
+  sorted,
+  synthWithContext,
+} from './ec2-support.ts';
 import { arnOf, json, logicalId, ref, resourcesFor, statementsOfRole, synth } from './support.ts';
 
 describe('HostFleet (ec2-host blueprints)', () => {
@@ -22,7 +36,8 @@ describe('HostFleet (ec2-host blueprints)', () => {
   const subnets = fleet.network.vpc?.isolatedSubnets ?? [];
   const subnetArns = subnets.map((s) => ec2ArnOf('subnet', ref(s)));
   const vpcArn = ec2ArnOf('vpc', ref(fleet.network.vpc!));
-  const launchActions = ['ec2:RunInstances', 'ec2:CreateFleet'];
+  // RunInstances only: the plug-in never calls CreateFleet (lambdas/blueprints/ec2-host/launch.ts).
+  const launchActions = 'ec2:RunInstances';
   const requestTag = { StringEquals: { [`aws:RequestTag/${DEPLOYMENT_TAG_KEY}`]: 'Drydock' } };
   const resourceTag = { StringEquals: { [`aws:ResourceTag/${DEPLOYMENT_TAG_KEY}`]: 'Drydock' } };
 
@@ -47,6 +62,7 @@ describe('HostFleet (ec2-host blueprints)', () => {
         'LaunchWithTaggedTemplatesAndKeys',
         'LaunchFromImages',
         'SpotRequestsOfLaunches',
+        'ResolveDefaultImage',
         'PassInstanceRoleToEc2',
         'CreateSpotServiceLinkedRole',
       ]);
@@ -56,33 +72,32 @@ describe('HostFleet (ec2-host blueprints)', () => {
       }
     });
 
-    it('launches instances and volumes (and fleets) only with the deployment tag in the request', () => {
+    it('launches instances and volumes only with the deployment tag in the request; never CreateFleet', () => {
       expect(launch('LaunchTaggedInstances')).toEqual(
         sorted({
           Sid: 'LaunchTaggedInstances',
           Effect: 'Allow',
           Action: launchActions,
-          Resource: [ec2Arn('instance/*'), ec2Arn('volume/*'), ec2Arn('fleet/*')],
+          Resource: [ec2Arn('instance/*'), ec2Arn('volume/*')],
           Condition: requestTag,
         }),
       );
+      for (const fn of Object.values(functions)) {
+        const actions = statementsOfRole(template, fn.role).flatMap((s) => s.Action);
+        expect(actions).not.toContain('ec2:CreateFleet');
+      }
     });
 
-    it('tags only inside a RunInstances or CreateFleet call, and only with the deployment tag', () => {
+    it('tags what RunInstances creates and the plug-in tags (instance, volume, network interface) only inside that call, and only with the deployment tag', () => {
       expect(launch('TagOnlyWhileLaunching')).toEqual(
         sorted({
           Sid: 'TagOnlyWhileLaunching',
           Effect: 'Allow',
           Action: 'ec2:CreateTags',
-          Resource: [
-            ec2Arn('instance/*'),
-            ec2Arn('volume/*'),
-            ec2Arn('fleet/*'),
-            ec2Arn('spot-instances-request/*'),
-          ],
+          Resource: [ec2Arn('instance/*'), ec2Arn('network-interface/*'), ec2Arn('volume/*')],
           Condition: {
             StringEquals: {
-              'ec2:CreateAction': ['RunInstances', 'CreateFleet'],
+              'ec2:CreateAction': ['RunInstances'],
               [`aws:RequestTag/${DEPLOYMENT_TAG_KEY}`]: 'Drydock',
             },
           },
@@ -161,6 +176,57 @@ describe('HostFleet (ec2-host blueprints)', () => {
       );
     });
 
+    it("covers every resource type the plug-in's RunInstances tags in TagSpecifications", () => {
+      const input = runInstancesInput(
+        { id: 'bp', config: ec2HostConfigSchema.parse({}), limits: {} } as never,
+        'r-1',
+        { market: 'spot', instanceType: 'm7i.large', subnetId: 'subnet-0aaa' },
+        0,
+        {
+          DRYDOCK_INSTANCE_PROFILE_ARN: 'arn:aws:iam::1:instance-profile/p',
+          DRYDOCK_DEPLOYMENT: 'Drydock',
+        },
+      );
+      const taggedTypes = (input.TagSpecifications ?? []).map((t) => t.ResourceType);
+      expect(taggedTypes).toEqual([...TAGGED_AT_LAUNCH]);
+      const tagging = launch('TagOnlyWhileLaunching');
+      for (const type of taggedTypes) {
+        expect(tagging?.Resource, type).toContainEqual(ec2Arn(`${type}/*`));
+      }
+      // Each tag specification carries the deployment tag the request-tag conditions ask for.
+      for (const spec of input.TagSpecifications ?? []) {
+        expect(spec.Tags, spec.ResourceType).toContainEqual({
+          Key: DEPLOYMENT_TAG_KEY,
+          Value: 'Drydock',
+        });
+      }
+    });
+
+    it("may read exactly the default AMI's public SSM parameter (imageId resolve:ssm:…), from setup only", () => {
+      expect(DEFAULT_IMAGE).toBe(`resolve:ssm:${DEFAULT_IMAGE_PARAMETER}`);
+      expect(launch('ResolveDefaultImage')).toEqual({
+        Sid: 'ResolveDefaultImage',
+        Effect: 'Allow',
+        Action: 'ssm:GetParameters',
+        Resource: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              pseudo('Partition'),
+              ':ssm:',
+              pseudo('Region'),
+              `::parameter${DEFAULT_IMAGE_PARAMETER}`,
+            ],
+          ],
+        },
+      });
+      for (const [name, fn] of Object.entries(functions)) {
+        const reads = resourcesFor(statementsOfRole(template, fn.role), 'ssm:GetParameters');
+        expect(reads.length, name).toBe(name === 'setup' ? 1 : 0);
+      }
+    });
+
     it('passes only the instance role, and only to EC2', () => {
       expect(launch('PassInstanceRoleToEc2')).toEqual(
         sorted({
@@ -230,6 +296,32 @@ describe('HostFleet (ec2-host blueprints)', () => {
         );
         expect(variables.DRYDOCK_DEPLOYMENT, name).toEqual(runsEc2 ? 'Drydock' : undefined);
       }
+    });
+
+    it("tells them the host network's subnets and the hosts' security group (the plug-in's defaults)", () => {
+      for (const [name, fn] of Object.entries(functions)) {
+        const variables =
+          template.findResources('AWS::Lambda::Function')[logicalId(fn)]?.Properties.Environment
+            .Variables;
+        const runsEc2 = name !== 'api';
+        expect(variables.DRYDOCK_SUBNET_IDS, name).toEqual(
+          runsEc2 ? { 'Fn::Join': [',', subnets.map((s) => ref(s))] } : undefined,
+        );
+        expect(variables.DRYDOCK_SECURITY_GROUP_IDS, name).toEqual(
+          runsEc2
+            ? { 'Fn::GetAtt': [logicalId(fleet.network.securityGroup), 'GroupId'] }
+            : undefined,
+        );
+      }
+      // The operator's VPC: its subnets, as given.
+      const byo = synthWithContext({
+        'drydock:vpcId': 'vpc-0123456789abcdef0',
+        'drydock:subnetIds': 'subnet-0aaaaaaaa,subnet-0bbbbbbbb',
+      });
+      const setupVariables =
+        byo.template.findResources('AWS::Lambda::Function')[logicalId(byo.stack.setupFunction)]
+          ?.Properties.Environment.Variables;
+      expect(setupVariables.DRYDOCK_SUBNET_IDS).toBe('subnet-0aaaaaaaa,subnet-0bbbbbbbb');
     });
 
     it('follows the stack name in every tag condition', () => {

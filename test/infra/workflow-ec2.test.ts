@@ -1,20 +1,16 @@
 /**
  * The setup state machine from the synthesized template, run under aws-local-stepfunctions on
- * the real setup handler and engine, for the two ec2-host scenarios of issue 10: capacity
- * fallback and a failing readiness command.
- *
- * STAND-IN: the `ec2-host` plug-in (lambdas/blueprints/ec2-host/) is written on another branch
- * and is not on this one, so these scenarios run a minimal test-only plug-in with the same
- * config field names and the same observable contract (types x subnets in order, spot before
- * on-demand, readiness over "SSM", terminate on failure), over an in-test capacity table. When
- * the real plug-in lands, pass it and the shared AWS fake's clients to setupWorkflowHarness
- * (`plugins`, `clients`) and delete `fakeEc2Host`; the scenarios' assertions stay.
+ * the real setup handler and engine with the REAL `ec2-host` plug-in, EC2/SSM played by the
+ * shared stateful fake (test/support/aws-fake/) on the harness's clock: success, capacity
+ * fallback, a failing readiness command, the setup deadline, and a warm-pool pre-warm (issue 10).
  */
 import { beforeAll, describe, expect, it, vi } from 'vitest';
-import { z } from 'zod';
-import type { BlueprintType } from '../../lambdas/core/blueprint.ts';
+import { makeEc2HostBlueprint } from '../../lambdas/blueprints/ec2-host/index.ts';
+import { BlueprintRegistry } from '../../lambdas/core/blueprint.ts';
 import { createBlueprint, readLogs } from '../../lambdas/core/use-cases.ts';
 import { setupDefinitionFromTemplate } from '../../lib/setup-definition.ts';
+import { FakeAws } from '../support/aws-fake/index.ts';
+import type { TestClock } from '../support/manual-queue.ts';
 import {
   type SetupWorkflowHarness,
   setupWorkflowHarness,
@@ -26,191 +22,201 @@ vi.hoisted(() => {
   if (!process.env.DRYDOCK_TEST_LOGS) process.env.POWERTOOLS_LOG_LEVEL = 'SILENT';
 });
 
-type Market = 'spot' | 'on-demand';
+const DEPLOYMENT = 'drydock-workflow-test';
+const ENV = {
+  DRYDOCK_DEPLOYMENT: DEPLOYMENT,
+  DRYDOCK_INSTANCE_PROFILE_ARN: 'arn:aws:iam::123456789012:instance-profile/drydock-hosts',
+  DRYDOCK_COMMAND_LOG_GROUP: '/drydock/test/commands',
+  DRYDOCK_SUBNET_IDS: 'subnet-0aaa,subnet-0bbb',
+};
 
-interface FakeInstance {
-  id: string;
-  resourceId: string;
-  instanceType: string;
-  subnetId: string;
-  market: Market;
-  state: 'pending' | 'running' | 'terminated';
-}
-
-/** What the stand-in plug-in launches into: which (market, type, subnet) has capacity. */
-class FakeCapacity {
-  readonly open = new Set<string>();
-  readonly instances = new Map<string, FakeInstance>();
-  launchCalls = 0;
-  readinessExitCode = 0;
-  readinessCommands: string[] = [];
-
-  allow(market: Market, instanceType: string, subnetId: string): void {
-    this.open.add(`${market}/${instanceType}/${subnetId}`);
-  }
-
-  has(market: Market, instanceType: string, subnetId: string): boolean {
-    return this.open.has(`${market}/${instanceType}/${subnetId}`);
-  }
-}
-
-const fakeConfigSchema = z
-  .object({
-    instanceTypes: z.array(z.string()).min(1),
-    subnetIds: z.array(z.string()).min(1),
-    capacity: z.enum(['spot', 'spot-then-on-demand', 'on-demand']).default('spot-then-on-demand'),
-    readinessCommand: z.string().default('cloud-init status --wait'),
-  })
-  .strict();
-type FakeConfig = z.output<typeof fakeConfigSchema>;
-
-function fakeEc2Host(cloud: FakeCapacity): BlueprintType<FakeConfig> {
-  const markets = (mode: FakeConfig['capacity']): Market[] =>
-    mode === 'spot' ? ['spot'] : mode === 'on-demand' ? ['on-demand'] : ['spot', 'on-demand'];
-  return {
-    type: 'fake-ec2-host',
-    description: 'Test stand-in for ec2-host (see the file comment).',
-    resourceTypes: ['host'],
-    configSchema: fakeConfigSchema,
-    activatesLater: () => true,
-    async allocateResource() {
-      return {};
-    },
-    async activateResource(_ctx, blueprint, resource) {
-      const { config } = blueprint;
-      const instanceId = resource.data.instanceId as string | undefined;
-      if (!instanceId) {
-        const tried: string[] = [];
-        for (const market of markets(config.capacity)) {
-          for (const instanceType of config.instanceTypes) {
-            for (const subnetId of config.subnetIds) {
-              cloud.launchCalls++;
-              if (!cloud.has(market, instanceType, subnetId)) {
-                tried.push(
-                  `${instanceType} in ${subnetId} (${market}): InsufficientInstanceCapacity`,
-                );
-                continue;
-              }
-              const id = `i-${resource.id}`;
-              cloud.instances.set(id, {
-                id,
-                resourceId: resource.id,
-                instanceType,
-                subnetId,
-                market,
-                state: 'pending',
-              });
-              return {
-                state: 'pending',
-                checkAgainSeconds: 10,
-                message: `launched ${id} (${instanceType} in ${subnetId}, ${market}) after ${tried.length} tries: ${tried.join('; ') || 'none'}`,
-                data: { instanceId: id, capacity: market },
-              };
-            }
-          }
-        }
-        throw new Error(`launch: no capacity: ${tried.join('; ')}`);
-      }
-      const instance = cloud.instances.get(instanceId);
-      if (!instance || instance.state === 'terminated') {
-        throw new Error(`wait-running: ${instanceId} is gone`);
-      }
-      if (instance.state === 'pending') {
-        instance.state = 'running';
-        return { state: 'pending', checkAgainSeconds: 15, message: `${instanceId} is booting` };
-      }
-      cloud.readinessCommands.push(config.readinessCommand);
-      if (cloud.readinessExitCode !== 0) {
-        throw new Error(
-          `readiness: '${config.readinessCommand}' exited ${cloud.readinessExitCode} on ${instanceId}`,
-        );
-      }
-      return { state: 'active' };
-    },
-    async destroyResource(_ctx, _blueprint, resource) {
-      const instance = cloud.instances.get(resource.data.instanceId as string);
-      if (instance) instance.state = 'terminated';
-    },
-    async healthCheck() {
-      return { healthy: true };
-    },
-  };
-}
-
-describe('the synthesized setup workflow for ec2-host scenarios (stand-in plug-in)', () => {
+describe('the synthesized setup workflow for ec2-host (real plug-in, shared AWS fake)', () => {
   const definition = setupDefinitionFromTemplate(synth().template.toJSON());
-  const cloud = new FakeCapacity();
+  let clock: TestClock | undefined;
+  const fake = new FakeAws({ clock: { now: () => clock?.now() ?? Date.now() } });
   let harness: SetupWorkflowHarness;
   const host = (platform: string) => ({ type: 'host', attributes: { platform } });
+  const resourceOf = (id: string) => harness.system.store.getResource(id);
+  const instanceOf = (instanceId: string) => fake.launched().find((i) => i.id === instanceId);
+  const launchesFor = (resourceId: string) =>
+    fake.sent.filter(
+      (s) =>
+        s.operation === 'RunInstances' &&
+        JSON.stringify(s.input).includes(`"drydock:resource","Value":"${resourceId}"`),
+    );
 
   beforeAll(async () => {
-    harness = await setupWorkflowHarness({ definition, plugins: [fakeEc2Host(cloud)] });
-    const blueprint = (id: string, config: Partial<FakeConfig>) =>
+    harness = await setupWorkflowHarness({
+      definition,
+      registry: new BlueprintRegistry().register(makeEc2HostBlueprint({ env: ENV })),
+      clients: fake.clients(),
+    });
+    clock = harness.system.clock;
+    const blueprint = (id: string, config: object, limits: object = {}) =>
       createBlueprint(harness.system.engine, {
         id,
-        type: 'fake-ec2-host',
+        type: 'ec2-host',
         attributes: { platform: id },
-        limits: { maxResources: 2 },
-        config: {
-          instanceTypes: ['m7g.large', 'c7g.large'],
-          subnetIds: ['subnet-a', 'subnet-b'],
-          ...config,
-        },
+        limits: { maxResources: 2, ...limits },
+        config: { instanceTypes: ['m7g.large', 'c7g.large'], ...config },
       });
-    await blueprint('fallback', {});
+    await blueprint('plain', {});
+    await blueprint('fallback', { instanceTypes: ['m7g.xlarge', 'c7g.xlarge'] });
     await blueprint('not-ready', { readinessCommand: 'test -f /var/lib/ready' });
+    // The readiness command runs for two hours; the blueprint allows ten minutes.
+    await blueprint(
+      'late',
+      { readinessCommand: 'wait-for-provisioning' },
+      { setupTimeoutSeconds: 600 },
+    );
+    fake.rule({ match: /test -f \/var\/lib\/ready/, exitCode: 1, stderr: 'not ready\n' });
+    fake.rule({ match: /wait-for-provisioning/, durationMs: 7_200_000 });
+  });
+
+  it('success: launches, waits for running and the SSM agent, runs the readiness command, activates; its lease then activates', async () => {
+    const { leaseId, resourceId } = await harness.leaseWaitingForSetup(host('plain'));
+
+    const { result, calls } = harness.run(resourceId);
+    expect(await result).toEqual({ resourceId, state: 'active', waitSeconds: 0 });
+    expect(calls.length).toBeGreaterThan(2); // boot, agent and readiness waits
+    const resource = await resourceOf(resourceId);
+    expect(resource).toMatchObject({ status: 'active', attributes: { capacity: 'spot' } });
+    const instanceId = resource?.data.instanceId as string;
+    expect(instanceOf(instanceId)).toMatchObject({
+      state: 'running',
+      instanceType: 'm7g.large',
+      subnetId: 'subnet-0aaa',
+      market: 'spot',
+      tags: {
+        'drydock:deployment': DEPLOYMENT,
+        'drydock:resource': resourceId,
+        'drydock:blueprint': 'plain',
+      },
+    });
+    expect(launchesFor(resourceId)).toHaveLength(1);
+    expect(
+      fake.sent.some(
+        (s) =>
+          s.operation === 'SendCommand' &&
+          JSON.stringify(s.input).includes('cloud-init status --wait'),
+      ),
+    ).toBe(true);
+
+    await harness.drain(
+      async () => (await harness.system.store.getLease(leaseId))?.status === 'active',
+    );
+    expect(await harness.system.store.getLease(leaseId)).toMatchObject({
+      status: 'active',
+      resourceId,
+    });
   });
 
   it('capacity fallback: type 1 has no spot capacity anywhere, type 2 only in subnet 2 -> the host comes up there, and its log says what was tried', async () => {
-    cloud.allow('spot', 'c7g.large', 'subnet-b');
-    cloud.allow('on-demand', 'm7g.large', 'subnet-a'); // on-demand comes only after every spot option
+    fake.noCapacity({ instanceType: 'm7g.xlarge', market: 'spot' });
+    fake.noCapacity({ instanceType: 'c7g.xlarge', subnetId: 'subnet-0aaa', market: 'spot' });
     const { resourceId } = await harness.leaseWaitingForSetup(host('fallback'));
 
     const { result } = harness.run(resourceId);
     expect(await result).toEqual({ resourceId, state: 'active', waitSeconds: 0 });
-    expect(cloud.instances.get(`i-${resourceId}`)).toMatchObject({
-      instanceType: 'c7g.large',
-      subnetId: 'subnet-b',
+    const resource = await resourceOf(resourceId);
+    const instanceId = resource?.data.instanceId as string;
+    expect(instanceOf(instanceId)).toMatchObject({
+      instanceType: 'c7g.xlarge',
+      subnetId: 'subnet-0bbb',
       market: 'spot',
       state: 'running',
     });
-    expect(cloud.launchCalls).toBe(4);
-    expect((await harness.system.store.getResource(resourceId))?.data).toMatchObject({
-      instanceId: `i-${resourceId}`,
-      capacity: 'spot',
-    });
+    // Three refusals, then the launch that worked: never on-demand while a spot option is left.
+    const launches = launchesFor(resourceId);
+    expect(launches).toHaveLength(4);
+    expect(launches.filter((s) => s.outcome === 'ok')).toHaveLength(1);
+    expect(resource?.data).toMatchObject({ instanceId, market: 'spot' });
+    expect(resource?.attributes.capacity).toBe('spot');
     const setupLog = (await readLogs(harness.system.engine, resourceId))
       .filter((e) => e.type === 'resource.setup-waiting')
       .map((e) => e.message);
-    expect(setupLog[0]).toContain('after 3 tries');
+    expect(setupLog[0]).toContain(`launched instance ${instanceId}`);
     for (const tried of [
-      'm7g.large in subnet-a (spot)',
-      'm7g.large in subnet-b (spot)',
-      'c7g.large in subnet-a (spot)',
+      'm7g.xlarge spot in subnet-0aaa',
+      'm7g.xlarge spot in subnet-0bbb',
+      'c7g.xlarge spot in subnet-0aaa',
     ]) {
       expect(setupLog[0]).toContain(`${tried}: InsufficientInstanceCapacity`);
     }
+    fake.clearCapacityRules();
   });
 
   it('readiness failure: the resource breaks naming the step and the command, and the instance is terminated', async () => {
-    cloud.allow('spot', 'm7g.large', 'subnet-a');
-    cloud.readinessExitCode = 1;
     const { leaseId, resourceId } = await harness.leaseWaitingForSetup(host('not-ready'));
 
     const { result } = harness.run(resourceId);
     expect((await failureOf(result)).Error).toBe('Drydock.ResourceBroken');
-    expect(cloud.readinessCommands).toContain('test -f /var/lib/ready');
-    expect(await harness.system.store.getResource(resourceId)).toMatchObject({
+    const resource = await resourceOf(resourceId);
+    const instanceId = resource?.data.instanceId as string;
+    expect(
+      fake.sent.some(
+        (s) =>
+          s.operation === 'SendCommand' &&
+          JSON.stringify(s.input).includes('test -f /var/lib/ready'),
+      ),
+    ).toBe(true);
+    expect(resource).toMatchObject({
       status: 'broken',
       endReason: expect.stringContaining(
-        `readiness: 'test -f /var/lib/ready' exited 1 on i-${resourceId}`,
+        `step readiness: \`test -f /var/lib/ready\` on instance ${instanceId} exited with 1`,
       ),
     });
     // The broken resource is torn down from the queue (terminate), and the lease waits again.
-    await harness.drain(
-      async () => (await harness.system.store.getResource(resourceId))?.status === 'destroyed',
-    );
-    expect(cloud.instances.get(`i-${resourceId}`)?.state).toBe('terminated');
+    await harness.drain(async () => (await resourceOf(resourceId))?.status === 'destroyed');
+    expect(instanceOf(instanceId)?.state).toMatch(/^(shutting-down|terminated)$/);
     expect((await harness.system.store.getLease(leaseId))?.requeues).toBe(1);
+  });
+
+  it("deadline: a readiness command past the blueprint's setupTimeoutSeconds breaks the resource, the instance is terminated", async () => {
+    const { leaseId, resourceId } = await harness.leaseWaitingForSetup(host('late'));
+    const startedAt = harness.system.clock.now();
+
+    const { result } = harness.run(resourceId);
+    expect((await failureOf(result)).Error).toBe('Drydock.ResourceBroken');
+    const resource = await resourceOf(resourceId);
+    expect(resource).toMatchObject({
+      status: 'broken',
+      endReason: 'setup did not finish within 600s',
+    });
+    const elapsedSeconds = (harness.system.clock.now() - startedAt) / 1000;
+    expect(elapsedSeconds).toBeGreaterThanOrEqual(600);
+    expect(elapsedSeconds).toBeLessThan(definition.TimeoutSeconds ?? 0);
+
+    await harness.drain(async () => (await resourceOf(resourceId))?.status === 'destroyed');
+    const instanceId = resource?.data.instanceId as string;
+    expect(instanceOf(instanceId)?.state).toMatch(/^(shutting-down|terminated)$/);
+    expect((await harness.system.store.getLease(leaseId))?.requeues).toBe(1);
+  });
+
+  it('warm pool: a pre-warm (no lease) is set up by the same workflow, with the default capacity', async () => {
+    const before = new Set(harness.started);
+    await createBlueprint(harness.system.engine, {
+      id: 'warm',
+      type: 'ec2-host',
+      attributes: { platform: 'warm' },
+      limits: { maxResources: 2, minIdle: 1 },
+      config: { instanceTypes: ['m7i.large'] },
+    });
+    const handedOver = async () => [...harness.started].some((id) => !before.has(id));
+    await harness.drain(handedOver);
+    expect(await handedOver()).toBe(true);
+    const resourceId = [...harness.started].find((id) => !before.has(id)) as string;
+    expect(await resourceOf(resourceId)).toMatchObject({ blueprintId: 'warm', leaseCount: 0 });
+
+    const { result } = harness.run(resourceId);
+    expect(await result).toEqual({ resourceId, state: 'active', waitSeconds: 0 });
+    const resource = await resourceOf(resourceId);
+    expect(resource).toMatchObject({ status: 'active', leaseCount: 0 });
+    expect(resource?.attributes.capacity).toBe('spot');
+    expect(instanceOf(resource?.data.instanceId as string)).toMatchObject({
+      state: 'running',
+      market: 'spot',
+    });
+    expect(launchesFor(resourceId)).toHaveLength(1);
   });
 });

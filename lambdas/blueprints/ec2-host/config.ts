@@ -65,7 +65,15 @@ export const ec2HostConfigSchema = z
       .min(1)
       .max(16)
       .optional(),
-    securityGroupIds: z.array(z.string().regex(/^sg-[0-9a-f]+$/)).optional(),
+    /**
+     * Security groups of the instance.
+     * @default the `DRYDOCK_SECURITY_GROUP_IDS` environment variable (comma-separated) the stack sets (its hosts' group, no inbound rules), unless a launch template is given (it keeps its own)
+     */
+    securityGroupIds: z
+      .array(z.string().regex(/^sg-[0-9a-f]+$/))
+      .min(1)
+      .max(5)
+      .optional(),
     /** @default the `DRYDOCK_INSTANCE_PROFILE_ARN` environment variable the stack sets */
     instanceProfileArn: z.string().startsWith('arn:').optional(),
     /** @default 'spot-then-on-demand' */
@@ -104,9 +112,14 @@ export const ec2HostConfigSchema = z
     error: 'give launchTemplate or imageId, not both',
   });
 
-/** Amazon Linux 2023 (x86_64), resolved by EC2 at launch: its SSM agent starts at boot. */
-export const DEFAULT_IMAGE =
-  'resolve:ssm:/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64';
+/**
+ * Amazon Linux 2023 (x86_64), resolved by EC2 at launch: its SSM agent starts at boot. The launch
+ * reads this public parameter with the caller's permissions (ssm:GetParameters; the stack grants
+ * exactly this one, lib/constructs/host-fleet.ts).
+ */
+export const DEFAULT_IMAGE_PARAMETER =
+  '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64';
+export const DEFAULT_IMAGE = `resolve:ssm:${DEFAULT_IMAGE_PARAMETER}`;
 
 export type Ec2HostConfig = z.output<typeof ec2HostConfigSchema>;
 export type Ec2Host = ConfiguredBlueprint<Ec2HostConfig>;
@@ -143,6 +156,24 @@ export function subnetsOf(blueprint: Ec2Host, env: Record<string, string | undef
     );
   }
   return subnets;
+}
+
+/**
+ * The security groups: the blueprint's own, else the stack's (DRYDOCK_SECURITY_GROUP_IDS), else
+ * none (EC2 uses the VPC's default group). A launch template keeps its own groups: the stack's
+ * default would override them.
+ */
+export function securityGroupsOf(
+  blueprint: Ec2Host,
+  env: Record<string, string | undefined>,
+): string[] | undefined {
+  const { securityGroupIds, launchTemplate } = blueprint.config;
+  if (securityGroupIds || launchTemplate) return securityGroupIds;
+  const fromEnv = (env.DRYDOCK_SECURITY_GROUP_IDS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return fromEnv.length > 0 ? fromEnv : undefined;
 }
 
 /** Markets a lease may get from this blueprint, in the order they are tried. */

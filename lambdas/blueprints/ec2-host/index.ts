@@ -40,7 +40,7 @@ export { type Ec2HostConfig, ec2HostConfigSchema } from './config.ts';
 const VISIBILITY_WINDOW_MS = 10 * 60_000;
 
 export interface Ec2HostDeps {
-  /** Where DRYDOCK_DEPLOYMENT, DRYDOCK_INSTANCE_PROFILE_ARN, DRYDOCK_COMMAND_LOG_GROUP are read (at use). @default process.env */
+  /** Where DRYDOCK_DEPLOYMENT, DRYDOCK_INSTANCE_PROFILE_ARN, DRYDOCK_SUBNET_IDS, DRYDOCK_SECURITY_GROUP_IDS, DRYDOCK_COMMAND_LOG_GROUP are read (at use). @default process.env */
   env?: Record<string, string | undefined>;
   /** How file transfers wait between polls. @default real time */
   sleep?: Sleep;

@@ -29,6 +29,7 @@ import {
   type Ec2Host,
   instanceProfileOf,
   type Market,
+  securityGroupsOf,
   subnetsOf,
 } from './config.ts';
 
@@ -119,6 +120,7 @@ export function runInstancesInput(
     Value,
   }));
   const template = config.launchTemplate;
+  const securityGroupIds = securityGroupsOf(blueprint, env);
   return {
     MinCount: 1,
     MaxCount: 1,
@@ -135,7 +137,7 @@ export function runInstancesInput(
           },
         }
       : { ImageId: config.imageId ?? DEFAULT_IMAGE }),
-    ...(config.securityGroupIds ? { SecurityGroupIds: config.securityGroupIds } : {}),
+    ...(securityGroupIds ? { SecurityGroupIds: securityGroupIds } : {}),
     ...(config.rootVolumeGiB
       ? {
           BlockDeviceMappings: [
