@@ -15,6 +15,7 @@
  * walk from the first lock.
  */
 import type { Engine } from './engine.ts';
+import { ValidationError } from './errors.ts';
 import type { Lease, Resource, SlotLock } from './model.ts';
 
 /** A freshly written lock is never judged orphaned: its owner's write may still be in flight. */
@@ -44,7 +45,7 @@ export async function freeOrphanedLocks(
   const result: LockSweepResult = { checked: 0, freed: 0, complete: false, resumed: !!start };
   const cutoff = engine.now() - LOCK_GRACE_MS;
   do {
-    const page = await engine.store.listSlotLocks({ limit: PAGE, ...(cursor ? { cursor } : {}) });
+    const page = await firstOrNextPage(engine, cursor, cursor === start);
     const judged = page.items.filter((l) => Date.parse(l.createdAt) <= cutoff);
     result.checked += page.items.length;
     const owners = await loadOwners(engine, judged);
@@ -59,6 +60,19 @@ export async function freeOrphanedLocks(
   result.complete = !cursor;
   if ((cursor ?? '') !== (start ?? '')) await storeCursor(engine, cursor ?? '');
   return result;
+}
+
+/**
+ * A page of locks from `cursor`. A stored cursor the store refuses (written by an older version)
+ * restarts the walk from the first lock rather than failing every sweep from now on.
+ */
+async function firstOrNextPage(engine: Engine, cursor: string | undefined, stored: boolean) {
+  try {
+    return await engine.store.listSlotLocks({ limit: PAGE, ...(cursor ? { cursor } : {}) });
+  } catch (err) {
+    if (!(stored && cursor && err instanceof ValidationError)) throw err;
+    return engine.store.listSlotLocks({ limit: PAGE });
+  }
 }
 
 /** Every owner of these locks, by id: two batch reads (leases, resources) per page at most. */

@@ -182,4 +182,23 @@ describe('the sweep at scale', () => {
     expect(again.locksChecked).toBe(100);
     expect(again.locksFreed).toBe(0);
   }, 300_000);
+
+  it('a stored cursor the store refuses restarts the walk instead of failing every sweep', async () => {
+    const { engine, store, clock } = await testSystem();
+    const bucket = Math.floor(clock.now() / (10 * 60_000));
+    await store.appendRecord(`sweep:slot-locks:${bucket}`, { n: 1, cursor: 'not-a-cursor' });
+    await store.transact([
+      {
+        op: 'takeSlotLock',
+        lock: {
+          key: 'resource:res-gone:lease-slot:0',
+          ownerKind: 'lease',
+          ownerId: 'lease-gone',
+          createdAt: new Date(clock.now() - 120_000).toISOString(),
+        },
+      },
+    ]);
+    const report = await runSweep(engine);
+    expect(report).toMatchObject({ locksChecked: 1, locksFreed: 1, locksComplete: true });
+  });
 });
