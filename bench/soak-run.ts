@@ -98,12 +98,20 @@ function leaseAttributes(random: () => number): Attributes {
   return { gpu: 'yes' }; // no blueprint sets it: breaks at once, naming it
 }
 
+/**
+ * Production's rules at soak speed: waits back off to 4 s, a stranded state is re-driven after
+ * 8 s, and a blueprint's circuit breaker (opened by the scripted activation failures) backs off
+ * for 1–4 s instead of 15 s–10 min, so a one-tier outage does not hold every open slot of the
+ * run for minutes.
+ */
 const settings = {
   blueprintCacheMs: 500,
   backoffBaseSeconds: 1,
   backoffCapSeconds: 4,
   strandAfterSeconds: 8,
   defaultLeaseTtlSeconds: 60,
+  breakerBaseSeconds: 1,
+  breakerCapSeconds: 4,
 };
 
 export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<SoakResult> {
