@@ -5,6 +5,12 @@
  *   drydock:stackName        stack name, also the `drydock:deployment` tag value on hosts
  *                            (default "Drydock")
  *   drydock:adminPrincipals  comma-separated IAM ARNs allowed to administer blueprints
+ *   drydock:apiGatewayCloudWatchRole  "true" creates API Gateway's account-level logging role
+ *                            (replacing the account's own); default: the account has one
+ *   drydock:allowedPrincipals  comma-separated IAM ARNs: only they may invoke the API
+ *   drydock:allowedOrgId     only principals of this organisation may invoke the API
+ *   drydock:ownerGranularity `role` (default: all sessions of a role own its leases together)
+ *                            or `session` (each assumed-role session is its own owner)
  *   drydock:vpcId, drydock:subnetIds
  *                            the VPC and subnets (comma-separated) for ec2-host instances;
  *                            read by the stack (lib/constructs/host-network.ts). Default: a
@@ -22,6 +28,18 @@ import { AwsSolutionsChecks } from 'cdk-nag';
 import { DrydockStack } from '../lib/stack.ts';
 
 const app = new App();
+
+const allowedPrincipals = String(app.node.tryGetContext('drydock:allowedPrincipals') ?? '')
+  .split(',')
+  .map((arn) => arn.trim())
+  .filter((arn) => arn.length > 0);
+const allowedOrgId = app.node.tryGetContext('drydock:allowedOrgId') as string | undefined;
+
+function ownerGranularityContext(value: unknown): 'role' | 'session' {
+  if (value === undefined || value === 'role') return 'role';
+  if (value === 'session') return 'session';
+  throw new Error(`drydock:ownerGranularity must be 'role' or 'session', got '${String(value)}'`);
+}
 
 const stackName = String(app.node.tryGetContext('drydock:stackName') ?? 'Drydock');
 const adminPrincipals = String(app.node.tryGetContext('drydock:adminPrincipals') ?? '')
@@ -42,6 +60,11 @@ new DrydockStack(app, stackName, {
   description: 'Drydock: build-resource leasing (API, work queue, sweep, setup workflow)',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
   adminPrincipals,
+  ownerGranularity: ownerGranularityContext(app.node.tryGetContext('drydock:ownerGranularity')),
+  apiGatewayCloudWatchRole:
+    String(app.node.tryGetContext('drydock:apiGatewayCloudWatchRole')) === 'true',
+  ...(allowedPrincipals.length > 0 ? { allowedPrincipals } : {}),
+  ...(allowedOrgId ? { allowedOrgId } : {}),
   ec2Hosts,
   ...(alarmEmail ? { alarmEmail } : {}),
   ...(alarmTopicArn ? { alarmTopicArn } : {}),

@@ -36,6 +36,16 @@ export interface DrydockStackProps extends StackProps {
   readonly adminPrincipals?: string[];
 
   /**
+   * Who owns a lease: `role` (every session of an assumed role is one owner, so a retry from a
+   * new CodeBuild build or ECS task reaches its lease) or `session` (each assumed-role session
+   * is its own owner, for per-session isolation). Passed to the api function as
+   * OWNER_GRANULARITY (lambdas/core/identity.ts).
+   *
+   * @default 'role'
+   */
+  readonly ownerGranularity?: 'role' | 'session';
+
+  /**
    * An existing topic every alarm notifies (alarm and OK), instead of the one the stack
    * creates (context `drydock:alarmTopicArn`).
    *
@@ -112,11 +122,29 @@ export interface DrydockStackProps extends StackProps {
   readonly apiStageName?: string;
 
   /**
-   * Create API Gateway's account-level CloudWatch Logs role (one per account and region).
+   * Create API Gateway's account-level CloudWatch Logs role (one per account and region; it
+   * replaces the account's existing one, so off unless asked for: context
+   * `drydock:apiGatewayCloudWatchRole=true`). API logging needs the account to have one.
    *
-   * @default true
+   * @default false
    */
   readonly apiGatewayCloudWatchRole?: boolean;
+
+  /**
+   * Only these IAM principals may invoke the API (a resource policy; context
+   * `drydock:allowedPrincipals`, comma-separated).
+   *
+   * @default - anyone whose IAM policy allows execute-api:Invoke on it
+   */
+  readonly allowedPrincipals?: string[];
+
+  /**
+   * Only principals of this AWS Organization may invoke the API (context
+   * `drydock:allowedOrgId`).
+   *
+   * @default - no organisation condition
+   */
+  readonly allowedOrgId?: string;
 
   /** @default 'INFO' */
   readonly logLevel?: LogLevel;
@@ -232,11 +260,14 @@ export class DrydockStack extends Stack {
       // API Gateway gives up on an integration after 29 s.
       timeout: Duration.seconds(29),
       memorySize: 1024,
-      environment: { ADMIN_PRINCIPALS: adminPrincipals.join(',') },
+      environment: {
+        ADMIN_PRINCIPALS: adminPrincipals.join(','),
+        OWNER_GRANULARITY: props.ownerGranularity ?? 'role',
+      },
     })
       .bindTable(this.table)
       .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow)
+      // No setup workflow: only the worker starts setups (the api only writes and enqueues).
       .bindDeadLetterQueue(this.workQueue);
 
     this.workerFunction = new DrydockFunction(this, 'WorkerFunction', {
@@ -270,8 +301,8 @@ export class DrydockStack extends Stack {
       retryAttempts: 0,
     })
       .bindTable(this.table)
-      .bindWorkQueue(this.workQueue)
-      .bindSetupWorkflow(this.setupWorkflow);
+      // No setup workflow: the sweep only enqueues updates; the worker starts setups.
+      .bindWorkQueue(this.workQueue);
     bindFleet(this.sweepFunction, false);
 
     this.api = new LeaseApi(this, 'Api', {
@@ -281,6 +312,8 @@ export class DrydockStack extends Stack {
       throttlingBurstLimit: props.apiThrottlingBurstLimit,
       accessLogRetention: props.logRetention,
       cloudWatchRole: props.apiGatewayCloudWatchRole,
+      allowedPrincipals: props.allowedPrincipals,
+      allowedOrgId: props.allowedOrgId,
     });
 
     this.eventRouting = new EventRouting(this, 'Events', {

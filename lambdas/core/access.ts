@@ -9,7 +9,10 @@ import type { Lease } from './model.ts';
 import { checkName } from './names.ts';
 
 export interface Caller {
+  /** The stable owner the caller acts as (core/identity.ts): what ownership is compared by. */
   principal: string;
+  /** The assumed-role session that signed, for display only (never compared). */
+  session?: string;
   admin?: boolean;
 }
 
@@ -31,4 +34,14 @@ export function requireAdmin(caller: Caller, what: string): void {
       `${what} needs admin rights; ${caller.principal} is not in ADMIN_PRINCIPALS`,
     );
   }
+}
+
+/**
+ * The caller as log lines and end reasons name it: the owner, and the session that acted when
+ * there is one (an audit trail wants to know which build released a lease).
+ */
+export function describeCaller(caller: Caller): string {
+  return caller.session === undefined
+    ? caller.principal
+    : `${caller.principal} (session ${caller.session})`;
 }

@@ -42,11 +42,13 @@
  * The blueprint's side effect (launching a host) happens only after this commits, in resource
  * activation, so a failed transaction orphans nothing.
  */
+
 import { allocateNew } from './allocate-new.ts';
 import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
 import { cannotEverServe, idleSinceMs, leaseNeedsActivation, usesLimit } from './eligibility.ts';
 import { attributesMatch, describeAttributes, type Engine, slotKeys } from './engine.ts';
 import { WriteConflictError } from './errors.ts';
+import { nextCheckAt } from './lease-hold.ts';
 import { countWarmIdle, isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
@@ -309,7 +311,8 @@ async function acquireOn(
             activatedAt: at,
             expiresAt,
             waitReason: null,
-            sweepAt: expiresAt,
+            // A held lease is looked at again when its hold runs out (lease-hold.ts).
+            sweepAt: nextCheckAt({ expiresAt, heldUntil: lease.heldUntil }) ?? expiresAt,
           }
         : {
             status: 'acquired',

@@ -25,7 +25,7 @@
  */
 import type { CommandHandle, CommandInterface, CommandProgress } from './blueprint.ts';
 import { appendOutput, extentsOnly, recordedOffsets } from './command-output.ts';
-import { parsedOfRecord } from './command-spec.ts';
+import { parsedOfRecord, shownCommand } from './command-spec.ts';
 import type { Engine } from './engine.ts';
 import { DrydockError, errorMessage, ResourceGoneError, TemporaryError } from './errors.ts';
 import { type LeaseHost, leaseHost } from './lease-host.ts';
@@ -68,7 +68,7 @@ export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promis
       engine.logWrite(
         command.leaseId,
         'lease.command',
-        `command \`${parsedOfRecord(command).text}\` was cancelled before it started`,
+        `command \`${shownCommand(parsedOfRecord(command).text)}\` was cancelled before it started`,
         { commandId: command.id },
       ),
     ]);
@@ -98,7 +98,7 @@ export async function advanceCommand(engine: Engine, msg: UpdateMessage): Promis
       engine.logWrite(
         command.leaseId,
         'lease.command',
-        `command \`${parsedOfRecord(command).text}\` could not run: ${reason}`,
+        `command \`${shownCommand(parsedOfRecord(command).text)}\` could not run: ${reason}`,
         { commandId: command.id },
       ),
     ]);
@@ -141,7 +141,7 @@ async function startOnHost(
     return { action: 'stale', detail: 'another worker started it' };
   }
   await nextPoll(engine, command, command.polls ?? 0, 1);
-  return { action: 'started', detail: `started \`${parsed.text}\`` };
+  return { action: 'started', detail: `started \`${shownCommand(parsed.text)}\`` };
 }
 
 async function pollOnHost(
@@ -266,7 +266,7 @@ async function endWithoutHost(
     engine.logWrite(
       command.leaseId,
       'lease.command',
-      `command \`${parsedOfRecord(command).text}\` ${status === 'failed' ? 'could not run' : 'was stopped'}: ${ended.reason}`,
+      `command \`${shownCommand(parsedOfRecord(command).text)}\` ${status === 'failed' ? 'could not run' : 'was stopped'}: ${ended.reason}`,
       { commandId: command.id },
     ),
   ]);
@@ -312,7 +312,7 @@ function endWrite(
 }
 
 function endSentence(command: CommandRecord, result: CommandResult, cancelled: boolean): string {
-  const shown = parsedOfRecord(command).text;
+  const shown = shownCommand(parsedOfRecord(command).text);
   if (cancelled) return `command \`${shown}\` was cancelled after ${result.durationMs}ms`;
   if (result.timedOut) {
     return `command \`${shown}\` timed out after ${command.timeoutSeconds}s and was killed`;

@@ -74,3 +74,19 @@ export function parsedOfRecord(command: {
   const script = command.script ?? '';
   return { kind: 'script', script, text: script, ...extras };
 }
+
+/** How much of a command a log line shows: enough to recognise it, never a whole script. */
+export const SHOWN_COMMAND_CHARS = 120;
+
+/**
+ * A command as log lines and messages show it: its first line, cut to SHOWN_COMMAND_CHARS,
+ * saying how much was left out (a 64 KiB script must not be repeated in every log line).
+ */
+export function shownCommand(text: string): string {
+  const newline = text.indexOf('\n');
+  const firstLine = newline === -1 ? text : text.slice(0, newline);
+  const cut =
+    firstLine.length > SHOWN_COMMAND_CHARS ? firstLine.slice(0, SHOWN_COMMAND_CHARS) : firstLine;
+  const left = text.length - cut.length;
+  return left > 0 ? `${cut}… (+${left} characters)` : cut;
+}

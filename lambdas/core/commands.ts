@@ -3,9 +3,9 @@
  * (with its output from an offset) while it runs, cancel it. Nothing here waits on a host: the
  * API records the request and the workers (command-runner.ts) start, poll and finish it.
  */
-import { type Caller, getLease } from './access.ts';
+import { type Caller, describeCaller, getLease } from './access.ts';
 import { type ReadCommandOutput, readOutput } from './command-output.ts';
-import { parseCommandSpec } from './command-spec.ts';
+import { parseCommandSpec, shownCommand } from './command-spec.ts';
 import { type Engine, newId } from './engine.ts';
 import { errorMessage, ForbiddenError, NotFoundError, StateConflictError } from './errors.ts';
 import { notActiveReason } from './lease-host.ts';
@@ -56,7 +56,7 @@ export async function startCommand(
     engine.logWrite(
       leaseId,
       'lease.command-queued',
-      `queued command \`${parsed.text}\` (${command.id}, timeout ${parsed.timeoutSeconds}s)`,
+      `queued command \`${shownCommand(parsed.text)}\` (${command.id}, timeout ${parsed.timeoutSeconds}s)`,
       { commandId: command.id },
     ),
   ]);
@@ -146,7 +146,7 @@ export async function cancelCommand(
       engine.logWrite(
         leaseId,
         'lease.command-cancelling',
-        `cancel of command ${commandId} requested by ${caller.principal}`,
+        `cancel of command ${commandId} requested by ${describeCaller(caller)}`,
         { commandId },
       ),
     ]);

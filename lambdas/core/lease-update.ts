@@ -8,6 +8,7 @@ import type { LeaseStep } from './blueprint.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
+import { holdLapsed, lapsedReason, nextCheckAt } from './lease-hold.ts';
 import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
 import { childLeaseEnded } from './nested-leases.ts';
@@ -57,6 +58,10 @@ async function updatePendingLease(
     return { action: 'stale', detail: `wait chain ${msg.waitSeq} superseded by ${lease.waitSeq}` };
   }
   if (pastWaitDeadline(engine, lease)) return breakLease(engine, lease, waitDeadlineReason(lease));
+  // Its holder stopped renewing it (a killed CLI): nobody is waiting for it any more.
+  if (holdLapsed(lease, engine.now())) {
+    return endLease(engine, lease, 'released', lapsedReason(lease), 'lease.expired');
+  }
   const result = await allocateLease(engine, lease, msg.attempt ?? 0);
   switch (result.outcome) {
     case 'stale':
@@ -204,6 +209,7 @@ export async function activateLease(
 
   const ttl = lease.ttlSeconds ?? engine.settings.defaultLeaseTtlSeconds;
   const expiresAt = engine.iso(ttl * 1000);
+  const checkAt = nextCheckAt({ expiresAt, heldUntil: lease.heldUntil }) ?? expiresAt;
   const activation: TxWrite = {
     op: 'updateLease',
     id: lease.id,
@@ -213,7 +219,7 @@ export async function activateLease(
       status: 'active',
       activatedAt: engine.iso(),
       expiresAt,
-      sweepAt: expiresAt,
+      sweepAt: checkAt,
       ...(step.data ? { data: mergedLeaseData(lease, step) } : {}),
       ...(lease.stepMessage ? { stepMessage: null } : {}),
     },
@@ -286,6 +292,9 @@ async function requeueLease(
 }
 
 async function checkActiveLease(engine: Engine, lease: Lease): Promise<LeaseOutcome> {
+  if (holdLapsed(lease, engine.now())) {
+    return endLease(engine, lease, 'released', lapsedReason(lease), 'lease.expired');
+  }
   if (lease.expiresAt && Date.parse(lease.expiresAt) <= engine.now()) {
     return endLease(
       engine,
@@ -301,6 +310,25 @@ async function checkActiveLease(engine: Engine, lease: Lease): Promise<LeaseOutc
       ? `${r.type} ${r.id} ${r.status === 'broken' ? `broke: ${r.endReason ?? 'no reason given'}` : `was ${r.status} (${r.endReason ?? 'no reason given'})`}`
       : `resource ${lease.resourceId} disappeared`;
     return breakLease(engine, lease, why);
+  }
+  const checkAt = nextCheckAt(lease);
+  if (lease.heldUntil && checkAt && lease.sweepAt !== checkAt) {
+    // Renewed since the sweep last filed it: file it again at the new end of its hold.
+    try {
+      await engine.store.transact([
+        {
+          op: 'updateLease',
+          id: lease.id,
+          type: lease.type,
+          expect: { status: 'active', version: lease.version },
+          set: { sweepAt: checkAt },
+        },
+      ]);
+    } catch (err) {
+      if (err instanceof WriteConflictError) return { action: 'stale' };
+      throw err;
+    }
+    return { action: 'none', detail: `lease is active and held until ${lease.heldUntil}` };
   }
   return { action: 'none', detail: 'lease is active' };
 }

@@ -4,9 +4,10 @@
  * the lease update's business (lease-update.ts).
  */
 import { createHash } from 'node:crypto';
-import { type Caller, getLease } from './access.ts';
+import { type Caller, describeCaller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
+import { checkHoldSeconds } from './lease-hold.ts';
 import type { Lease } from './model.ts';
 import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
@@ -23,6 +24,10 @@ export interface LeaseRequest {
   /** What a `working-copy` lease checks out (see working-copy-spec.ts). */
   workingCopy?: unknown;
   owner: string;
+  /** The caller's session, kept on the lease for display (core/identity.ts). */
+  ownerSession?: string;
+  /** Held lease: it ends this long after its last renewal (lease-hold.ts). */
+  holdSeconds?: number;
   /**
    * The caller's Idempotency-Key: a retry of the same request with the same key (by the same
    * owner, within IDEMPOTENCY_KEY_TTL_SECONDS) returns the lease the first one created.
@@ -78,6 +83,7 @@ export async function submitLeaseRequest(
   checkName('type', request.type);
   for (const key of Object.keys(request.attributes ?? {})) checkName('attribute name', key);
   for (const id of request.blueprintIds ?? []) checkBlueprintId(id);
+  checkHoldSeconds(request.holdSeconds);
   const key = request.idempotencyKey;
   if (key !== undefined && !IDEMPOTENCY_KEY_PATTERN.test(key)) {
     throw new ValidationError(
@@ -94,10 +100,14 @@ export async function submitLeaseRequest(
       ? {}
       : { workingCopy: parseWorkingCopySpec(request.workingCopy) }),
     owner: request.owner,
+    ...(request.ownerSession === undefined ? {} : { ownerSession: request.ownerSession }),
     status: 'pending',
     version: 0,
     slotLocks: [],
     ttlSeconds,
+    ...(request.holdSeconds === undefined
+      ? {}
+      : { holdSeconds: request.holdSeconds, heldUntil: engine.iso(request.holdSeconds * 1000) }),
     ...(wait === undefined ? {} : { waitTimeoutSeconds: wait }),
     requestedAt: at,
     updatedAt: at,
@@ -223,12 +233,12 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
           set: {
             status: 'released',
             releasedAt: at,
-            endReason: `released by ${caller.principal}`,
+            endReason: `released by ${describeCaller(caller)}`,
             endedAs: 'released',
             sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
           },
         },
-        engine.logWrite(id, 'lease.released', `released by ${caller.principal}`),
+        engine.logWrite(id, 'lease.released', `released by ${describeCaller(caller)}`),
       ]);
     } catch (err) {
       if (err instanceof WriteConflictError) continue; // a worker moved it meanwhile: look again
@@ -240,7 +250,7 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
       status: 'released',
       version: lease.version + 1,
       releasedAt: at,
-      endReason: `released by ${caller.principal}`,
+      endReason: `released by ${describeCaller(caller)}`,
     };
   }
   throw new DrydockError('busy', `lease ${id} is changing too fast to release; try again`);

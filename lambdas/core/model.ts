@@ -31,8 +31,13 @@ export interface Lease {
   attributes: Attributes;
   /** If set, only these blueprints may serve the lease. */
   blueprintIds?: string[];
-  /** Principal that requested the lease; only it may release it or run commands. */
+  /**
+   * The owner that requested the lease (core/identity.ts: a role, not its session); only it
+   * may release it or run commands.
+   */
   owner: string;
+  /** The assumed-role session that requested it: shown, never compared. */
+  ownerSession?: string;
   status: LeaseStatus;
   /** Bumped by every status transition; writes are conditional on (status, version). */
   version: number;
@@ -45,6 +50,12 @@ export interface Lease {
   /** Break the lease if it is not active this long after its request (wait-deadline.ts). */
   waitTimeoutSeconds?: number;
   expiresAt?: string;
+  /**
+   * A held lease (lease-hold.ts) lives only while its holder renews it: it ends holdSeconds
+   * after the last renewal (heldUntil), whatever its TTL. Unset: it lives to its TTL.
+   */
+  holdSeconds?: number;
+  heldUntil?: string;
   requestedAt: string;
   acquiredAt?: string;
   activatedAt?: string;

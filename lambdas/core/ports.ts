@@ -59,6 +59,19 @@ export type TxWrite =
       expectWaitSeq: number;
       set: { waitReason?: string; checkedAt: string; sweepAt: string };
     }
+  /**
+   * A held lease's renewal (not a transition; version unchanged, so it never races the
+   * worker's writes): condition status in `statusIn` AND the lease is held (holdSeconds set);
+   * sets heldUntil, or with `drop` removes the hold (the lease then lives to its TTL). Only
+   * the lease update acts on it (lease-hold.ts).
+   */
+  | {
+      op: 'renewLeaseHold';
+      id: string;
+      statusIn: LeaseStatus[];
+      heldUntil: string;
+      drop?: boolean;
+    }
   /** Create a resource; fails if the id exists. */
   | { op: 'createResource'; resource: Resource }
   /**
@@ -134,6 +147,7 @@ export function writeLabel(write: TxWrite): string {
       return `createResource:${write.resource.id}`;
     case 'updateLease':
     case 'markLeaseWaiting':
+    case 'renewLeaseHold':
     case 'updateResource':
       return `${write.op}:${write.id}`;
     case 'attachLease':

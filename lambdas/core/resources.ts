@@ -1,7 +1,7 @@
 /**
  * Resources as operators see them: read one, or take one out of service.
  */
-import { type Caller, requireAdmin } from './access.ts';
+import { type Caller, describeCaller, requireAdmin } from './access.ts';
 import { reclaimResource } from './allocator.ts';
 import type { Engine } from './engine.ts';
 import { DrydockError, NotFoundError } from './errors.ts';
@@ -27,7 +27,7 @@ export async function releaseResource(
   caller: Caller,
 ): Promise<Resource> {
   requireAdmin(caller, 'releasing a resource');
-  const reason = `released by ${caller.principal}`;
+  const reason = `released by ${describeCaller(caller)}`;
   for (let attempt = 0; attempt < 5; attempt++) {
     const r = await getResource(engine, id);
     if (isResourceFinished(r.status)) return r;

@@ -23,11 +23,30 @@ export function formatZodIssues(error: z.ZodError, format: IssueFormat = {}): st
   const root = format.root ?? '(root)';
   return error.issues
     .map((issue) => {
-      const path = [...(format.at === undefined ? [] : [format.at]), ...issue.path.map(String)];
+      // Record keys are part of the path: a 100 KB key must not come back whole.
+      const path = [
+        ...(format.at === undefined ? [] : [format.at]),
+        ...issue.path.map((part) => cut(String(part))),
+      ];
       const where = path.join('.') || root;
       return `${where}: ${format.message?.(issue) ?? keyMessage(issue) ?? issue.message}`;
     })
     .join('; ');
+}
+
+/** How much of a caller's text an error message quotes. */
+export const QUOTED_CHARS = 40;
+
+/** At most QUOTED_CHARS of `text`, saying how much was left out. */
+export function cut(text: string): string {
+  return text.length > QUOTED_CHARS
+    ? `${text.slice(0, QUOTED_CHARS)}…(${text.length} characters)`
+    : text;
+}
+
+/** `text` quoted for an error message: a short prefix only (messages must stay small). */
+export function quoted(text: string): string {
+  return `'${cut(text)}'`;
 }
 
 /** A record key that failed its own schema: say why (zod's own message is "Invalid key"). */

@@ -1,10 +1,11 @@
 /**
  * What the lease API accepts and returns: request bodies and queries (bounded at the edge, so
- * nothing oversized reaches the engine) and the JSON shapes of leases, commands and log pages
+ * nothing oversized reaches the engine: limits.ts) and the JSON shapes of leases, commands and log pages
  * as openapi.yaml documents them.
  */
 import { z } from 'zod';
 import { MAX_COMMAND_TIMEOUT_SECONDS } from '../core/command-spec.ts';
+import { MAX_HOLD_SECONDS } from '../core/lease-hold.ts';
 import {
   BLUEPRINT_STATES,
   type CommandRecord,
@@ -19,9 +20,15 @@ import { MAX_DEAD_LETTERS_LISTED, MAX_PAGE_SIZE } from '../core/use-cases.ts';
 import { MAX_WAIT_TIMEOUT_SECONDS } from '../core/wait-deadline.ts';
 import { workingCopySpecSchema } from '../core/working-copy-spec.ts';
 
+import { boundedBytes, boundedRecord, boundedTotal } from './limits.ts';
+
 // ---- requests ---------------------------------------------------------------------------------
 
-const attributes = z.record(nameSchema('attribute name'), z.string().max(256));
+const attributes = boundedRecord(nameSchema('attribute name'), z.string().max(256), {
+  count: 'attributesCount',
+  bytes: 'attributesBytes',
+  what: 'attributes',
+});
 
 export const leaseRequestBody = z
   .object({
@@ -29,27 +36,38 @@ export const leaseRequestBody = z
     attributes: attributes.optional(),
     blueprintIds: z.array(blueprintIdSchema).min(1).max(20).optional(),
     ttlSeconds: z.number().int().min(1).optional(),
+    holdSeconds: z.number().int().min(1).max(MAX_HOLD_SECONDS).optional(),
     waitTimeoutSeconds: z.number().int().min(1).max(MAX_WAIT_TIMEOUT_SECONDS).optional(),
     workingCopy: workingCopySpecSchema.optional(),
   })
   .strict();
 
+export const renewBody = z.object({ drop: z.boolean().optional() }).strict();
+
 export const commandBody = z
   .object({
-    argv: z.array(z.string().max(4096)).min(1).max(1000).optional(),
+    argv: z
+      .array(z.string().max(4096))
+      .min(1)
+      .max(1000)
+      .superRefine(boundedTotal('argvBytes', 'argv (all arguments)'))
+      .optional(),
     script: z
       .string()
       .min(1)
       .max(64 * 1024)
+      .superRefine(boundedBytes('scriptBytes', 'script'))
       .optional(),
     timeoutSeconds: z.number().int().min(1).max(MAX_COMMAND_TIMEOUT_SECONDS).optional(),
     cwd: z.string().min(1).max(1024).optional(),
-    env: z
-      .record(
-        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are A-Z, 0-9, _'),
-        z.string().max(32 * 1024),
-      )
-      .optional(),
+    env: boundedRecord(
+      z
+        .string()
+        .max(256)
+        .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'environment variable names are A-Z, 0-9, _'),
+      z.string().max(32 * 1024),
+      { count: 'envCount', bytes: 'envBytes', what: 'env' },
+    ).optional(),
   })
   .strict();
 // "Exactly one of argv or script" and the rest of what makes a command runnable is checked once,

@@ -12,6 +12,8 @@ import type { z } from 'zod';
 import { type Caller, requireAdmin } from '../core/access.ts';
 import type { Engine } from '../core/engine.ts';
 import { ValidationError } from '../core/errors.ts';
+import type { OwnerGranularity } from '../core/identity.ts';
+import { renewLease } from '../core/lease-hold.ts';
 import {
   blueprintInputSchema,
   cancelCommand,
@@ -35,6 +37,7 @@ import {
   submitLeaseRequest,
   updateBlueprint,
 } from '../core/use-cases.ts';
+import { quoted } from '../core/validation.ts';
 import {
   blueprintPatchBody,
   commandBody,
@@ -48,9 +51,14 @@ import {
   logPage,
   logQuery,
   noQuery,
+  renewBody,
   resourceListQuery,
 } from './api-shapes.ts';
-import { adminPrincipalsFromEnvironment, engineFromEnvironment } from './composition.ts';
+import {
+  adminPrincipalsFromEnvironment,
+  engineFromEnvironment,
+  ownerGranularityFromEnvironment,
+} from './composition.ts';
 import { flushMetrics } from './emf-metrics.ts';
 import {
   type ApiContext,
@@ -63,6 +71,7 @@ import {
   parseInput,
   requestIdOf,
 } from './http.ts';
+import { bodyLimit, boundedPath, type LimitName } from './limits.ts';
 import { type EngineSource, engineOf, isAdmin, type LogIds, logger } from './runtime.ts';
 
 /** `If-Match: 3`, `"3"` or `W/"3"`: the blueprint version the change was made against. */
@@ -71,7 +80,9 @@ function expectedVersion(event: ApiEvent): number | undefined {
   if (value === undefined) return undefined;
   const match = /^\s*(?:W\/)?"?(\d{1,9})"?\s*$/.exec(value);
   if (!match) {
-    throw new ValidationError(`If-Match must be a blueprint version such as 3, got '${value}'`);
+    throw new ValidationError(
+      `If-Match must be a blueprint version such as 3, got ${quoted(value)}`,
+    );
   }
   return Number(match[1]);
 }
@@ -99,6 +110,10 @@ interface RouteSpec<B = unknown, Q = unknown> {
   admin?: boolean;
   /** The JSON body's schema; routes without one ignore any body. */
   body?: z.ZodType<B>;
+  /** The most bytes that body may have (limits.ts). @default 'leaseBodyBytes' */
+  bodyLimit?: LimitName;
+  /** No body at all reads as `{}` (a POST without one). */
+  bodyOptional?: boolean;
   /** @default no query parameters allowed */
   query?: z.ZodType<Q>;
   run(input: RouteInput<B, Q>): Promise<ApiResult>;
@@ -116,16 +131,23 @@ export const routes: RouteSpec[] = [
     path: '/v1/me',
     // Lets a client (the web console) show only what the caller may do: no admin buttons for
     // a holder, rather than buttons that answer 403.
-    run: async ({ caller }) => ok({ principal: caller.principal, admin: Boolean(caller.admin) }),
+    run: async ({ caller }) =>
+      ok({
+        principal: caller.principal,
+        ...(caller.session === undefined ? {} : { session: caller.session }),
+        admin: Boolean(caller.admin),
+      }),
   }),
   route({
     method: 'POST',
     path: '/v1/leases',
     body: leaseRequestBody,
+    bodyLimit: 'leaseBodyBytes',
     run: async ({ engine, caller, body, event }) => {
       const { lease, created } = await submitLeaseRequest(engine, {
         ...body,
         owner: caller.principal,
+        ...(caller.session === undefined ? {} : { ownerSession: caller.session }),
         idempotencyKey: header(event, 'idempotency-key'),
       });
       logger.appendKeys({ leaseId: lease.id });
@@ -173,6 +195,19 @@ export const routes: RouteSpec[] = [
       ok({ lease: leaseJson(await releaseLease(engine, param(params, 'id'), caller)) }),
   }),
   route({
+    method: 'POST',
+    path: '/v1/leases/{id}/renew',
+    body: renewBody,
+    bodyLimit: 'leaseBodyBytes',
+    bodyOptional: true,
+    run: async ({ engine, caller, params, body }) =>
+      ok({
+        lease: leaseJson(
+          await renewLease(engine, param(params, 'id'), caller, { drop: body.drop === true }),
+        ),
+      }),
+  }),
+  route({
     method: 'GET',
     path: '/v1/leases/{id}/logs',
     query: logQuery,
@@ -183,6 +218,7 @@ export const routes: RouteSpec[] = [
     method: 'POST',
     path: '/v1/leases/{id}/commands',
     body: commandBody,
+    bodyLimit: 'commandBodyBytes',
     run: async ({ engine, caller, params, body }) => {
       const command = await startCommand(engine, param(params, 'id'), body, caller);
       logger.appendKeys({ commandId: command.id });
@@ -236,6 +272,7 @@ export const routes: RouteSpec[] = [
     path: '/v1/blueprints',
     admin: true,
     body: blueprintInputSchema,
+    bodyLimit: 'blueprintBodyBytes',
     run: async ({ engine, body }) => {
       const blueprint = await createBlueprint(engine, body);
       return jsonResponse(201, { blueprint }, { location: `/v1/blueprints/${blueprint.id}` });
@@ -252,6 +289,7 @@ export const routes: RouteSpec[] = [
     path: '/v1/blueprints/{id}',
     admin: true,
     body: blueprintPatchBody,
+    bodyLimit: 'blueprintBodyBytes',
     run: async ({ engine, params, body, event }) => {
       const blueprint = await updateBlueprint(
         engine,
@@ -333,6 +371,16 @@ function idsOf(path: string, params: Record<string, string>): LogIds {
   return params.commandId ? { ...ids, commandId: params.commandId } : ids;
 }
 
+/** A route whose body may be left out: none at all reads as `{}`. */
+function emptyBodyAsObject(): middy.MiddlewareObj<ApiEvent, ApiResult> {
+  return {
+    before: (request) => {
+      const { body } = request.event;
+      if (body === null || body === undefined || body.trim() === '') request.event.body = '{}';
+    },
+  };
+}
+
 /** Admin-only routes refuse everyone else before their body is even parsed. */
 function adminOnly(what: string): middy.MiddlewareObj<ApiEvent, ApiResult> {
   return {
@@ -379,7 +427,11 @@ function toRouterRoute(spec: RouteSpec, engine: EngineSource): Route<ApiEvent, A
   if (spec.admin) handler.use(adminOnly(`${spec.method} ${spec.path}`));
   // Any content type: callers that forget `content-type: application/json` still get served,
   // and a body that is not JSON is refused as such (400) rather than as a media type.
-  if (spec.body) handler.use(httpJsonBodyParser({ disableContentTypeCheck: true }));
+  if (spec.body) {
+    if (spec.bodyOptional) handler.use(emptyBodyAsObject());
+    handler.use(bodyLimit(spec.bodyLimit ?? 'leaseBodyBytes'));
+    handler.use(httpJsonBodyParser({ disableContentTypeCheck: true }));
+  }
   return { method: spec.method, path: spec.path, handler };
 }
 
@@ -387,6 +439,8 @@ export interface ApiHandlerDeps {
   engine: EngineSource;
   /** Who may administer (the ADMIN_PRINCIPALS format). @default nobody */
   admins?: string;
+  /** Whether each session of a role is its own owner (OWNER_GRANULARITY). @default 'role' */
+  ownerGranularity?: OwnerGranularity;
 }
 
 /** The lease API Lambda handler on `deps.engine`. */
@@ -396,7 +450,13 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
     .use(injectLambdaContext(logger, { resetKeys: true }))
     .use(flushMetrics(deps.engine))
     .use(httpErrors({ logger }))
-    .use(authenticate({ isAdmin: (principal) => isAdmin(principal, admins) }))
+    .use(
+      authenticate({
+        isAdmin: (principal) => isAdmin(principal, admins),
+        ownerGranularity: deps.ownerGranularity ?? 'role',
+      }),
+    )
+    .use(boundedPath())
     .handler(
       httpRouterHandler<ApiEvent, ApiResult>({
         routes: routes.map((spec) => toRouterRoute(spec, deps.engine)),
@@ -407,4 +467,5 @@ export function makeApiHandler(deps: ApiHandlerDeps) {
 export const handler = makeApiHandler({
   engine: engineFromEnvironment,
   admins: adminPrincipalsFromEnvironment(),
+  ownerGranularity: ownerGranularityFromEnvironment(),
 });

@@ -9,6 +9,8 @@
  *   QUEUE_URL                the work queue                                        (required)
  *   SETUP_STATE_MACHINE_ARN  the setup workflow; unset = setup is driven from the queue
  *   ADMIN_PRINCIPALS         comma-separated principal ARNs, `*` = everyone (api only)
+ *   OWNER_GRANULARITY        `role` (default) or `session`: who owns a lease (api only;
+ *                            core/identity.ts)
  *   DRYDOCK_DATA_DIR         where local plug-ins keep files          @default /tmp/drydock
  *   DRYDOCK_DEPLOYMENT       the `drydock:deployment` tag value of this deployment's hosts
  *   DEAD_LETTER_QUEUE_URL    the work queue's DLQ (api only: `drydock dlq`, redrive)
@@ -22,6 +24,7 @@ import { SFNClient } from '@aws-sdk/client-sfn';
 import { awsCloudClients } from '../blueprints/cloud-clients.ts';
 import { deployedRegistry } from '../blueprints/registry.ts';
 import { type Engine, makeEngine } from '../core/engine.ts';
+import type { OwnerGranularity } from '../core/identity.ts';
 import { systemClock } from '../core/ports.ts';
 import { SqsDeadLetterQueue } from '../queue/sqs-dead-letters.ts';
 import { SqsWorkQueue } from '../queue/sqs-queue.ts';
@@ -93,4 +96,14 @@ export const engineFromEnvironment: () => Engine = memoise(() => buildEngineFrom
 /** ADMIN_PRINCIPALS, for the api handler. */
 export function adminPrincipalsFromEnvironment(env: NodeJS.ProcessEnv = process.env): string {
   return env.ADMIN_PRINCIPALS ?? '';
+}
+
+/**
+ * OWNER_GRANULARITY, for the api handler. Anything but `session` is `role`: the safe default
+ * (a typo must not split one role's leases into unreachable per-session owners).
+ */
+export function ownerGranularityFromEnvironment(
+  env: NodeJS.ProcessEnv = process.env,
+): OwnerGranularity {
+  return env.OWNER_GRANULARITY === 'session' ? 'session' : 'role';
 }

@@ -10,7 +10,8 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import type { z } from 'zod';
 import type { Caller } from '../core/access.ts';
 import { DrydockError, ValidationError } from '../core/errors.ts';
-import { formatZodIssues } from '../core/validation.ts';
+import { callerIdentity, type OwnerGranularity } from '../core/identity.ts';
+import { formatZodIssues, quoted } from '../core/validation.ts';
 
 export type ApiEvent = APIGatewayProxyEvent;
 export type ApiResult = APIGatewayProxyResult;
@@ -46,10 +47,13 @@ export function header(event: ApiEvent, name: string): string | undefined {
 /**
  * Who is calling. On AWS, API Gateway has verified the SigV4 signature and reports the
  * principal as `identity.userArn` (`caller` for some federated identities); the local HTTP
- * server puts its bearer-token principal in the same fields. No principal: 401.
+ * server puts its bearer-token principal in the same fields. No principal: 401. The caller's
+ * principal is the stable owner that ARN stands for (core/identity.ts), not the ARN itself.
  */
 export function authenticate(options: {
   isAdmin: (principal: string) => boolean;
+  /** How sessions of one role map to owners. @default 'role' */
+  ownerGranularity?: OwnerGranularity;
 }): MiddlewareObj<ApiEvent, ApiResult, Error, ApiContext> {
   return {
     before: (request) => {
@@ -61,7 +65,13 @@ export function authenticate(options: {
           'no caller identity: sign the request with SigV4 (AWS IAM credentials), or with the local bearer token',
         );
       }
-      request.context.caller = { principal, admin: options.isAdmin(principal) };
+      // The owner, not the signing session: every session of a role is one owner (identity.ts).
+      const { owner, session } = callerIdentity(principal, options.ownerGranularity);
+      request.context.caller = {
+        principal: owner,
+        ...(session === undefined ? {} : { session }),
+        admin: options.isAdmin(principal),
+      };
     },
   };
 }
@@ -82,7 +92,7 @@ export function errorResponse(err: unknown, requestId: string): ApiResult {
   const { statusCode, code, message } = describeError(err, requestId);
   return jsonResponse(
     statusCode,
-    { error: { code, message } },
+    { error: { code, message: capped(message) } },
     statusCode === 503 ? { 'retry-after': '1' } : {},
   );
 }
@@ -154,6 +164,16 @@ function describeError(
   return internal;
 }
 
+/** The longest error message a response carries: every message is for a person to read. */
+export const MAX_ERROR_MESSAGE_CHARS = 2000;
+
+/** A backstop: messages quote short prefixes already, but 1,000 problems still add up. */
+function capped(message: string): string {
+  return message.length > MAX_ERROR_MESSAGE_CHARS
+    ? `${message.slice(0, MAX_ERROR_MESSAGE_CHARS)}… (message cut at ${MAX_ERROR_MESSAGE_CHARS} characters)`
+    : message;
+}
+
 function codeForStatus(status: number): string {
   const codes: Record<number, string> = {
     400: 'invalid_request',
@@ -210,7 +230,10 @@ export function parseInput<S extends z.ZodType>(
     message: (issue) => {
       if (issue.code !== 'unrecognized_keys') return undefined;
       const noun = where === 'query' ? 'parameter' : 'field';
-      const names = issue.keys.map((k) => `'${k}'`).join(', ');
+      // A short prefix of each name, and not all of 20,000 of them.
+      const shown = issue.keys.slice(0, 5).map((k) => quoted(k));
+      const more = issue.keys.length - shown.length;
+      const names = `${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
       return `unknown ${noun}${issue.keys.length === 1 ? '' : 's'} ${names}`;
     },
   });

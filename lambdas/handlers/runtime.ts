@@ -16,6 +16,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import type { Engine } from '../core/engine.ts';
 import { DrydockError } from '../core/errors.ts';
+import { isAdminPrincipal } from '../core/identity.ts';
 import { formatZodIssues } from '../core/validation.ts';
 
 /**
@@ -82,25 +83,11 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): RuntimeEn
 
 /**
  * Whether a principal may administer blueprints and resources: listed in `list` (the
- * ADMIN_PRINCIPALS format: comma-separated ARNs), `*` admitting everyone. A
- * listed IAM role also admits its sessions: API Gateway reports a caller using the role
- * `arn:aws:iam::1:role/path/admin` as `arn:aws:sts::1:assumed-role/admin/<session>`.
+ * ADMIN_PRINCIPALS format: comma-separated ARNs), `*` admitting everyone. A listed IAM role also
+ * admits its sessions. The rule lives with the owner rule, in core/identity.ts.
  */
 export function isAdmin(principal: string, list: string): boolean {
-  const admins = list
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-  if (admins.includes('*') || admins.includes(principal)) return true;
-  const session = /^arn:(aws[a-z-]*):sts::(\d{12}):assumed-role\/([^/]+)\/[^/]+$/.exec(principal);
-  if (!session) return false;
-  const [, partition, account, role] = session;
-  return admins.some((admin) => {
-    const listed = /^arn:(aws[a-z-]*):iam::(\d{12}):role\/(?:.*\/)?([^/]+)$/.exec(admin);
-    return (
-      listed !== null && listed[1] === partition && listed[2] === account && listed[3] === role
-    );
-  });
+  return isAdminPrincipal(principal, list);
 }
 
 // ---- the engine a handler is given -----------------------------------------------------------

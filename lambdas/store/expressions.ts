@@ -72,6 +72,8 @@ export const hasFreeCapacity = fragment('#leaseCount < #capacity', {
 });
 export const usedFewerThan = (maxUses: number) =>
   fragment('#uses < :maxUses', { '#uses': 'uses' }, { ':maxUses': maxUses });
+/** A lease held by renewal (lease-hold.ts): it has a holdSeconds. */
+export const isHeld = fragment('attribute_exists(#holdSeconds)', { '#holdSeconds': 'holdSeconds' });
 export const notSuspect = fragment('attribute_not_exists(#suspectSince)', {
   '#suspectSince': 'suspectSince',
 });

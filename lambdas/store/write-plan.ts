@@ -23,6 +23,7 @@ import {
   hasFreeCapacity,
   hasNoLeases,
   heldBy,
+  isHeld,
   itemExists,
   itemIsNewOrExpired,
   notSuspect,
@@ -218,6 +219,17 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         `expect pending waitSeq ${expectWaitSeq}`,
       );
     }
+    case 'renewLeaseHold':
+      return updateWrite(
+        ctx,
+        label,
+        leaseKey(write.id),
+        write.drop
+          ? new UpdateExpression().remove('holdSeconds').remove('heldUntil')
+          : new UpdateExpression().set('heldUntil', write.heldUntil),
+        allOf(statusIn(write.statusIn), isHeld),
+        `status in [${write.statusIn.join(', ')}], held`,
+      );
     case 'attachLease': {
       const conditions = [statusIn(write.statusIn), notSuspect, hasFreeCapacity];
       if (write.maxUses !== undefined) conditions.push(usedFewerThan(write.maxUses));

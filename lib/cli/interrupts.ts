@@ -8,9 +8,17 @@
  *               the rest of its cleanup (releasing the lease). Anywhere else: exit at once,
  *               saying what may be left behind.
  *   3rd signal  exit at once.
+ *
+ * SIGINT, SIGTERM and SIGHUP all count, and so does the parent process going away (polled).
  */
 
 export interface InterruptsOptions {
+  /**
+   * How often to look whether the parent process went away (`npx drydock ...` killed alone
+   * leaves this process re-parented, detached from any terminal): that counts as SIGHUP.
+   * @default 1000 ms; 0 = do not watch
+   */
+  parentPollMs?: number;
   /** How to leave at once (tests record the status instead). @default process.exit */
   exit?: (code: number) => void;
   /** Where the "exiting now" message goes. @default process.stderr */
@@ -28,10 +36,13 @@ export class Interrupts {
   #patient = false;
   /** What is still held, for the message if the user insists. */
   pending: string | undefined;
+  readonly #parentPollMs: number;
+  #parentWatch: ReturnType<typeof setInterval> | undefined;
 
   constructor(options: InterruptsOptions = {}) {
     this.#exit = options.exit ?? ((code) => process.exit(code));
     this.#warn = options.warn ?? ((text) => void process.stderr.write(text));
+    this.#parentPollMs = options.parentPollMs ?? 1000;
   }
 
   #handler = (signal: NodeJS.Signals) => {
@@ -77,6 +88,8 @@ export class Interrupts {
     if (!this.#installed) {
       process.on('SIGINT', this.#handler);
       process.on('SIGTERM', this.#handler);
+      process.on('SIGHUP', this.#handler);
+      this.#watchParent();
       this.#installed = true;
     }
     return this;
@@ -85,7 +98,27 @@ export class Interrupts {
   uninstall(): void {
     process.off('SIGINT', this.#handler);
     process.off('SIGTERM', this.#handler);
+    process.off('SIGHUP', this.#handler);
+    if (this.#parentWatch) clearInterval(this.#parentWatch);
+    this.#parentWatch = undefined;
     this.#installed = false;
+  }
+
+  /**
+   * A parent that goes away without signalling us (npx, a CI runner's shell killed with
+   * SIGKILL) re-parents this process; nobody would ever stop it. Polling `process.ppid` is the
+   * portable way to notice: there is no event for it.
+   */
+  #watchParent(): void {
+    if (this.#parentPollMs <= 0 || this.#parentWatch) return;
+    const parent = process.ppid;
+    this.#parentWatch = setInterval(() => {
+      if (process.ppid === parent) return;
+      if (this.#parentWatch) clearInterval(this.#parentWatch);
+      this.#parentWatch = undefined;
+      this.#handler('SIGHUP');
+    }, this.#parentPollMs);
+    this.#parentWatch.unref();
   }
 
   /** For tests and callers that are not driven by process signals. */

@@ -21,6 +21,7 @@ import { exitCodeOf, type Interrupts, sleep } from './interrupts.ts';
 import { endCause, fetchLogs } from './logs.ts';
 import { CliError, EXIT, formatDuration, type Io, printJson } from './output.ts';
 import { Progress } from './progress.ts';
+import { holdSecondsFrom, keepRenewing } from './renewal.ts';
 
 /** Lease JSON as the API returns it (docs/api-contract.md). */
 export type ApiLease = Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'> & {
@@ -149,6 +150,11 @@ export interface LeaseOptions {
   commandTimeoutSeconds?: number;
   /** Run this on the lease, then release it. */
   command: string[];
+  /**
+   * Hold the lease only while this process renews it (renewal.ts). @default
+   * holdSecondsFrom(process.env): 90 s
+   */
+  holdSeconds?: number;
   /** A working-copy lease's repositories (--repo, --merge). */
   workingCopy?: WorkingCopySpec;
   /** The command's working directory (a working copy: relative to it; default its first clone). */
@@ -167,6 +173,7 @@ export async function leaseFlow(
   const session: Session = { client, io, progress, interrupts, pacing, logs: [] };
   // A retried POST with the same key returns the same lease instead of making a second one.
   const idempotencyKey = randomUUID();
+  const holdSeconds = 'holdSeconds' in options ? options.holdSeconds : holdSecondsFrom();
   const { lease: requested } = await client.post<{ lease: ApiLease }>(
     '/v1/leases',
     {
@@ -174,6 +181,7 @@ export async function leaseFlow(
       ...(Object.keys(options.attributes).length ? { attributes: options.attributes } : {}),
       ...(options.blueprintIds?.length ? { blueprintIds: options.blueprintIds } : {}),
       ...(options.ttlSeconds ? { ttlSeconds: options.ttlSeconds } : {}),
+      ...(holdSeconds ? { holdSeconds } : {}),
       // The server breaks the lease at the same deadline, so it ends even if this process dies.
       waitTimeoutSeconds: options.timeoutSeconds,
       ...(options.workingCopy ? { workingCopy: options.workingCopy } : {}),
@@ -181,6 +189,10 @@ export async function leaseFlow(
     { headers: { 'Idempotency-Key': idempotencyKey }, retry: true },
   );
   const leaseId = requested.id;
+  // Held while this process lives: killed without a chance to release, the lease still ends.
+  const renewal = holdSeconds
+    ? keepRenewing(client, leaseId, holdSeconds, (text) => progress.line(text))
+    : undefined;
   interrupts.pending = `lease ${leaseId} may still be held: release it with \`drydock release ${leaseId}\``;
   progress.line(
     `requested ${leaseId}; waiting up to ${formatDuration(options.timeoutSeconds)} for it to activate (Ctrl-C releases it)`,
@@ -223,6 +235,15 @@ export async function leaseFlow(
 
     if (options.command.length === 0) {
       keep = true;
+      // Handed over to the user, who releases it (or its TTL does): this process stops renewing.
+      if (renewal) {
+        renewal.stop();
+        await client.post(
+          `/v1/leases/${encodeURIComponent(leaseId)}/renew`,
+          { drop: true },
+          { retry: true },
+        );
+      }
       if (io.json) printJson(io, { lease });
       else {
         io.out(`${leaseId}\n`);
@@ -249,6 +270,7 @@ export async function leaseFlow(
     }
     throw err;
   } finally {
+    renewal?.stop();
     if (!keep && !ended) await release(session, leaseId);
     interrupts.pending = undefined;
     progress.clear();

@@ -182,10 +182,10 @@ export class DrydockFunction extends NodejsFunction {
     );
   }
 
-  /** TABLE_NAME, and item read/write on the table and its indexes. */
+  /** TABLE_NAME, and the store's item actions on the table and its indexes. */
   public bindTable(table: DrydockTable): this {
     this.addEnvironment('TABLE_NAME', table.table.tableName);
-    table.grantReadWriteData(this);
+    table.grantItemAccess(this);
     return this;
   }
 

@@ -1,7 +1,8 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import type * as iam from 'aws-cdk-lib/aws-iam';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { STORE_DYNAMODB_ACTIONS } from '../../lambdas/store/iam-actions.ts';
 import {
   GSI,
   GSI_PROJECTION,
@@ -62,12 +63,17 @@ export class DrydockTable extends Construct {
   }
 
   /**
-   * Item read/write on the table and its indexes (no table management, no streams beyond
-   * what `Table.grantReadWriteData` gives). Acknowledges the one wildcard that grant
-   * produces, `<table>/index/*`, on the grantee's principal only (where the policy lands).
+   * Exactly the item actions the store issues (STORE_DYNAMODB_ACTIONS: no Scan, no
+   * BatchWriteItem, no streams, no table management) on the table and its indexes.
+   * Acknowledges the one wildcard, `<table>/index/*`, on the grantee's principal only (where the
+   * policy lands).
    */
-  public grantReadWriteData(grantee: iam.IGrantable): iam.Grant {
-    const grant = this.table.grantReadWriteData(grantee);
+  public grantItemAccess(grantee: iam.IGrantable): iam.Grant {
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...STORE_DYNAMODB_ACTIONS],
+      resourceArns: [this.table.tableArn, `${this.table.tableArn}/index/*`],
+    });
     const principal = grantee.grantPrincipal;
     if (!Construct.isConstruct(principal)) return grant;
     acknowledgeWildcardResource(

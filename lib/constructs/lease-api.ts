@@ -1,5 +1,6 @@
 import { Validations } from 'aws-cdk-lib';
 import * as apigateway from 'aws-cdk-lib/aws-apigateway';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
@@ -32,12 +33,97 @@ export interface LeaseApiProps {
 
   /**
    * Create the account-level role API Gateway needs to write logs. There is one per account
-   * and region: set false when the account already has it (`aws apigateway get-account`
-   * shows a cloudwatchRoleArn); access and execution logging fail to deploy without it.
+   * and region, and creating it replaces whatever role the account had: so off unless asked
+   * for. Access and execution logging fail to deploy without one (`aws apigateway get-account`
+   * shows a cloudwatchRoleArn when the account has it).
    *
-   * @default true
+   * @default false
    */
   readonly cloudWatchRole?: boolean;
+
+  /**
+   * Only these IAM principals (user or role ARNs; an assumed role is matched by its role) may
+   * invoke the API: a resource policy denies everyone else, even callers whose own IAM policy
+   * allows `execute-api:Invoke`.
+   *
+   * @default - no resource policy: anyone IAM allows
+   */
+  readonly allowedPrincipals?: string[];
+
+  /**
+   * Only principals of this AWS Organization may invoke (with allowedPrincipals: those
+   * principals, or anyone in the organisation).
+   *
+   * @default - no resource policy
+   */
+  readonly allowedOrgId?: string;
+}
+
+const PRINCIPAL_ARN = /^arn:aws[a-z-]*:iam::\d{12}:(root|user\/.+|role\/.+)$/;
+
+/**
+ * The API's resource policy when callers are narrowed, else undefined. For a same-account
+ * caller an IAM allow is enough, so narrowing takes an explicit deny of everyone who is neither
+ * listed nor in the organisation; the allow lets the listed principals of other accounts in.
+ */
+export function invokePolicy(
+  scope: Construct,
+  allowedPrincipals: string[] | undefined,
+  allowedOrgId: string | undefined,
+): iam.PolicyDocument | undefined {
+  const principals = allowedPrincipals ?? [];
+  if (principals.length === 0 && !allowedOrgId) return undefined;
+  for (const arn of principals) {
+    if (!PRINCIPAL_ARN.test(arn)) {
+      throw invalidProp(scope, 'allowedPrincipals', 'IAM user, role or account root ARNs', arn);
+    }
+  }
+  if (allowedOrgId !== undefined && !/^o-[a-z0-9]{10,32}$/.test(allowedOrgId)) {
+    throw invalidProp(
+      scope,
+      'allowedOrgId',
+      'an organization id such as o-a1b2c3d4e5',
+      allowedOrgId,
+    );
+  }
+  const invoke = { actions: ['execute-api:Invoke'], resources: ['execute-api:/*'] };
+  const notAllowed: Record<string, Record<string, string | string[]>> = {};
+  if (principals.length > 0) notAllowed.StringNotEquals = { 'aws:PrincipalArn': principals };
+  if (allowedOrgId) {
+    notAllowed.StringNotEquals = {
+      ...notAllowed.StringNotEquals,
+      'aws:PrincipalOrgID': allowedOrgId,
+    };
+  }
+  const statements = [
+    new iam.PolicyStatement({
+      sid: 'DenyEveryoneElse',
+      effect: iam.Effect.DENY,
+      principals: [new iam.AnyPrincipal()],
+      ...invoke,
+      conditions: notAllowed,
+    }),
+  ];
+  if (principals.length > 0) {
+    statements.push(
+      new iam.PolicyStatement({
+        sid: 'AllowListedPrincipals',
+        principals: principals.map((arn) => new iam.ArnPrincipal(arn)),
+        ...invoke,
+      }),
+    );
+  }
+  if (allowedOrgId) {
+    statements.push(
+      new iam.PolicyStatement({
+        sid: 'AllowOrganization',
+        principals: [new iam.AnyPrincipal()],
+        ...invoke,
+        conditions: { StringEquals: { 'aws:PrincipalOrgID': allowedOrgId } },
+      }),
+    );
+  }
+  return new iam.PolicyDocument({ statements });
 }
 
 /**
@@ -58,7 +144,8 @@ export class LeaseApi extends Construct {
     }
     checkPositiveNumber(this, 'throttlingRateLimit', props.throttlingRateLimit);
     checkInteger(this, 'throttlingBurstLimit', props.throttlingBurstLimit, 1, 100_000);
-    const cloudWatchRole = props.cloudWatchRole ?? true;
+    const cloudWatchRole = props.cloudWatchRole ?? false;
+    const policy = invokePolicy(this, props.allowedPrincipals, props.allowedOrgId);
 
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
       retention: props.accessLogRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -68,6 +155,7 @@ export class LeaseApi extends Construct {
       description: 'Drydock lease API (SigV4)',
       endpointTypes: [apigateway.EndpointType.REGIONAL],
       cloudWatchRole,
+      ...(policy ? { policy } : {}),
       defaultMethodOptions: { authorizationType: apigateway.AuthorizationType.IAM },
       deployOptions: {
         stageName,

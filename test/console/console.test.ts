@@ -71,7 +71,7 @@ async function cliRow(id: string, args: string[] = []): Promise<Record<string, s
 }
 
 describe('the web console', () => {
-  it('overview: each blueprint numbers match GET /v1/pools; a waiting lease shows the CLI wait reason', async () => {
+  it('overview: each blueprint numbers match GET /v1/pools and `drydock status`; a waiting lease shows the CLI wait reason', async () => {
     await page.goto(`${env.runtime.url}/`);
     // Before any blueprint: the empty state says how to make one.
     await page.getByText('No blueprints yet').waitFor();
@@ -121,6 +121,22 @@ describe('the web console', () => {
       ['beta', 2, 2, 0],
       ['gamma', 2, 2, 0],
     ]);
+    // `drydock status` reads the same numbers the page shows.
+    const status = await drydock(env.dataDir, ['--json', 'status']);
+    expect(status.code, status.stderr).toBe(0);
+    const numbers = (p: PoolStats) => [
+      p.blueprintId,
+      p.state,
+      p.live,
+      p.leased,
+      p.idle,
+      p.settingUp,
+      p.max,
+      p.waiting,
+    ];
+    expect((JSON.parse(status.stdout) as { pools: PoolStats[] }).pools.map(numbers)).toEqual(
+      stats.map(numbers),
+    );
 
     // The page updates itself: no reload since the empty state.
     await page.locator('tr[data-blueprint="gamma"]').waitFor({ timeout: 5_000 });

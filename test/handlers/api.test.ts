@@ -483,13 +483,15 @@ describe('resources (admin)', () => {
     expect(released.status).toBe(200);
     expect(released.body.resource).toMatchObject({
       status: 'broken',
-      endReason: `released by ${ADMIN}`,
+      endReason: `released by ${ADMIN_ROLE} (session alice)`,
     });
     const ended = await env.driveWorker(async () => {
       const now = await leaseOf(lease.id);
       return now.status === 'destroyed' ? now : undefined;
     });
-    expect(ended.endReason).toMatch(new RegExp(`broke: released by ${ADMIN}`));
+    expect(ended.endReason).toMatch(
+      new RegExp(`broke: released by ${ADMIN_ROLE} \\(session alice\\)`),
+    );
 
     const again = await env.api({
       method: 'POST',
@@ -511,7 +513,7 @@ describe('resources (admin)', () => {
     });
     expect(released.body.resource).toMatchObject({
       status: 'released',
-      endReason: `released by ${ADMIN}`,
+      endReason: `released by ${ADMIN_ROLE} (session alice)`,
     });
     const gone = await env.driveWorker(async () => {
       const r = await env.api({

@@ -108,10 +108,11 @@ describe('LeaseApi', () => {
     });
   });
 
-  it("sets up API Gateway's account logging role unless told the account has one", () => {
-    template.resourceCountIs('AWS::ApiGateway::Account', 1);
-    const without = synth({ apiGatewayCloudWatchRole: false }).template;
-    without.resourceCountIs('AWS::ApiGateway::Account', 0);
+  it("sets up API Gateway's account logging role only when asked (it replaces the account's)", () => {
+    // Issue 15: on by default it overwrote a role the account may already have.
+    template.resourceCountIs('AWS::ApiGateway::Account', 0);
+    const withRole = synth({ apiGatewayCloudWatchRole: true }).template;
+    withRole.resourceCountIs('AWS::ApiGateway::Account', 1);
   });
 
   it('lets only this API invoke the api function', () => {
