@@ -39,6 +39,7 @@ import { logger } from '../lambdas/handlers/runtime.ts';
 import { makeWorkerHandler } from '../lambdas/handlers/worker.ts';
 import { SqsWorkQueue } from '../lambdas/queue/sqs-queue.ts';
 import { type DynamoCallStats, instrumentDynamoClient } from '../lambdas/store/clients.ts';
+import { connectionBudget } from '../lambdas/store/connections.ts';
 import { DynamoStore } from '../lambdas/store/dynamo-store.ts';
 import { QueuePump, type QueuePumpOptions } from '../lib/local/queue-pump.ts';
 import { type CallCount, countSqsCalls, type SqsCallStats, snapshot, sum } from './lib/calls.ts';
@@ -409,11 +410,14 @@ export async function runContention(
   const table = await freshTable(env, 'contention');
   const queue = await freshQueue(env, 'contention');
   const dataDir = mkdtempSync(join(tmpdir(), 'drydock-bench-'));
+  // One process, so one bounded set of connections for all its clients (connections.ts): a
+  // burst of requests queues for a socket instead of timing out while queued.
+  const connections = connectionBudget();
   const clients = {
-    api: benchDynamoClient(env),
-    worker: benchDynamoClient(env),
-    holder: benchDynamoClient(env),
-    audit: benchDynamoClient(env),
+    api: benchDynamoClient(env, connections),
+    worker: benchDynamoClient(env, connections),
+    holder: benchDynamoClient(env, connections),
+    audit: benchDynamoClient(env, connections),
   };
   const sqs = benchSqsClient(env);
   const sqsStats = countSqsCalls(sqs);
@@ -646,6 +650,7 @@ export async function runContention(
     await pump?.stop();
     workerSide.close();
     for (const client of Object.values(clients)) client.destroy();
+    connections.destroy();
     await Promise.allSettled([table.drop(), queue.drop()]);
     sqs.destroy();
     rmSync(dataDir, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteQueueCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { instrumentDynamoClient } from '../../lambdas/store/clients.ts';
+import type { ConnectionBudget } from '../../lambdas/store/connections.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
 import { assertJava, findDynamoDbLocalDir } from '../../lib/local/dynamodb-local.ts';
 import {
@@ -50,8 +51,8 @@ export function dynamoDbLocalVersion(): string {
  * own, so call counts can be told apart (engine vs. the holder's polling vs. the bench's own
  * bookkeeping).
  */
-export function benchDynamoClient(env: BenchEnv): DynamoDBClient {
-  const client = localDynamoClient(env.dynamoEndpoint);
+export function benchDynamoClient(env: BenchEnv, connections?: ConnectionBudget): DynamoDBClient {
+  const client = localDynamoClient(env.dynamoEndpoint, connections);
   // The bench reports capacity per call; production clients never ask for it.
   instrumentDynamoClient(client, { consumedCapacity: true });
   return client;

@@ -19,6 +19,7 @@
 import type { AllocationOutcome } from './allocator.ts';
 import type { BlueprintType, ConfiguredBlueprint, ResourceTemplate } from './blueprint.ts';
 import { recordBlueprintFailure } from './blueprint-health.ts';
+import { templateMismatch } from './eligibility.ts';
 import { type Engine, newId, slotKeys } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
 import type { Blueprint, Lease, Resource, SlotLock } from './model.ts';
@@ -164,7 +165,7 @@ async function whoHoldsThePool(
 }
 
 /** The plug-in's template, or the wait that its failure means. */
-async function decide(
+async function pluginTemplate(
   engine: Engine,
   lease: Lease,
   blueprint: Blueprint,
@@ -182,6 +183,25 @@ async function decide(
       { kind: 'allocation-failed', blueprintId: blueprint.id, type: lease.type, message },
     ]);
   }
+}
+
+/**
+ * The template, unless the resource it makes would not satisfy the lease: then nothing is
+ * allocated and the lease waits, naming the attribute (another blueprint, or another template
+ * on a later attempt, may fit). A warm pre-warm asks for no attributes, so it always fits.
+ */
+async function decide(
+  engine: Engine,
+  lease: Lease,
+  blueprint: Blueprint,
+  plugin: BlueprintType<unknown>,
+  bp: ConfiguredBlueprint<unknown>,
+): Promise<ResourceTemplate | AllocationOutcome> {
+  const template = await pluginTemplate(engine, lease, blueprint, plugin, bp);
+  if ('outcome' in template) return template;
+  const why = templateMismatch(lease, { ...blueprint.attributes, ...template.attributes });
+  if (why === undefined) return template;
+  return waitOn([{ kind: 'plugin-refused', blueprintId: blueprint.id, reason: why }]);
 }
 
 type WriteResult =

@@ -252,6 +252,13 @@ export interface BlueprintType<C = unknown> {
    * re-enqueued updates locally) rather than inline. Resources that boot in seconds: false.
    */
   readonly activatesLater?: (blueprint: ConfiguredBlueprint<C>) => boolean;
+  /**
+   * Attribute keys its new resources may get beyond the blueprint's own (from allocateResource's
+   * template or an activation step), e.g. `['platform']`. A lease wanting an attribute that is
+   * neither declared on the blueprint nor listed here can never be served by it: the allocator
+   * refuses the blueprint instead of allocating a resource without that attribute. @default []
+   */
+  producesAttributes?(blueprint: ConfiguredBlueprint<C>): readonly string[];
   /** If the blueprint can never serve this lease, the reason; beyond the generic checks. */
   cannotEverServe?(blueprint: ConfiguredBlueprint<C>, lease: Lease): string | undefined;
   /** Cheap check of outside limits (cloud quotas); the pool limit is the allocator's job. */

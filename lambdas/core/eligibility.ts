@@ -40,7 +40,36 @@ export function cannotEverServe(
   if (!plugin.resourceTypes.includes(lease.type)) {
     return `type '${blueprint.type}' cannot build '${lease.type}'`;
   }
+  const produced = new Set(plugin.producesAttributes?.(configured) ?? []);
+  const neverSet = Object.entries(lease.attributes).filter(
+    ([k]) => !(k in blueprint.attributes) && !produced.has(k),
+  );
+  if (neverSet.length > 0) {
+    // Without this, such a lease would be served on a new resource that lacks the attribute,
+    // and each such lease would allocate yet another one.
+    return `never sets ${neverSet.map(([k]) => `'${k}'`).join(', ')} on its resources, lease wants ${neverSet
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',')}`;
+  }
   return plugin.cannotEverServe?.(configured, lease);
+}
+
+/**
+ * Why a new resource with these attributes (the blueprint's merged with the plug-in's template)
+ * would not satisfy the lease, or undefined if it would. The allocator asks this before the
+ * allocation transaction, so a resource is acquired for a lease only if it has every attribute
+ * the lease asked for: the API contract says each must equal the resource's.
+ */
+export function templateMismatch(
+  lease: Lease,
+  attributes: Record<string, string>,
+): string | undefined {
+  const wrong = Object.entries(lease.attributes).filter(([k, v]) => attributes[k] !== v);
+  if (wrong.length === 0) return undefined;
+  const has = wrong.map(([k]) => (k in attributes ? `${k}=${attributes[k]}` : `no '${k}'`));
+  return `its new resource would have ${has.join(', ')}, lease wants ${wrong
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',')}`;
 }
 
 /**

@@ -213,6 +213,9 @@ export interface Store {
   getLease(id: string): Promise<Lease | undefined>;
   getResource(id: string): Promise<Resource | undefined>;
   getBlueprint(id: string): Promise<Blueprint | undefined>;
+  /** Strongly consistent batch reads (BatchGetItem, 100 keys a call); missing ids are omitted. */
+  getLeases(ids: string[]): Promise<Lease[]>;
+  getResources(ids: string[]): Promise<Resource[]>;
   /** Every blueprint (a small set; index query, no scan). */
   listBlueprints(): Promise<Blueprint[]>;
   /**

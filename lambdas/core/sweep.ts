@@ -15,6 +15,14 @@
  *  - commands queued/running/cancelling whose sweepAt passed (a lost poll message, a restart
  *    of the local runtime)                       -> command step (re-drive)
  *  - slot locks whose owner is gone, destroyed or no longer lists the lock -> deleted
+ *    (sweep-locks.ts: owners read in batches, resumed from a stored cursor)
+ *
+ * Bounded: the run has a time budget (`budgetMs`). Each step pages its listing and starts no
+ * page past the deadline, naming itself in `unfinished`. The listings of transitional states
+ * are by sweepAt, so a step cut short resumes by itself: what it re-drove moves its sweepAt on
+ * and what it did not reach is still due first. The lock walk keeps a cursor. A cut-short
+ * listing of active resources sends its checks but no warm-pool decision (those need the
+ * whole pool's idle count), so a partial view never reclaims or tops up wrongly.
  *  - blueprints whose plug-in keeps an inventory (ec2-host's instances): one bounded batch
  *    reconciled (inventory.ts); orphaned hosts terminated by the plug-in on a second sighting,
  *    resources whose host vanished marked suspect
@@ -25,16 +33,15 @@ import { reconcileInventories } from './inventory.ts';
 import { isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import {
   type Blueprint,
-  type Lease,
   type LeaseStatus,
   LIVE_COMMAND_STATUSES,
   type Resource,
   type ResourceStatus,
-  type SlotLock,
   type UpdateMessage,
 } from './model.ts';
 import type { Page, PageOptions } from './ports.ts';
 import { reclaimReason } from './resource-update.ts';
+import { freeOrphanedLocks } from './sweep-locks.ts';
 
 export interface SweepReport {
   expiredLeases: number;
@@ -45,6 +52,11 @@ export interface SweepReport {
   periodicHealthChecks: number;
   redrivenCommands: number;
   locksFreed: number;
+  /** Slot locks looked at by this run's part of the walk; `locksComplete`: it reached the end. */
+  locksChecked: number;
+  locksComplete: boolean;
+  /** Steps cut short by the time budget (they resume next run). */
+  unfinished: string[];
   /** Blueprints whose warm pool was short of its minIdle: one top-up message each. */
   warmPoolTopUps: number;
   /** Hosts bound to no resource that plug-ins terminated (seen unbound twice). */
@@ -53,8 +65,8 @@ export interface SweepReport {
   vanishedHosts: number;
 }
 
-/** A freshly written lock is never judged orphaned: its owner's write may still be in flight. */
-const LOCK_GRACE_MS = 60_000;
+/** Within the sweep Lambda's 30 s timeout, with room for the steps after the deadline's page. */
+export const DEFAULT_SWEEP_BUDGET_MS = 20_000;
 
 export interface SweepOptions {
   /**
@@ -64,10 +76,19 @@ export interface SweepOptions {
    * keep everyone waiting.
    */
   allInFlight?: boolean;
+  /** Time for the whole run (engine clock); no listing page is started past it. */
+  budgetMs?: number;
 }
 
 export async function runSweep(engine: Engine, options: SweepOptions = {}): Promise<SweepReport> {
   const now = engine.iso();
+  const deadline = engine.now() + (options.budgetMs ?? DEFAULT_SWEEP_BUDGET_MS);
+  const unfinished: string[] = [];
+  /** The listing's items, until the deadline passes (the step is then named unfinished). */
+  const pages = <T>(step: string, fetch: (o: PageOptions) => Promise<Page<T>>) =>
+    pagesUntil(fetch, deadline, engine, () => {
+      if (!unfinished.includes(step)) unfinished.push(step);
+    });
   // Transitional states are due at their sweepAt, or all of them at once (allInFlight).
   const due = options.allInFlight ? {} : { dueBefore: now };
   const messages: UpdateMessage[] = [];
@@ -79,6 +100,9 @@ export async function runSweep(engine: Engine, options: SweepOptions = {}): Prom
     periodicHealthChecks: 0,
     redrivenCommands: 0,
     locksFreed: 0,
+    locksChecked: 0,
+    locksComplete: false,
+    unfinished,
     warmPoolTopUps: 0,
     orphansTerminated: 0,
     vanishedHosts: 0,
@@ -87,7 +111,7 @@ export async function runSweep(engine: Engine, options: SweepOptions = {}): Prom
   // Leases: TTL expiry (active) and stranded transitional states.
   const leaseStatuses: LeaseStatus[] = ['active', 'pending', 'acquired', 'released', 'broken'];
   for (const status of leaseStatuses) {
-    for await (const lease of pages((o) =>
+    for await (const lease of pages(`leases ${status}`, (o) =>
       engine.store.listLeasesByStatus(status, {
         ...o,
         ...(status === 'active' ? { dueBefore: now } : due),
@@ -109,7 +133,7 @@ export async function runSweep(engine: Engine, options: SweepOptions = {}): Prom
   // Resources: stranded transitional states.
   const resourceStatuses: ResourceStatus[] = ['pending', 'released', 'broken'];
   for (const status of resourceStatuses) {
-    for await (const r of pages((o) =>
+    for await (const r of pages(`resources ${status}`, (o) =>
       engine.store.listResourcesByStatus(status, { ...o, ...due }),
     )) {
       report.redrivenResources++;
@@ -126,15 +150,24 @@ export async function runSweep(engine: Engine, options: SweepOptions = {}): Prom
   // resources may go (only above minIdle) and which pools need a top-up, with no extra read.
   const blueprints = new Map((await engine.blueprints({ fresh: true })).map((b) => [b.id, b]));
   const active: Resource[] = [];
-  for await (const r of pages((o) => engine.store.listResourcesByStatus('active', o))) {
+  for await (const r of pages('resources active', (o) =>
+    engine.store.listResourcesByStatus('active', o),
+  )) {
     active.push(r);
   }
   const nowMs = engine.now();
-  const pools = warmPools(active, blueprints, nowMs);
+  // A partial listing undercounts idle resources: no warm-pool decision on it this run.
+  const pools = unfinished.includes('resources active')
+    ? new Map<string, WarmPoolCount>()
+    : warmPools(active, blueprints, nowMs);
   for (const r of active) {
     const blueprint = blueprints.get(r.blueprintId);
     const pool = pools.get(r.blueprintId);
-    if (!blueprint || r.suspectSince || sweepReclaims(engine, r, blueprint, pool)) {
+    if (
+      !blueprint ||
+      r.suspectSince ||
+      sweepReclaims(engine, r, blueprint, pool, unfinished.includes('resources active'))
+    ) {
       report.resourcesToReclaimOrCheck++;
       messages.push({ kind: 'resource', id: r.id, reason: 'sweep: check or reclaim' });
     } else if (periodicHealthCheckDue(engine, r, blueprint)) {
@@ -158,7 +191,7 @@ export async function runSweep(engine: Engine, options: SweepOptions = {}): Prom
 
   // Commands: a step whose message was lost (each step sets sweepAt past its next look).
   for (const status of LIVE_COMMAND_STATUSES) {
-    for await (const c of pages((o) =>
+    for await (const c of pages(`commands ${status}`, (o) =>
       engine.store.listCommandsByStatus(status, { ...o, ...due }),
     )) {
       report.redrivenCommands++;
@@ -172,7 +205,11 @@ export async function runSweep(engine: Engine, options: SweepOptions = {}): Prom
   }
 
   await engine.send(...messages);
-  report.locksFreed = await freeOrphanedLocks(engine);
+  const locks = await freeOrphanedLocks(engine, deadline);
+  report.locksFreed = locks.freed;
+  report.locksChecked = locks.checked;
+  report.locksComplete = locks.complete;
+  if (!locks.complete) unfinished.push('slot locks');
   const inventory = await reconcileInventories(engine, [...blueprints.values()]);
   report.orphansTerminated = inventory.orphansTerminated;
   report.vanishedHosts = inventory.vanishedHosts;
@@ -189,7 +226,12 @@ function sweepReclaims(
   r: Resource,
   blueprint: Blueprint,
   pool: WarmPoolCount | undefined,
+  /** The pool was not counted this run: reclaim only what must go whatever the pool needs. */
+  partial = false,
 ): boolean {
+  if (partial && keepsIdle(blueprint, engine.now()) > 0) {
+    return reclaimReason(engine, r, blueprint, 0) !== undefined;
+  }
   if (!pool) return reclaimReason(engine, r, blueprint) !== undefined;
   if (reclaimReason(engine, r, blueprint, 0) !== undefined) return true;
   if (pool.idle <= pool.minIdle || reclaimReason(engine, r, blueprint) === undefined) return false;
@@ -224,42 +266,21 @@ function warmPools(
   return pools;
 }
 
-async function freeOrphanedLocks(engine: Engine): Promise<number> {
-  const owners = new Map<string, Lease | Resource | undefined>();
-  const cutoff = engine.now() - LOCK_GRACE_MS;
-  let freed = 0;
-  for await (const lock of pages((o) => engine.store.listSlotLocks(o))) {
-    if (Date.parse(lock.createdAt) > cutoff) continue;
-    if (!owners.has(lock.ownerId)) owners.set(lock.ownerId, await loadOwner(engine, lock));
-    const owner = owners.get(lock.ownerId);
-    const orphaned = !owner || owner.status === 'destroyed' || !owner.slotLocks.includes(lock.key);
-    if (!orphaned) continue;
-    if (await engine.store.deleteSlotLockIfOwner(lock.key, lock.ownerId)) {
-      freed++;
-      await engine.store.transact([
-        engine.logWrite(
-          lock.ownerId,
-          'sweep.lock-freed',
-          `sweep freed orphaned slot lock ${lock.key} (owner ${owner ? owner.status : 'missing'})`,
-          { key: lock.key },
-        ),
-      ]);
-    }
-  }
-  return freed;
-}
-
-function loadOwner(engine: Engine, lock: SlotLock): Promise<Lease | Resource | undefined> {
-  return lock.ownerKind === 'lease'
-    ? engine.store.getLease(lock.ownerId)
-    : engine.store.getResource(lock.ownerId);
-}
-
-async function* pages<T>(fetch: (options: PageOptions) => Promise<Page<T>>): AsyncGenerator<T> {
+/** A listing's items page by page (100 a page); no page is started past `deadline`. */
+async function* pagesUntil<T>(
+  fetch: (options: PageOptions) => Promise<Page<T>>,
+  deadline: number,
+  engine: Engine,
+  cutShort: () => void,
+): AsyncGenerator<T> {
   let cursor: string | undefined;
   do {
     const page = await fetch({ limit: 100, ...(cursor ? { cursor } : {}) });
     yield* page.items;
     cursor = page.cursor;
+    if (cursor && engine.now() >= deadline) {
+      cutShort();
+      return;
+    }
   } while (cursor);
 }

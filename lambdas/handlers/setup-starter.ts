@@ -8,6 +8,7 @@ import {
   StartExecutionCommand,
 } from '@aws-sdk/client-sfn';
 import { DrydockError, errorMessage, TemporaryError } from '../core/errors.ts';
+import { isConnectionFault } from '../store/connection-faults.ts';
 import { loggerFor } from './runtime.ts';
 
 /** Step Functions' limit on execution names. */
@@ -45,7 +46,7 @@ function errorName(err: unknown): string {
 
 function isTemporary(err: unknown): boolean {
   const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return errorName(err) === 'ThrottlingException' || (status ?? 0) >= 500;
+  return errorName(err) === 'ThrottlingException' || (status ?? 0) >= 500 || isConnectionFault(err);
 }
 
 /**

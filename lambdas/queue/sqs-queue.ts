@@ -19,6 +19,7 @@ import { DrydockError, errorMessage, TemporaryError, ValidationError } from '../
 import type { Lease, UpdateMessage } from '../core/model.ts';
 import type { WorkQueue } from '../core/ports.ts';
 import { formatZodIssues } from '../core/validation.ts';
+import { isConnectionFault } from '../store/connection-faults.ts';
 
 /** SQS limits: entries per SendMessageBatch, longest DelaySeconds. */
 export const MAX_BATCH_ENTRIES = 10;
@@ -116,7 +117,7 @@ export class SqsWorkQueue implements WorkQueue {
 export function translateSqsError(err: unknown, what: string): DrydockError {
   const name = (err as { name?: string })?.name ?? '';
   const status = (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
-  if (THROTTLING.has(name) || (status ?? 0) >= 500) {
+  if (THROTTLING.has(name) || (status ?? 0) >= 500 || isConnectionFault(err)) {
     return new TemporaryError(`SQS ${what} failed temporarily: ${errorMessage(err)}`, {
       cause: err,
     });

@@ -12,6 +12,7 @@
  */
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SQSClient } from '@aws-sdk/client-sqs';
+import { type ConnectionBudget, connectionBudget, limitConnections } from './connections.ts';
 
 /** Where a client connects and as whom; all unset on AWS (the SDK's defaults). */
 export interface ClientTarget {
@@ -27,15 +28,38 @@ export interface ClientTarget {
  * Condition failures and cancelled transactions are never retried by the SDK, so retries never
  * hide a lost race: the store turns them into WriteConflictError and the core re-plans.
  * Timeouts: a stuck connection fails within seconds into a retry instead of eating the
- * Lambda's time budget.
+ * Lambda's time budget; one that outlasts the retries is a TemporaryError (connection-faults.ts).
+ * Connections: the process's DynamoDB clients share `connections` (connections.ts), a
+ * keep-alive agent with a socket limit and a permit per request on the wire, so a burst queues
+ * for a socket instead of timing out while queued. Pass the same budget to every DynamoDB
+ * client of a process; without one, the client gets its own.
  */
-export function createDynamoClient(target: ClientTarget = {}): DynamoDBClient {
-  return new DynamoDBClient({
+export function createDynamoClient(
+  target: ClientTarget = {},
+  shared?: ConnectionBudget,
+): DynamoDBClient {
+  const connections = shared ?? connectionBudget();
+  const client = new DynamoDBClient({
     ...target,
     maxAttempts: 5,
     retryMode: 'adaptive',
-    requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 },
+    requestHandler: {
+      connectionTimeout: 2_000,
+      requestTimeout: 5_000,
+      httpAgent: connections.httpAgent,
+      httpsAgent: connections.httpsAgent,
+    },
   });
+  limitConnections(client, connections);
+  if (!shared) {
+    // Its own agents: the SDK leaves agents it was given open, so close them with the client.
+    const destroy = client.destroy.bind(client);
+    client.destroy = () => {
+      destroy();
+      connections.destroy();
+    };
+  }
+  return client;
 }
 
 /**

@@ -131,6 +131,16 @@ export class DynamoStore implements Store {
     return this.io.getItem<Resource>(resourceKey(id), `getResource ${id}`);
   }
 
+  async getLeases(ids: string[]): Promise<Lease[]> {
+    const items = await this.io.batchGet([...new Set(ids)].map(leaseKey), 'getLeases');
+    return items.map((item) => stripKeys<Lease>(item));
+  }
+
+  async getResources(ids: string[]): Promise<Resource[]> {
+    const items = await this.io.batchGet([...new Set(ids)].map(resourceKey), 'getResources');
+    return items.map((item) => stripKeys<Resource>(item));
+  }
+
   getBlueprint(id: string): Promise<Blueprint | undefined> {
     return this.io.getItem<Blueprint>(blueprintKey(id), `getBlueprint ${id}`);
   }

@@ -1,7 +1,8 @@
 /**
  * SDK exceptions -> domain errors, so the core never sees an AWS type: a failed condition or a
  * cancelled transaction becomes WriteConflictError naming the writes that failed by label
- * (with the item DynamoDB returned), throttling and 5xx become TemporaryError, anything else
+ * (with the item DynamoDB returned), throttling, 5xx and connection faults (a connection that
+ * was not established or a response that never came) become TemporaryError, anything else
  * `store_failure`.
  */
 import type { AttributeValue } from '@aws-sdk/client-dynamodb';
@@ -13,6 +14,7 @@ import {
   WriteConflictError,
   type WriteFailure,
 } from '../core/errors.ts';
+import { isConnectionFault } from './connection-faults.ts';
 import { stripKeys } from './keys.ts';
 
 /** How a write is named in errors: its label (writeLabel) and what it expected, in words. */
@@ -118,7 +120,11 @@ export function translateError(
       });
     }
   }
-  if ((sdk.name && TEMPORARY_ERRORS.has(sdk.name)) || (sdk.$metadata?.httpStatusCode ?? 0) >= 500) {
+  if (
+    (sdk.name && TEMPORARY_ERRORS.has(sdk.name)) ||
+    (sdk.$metadata?.httpStatusCode ?? 0) >= 500 ||
+    isConnectionFault(err)
+  ) {
     return new TemporaryError(`DynamoDB ${what} failed temporarily: ${errorMessage(err)}`, {
       cause: err,
     });

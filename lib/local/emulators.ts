@@ -7,6 +7,7 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { createDynamoClient, createSqsClient } from '../../lambdas/store/clients.ts';
+import type { ConnectionBudget } from '../../lambdas/store/connections.ts';
 import { type DynamoDbLocal, startDynamoDbLocal } from './dynamodb-local.ts';
 import { LOCAL_REGION } from './lambda-events.ts';
 
@@ -85,8 +86,15 @@ export function useLocalAwsEnvironment(endpoints: LocalEndpoints): void {
 }
 
 /** Production's DynamoDB client (lambdas/store/clients.ts: its retries and timeouts) on DynamoDB Local. */
-export function localDynamoClient(endpoint: string): DynamoDBClient {
-  return createDynamoClient({ endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS });
+export function localDynamoClient(
+  endpoint: string,
+  /** Shared by every DynamoDB client of this process (lambdas/store/connections.ts). */
+  connections?: ConnectionBudget,
+): DynamoDBClient {
+  return createDynamoClient(
+    { endpoint, region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS },
+    connections,
+  );
 }
 
 /**

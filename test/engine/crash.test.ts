@@ -5,13 +5,23 @@
  *  - one lease, a one-host pool that reclaims on release: allocate, set up, activate,
  *    release, destroy the lease, reclaim and destroy the host;
  *  - two leases contending for one slow-to-boot host: the second waits, is woken when the
- *    first is released, and gets the same host.
+ *    first is released, and gets the same host;
+ *  - TTL expiry: the holder never releases, the sweep (crashing too) expires the lease;
+ *  - the sweep: a lease whose first message was lost and a slot lock whose owner is gone, found
+ *    by a sweep that itself crashes at each of its writes (re-drive, lock freed, its log line);
+ *  - reclaim to make room: an idle host the next lease cannot use is reclaimed for a new one.
+ * Store write points come from the typed read/write table (lambdas/core/store-methods.ts).
  */
 import { describe, expect, it } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import { InjectedCrash } from '../../lambdas/core/errors.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
-import { releaseLease, requestLease, runSweep } from '../../lambdas/core/use-cases.ts';
+import {
+  releaseLease,
+  requestLease,
+  runSweep,
+  updateBlueprint,
+} from '../../lambdas/core/use-cases.ts';
 import { CrashPlan, crashingQueue, crashingStore } from '../support/crash.ts';
 import { leaseNow, syntheticPool, type TestSystem, testSystem } from '../support/system.ts';
 
@@ -26,6 +36,19 @@ interface Scenario {
   aliveAtEnd: number;
   /** Writes the clean run must contain, so the scenario provably crosses those paths. */
   mustCross: string[];
+  /** Hosts launched in all. @default 1 */
+  hostsCreated?: number;
+  /** The holder never releases: the lease runs out its TTL and the sweep expires it. */
+  expires?: boolean;
+  /** The last lease's first message is lost, and a lock with no owner is left: the sweep's work. */
+  sweepFinds?: boolean;
+  /** Before the last lease: the blueprint's new hosts get gpu=yes, and the lease asks for it. */
+  lastWantsNewHost?: boolean;
+  /**
+   * The sweep runs every minute (of the virtual clock) while leases wait: a crash between a
+   * reclaim and its message leaves a released resource only the sweep re-drives.
+   */
+  sweepsWhileWaiting?: boolean;
 }
 
 const scenarios: Scenario[] = [
@@ -44,7 +67,36 @@ const scenarios: Scenario[] = [
     aliveAtEnd: 1,
     mustCross: ['markLeaseWaiting', 'send[lease:wake'],
   },
+  {
+    name: 'TTL expiry by the sweep',
+    leases: 1,
+    limits: { maxResources: 1, reclaimOnRelease: true },
+    aliveAtEnd: 0,
+    expires: true,
+    mustCross: ['send[lease:sweep: TTL passed', 'freeSlotLock'],
+  },
+  {
+    name: 'the sweep: a lost first message and an orphaned lock',
+    leases: 2,
+    limits: { maxResources: 1, idleTtlSeconds: 3600 },
+    aliveAtEnd: 1,
+    sweepFinds: true,
+    sweepsWhileWaiting: true,
+    mustCross: ['send[lease:sweep: pending', 'deleteSlotLockIfOwner', 'transact[appendLog]'],
+  },
+  {
+    name: 'reclaim to make room',
+    leases: 2,
+    limits: { maxResources: 1, idleTtlSeconds: 3600, idleGraceSeconds: 0 },
+    aliveAtEnd: 1,
+    hostsCreated: 2,
+    lastWantsNewHost: true,
+    sweepsWhileWaiting: true,
+    mustCross: ['send[resource:reclaim', 'createResource'],
+  },
 ];
+
+const ORPHAN_LOCK = 'resource:res-gone:lease-slot:0';
 
 async function run(scenario: Scenario, crashAfter: number) {
   const sys: TestSystem = await testSystem();
@@ -61,20 +113,81 @@ async function run(scenario: Scenario, crashAfter: number) {
     return 'redeliver' as const;
   };
 
+  // A sweep crashed at one of its writes runs again at the next tick.
+  const sweepOnce = async () => {
+    for (;;) {
+      try {
+        return await runSweep(crashing);
+      } catch (err) {
+        if (onError(err) === 'throw') throw err;
+      }
+    }
+  };
+  if (scenario.sweepFinds) {
+    // The last lease's first message is lost (the first one's is served, so holders release
+    // in the order their leases became active).
+    let leaseMessages = 0;
+    sys.queue.dropNext((m) => m.kind === 'lease' && ++leaseMessages === scenario.leases);
+    await sys.store.transact([
+      {
+        op: 'takeSlotLock',
+        lock: {
+          key: ORPHAN_LOCK,
+          ownerKind: 'lease',
+          ownerId: 'lease-gone',
+          createdAt: new Date(sys.clock.now()).toISOString(),
+        },
+      },
+    ]);
+  }
+
   // Holder-side calls are not updates: they run on the plain engine. Each holder releases
-  // its lease as soon as it is active.
+  // its lease as soon as it is active (or, when it expires, never).
   const leases: Lease[] = [];
   for (let i = 0; i < scenario.leases; i++) {
-    leases.push(await requestLease(sys.engine, { type: 'host', owner: holder.principal }));
+    const last = i === scenario.leases - 1;
+    if (last && scenario.lastWantsNewHost) {
+      await updateBlueprint(sys.engine, 'pool', { attributes: { gpu: 'yes' } });
+    }
+    leases.push(
+      await requestLease(sys.engine, {
+        type: 'host',
+        owner: holder.principal,
+        ...(scenario.expires ? { ttlSeconds: 60 } : {}),
+        ...(last && scenario.lastWantsNewHost ? { attributes: { gpu: 'yes' } } : {}),
+      }),
+    );
+    if (scenario.lastWantsNewHost && !last) {
+      // Served and released before the next asks, so the host is idle when it does.
+      await sys.queue.drain(crashing, {
+        onError,
+        until: async () => (await leaseNow(sys.store, leases[i]!.id)).status === 'active',
+      });
+    }
   }
+  if (scenario.sweepFinds) {
+    sys.clock.advance(120_000); // past strandAfterSeconds and the lock's grace
+    await sweepOnce();
+  }
+  let lastSweep = sys.clock.now();
   const activeSeen: Lease[] = [];
   for (const lease of leases) {
     await sys.queue.drain(crashing, {
       onError,
-      until: async () => (await leaseNow(sys.store, lease.id)).status === 'active',
+      until: async () => {
+        if (scenario.sweepsWhileWaiting && sys.clock.now() - lastSweep >= 60_000) {
+          lastSweep = sys.clock.now();
+          await runSweep(sys.engine);
+        }
+        return (await leaseNow(sys.store, lease.id)).status === 'active';
+      },
     });
     activeSeen.push(await leaseNow(sys.store, lease.id));
-    await releaseLease(sys.engine, lease.id, holder);
+    if (!scenario.expires) await releaseLease(sys.engine, lease.id, holder);
+  }
+  if (scenario.expires) {
+    sys.clock.advance(61_000);
+    await sweepOnce();
   }
   await sys.queue.drain(crashing, { onError });
 
@@ -114,9 +227,9 @@ describe.each(scenarios)('crash after any write: $name', (scenario) => {
       expect(
         bill.events.filter((e) => e.event === 'created'),
         where,
-      ).toHaveLength(1);
+      ).toHaveLength(scenario.hostsCreated ?? 1);
       expect(bill.alive, where).toHaveLength(scenario.aliveAtEnd);
-      const resource = (await sys.store.getResource(activeSeen[0]!.resourceId!))!;
+      const resource = (await sys.store.getResource(activeSeen.at(-1)!.resourceId!))!;
       expect(resource.status, where).toBe(scenario.aliveAtEnd ? 'active' : 'destroyed');
       expect(resource.leaseCount, where).toBe(0);
 

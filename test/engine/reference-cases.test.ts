@@ -3,8 +3,10 @@
  * named test each, on DynamoDB Local with a deterministic delivery order.
  */
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import { reclaimResource } from '../../lambdas/core/allocator.ts';
+import type { BlueprintType } from '../../lambdas/core/blueprint.ts';
 import { makeEngine } from '../../lambdas/core/engine.ts';
 import type { Store } from '../../lambdas/core/ports.ts';
 import {
@@ -448,5 +450,128 @@ describe('local-host leases', () => {
     await expect(runCommandToEnd(engine, lease.id, { argv: ['true'] }, ci)).rejects.toThrow(
       /is destroyed, not active/,
     );
+  });
+});
+
+describe('attributes a lease asks for', () => {
+  it('an attribute no blueprint sets (gpu=yes on a linux-only pool): the lease breaks naming it, no host is allocated', async () => {
+    const { engine, store, queue } = await testSystem();
+    await syntheticPool(engine);
+    const gpu = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { gpu: 'yes' },
+    });
+    const again = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { gpu: 'yes', platform: 'linux' },
+    });
+    await queue.drain(engine);
+    for (const id of [gpu.id, again.id]) {
+      const l = await leaseNow(store, id);
+      expect(l.status).toBe('destroyed');
+      expect(l.resourceId).toBeUndefined();
+      expect(l.endReason).toMatch(/blueprint 'pool' never sets 'gpu' on its resources/);
+    }
+    expect((await leaseNow(store, gpu.id)).endReason).toBe(
+      "no blueprint can ever serve this lease (type host, gpu=yes): blueprint 'pool' never sets 'gpu' on its resources, lease wants gpu=yes",
+    );
+    expect(await store.listLiveResources('host')).toEqual([]);
+    expect(hostTimeline(await store.listRecords(syntheticScopes.hosts('pool'))).alive).toEqual([]);
+  });
+
+  it('an attribute only another blueprint declares: served by that one only, on a host that has it', async () => {
+    const { engine, store, queue } = await testSystem();
+    await syntheticPool(engine, { limits: { maxResources: 3, leasesPerResource: 4 } });
+    await syntheticPool(engine, {
+      id: 'gpu-pool',
+      attributes: { platform: 'linux', gpu: 'yes' },
+      limits: { maxResources: 1, leasesPerResource: 1 },
+    });
+    // A plain lease first, so an idle host without gpu exists when the gpu leases come.
+    const plain = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      blueprintIds: ['pool'],
+    });
+    await queue.drain(engine);
+    const gpu = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { gpu: 'yes' },
+    });
+    const second = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { gpu: 'yes' },
+    });
+    await queue.drain(engine, {
+      until: async () =>
+        (await leaseNow(store, gpu.id)).status === 'active' &&
+        (await leaseNow(store, second.id)).waitReason !== undefined,
+    });
+    const served = await leaseNow(store, gpu.id);
+    expect(served.status).toBe('active');
+    expect(served.blueprintId).toBe('gpu-pool');
+    const host = await store.getResource(served.resourceId!);
+    expect(host!.attributes).toMatchObject({ gpu: 'yes', platform: 'linux' });
+    // The second waits for the gpu host rather than taking a shared host without gpu.
+    const waiting = await leaseNow(store, second.id);
+    expect(waiting.status).toBe('pending');
+    expect(waiting.waitReason).toMatch(/gpu-pool/);
+    const live = await store.listLiveResources('host');
+    expect(live.filter((r) => r.attributes.gpu !== 'yes').map((r) => r.id)).toEqual([
+      (await leaseNow(store, plain.id)).resourceId,
+    ]);
+  });
+
+  it('a plug-in template that would not satisfy the lease: nothing is allocated, the lease waits naming the attribute', async () => {
+    const zoned: BlueprintType<Record<string, never>> = {
+      type: 'zoned-test',
+      description: 'Makes every host in zone a (test only)',
+      resourceTypes: ['host'],
+      configSchema: z.object({}).strict(),
+      producesAttributes: () => ['zone'],
+      async allocateResource() {
+        return { attributes: { zone: 'a' } };
+      },
+      async activateResource() {
+        return { state: 'active' };
+      },
+      async destroyResource() {},
+      async healthCheck() {
+        return { healthy: true };
+      },
+    };
+    const { engine, store, queue } = await testSystem({}, { plugins: [zoned] });
+    await createBlueprint(engine, {
+      id: 'zoned',
+      type: 'zoned-test',
+      resourceType: 'host',
+      limits: { maxResources: 2, leasesPerResource: 1, idleGraceSeconds: 0 },
+    });
+    const b = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { zone: 'b' },
+    });
+    await queue.drain(engine, {
+      until: async () => (await leaseNow(store, b.id)).waitReason !== undefined,
+    });
+    const waiting = await leaseNow(store, b.id);
+    expect(waiting.status).toBe('pending');
+    expect(waiting.waitReason).toMatch(/its new resource would have zone=a, lease wants zone=b/);
+    expect(await store.listLiveResources('host')).toEqual([]);
+    const a = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { zone: 'a' },
+    });
+    await queue.drain(engine, {
+      until: async () => (await leaseNow(store, a.id)).status === 'active',
+    });
+    const host = await store.getResource((await leaseNow(store, a.id)).resourceId!);
+    expect(host!.attributes).toEqual({ zone: 'a' });
   });
 });

@@ -286,6 +286,10 @@ describe('warm pools', () => {
     await syntheticPool(engine, { limits: { maxResources: 2, minIdle: 2 } });
     await queue.drain(engine);
     expect((await pool(store)).idle).toHaveLength(2);
+    // The blueprint's new hosts have gpu=yes from now on; the idle ones were made before.
+    // (A blueprint that never sets gpu cannot serve a gpu=yes lease at all: the lease breaks.)
+    await updateBlueprint(engine, 'pool', { attributes: { platform: 'linux', gpu: 'yes' } });
+    await queue.drain(engine);
 
     // No idle host has gpu=yes; the pool is at its cap and every idle host is kept warm.
     const lease = await requestLease(engine, {

@@ -1,19 +1,15 @@
 /**
  * Crash injection for the crash tests: wraps the real store and queue and throws InjectedCrash
  * right *after* the N-th write has taken effect — the worst moment, when the write is durable
- * but nothing after it ran. Reads pass through untouched.
+ * but nothing after it ran. Reads pass through untouched. Which methods write is decided in
+ * lambdas/core/store-methods.ts (a typed table: a new Store method must be classified there).
  */
 import { InjectedCrash } from '../../lambdas/core/errors.ts';
 import type { Store, WorkQueue } from '../../lambdas/core/ports.ts';
+import { STORE_WRITE_METHODS } from '../../lambdas/core/store-methods.ts';
 
-const STORE_WRITES = new Set<keyof Store>([
-  'transact',
-  'createBlueprint',
-  'updateBlueprint',
-  'setBlueprintHealth',
-  'deleteSlotLockIfOwner',
-  'appendRecord',
-]);
+/** From the one typed table: a new write method is crashed like the others. */
+const STORE_WRITES = STORE_WRITE_METHODS;
 
 export class CrashPlan {
   /** Writes that took effect so far (a write that failed its condition changed nothing). */

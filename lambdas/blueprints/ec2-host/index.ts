@@ -89,6 +89,9 @@ export function makeEc2HostBlueprint(deps: Ec2HostDeps = {}): BlueprintType<Ec2H
 
     needsLeaseActivation: () => false,
 
+    // allocateResource sets the market it launches in (corrected after a fallback).
+    producesAttributes: () => ['capacity'],
+
     cannotEverServe(blueprint, lease) {
       const wants = lease.attributes.capacity;
       if (wants === undefined) return undefined;

@@ -98,6 +98,17 @@ export const localHostBlueprint: BlueprintType<LocalHostConfig> = {
   // a lease on an active host is acquired and activated in one transaction.
   needsLeaseActivation: () => false,
 
+  // allocateResource sets the platform this process runs on unless the blueprint declares one.
+  producesAttributes: () => ['platform'],
+
+  cannotEverServe(blueprint, lease) {
+    const wants = lease.attributes.platform;
+    if (wants === undefined || blueprint.attributes.platform !== undefined) return undefined;
+    return wants === process.platform
+      ? undefined
+      : `makes hosts on this machine (platform=${process.platform}), lease wants platform=${wants}`;
+  },
+
   async allocateResource(_ctx, blueprint) {
     // The directory is created in activateResource (the resource id is not known yet, and
     // nothing may outlive a failed allocation transaction). Operator attributes win.

@@ -6,6 +6,7 @@
  * carries the command's environment.
  */
 import { DrydockError, ResourceGoneError, TemporaryError } from '../../core/errors.ts';
+import { isConnectionFault } from '../../store/connection-faults.ts';
 
 const THROTTLING = new Set([
   'ThrottlingException',
@@ -23,7 +24,8 @@ export function isTemporary(err: unknown): boolean {
     THROTTLING.has(e?.name ?? '') ||
     e?.$retryable?.throttling === true ||
     e?.$fault === 'server' ||
-    e?.name === 'InternalServerError'
+    e?.name === 'InternalServerError' ||
+    isConnectionFault(err)
   );
 }
 

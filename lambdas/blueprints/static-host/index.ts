@@ -67,6 +67,17 @@ export function makeStaticHostBlueprint(
     // A lease's working directory is created by its first command, so there is nothing to do.
     needsLeaseActivation: () => false,
 
+    // allocation.ts sets the instance it binds, and platform=linux unless the blueprint says.
+    producesAttributes: () => ['instance', 'platform'],
+
+    cannotEverServe(blueprint, lease) {
+      const wants = lease.attributes.platform;
+      if (wants === undefined || blueprint.attributes.platform !== undefined) return undefined;
+      return wants === 'linux'
+        ? undefined
+        : `registers its hosts as platform=linux, lease wants platform=${wants}`;
+    },
+
     async canAllocateNow(ctx, blueprint) {
       const view = await freeInstances(ctx, blueprint, env);
       return view.ok ? { ok: true } : { ok: false, reason: view.reason };

@@ -1,0 +1,224 @@
+/**
+ * The commonest path under concurrency: leases handed an *existing* free or shared host. A warm
+ * pool WITHOUT reclaim on release (so a released host goes back to the pool and the next lease
+ * races for it: the allocator's lock timeline, two workers planning on the same free host),
+ * leases per resource 1 and 2, 16 concurrent workers on the SQS emulator with duplicate
+ * deliveries injected, sweeps running throughout. Checked from recorded history afterwards:
+ * at no instant more leases on a host than its capacity (from every lease's activation and
+ * release times), every lease activated exactly once (its log), no pool above its cap (the
+ * host bill), nothing left behind.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { describe, expect, it } from 'vitest';
+import { localRegistry } from '../../lambdas/blueprints/registry.ts';
+import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
+import { makeEngine } from '../../lambdas/core/engine.ts';
+import type { Lease } from '../../lambdas/core/model.ts';
+import { systemClock } from '../../lambdas/core/ports.ts';
+import {
+  createBlueprint,
+  processUpdate,
+  readLogs,
+  releaseLease,
+  requestLease,
+  runSweep,
+} from '../../lambdas/core/use-cases.ts';
+import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
+import { QueuePump } from '../../lib/local/queue-pump.ts';
+import { freshQueue, makeStore, waitFor } from '../support/env.ts';
+
+const LEASES = 24;
+const CAP = 3;
+const MIN_IDLE = 2;
+const WORKERS = 16;
+const DUPLICATE_RATE = 0.2;
+
+/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
+function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The most leases active on one resource at any instant, from activation/release times. */
+function peakPerResource(leases: Lease[]): Map<string, number> {
+  const events = new Map<string, Array<{ at: number; delta: number }>>();
+  for (const l of leases) {
+    if (!l.resourceId || !l.activatedAt) continue;
+    const end = l.releasedAt ?? l.destroyedAt;
+    const list = events.get(l.resourceId) ?? [];
+    list.push({ at: Date.parse(l.activatedAt), delta: 1 });
+    list.push({ at: end ? Date.parse(end) : Number.POSITIVE_INFINITY, delta: -1 });
+    events.set(l.resourceId, list);
+  }
+  const peaks = new Map<string, number>();
+  for (const [id, list] of events) {
+    // At the same millisecond a release comes first: the next lease's activation follows it.
+    list.sort((a, b) => a.at - b.at || a.delta - b.delta);
+    let now = 0;
+    let peak = 0;
+    for (const e of list) {
+      now += e.delta;
+      peak = Math.max(peak, now);
+    }
+    peaks.set(id, peak);
+  }
+  return peaks;
+}
+
+describe.each([1, 2])('contention for existing hosts, %i lease(s) per host', (perHost) => {
+  it(`warm pool without reclaim on release: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, duplicate deliveries`, async () => {
+    const store = await makeStore({ prefix: `shared-contention-${perHost}` });
+    const { client, queueUrl } = await freshQueue(`shared-contention-${perHost}`, {
+      maxReceiveCount: 10,
+    });
+    const engine = makeEngine({
+      store,
+      queue: new SqsWorkQueue({ client, queueUrl }),
+      clock: systemClock,
+      registry: localRegistry(),
+      dataDir: mkdtempSync(join(tmpdir(), 'drydock-shared-contention-')),
+      settings: {
+        blueprintCacheMs: 1000,
+        backoffBaseSeconds: 1,
+        backoffCapSeconds: 2,
+        strandAfterSeconds: 60,
+      },
+    });
+    await createBlueprint(engine, {
+      id: 'pool',
+      type: 'synthetic',
+      resourceType: 'host',
+      limits: {
+        maxResources: CAP,
+        leasesPerResource: perHost,
+        reclaimOnRelease: false,
+        minIdle: MIN_IDLE,
+        idleTtlSeconds: 3600,
+      },
+    });
+
+    const random = seeded(1400 + perHost);
+    const failures: unknown[] = [];
+    let duplicates = 0;
+    const pump = new QueuePump({
+      client,
+      queueUrl,
+      workers: WORKERS,
+      batchSize: 1,
+      handle: async (batch) => {
+        const failed: string[] = [];
+        for (const received of batch) {
+          if (random() < DUPLICATE_RATE) {
+            duplicates++;
+            await client.send(
+              new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: received.body }),
+            );
+          }
+          try {
+            await processUpdate(engine, received.message!);
+          } catch (err) {
+            failures.push(err);
+            failed.push(received.messageId);
+          }
+        }
+        return { failedMessageIds: failed };
+      },
+      onError: (err) => failures.push(err),
+    }).start();
+    let sweeping = true;
+    const sweeper = (async () => {
+      while (sweeping) await runSweep(engine);
+    })();
+
+    let leases: Lease[] = [];
+    try {
+      await waitFor(
+        async () =>
+          (await store.listLiveResources('host')).filter(
+            (r) => r.status === 'active' && r.leaseCount === 0,
+          ).length >= MIN_IDLE,
+        { timeoutMs: 60_000, intervalMs: 100, message: `${MIN_IDLE} idle hosts first` },
+      );
+      leases = await Promise.all(
+        Array.from({ length: LEASES }, () => requestLease(engine, { type: 'host', owner: 'ci' })),
+      );
+      // Holders release each lease once they see it active (the host stays in the pool).
+      const released = new Set<string>();
+      await waitFor(
+        async () => {
+          for (const lease of (await store.listLeasesByStatus('active', { limit: 100 })).items) {
+            if (released.has(lease.id)) continue;
+            released.add(lease.id);
+            await releaseLease(engine, lease.id, { principal: 'ci' });
+          }
+          return released.size === LEASES;
+        },
+        { timeoutMs: 180_000, intervalMs: 50, message: `all ${LEASES} leases active` },
+      );
+      await waitFor(
+        async () =>
+          (await Promise.all(leases.map((l) => store.getLease(l.id)))).every(
+            (l) => l?.status === 'destroyed',
+          ),
+        { timeoutMs: 60_000, intervalMs: 200, message: 'every lease destroyed' },
+      );
+      await waitFor(
+        async () =>
+          (await store.listLiveResources('host')).every(
+            (r) => r.status === 'active' && r.leaseCount === 0,
+          ),
+        { timeoutMs: 60_000, intervalMs: 200, message: 'the pool idle again' },
+      );
+    } finally {
+      sweeping = false;
+      await sweeper;
+      await pump.stop();
+    }
+
+    expect(failures).toEqual([]);
+    const final = (await Promise.all(leases.map((l) => store.getLease(l.id)))) as Lease[];
+    // Every lease activated exactly once, by its own log.
+    for (const lease of final) {
+      const types = (await readLogs(engine, lease.id)).map((e) => e.type);
+      expect(
+        types.filter((t) => t === 'lease.activated'),
+        lease.id,
+      ).toHaveLength(1);
+      expect(lease.activatedAt, lease.id).toBeDefined();
+    }
+    // At no instant more leases on a host than its capacity.
+    const peaks = peakPerResource(final);
+    expect(Math.max(...peaks.values())).toBeLessThanOrEqual(perHost);
+    // The race really happened on existing hosts: far more leases than hosts ever made, and
+    // most leases served by a host not made for them.
+    const bill = hostTimeline(await store.listRecords(syntheticScopes.hosts('pool')));
+    expect(bill.maxAlive).toBeLessThanOrEqual(CAP);
+    // Distinct hosts: a duplicate activation delivery may record a host's creation twice.
+    const created = new Set(
+      bill.events.filter((e) => e.event === 'created').map((e) => e.resourceId),
+    ).size;
+    expect(created).toBeLessThanOrEqual(CAP);
+    const resources = await Promise.all(final.map((l) => store.getResource(l.resourceId!)));
+    const onExisting = final.filter((l, i) => resources[i]?.createdFor !== l.id).length;
+    expect(onExisting).toBeGreaterThan(LEASES - CAP - 1);
+    if (perHost > 1) expect(Math.max(...peaks.values())).toBe(perHost); // really shared
+    // Nothing left behind: only the live hosts' pool slots are held.
+    const live = await store.listLiveResources('host');
+    const slots = (await store.listSlotLocks()).items;
+    expect(slots.map((l) => l.ownerId).sort()).toEqual(live.map((r) => r.id).sort());
+    expect(bill.alive.sort()).toEqual(live.map((r) => `synthetic-${r.id}`).sort());
+    console.log(
+      `shared-host contention (${perHost}/host): ${LEASES} leases on ${created} hosts, ` +
+        `${onExisting} on an existing host, peak ${Math.max(...peaks.values())} per host, ` +
+        `${duplicates} duplicate deliveries`,
+    );
+  }, 300_000);
+});
