@@ -2,16 +2,15 @@
  * What a waiting `drydock lease` prints when its output is not a terminal (CI logs), against
  * the local runtime (issue 16, point 3): never silent for 10 s, and a booting host's progress.
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   drydock,
-  expectNoJava,
-  forceStop,
   type RuntimeProcess,
   spawnDrydock,
   startRuntime,
+  tearDownRuntime,
   tempDataDir,
 } from './support.ts';
 
@@ -23,15 +22,7 @@ describe('drydock lease with its output piped', () => {
     runtime = await startRuntime(dataDir);
   }, 120_000);
 
-  afterAll(async () => {
-    try {
-      if (runtime) await runtime.stop();
-    } finally {
-      await forceStop(runtime);
-      await expectNoJava(dataDir);
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  afterAll(() => tearDownRuntime(runtime, dataDir), 60_000);
 
   it('prints a progress line at least every 10 s while a 1-host pool is held for 35 s', async () => {
     const created = await drydock(dataDir, [

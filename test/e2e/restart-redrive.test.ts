@@ -4,7 +4,7 @@
  * all 10 are served within 20 s of "ready" (issue 16, point 6), not after the stranded-state
  * bound (60 s locally).
  */
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { LocalInfo } from '../../lib/local/data-dir.ts';
@@ -12,9 +12,9 @@ import { waitFor } from '../support/env.ts';
 import {
   drydock,
   expectNoJava,
-  forceStop,
   type RuntimeProcess,
   startRuntime,
+  tearDownRuntime,
   tempDataDir,
 } from './support.ts';
 
@@ -40,15 +40,7 @@ describe('local runtime restart mid-allocation', () => {
   const dataDir = tempDataDir('redrive');
   let runtime: RuntimeProcess | undefined;
 
-  afterAll(async () => {
-    try {
-      if (runtime) await runtime.stop();
-    } finally {
-      await forceStop(runtime);
-      await expectNoJava(dataDir);
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  afterAll(() => tearDownRuntime(runtime, dataDir), 60_000);
 
   it('serves all 10 leases within 20 s of ready after SIGKILL mid-allocation', async () => {
     runtime = await startRuntime(dataDir);

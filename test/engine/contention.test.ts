@@ -8,22 +8,16 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import { makeEngine } from '../../lambdas/core/engine.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
-import {
-  createBlueprint,
-  processUpdate,
-  releaseLease,
-  requestLease,
-} from '../../lambdas/core/use-cases.ts';
+import { createBlueprint, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
-import { QueuePump } from '../../lib/local/queue-pump.ts';
 import { runCommandToEnd } from '../support/commands.ts';
+import { startDuplicatingWorkers } from '../support/duplicating-workers.ts';
 import { freshQueue, makeStore, waitFor } from '../support/env.ts';
 
 const LEASES = 50;
@@ -68,33 +62,18 @@ describe('contention', () => {
     store.resetStats();
 
     const random = seeded(2015);
-    const failures: unknown[] = [];
-    let duplicates = 0;
-    const pump = new QueuePump({
+    const {
+      failures,
+      duplicates,
+      stop: stopWorkers,
+    } = startDuplicatingWorkers({
       client,
       queueUrl,
+      engine,
       workers: WORKERS,
-      batchSize: 1,
-      handle: async (batch) => {
-        const failed: string[] = [];
-        for (const received of batch) {
-          if (random() < DUPLICATE_RATE) {
-            duplicates++;
-            await client.send(
-              new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: received.body }),
-            );
-          }
-          try {
-            await processUpdate(engine, received.message!);
-          } catch (err) {
-            failures.push(err);
-            failed.push(received.messageId);
-          }
-        }
-        return { failedMessageIds: failed };
-      },
-      onError: (err) => failures.push(err),
-    }).start();
+      duplicateRate: DUPLICATE_RATE,
+      random,
+    });
 
     try {
       const started = Date.now();
@@ -176,13 +155,13 @@ describe('contention', () => {
 
       const perLease = (store.stats.calls / LEASES).toFixed(1);
       console.log(
-        `contention: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, ${duplicates} duplicate deliveries, ` +
+        `contention: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, ${duplicates()} duplicate deliveries, ` +
           `${hosts.size} hosts launched, peak ${bill.maxAlive} alive, ` +
           `${(elapsed / 1000).toFixed(1)}s; DynamoDB calls per lease: ${perLease} ` +
           `(${JSON.stringify(store.stats.byOperation)})`,
       );
     } finally {
-      await pump.stop();
+      await stopWorkers();
     }
   }, 300_000);
 });

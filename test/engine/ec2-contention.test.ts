@@ -8,21 +8,15 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { makeEc2HostBlueprint } from '../../lambdas/blueprints/ec2-host/index.ts';
 import { BlueprintRegistry } from '../../lambdas/core/blueprint.ts';
 import { makeEngine } from '../../lambdas/core/engine.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
-import {
-  createBlueprint,
-  processUpdate,
-  releaseLease,
-  requestLease,
-} from '../../lambdas/core/use-cases.ts';
+import { createBlueprint, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
-import { QueuePump } from '../../lib/local/queue-pump.ts';
 import { FakeAws } from '../support/aws-fake/index.ts';
+import { startDuplicatingWorkers } from '../support/duplicating-workers.ts';
 import { freshQueue, makeStore, waitFor } from '../support/env.ts';
 
 const DEPLOYMENT = 'drydock-contention-test';
@@ -80,33 +74,18 @@ describe('ec2-host under contention', () => {
       seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
       return seed / 2 ** 31;
     };
-    const failures: unknown[] = [];
-    let duplicates = 0;
-    const pump = new QueuePump({
+    const {
+      failures,
+      duplicates,
+      stop: stopWorkers,
+    } = startDuplicatingWorkers({
       client,
       queueUrl,
+      engine,
       workers: WORKERS,
-      batchSize: 1,
-      handle: async (batch) => {
-        const failed: string[] = [];
-        for (const received of batch) {
-          if (random() < 0.15) {
-            duplicates++;
-            await client.send(
-              new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: received.body }),
-            );
-          }
-          try {
-            await processUpdate(engine, received.message!);
-          } catch (err) {
-            failures.push(err);
-            failed.push(received.messageId);
-          }
-        }
-        return { failedMessageIds: failed };
-      },
-      onError: (err) => failures.push(err),
-    }).start();
+      duplicateRate: 0.15,
+      random,
+    });
     try {
       const leases = await Promise.all(
         Array.from({ length: LEASES }, () => requestLease(engine, { type: 'host', owner: 'ci' })),
@@ -146,12 +125,12 @@ describe('ec2-host under contention', () => {
       expect(perResource.size).toBe(LEASES);
       expect(failures).toEqual([]);
       console.log(
-        `ec2 contention: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, ${duplicates} duplicates, ` +
+        `ec2 contention: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, ${duplicates()} duplicates, ` +
           `${launched.length} instances, peak ${fake.peakLiveInstances(DEPLOYMENT)} live, ` +
           `${launchCalls(fake).length} RunInstances calls`,
       );
     } finally {
-      await pump.stop();
+      await stopWorkers();
     }
   }, 300_000);
 });

@@ -11,7 +11,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
@@ -20,14 +19,13 @@ import type { Lease } from '../../lambdas/core/model.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
-  processUpdate,
   readLogs,
   releaseLease,
   requestLease,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
-import { QueuePump } from '../../lib/local/queue-pump.ts';
+import { startDuplicatingWorkers } from '../support/duplicating-workers.ts';
 import { freshQueue, makeStore, waitFor } from '../support/env.ts';
 
 const LEASES = 24;
@@ -106,33 +104,18 @@ describe.each([1, 2])('contention for existing hosts, %i lease(s) per host', (pe
     });
 
     const random = seeded(1400 + perHost);
-    const failures: unknown[] = [];
-    let duplicates = 0;
-    const pump = new QueuePump({
+    const {
+      failures,
+      duplicates,
+      stop: stopWorkers,
+    } = startDuplicatingWorkers({
       client,
       queueUrl,
+      engine,
       workers: WORKERS,
-      batchSize: 1,
-      handle: async (batch) => {
-        const failed: string[] = [];
-        for (const received of batch) {
-          if (random() < DUPLICATE_RATE) {
-            duplicates++;
-            await client.send(
-              new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: received.body }),
-            );
-          }
-          try {
-            await processUpdate(engine, received.message!);
-          } catch (err) {
-            failures.push(err);
-            failed.push(received.messageId);
-          }
-        }
-        return { failedMessageIds: failed };
-      },
-      onError: (err) => failures.push(err),
-    }).start();
+      duplicateRate: DUPLICATE_RATE,
+      random,
+    });
     let sweeping = true;
     const sweeper = (async () => {
       while (sweeping) await runSweep(engine);
@@ -180,7 +163,7 @@ describe.each([1, 2])('contention for existing hosts, %i lease(s) per host', (pe
     } finally {
       sweeping = false;
       await sweeper;
-      await pump.stop();
+      await stopWorkers();
     }
 
     expect(failures).toEqual([]);
@@ -218,7 +201,7 @@ describe.each([1, 2])('contention for existing hosts, %i lease(s) per host', (pe
     console.log(
       `shared-host contention (${perHost}/host): ${LEASES} leases on ${created} hosts, ` +
         `${onExisting} on an existing host, peak ${Math.max(...peaks.values())} per host, ` +
-        `${duplicates} duplicate deliveries`,
+        `${duplicates()} duplicate deliveries`,
     );
   }, 300_000);
 });

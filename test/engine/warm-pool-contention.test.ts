@@ -8,7 +8,6 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
@@ -17,14 +16,13 @@ import type { Lease } from '../../lambdas/core/model.ts';
 import { systemClock } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
-  processUpdate,
   readLogs,
   releaseLease,
   requestLease,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
-import { QueuePump } from '../../lib/local/queue-pump.ts';
+import { startDuplicatingWorkers } from '../support/duplicating-workers.ts';
 import { freshQueue, makeStore, waitFor } from '../support/env.ts';
 
 const LEASES = 30;
@@ -75,33 +73,18 @@ describe('warm pool contention', () => {
     });
 
     const random = seeded(1903);
-    const failures: unknown[] = [];
-    let duplicates = 0;
-    const pump = new QueuePump({
+    const {
+      failures,
+      duplicates,
+      stop: stopWorkers,
+    } = startDuplicatingWorkers({
       client,
       queueUrl,
+      engine,
       workers: WORKERS,
-      batchSize: 1,
-      handle: async (batch) => {
-        const failed: string[] = [];
-        for (const received of batch) {
-          if (random() < DUPLICATE_RATE) {
-            duplicates++;
-            await client.send(
-              new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: received.body }),
-            );
-          }
-          try {
-            await processUpdate(engine, received.message!);
-          } catch (err) {
-            failures.push(err);
-            failed.push(received.messageId);
-          }
-        }
-        return { failedMessageIds: failed };
-      },
-      onError: (err) => failures.push(err),
-    }).start();
+      duplicateRate: DUPLICATE_RATE,
+      random,
+    });
 
     // Sweeps, several at once, over and over, for as long as the test runs.
     let sweeping = true;
@@ -164,7 +147,7 @@ describe('warm pool contention', () => {
     } finally {
       sweeping = false;
       await sweeper;
-      await pump.stop();
+      await stopWorkers();
     }
 
     expect(failures).toEqual([]);
@@ -195,7 +178,7 @@ describe('warm pool contention', () => {
     expect(warmServed).toBeGreaterThanOrEqual(MIN_IDLE);
     console.log(
       `warm pool contention: ${LEASES} leases, cap ${CAP}, minIdle ${MIN_IDLE}, ${WORKERS} workers, ` +
-        `${duplicates} duplicate deliveries, ${sweeps} sweeps, peak ${bill.maxAlive} alive, ` +
+        `${duplicates()} duplicate deliveries, ${sweeps} sweeps, peak ${bill.maxAlive} alive, ` +
         `${warmServed} leases served by pre-warmed hosts, ${live.length} idle at the end`,
     );
   }, 300_000);
