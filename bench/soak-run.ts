@@ -18,7 +18,7 @@ import { type Engine, makeEngine } from '../lambdas/core/engine.ts';
 import { InjectedCrash, TemporaryError, WriteConflictError } from '../lambdas/core/errors.ts';
 import type { Attributes } from '../lambdas/core/model.ts';
 import { type Store, systemClock } from '../lambdas/core/ports.ts';
-import { markSuspect } from '../lambdas/core/resource-update.ts';
+import { markSuspect } from '../lambdas/core/resource-end.ts';
 import {
   createBlueprint,
   processUpdate,

@@ -37,7 +37,7 @@ import {
 } from './model.ts';
 import type { CommandOutcome } from './outcomes.ts';
 import type { CommandPatch, NullablePatch, TxWrite } from './ports.ts';
-import { markSuspect } from './resource-update.ts';
+import { markSuspect } from './resource-end.ts';
 
 /** Past its timeout plus this, the engine stops a command the plug-in did not report ended. */
 const COMMAND_KILL_GRACE_SECONDS = 10;

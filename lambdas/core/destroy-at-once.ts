@@ -1,6 +1,6 @@
 /**
  * The teardown of a lease its holder released, from the snapshot the release carried, when
- * nothing needs cleaning (issue 14). The usual teardown (lease-update.ts, destroyLease) reads the
+ * nothing needs cleaning (issue 14). The usual teardown (lease-end.ts, destroyLease) reads the
  * lease, reads its resource, runs the plug-in's cleanup, then writes one transaction; when the
  * blueprint has no per-lease cleanup, all it needs is that transaction: 2 reads fewer per lease.
  *

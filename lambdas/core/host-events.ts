@@ -17,7 +17,7 @@
 import type { Engine } from './engine.ts';
 import type { Resource } from './model.ts';
 import type { Outcome } from './outcomes.ts';
-import { breakResource } from './resource-update.ts';
+import { breakResource } from './resource-end.ts';
 import { isResourceFinished } from './transitions.ts';
 
 export interface HostEvent {

@@ -12,7 +12,7 @@
 import type { Engine } from './engine.ts';
 import { errorMessage } from './errors.ts';
 import type { Blueprint } from './model.ts';
-import { markSuspect } from './resource-update.ts';
+import { markSuspect } from './resource-end.ts';
 
 const STATE_BUCKET_MS = 10 * 60_000;
 const scope = (blueprintId: string, bucket: number) => `inventory:${blueprintId}:${bucket}`;

@@ -9,19 +9,14 @@ import { destroyAtOnce } from './destroy-at-once.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
+import { breakLease, destroyLease, endLease } from './lease-end.ts';
 import { holdLapsed, lapsedReason, nextCheckAt } from './lease-hold.ts';
 import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
 import type { Lease, Resource, UpdateMessage } from './model.ts';
-import { childLeaseEnded } from './nested-leases.ts';
-import type { LeaseOutcome, LeaseTeardown } from './outcomes.ts';
+import type { LeaseOutcome } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
-import {
-  breakResource,
-  driveSetup,
-  markSuspect,
-  wakeLeasesOf,
-  wakeWaitingLeases,
-} from './resource-update.ts';
+import { breakResource, markSuspect } from './resource-end.ts';
+import { driveSetup } from './resource-update.ts';
 import { isResourceFinished } from './transitions.ts';
 import {
   delayWithinDeadline,
@@ -390,127 +385,3 @@ async function checkActiveLease(engine: Engine, lease: Lease): Promise<LeaseOutc
   }
   return { action: 'none', detail: 'lease is active' };
 }
-
-/** pending|acquired|active -> broken, then destroyed. The reason is what the holder reads. */
-export async function breakLease(
-  engine: Engine,
-  lease: Lease,
-  reason: string,
-  logType: 'lease.broken' | 'lease.activation-failed' = 'lease.broken',
-): Promise<LeaseOutcome> {
-  return endLease(engine, lease, 'broken', reason, logType);
-}
-
-export async function endLease(
-  engine: Engine,
-  lease: Lease,
-  status: 'released' | 'broken',
-  reason: string,
-  logType: 'lease.broken' | 'lease.activation-failed' | 'lease.released' | 'lease.expired',
-): Promise<LeaseOutcome> {
-  const at = engine.iso();
-  try {
-    await engine.store.transact([
-      {
-        op: 'updateLease',
-        id: lease.id,
-        type: lease.type,
-        expect: { status: lease.status, version: lease.version },
-        set: {
-          status,
-          endReason: reason,
-          endedAs: status,
-          releasedAt: at,
-          sweepAt: engine.iso(engine.settings.strandAfterSeconds * 1000),
-        },
-      },
-      engine.logWrite(
-        lease.id,
-        logType,
-        status === 'broken' ? `broken: ${reason}` : `released: ${reason}`,
-        {
-          reason,
-        },
-      ),
-    ]);
-  } catch (err) {
-    if (err instanceof WriteConflictError) return { action: 'stale' };
-    throw err;
-  }
-  const destroyed = await destroyLease(engine, {
-    ...lease,
-    status,
-    version: lease.version + 1,
-    endReason: reason,
-    releasedAt: at,
-  });
-  return { action: status, detail: reason, next: destroyed };
-}
-
-/**
- * released|broken -> destroyed: clean up on the resource, free the lease's slot locks and
- * detach from the resource, in one transaction; then wake whoever can use the freed slot.
- */
-export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseTeardown> {
-  const r = lease.resourceId ? await engine.store.getResource(lease.resourceId) : undefined;
-  const blueprint = r ? await engine.blueprint(r.blueprintId) : undefined;
-  let cleaned: LeaseStep = { state: 'done' };
-  // Cleanup runs after an activation, and after the steps of one that never finished (the
-  // holder gave up during a git fetch): the plug-in stops what they started.
-  if (r && blueprint && r.status === 'active' && (lease.activatedAt || lease.data)) {
-    const { plugin, bp } = engine.configured(blueprint);
-    try {
-      cleaned = asLeaseStep(await plugin.releaseLease?.(engine.ctx, bp, r, lease));
-    } catch (err) {
-      // Cleanup failed: the next holder must not get a dirty resource.
-      await markSuspect(engine, r, `cleanup after lease ${lease.id} failed: ${errorMessage(err)}`);
-    }
-  }
-  if (cleaned.state === 'pending') {
-    // Cleanup runs on the host (git clean): the slot stays held until it is done.
-    const recorded = await recordPendingStep(engine, lease, cleaned);
-    return recorded ? { action: 'cleaning', detail: cleaned.message } : { action: 'stale' };
-  }
-  const at = engine.iso();
-  try {
-    await engine.store.transact([
-      {
-        op: 'updateLease',
-        id: lease.id,
-        type: lease.type,
-        expect: { status: lease.status, version: lease.version },
-        set: { status: 'destroyed', destroyedAt: at, slotLocks: [], sweepAt: null },
-      },
-      ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
-      ...(r ? [{ op: 'detachLease', resourceId: r.id, at } as TxWrite] : []),
-      ...stepLogWrites(
-        engine,
-        lease,
-        cleaned,
-        engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
-          resourceId: lease.resourceId,
-        }),
-      ),
-    ]);
-  } catch (err) {
-    if (err instanceof WriteConflictError) return { action: 'stale' };
-    throw err;
-  }
-  await childLeaseEnded(engine, lease);
-  if (r) {
-    const reclaim =
-      isResourceFinished(r.status) ||
-      blueprint?.limits.reclaimOnRelease ||
-      blueprint?.state === 'draining';
-    if (reclaim) {
-      // The resource's own update decides (reclaim, or finish tearing down); its pool slot,
-      // once free, wakes waiting leases.
-      await engine.send({ kind: 'resource', id: r.id, reason: `lease ${lease.id} destroyed` });
-    } else {
-      await wakeWaitingLeases(engine, r.type, `lease slot on ${r.id} freed`);
-    }
-  }
-  return { action: 'destroyed' };
-}
-
-export { wakeLeasesOf };

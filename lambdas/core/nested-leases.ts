@@ -9,7 +9,7 @@
 import type { Engine } from './engine.ts';
 import type { Lease } from './model.ts';
 import { parentResourceOf } from './plugin-ports.ts';
-import { breakResource } from './resource-update.ts';
+import { breakResource } from './resource-end.ts';
 import { isResourceFinished } from './transitions.ts';
 
 /** Whether the parent gave the lease back itself (the release use case's end reason). */

@@ -6,7 +6,7 @@ import { reclaimResource } from './allocator.ts';
 import type { Engine } from './engine.ts';
 import { DrydockError, NotFoundError } from './errors.ts';
 import type { Resource } from './model.ts';
-import { breakResource } from './resource-update.ts';
+import { breakResource } from './resource-end.ts';
 import { isResourceFinished } from './transitions.ts';
 
 export async function getResource(engine: Engine, id: string): Promise<Resource> {

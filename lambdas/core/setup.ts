@@ -4,7 +4,8 @@
  */
 import { recordBlueprintFailure } from './blueprint-health.ts';
 import type { Engine } from './engine.ts';
-import { advanceResourceSetup, breakResource } from './resource-update.ts';
+import { breakResource } from './resource-end.ts';
+import { advanceResourceSetup } from './resource-update.ts';
 
 /** What a setup step tells the workflow: done, broken, or come back in waitSeconds. */
 export interface SetupStepOutcome {

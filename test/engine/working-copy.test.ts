@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { groupRunning } from '../../lambdas/blueprints/local-host/process-group.ts';
 import type { Engine } from '../../lambdas/core/engine.ts';
 import type { Lease, Resource } from '../../lambdas/core/model.ts';
-import { breakResource } from '../../lambdas/core/resource-update.ts';
+import { breakResource } from '../../lambdas/core/resource-end.ts';
 import {
   createBlueprint,
   readLogs,
