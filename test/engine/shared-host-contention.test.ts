@@ -8,15 +8,9 @@
  * release times), every lease activated exactly once (its log), no pool above its cap (the
  * host bill), nothing left behind.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
-import { makeEngine } from '../../lambdas/core/engine.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
-import { systemClock } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
   readLogs,
@@ -24,26 +18,14 @@ import {
   requestLease,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
-import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
-import { startDuplicatingWorkers } from '../support/duplicating-workers.ts';
-import { freshQueue, makeStore, waitFor } from '../support/env.ts';
+import { seeded, sqsEngine, startDuplicatingWorkers } from '../support/duplicating-workers.ts';
+import { waitFor } from '../support/env.ts';
 
 const LEASES = 24;
 const CAP = 3;
 const MIN_IDLE = 2;
 const WORKERS = 16;
 const DUPLICATE_RATE = 0.2;
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The most leases active on one resource at any instant, from activation/release times. */
 function peakPerResource(leases: Lease[]): Map<string, number> {
@@ -73,22 +55,11 @@ function peakPerResource(leases: Lease[]): Map<string, number> {
 
 describe.each([1, 2])('contention for existing hosts, %i lease(s) per host', (perHost) => {
   it(`warm pool without reclaim on release: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, duplicate deliveries`, async () => {
-    const store = await makeStore({ prefix: `shared-contention-${perHost}` });
-    const { client, queueUrl } = await freshQueue(`shared-contention-${perHost}`, {
-      maxReceiveCount: 10,
-    });
-    const engine = makeEngine({
-      store,
-      queue: new SqsWorkQueue({ client, queueUrl }),
-      clock: systemClock,
-      registry: localRegistry(),
-      dataDir: mkdtempSync(join(tmpdir(), 'drydock-shared-contention-')),
-      settings: {
-        blueprintCacheMs: 1000,
-        backoffBaseSeconds: 1,
-        backoffCapSeconds: 2,
-        strandAfterSeconds: 60,
-      },
+    const { engine, store, client, queueUrl } = await sqsEngine(`shared-contention-${perHost}`, {
+      blueprintCacheMs: 1000,
+      backoffBaseSeconds: 1,
+      backoffCapSeconds: 2,
+      strandAfterSeconds: 60,
     });
     await createBlueprint(engine, {
       id: 'pool',

@@ -5,15 +5,9 @@
  * running over and over. Every pre-warm contends for the same pool slot locks as the leases,
  * so the cap must hold exactly. Checked from the blueprint's own host bill, not by sampling.
  */
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
-import { makeEngine } from '../../lambdas/core/engine.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
-import { systemClock } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
   readLogs,
@@ -21,9 +15,8 @@ import {
   requestLease,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
-import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
-import { startDuplicatingWorkers } from '../support/duplicating-workers.ts';
-import { freshQueue, makeStore, waitFor } from '../support/env.ts';
+import { seeded, sqsEngine, startDuplicatingWorkers } from '../support/duplicating-workers.ts';
+import { waitFor } from '../support/env.ts';
 
 const LEASES = 30;
 const CAP = 5;
@@ -32,33 +25,13 @@ const WORKERS = 40;
 const DUPLICATE_RATE = 0.15;
 const SWEEPS_AT_ONCE = 3;
 
-/** Deterministic pseudo-random numbers (mulberry32), so a failure can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('warm pool contention', () => {
   it(`minIdle ${MIN_IDLE}, cap ${CAP}: ${LEASES} leases, ${WORKERS} workers, duplicate deliveries and duplicate sweeps`, async () => {
-    const store = await makeStore({ prefix: 'warm-contention' });
-    const { client, queueUrl } = await freshQueue('warm-contention', { maxReceiveCount: 10 });
-    const engine = makeEngine({
-      store,
-      queue: new SqsWorkQueue({ client, queueUrl }),
-      clock: systemClock,
-      registry: localRegistry(),
-      dataDir: mkdtempSync(join(tmpdir(), 'drydock-warm-contention-')),
-      settings: {
-        blueprintCacheMs: 1000,
-        backoffBaseSeconds: 1,
-        backoffCapSeconds: 4,
-        strandAfterSeconds: 120,
-      },
+    const { engine, store, client, queueUrl } = await sqsEngine('warm-contention', {
+      blueprintCacheMs: 1000,
+      backoffBaseSeconds: 1,
+      backoffCapSeconds: 4,
+      strandAfterSeconds: 120,
     });
     await createBlueprint(engine, {
       id: 'pool',

@@ -5,10 +5,18 @@
  * source is passed in (seeded by the caller) so a failing run can be replayed; it is called
  * exactly once per received message, in receive order.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { Engine } from '../../lambdas/core/engine.ts';
+import { localRegistry } from '../../lambdas/blueprints/registry.ts';
+import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
+import { systemClock } from '../../lambdas/core/ports.ts';
 import { processUpdate } from '../../lambdas/core/use-cases.ts';
+import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
+import type { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import { QueuePump } from '../../lib/local/queue-pump.ts';
+import { freshQueue, makeStore } from './env.ts';
 
 export interface DuplicatingWorkersOptions {
   client: SQSClient;
@@ -62,4 +70,36 @@ export function startDuplicatingWorkers(options: DuplicatingWorkersOptions): Dup
     onError: (err) => failures.push(err),
   }).start();
   return { pump, failures, duplicates: () => duplicates, stop: () => pump.stop() };
+}
+
+/** Deterministic pseudo-random numbers (mulberry32), so a failing run can be replayed. */
+export function seeded(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * An engine on a fresh table and a fresh SQS emulator queue (maxReceiveCount 10), with the
+ * local registry and the real clock: what the contention tests race their workers on.
+ */
+export async function sqsEngine(
+  name: string,
+  settings: Partial<EngineSettings>,
+): Promise<{ engine: Engine; store: DynamoStore; client: SQSClient; queueUrl: string }> {
+  const store = await makeStore({ prefix: name });
+  const { client, queueUrl } = await freshQueue(name, { maxReceiveCount: 10 });
+  const engine = makeEngine({
+    store,
+    queue: new SqsWorkQueue({ client, queueUrl }),
+    clock: systemClock,
+    registry: localRegistry(),
+    dataDir: mkdtempSync(join(tmpdir(), `drydock-${name}-`)),
+    settings,
+  });
+  return { engine, store, client, queueUrl };
 }
