@@ -151,24 +151,7 @@ fixtures['static-host'] = {
     };
     const fake = new FakeAws({ clock: ctx.clock });
     fake.addInstance({ id: CONTRACT_INSTANCE, tags: CONTRACT_POOL });
-    // The fake runs no shell: COUNTER, SLEEPER and the commands below are scripted.
-    fake.rule({
-      match: /for i in 1 2 3/,
-      chunks: [
-        { afterMs: 300, stdout: '1\n' },
-        { afterMs: 600, stdout: '2\n' },
-        { afterMs: 900, stdout: '3\n' },
-      ],
-    });
-    fake.rule({ match: /'sleep' '60'/, durationMs: 60_000 });
-    fake.rule({ match: /'echo' 'hello'/, stdout: 'hello\n' });
-    fake.rule({ match: /'echo' 'once'/, stdout: 'once\n' });
-    // Files: put succeeds unscripted; get of note.txt prints what the last put wrote.
-    fake.rule({
-      match: /'nested\/dir\/note\.txt'[\s\S]*base64 -w0/,
-      stdout: Buffer.from('second').toString('base64'),
-    });
-    fake.rule({ match: /'nope\.txt'[\s\S]*test -f/, exitCode: 44 });
+    scriptContractCommands(fake);
     ctx.clients = fake.clients();
   },
   async elapse(ctx, ms) {
@@ -179,6 +162,30 @@ fixtures['static-host'] = {
     return binding.instanceId !== undefined && !binding.released ? 1 : 0;
   },
 };
+
+/**
+ * The SSM hosts' fixtures (static-host, ec2-host) share one script: the fake runs no shell, so
+ * COUNTER, SLEEPER and the suite's commands are scripted. Files: put succeeds unscripted; get of
+ * note.txt prints what the last put wrote.
+ */
+function scriptContractCommands(fake: FakeAws): void {
+  fake.rule({
+    match: /for i in 1 2 3/,
+    chunks: [
+      { afterMs: 300, stdout: '1\n' },
+      { afterMs: 600, stdout: '2\n' },
+      { afterMs: 900, stdout: '3\n' },
+    ],
+  });
+  fake.rule({ match: /'sleep' '60'/, durationMs: 60_000 });
+  fake.rule({ match: /'echo' 'hello'/, stdout: 'hello\n' });
+  fake.rule({ match: /'echo' 'once'/, stdout: 'once\n' });
+  fake.rule({
+    match: /'nested\/dir\/note\.txt'[\s\S]*base64 -w0/,
+    stdout: Buffer.from('second').toString('base64'),
+  });
+  fake.rule({ match: /'nope\.txt'[\s\S]*test -f/, exitCode: 44 });
+}
 
 /** The ec2-host fixture: instances launched on the shared AWS fake, scripted like static-host. */
 let contractFake: FakeAws | undefined;
@@ -198,22 +205,7 @@ fixtures['ec2-host'] = {
       advance: (ms) => manual.advance(ms),
     };
     const fake = new FakeAws({ clock: ctx.clock });
-    fake.rule({
-      match: /for i in 1 2 3/,
-      chunks: [
-        { afterMs: 300, stdout: '1\n' },
-        { afterMs: 600, stdout: '2\n' },
-        { afterMs: 900, stdout: '3\n' },
-      ],
-    });
-    fake.rule({ match: /'sleep' '60'/, durationMs: 60_000 });
-    fake.rule({ match: /'echo' 'hello'/, stdout: 'hello\n' });
-    fake.rule({ match: /'echo' 'once'/, stdout: 'once\n' });
-    fake.rule({
-      match: /'nested\/dir\/note\.txt'[\s\S]*base64 -w0/,
-      stdout: Buffer.from('second').toString('base64'),
-    });
-    fake.rule({ match: /'nope\.txt'[\s\S]*test -f/, exitCode: 44 });
+    scriptContractCommands(fake);
     ctx.clients = fake.clients();
     contractFake = fake;
   },
