@@ -159,7 +159,7 @@ async function run(scenario: Scenario, crashAfter: number) {
 
   // Recovery for anything only the sweep can find (a message that died with its sender).
   const sweep = await crash.recover();
-  return { sys, plan: crash.plan, leases, activeSeen, sweep };
+  return { crash, sys, leases, activeSeen, sweep };
 }
 
 describe.each(scenarios)('crash after any write: $name', (scenario) => {
@@ -167,7 +167,7 @@ describe.each(scenarios)('crash after any write: $name', (scenario) => {
     await crashAtEveryWrite(
       (crashAfter) => run(scenario, crashAfter),
       scenario,
-      async ({ sys, leases, activeSeen, sweep }, where) => {
+      async ({ crash, sys, leases, activeSeen, sweep }, where) => {
         for (const [i, lease] of leases.entries()) {
           expect(activeSeen[i]!.status, where).toBe('active');
           const final = await leaseNow(sys.store, lease.id);
@@ -191,7 +191,7 @@ describe.each(scenarios)('crash after any write: $name', (scenario) => {
         expect(locks, where).toEqual(scenario.aliveAtEnd ? [resource.id] : []);
         expect(sweep.locksFreed, where).toBe(0);
         expect((await sys.store.listLeasesByStatus('pending')).items, where).toEqual([]);
-        await expectNothingLeftBehind(sys, sweep, where, {
+        await expectNothingLeftBehind(crash, where, {
           warm: scenario.aliveAtEnd ? [resource.id] : [],
           leaseIds: leases.map((l) => l.id),
         });
