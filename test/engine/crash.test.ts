@@ -1,7 +1,8 @@
 /**
  * Crash test: an update that dies right after any one of its writes leaves state that a
  * redelivery (plus, at worst, the sweep) completes — no lease, slot lock or host lost or
- * doubled. Two scenarios, each crashed at every write point in turn:
+ * doubled. Five scenarios, each crashed at every write point in turn (test/support/crash-run.ts
+ * runs them and checks the end state they share):
  *  - one lease, a one-host pool that reclaims on release: allocate, set up, activate,
  *    release, destroy the lease, reclaim and destroy the host;
  *  - two leases contending for one slow-to-boot host: the second waits, is woken when the
@@ -10,6 +11,8 @@
  *  - the sweep: a lease whose first message was lost and a slot lock whose owner is gone, found
  *    by a sweep that itself crashes at each of its writes (re-drive, lock freed, its log line);
  *  - reclaim to make room: an idle host the next lease cannot use is reclaimed for a new one.
+ * The other scenarios of issue 14 have files of their own: break, requeue and health check in
+ * crash-health.test.ts, queued commands in crash-commands.test.ts.
  * Store write points come from the typed read/write table (lambdas/core/store-methods.ts).
  */
 import { describe, expect, it } from 'vitest';
