@@ -57,8 +57,8 @@ function describeWrite(method: string, args: unknown[]): string {
     return `transact[${writes.map((w) => w.op).join(',')}] ${logTypes.join(',')}`.trimEnd();
   }
   if (method === 'appendRecord') {
-    const record = args[1] as Record<string, unknown>;
-    return `appendRecord[${typeof record.event === 'string' ? record.event : String(args[0])}]`;
+    const event = (args[1] as { event?: unknown } | undefined)?.event;
+    return `appendRecord[${typeof event === 'string' ? event : String(args[0])}]`;
   }
   return method;
 }
