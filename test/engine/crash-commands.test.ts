@@ -8,7 +8,10 @@
  * stopped and says why. The host is reclaimed on release.
  * Checked after each: every command ran once on its host and ended with all its output, in
  * order and not repeated, or with the reason it was stopped, in exactly one log line.
- * Real DynamoDB Local; the synthetic blueprint's scripted commands.
+ * Then the bug that sweep found, crashed at exactly that write: a worker that stops a command
+ * itself (its lease ended; its timeout passed) and dies before recording why.
+ * Real DynamoDB Local; the synthetic blueprint's scripted commands, and a test-only host whose
+ * kills are recorded.
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
