@@ -14,6 +14,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
+  hostTimeline,
   type SyntheticConfig,
   syntheticBlueprint,
   syntheticScopes,
@@ -92,7 +93,7 @@ type HandOver = Awaited<ReturnType<typeof oneActiveOneWaiting>> & {
 async function expectHandedOver(
   r: HandOver,
   where: string,
-  expected: { broke: string; ended: string[]; commands?: CommandRecord[] },
+  expected: { broke: string; ended: string[]; hostsCreated: number; commands?: CommandRecord[] },
 ) {
   const { sys } = r.crash;
   expect(r.firstActive.status, where).toBe('active');
@@ -110,6 +111,11 @@ async function expectHandedOver(
     live.map((x) => [x.id, x.leaseCount]),
     where,
   ).toEqual([[r.secondActive.resourceId, 0]]);
+  // A redelivered activation describes the same host (its id is the resource's), never another.
+  const bill = hostTimeline(await sys.store.listRecords(syntheticScopes.hosts('pool')));
+  const created = bill.events.filter((e) => e.event === 'created').map((e) => e.hostId);
+  expect(new Set(created).size, where).toBe(expected.hostsCreated);
+  expect(bill.maxAlive, where).toBe(1);
   await expectNothingLeftBehind(r.crash, where, {
     warm: [r.secondActive.resourceId as string],
     leaseIds: [r.first.id, r.second.id],
@@ -161,6 +167,8 @@ describe('crash after any write: break, requeue and periodic health check', () =
             'activation failed: cloud-init exploded',
             `failed its periodic health check: ${VANISHED}`,
           ],
+          // The host of the first resource was never launched: its activation failed first.
+          hostsCreated: 2,
         });
       },
     );
@@ -218,6 +226,7 @@ describe('crash after any write: a command finds the host gone, suspect, health 
         await expectHandedOver(r, where, {
           broke: `failed its health check: ${gone}`,
           ended: [`failed its health check: ${gone}`],
+          hostsCreated: 2,
           commands: [r.build, r.deploy],
         });
       },
