@@ -17,7 +17,10 @@
  *             sends nothing, so duplicate deliveries never multiply the chain; a message whose
  *             waitSeq is behind the record belongs to a superseded chain and is dropped.
  *   crashed:  after start, before the write: redelivery starts again, and the plug-in returns
- *             the same handle (the command runs once).
+ *             the same handle (the command runs once). After a worker stopped it itself (its
+ *             lease ended, its timeout passed), before the write: the host says "cancelled",
+ *             but only a cancel on the record (cancelling) is the holder's, so the redelivery
+ *             records why the worker stopped it.
  *   cancel:   API: running→cancelling ─ send "command C" (no waitSeq: a wake-up)
  *             worker: cancel on host ─ poll ─ cancelling→cancelled once the host says it ended.
  *   timeout:  the plug-in kills it at its timeout; if it never reports, the engine cancels it
@@ -166,6 +169,15 @@ async function pollOnHost(
       timedOut: true,
       durationMs: engine.now() - startedMs,
     };
+  } else if (
+    progress.state === 'finished' &&
+    stoppedByAWorker(command, progress) &&
+    engine.now() >= overdueAt
+  ) {
+    // A worker stopped it at its timeout (above) and crashed before recording it: the host says
+    // "cancelled", but the holder never asked. It is recorded as the timeout it was.
+    engineTimedOut = true;
+    progress = { ...progress, exitCode: null, timedOut: true };
   }
   const polls = (command.polls ?? 0) + 1;
   const output = appendOutput(command, progress);
@@ -202,7 +214,7 @@ async function recordEnd(
   seen: { polls: number; output: ReturnType<typeof appendOutput>; engineTimedOut?: boolean },
 ): Promise<CommandOutcome> {
   const { polls, output } = seen;
-  const cancelled = Boolean(progress.cancelled) && !seen.engineTimedOut;
+  const cancelled = cancelledByHolder(command, progress) && !seen.engineTimedOut;
   const result: CommandResult = {
     exitCode: progress.exitCode,
     stdout: output.stdout.text,
@@ -252,7 +264,8 @@ async function endWithoutHost(
     const progress = await ended.iface
       .poll(command.handle, recordedOffsets(command))
       .catch(() => undefined);
-    if (progress?.state === 'finished') {
+    // Stopped by this very step before a crash (not by the holder): recorded below, with why.
+    if (progress?.state === 'finished' && !stoppedByAWorker(command, progress)) {
       return recordEnd(engine, command, progress, {
         polls: (command.polls ?? 0) + 1,
         output: appendOutput(command, progress),
@@ -274,6 +287,28 @@ async function endWithoutHost(
 }
 
 // ---- helpers --------------------------------------------------------------------------------
+
+/**
+ * Whether the holder stopped it. The host says only that *someone* cancelled it; the holder's
+ * cancel is on the record (status cancelling) before any worker stops it on the host.
+ */
+function cancelledByHolder(command: CommandRecord, progress: CommandProgress): boolean {
+  return (
+    progress.state === 'finished' && Boolean(progress.cancelled) && command.status === 'cancelling'
+  );
+}
+
+/**
+ * Cancelled on the host, but not by the holder: a worker stopped it itself (its lease ended, its
+ * timeout passed) and crashed before recording why. The redelivery must not blame the holder.
+ */
+function stoppedByAWorker(command: CommandRecord, progress: CommandProgress): boolean {
+  return (
+    progress.state === 'finished' &&
+    Boolean(progress.cancelled) &&
+    !cancelledByHolder(command, progress)
+  );
+}
 
 /** Every second for the first 20 s (output streams), then one more second per 10 s, capped. */
 function pollDelaySeconds(elapsedMs: number): number {

@@ -5,7 +5,7 @@
  * lambdas/core/store-methods.ts (a typed table: a new Store method must be classified there).
  */
 import { InjectedCrash } from '../../lambdas/core/errors.ts';
-import type { Store, WorkQueue } from '../../lambdas/core/ports.ts';
+import type { Store, TxWrite, WorkQueue } from '../../lambdas/core/ports.ts';
 import { STORE_WRITE_METHODS } from '../../lambdas/core/store-methods.ts';
 
 /** From the one typed table: a new write method is crashed like the others. */
@@ -45,10 +45,20 @@ export class CrashPlan {
   }
 }
 
+/**
+ * `transact[<ops>]`, then the types of the log lines it appends (`lease.requeued`), so a
+ * scenario can name the transition it must cross; `appendRecord[<event>]` for a plug-in's
+ * record (a synthetic host `created`, a command `started`).
+ */
 function describeWrite(method: string, args: unknown[]): string {
   if (method === 'transact') {
-    const writes = args[0] as Array<{ op: string; id?: string }>;
-    return `transact[${writes.map((w) => w.op).join(',')}]`;
+    const writes = args[0] as TxWrite[];
+    const logTypes = writes.flatMap((w) => (w.op === 'appendLog' ? [w.event.type] : []));
+    return `transact[${writes.map((w) => w.op).join(',')}] ${logTypes.join(',')}`.trimEnd();
+  }
+  if (method === 'appendRecord') {
+    const event = (args[1] as { event?: unknown } | undefined)?.event;
+    return `appendRecord[${typeof event === 'string' ? event : String(args[0])}]`;
   }
   return method;
 }
