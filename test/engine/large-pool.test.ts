@@ -6,10 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { seedIdlePool } from '../../bench/lib/idle-pool.ts';
+import { reclaimResource } from '../../lambdas/core/allocator.ts';
 import { FREE_PAGE } from '../../lambdas/core/free-candidates.ts';
 import type { Resource } from '../../lambdas/core/model.ts';
 import type { Store } from '../../lambdas/core/ports.ts';
-import { processUpdate, requestLease } from '../../lambdas/core/use-cases.ts';
+import { processUpdate, readLogs, requestLease } from '../../lambdas/core/use-cases.ts';
 import { instrumentDynamoClient } from '../../lambdas/store/clients.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import { hashShard } from '../../lambdas/store/keys.ts';
@@ -152,5 +153,48 @@ describe('a warm acquisition on a large pool', () => {
     expect(onMiss.calls).toEqual(['listFreeResources', 'listLiveResources', 'transact']);
     expect(onMiss.items.get('listFreeResources')).toBe(0);
     expect(own.map((r) => r.id)).not.toContain(onMiss.host);
+  });
+
+  it('reclaim racing the warm path: no lease is handed a resource being reclaimed', async () => {
+    const { system, pool } = await idlePool(40);
+    // Every host of the page is reclaimed between the page read and the lease's transactions.
+    const reclaimed: string[] = [];
+    const racing = (store: Store): Store =>
+      new Proxy(store, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver);
+          if (prop !== 'listFreeResources') {
+            return typeof value === 'function' ? value.bind(target) : value;
+          }
+          return async (...args: Parameters<Store['listFreeResources']>) => {
+            const page = await target.listFreeResources(...args);
+            for (const r of page) {
+              if (await reclaimResource(system.engine, r, 'idle (reclaimed by the sweep)')) {
+                reclaimed.push(r.id);
+              }
+            }
+            return page;
+          };
+        },
+      });
+    const onRace = await acquire(system, undefined, racing);
+    expect(reclaimed.length).toBeGreaterThan(0);
+    // Each lost race is a cancelled transaction; then the full plan, on a host still live.
+    expect(onRace.calls.filter((c) => c !== 'transact')).toEqual([
+      'listFreeResources',
+      'listLiveResources',
+    ]);
+    expect(reclaimed).not.toContain(onRace.host);
+    expect(pool.map((r) => r.id)).toContain(onRace.host);
+    for (const id of reclaimed) {
+      expect(await system.store.getResource(id)).toMatchObject({
+        status: 'released',
+        leaseCount: 0,
+      });
+    }
+    const acquired = (await readLogs(system.engine, onRace.leaseId)).filter(
+      (e) => e.type === 'lease.acquired',
+    );
+    expect(acquired.map((e) => e.data?.resourceId)).toEqual([onRace.host]);
   });
 });
