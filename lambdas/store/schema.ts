@@ -34,7 +34,8 @@
  *                     twice however often the object changes; pages read the items themselves
  *                     (consistent BatchGet), so they show current state. Keys only: status
  *                     changes never write to this index. Destroyed objects leave it.
- *   GSI4 "free"     — sparse — resources: GSI4PK = FREE#<shard 0..3>  GSI4SK = <blueprintId>#<createdAt>#<id>
+ *   GSI4 "free"     — sparse — resources: GSI4PK = FREE#<shard 0..3>
+ *                                          GSI4SK = <blueprintId>#<createdAt>#<id>
  *                       (shard = hash of the resource id; the sort key is a copy of GSI1SK)
  *                     Only resources that may take a lease now: pending or active, no lease,
  *                     not suspect, not retiring (index-updates.ts keeps the keys in step in the
@@ -42,8 +43,9 @@
  *                     bounded page of one shard instead of every live resource of the type, so
  *                     an acquisition's read does not grow with the pool (issue 14 item 4).
  *                     Entries may be stale (a shared resource that a detach left with a lease,
- *                     a used-up one), never missing for a free resource: the reader filters,
- *                     and falls back to GSI1 when the page has nothing it can use.
+ *                     a used-up one): the reader filters. A free resource left out (one from
+ *                     before the index, until its next detach) is found by the fallback: the
+ *                     reader plans from GSI1 when the page has nothing it can use.
  */
 
 export const TABLE_KEYS = {
@@ -63,9 +65,10 @@ export const GSI_PROJECTION: Record<keyof typeof GSI, 'ALL' | 'KEYS_ONLY'> = {
   byType: 'ALL',
   byStatus: 'ALL',
   byOwner: 'KEYS_ONLY',
-  // ALL, not INCLUDE: what bounds the read is the page size (core/free-candidates.ts FREE_PAGE), not the projection, and
-  // a whole item is what transaction A, the activation after it and a plug-in's canAcquire (which
-  // may read `data`) use. A narrower projection would need a second read per candidate.
+  // ALL, not INCLUDE: what bounds the read is the page size (FREE_PAGE in
+  // core/free-candidates.ts), not the projection, and a whole item is what transaction A, the
+  // activation after it and a plug-in's canAcquire (which may read `data`) use. A narrower
+  // projection would need a second read per candidate.
   free: 'ALL',
 };
 
