@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only contention,scaling] [-- --runs 3]`
+ * `npm run bench [-- --quick] [-- --only contention,scaling,pool-size] [-- --runs 3]`
  *
  * Starts DynamoDB Local and the SQS emulator, runs the benchmarks, writes
  * bench/results/<name>.json and prints a markdown table per benchmark. Exits non-zero if any
@@ -20,6 +20,7 @@ import {
   renderResult,
   writeResult,
 } from './lib/report.ts';
+import { poolSizeBenchmark } from './pool-size.ts';
 import { scalingBenchmark } from './scaling.ts';
 import { warmPoolBenchmark } from './warm-pool.ts';
 
@@ -34,6 +35,7 @@ const BENCHMARKS: Record<
   'warm-pool': { run: warmPoolBenchmark, emulators: false },
   contention: { run: contentionBenchmark, emulators: true },
   scaling: { run: scalingBenchmark, emulators: true },
+  'pool-size': { run: poolSizeBenchmark, emulators: true },
 };
 
 const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');

@@ -2,9 +2,11 @@
  * The allocator: one update of one pending lease (DESIGN §4).
  *
  * Phase 1 — planning, no locks, may be stale. Find the blueprints that could ever serve the
- * lease (the rules are in eligibility.ts; if none, the lease breaks with the reason) and the
- * live resources of its type (one index query). Cheap checks decide "full, back off" without
- * contending for anything.
+ * lease (the rules are in eligibility.ts; if none, the lease breaks with the reason). The warm
+ * path first, for a pool too big to read whole: a bounded page of free resources of the first
+ * blueprint (free-candidates.ts, one index query whose size does not grow with the pool), tried
+ * as step 1 below. If that yields nothing, the live resources of its type (one index query).
+ * Cheap checks decide "full, back off" without contending for anything.
  *
  * Phase 2 — exact, per blueprint, in order:
  *   1. acquire on a free matching resource          (transaction A below)
@@ -47,8 +49,9 @@
 import { allocateNew } from './allocate-new.ts';
 import type { BlueprintType, ConfiguredBlueprint } from './blueprint.ts';
 import { cannotEverServe, idleSinceMs, leaseNeedsActivation, usesLimit } from './eligibility.ts';
-import { attributesMatch, describeAttributes, type Engine, slotKeys } from './engine.ts';
+import { describeAttributes, type Engine, slotKeys } from './engine.ts';
 import { WriteConflictError } from './errors.ts';
+import { byPreference, freeCandidates, usableFor } from './free-candidates.ts';
 import { nextCheckAt } from './lease-hold.ts';
 import { countWarmIdle, isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
@@ -96,6 +99,14 @@ export async function allocateLease(
             .join('; ')}`;
     return { outcome: 'broken', reason };
   }
+
+  // Warm path: a free resource of the first blueprint, from a bounded page of the free index
+  // (free-candidates.ts). Only the first: the plan below tries each blueprint's free resources
+  // before the next blueprint's, and allocates new before acquiring a shared one, so a free
+  // resource of the first blueprint is what it would pick too. Nothing usable, or every race
+  // lost: the full plan, exactly as before.
+  const warm = await acquireFree(engine, lease, candidates[0]!, blueprints);
+  if (warm) return warm;
 
   const live = await engine.store.listLiveResources(lease.type);
   const waits: WaitCause[] = [];
@@ -159,21 +170,8 @@ async function tryBlueprint(
   const mine = live.filter((r) => r.blueprintId === blueprint.id);
   const maxUses = usesLimit(blueprint);
   const activateAtOnce = !leaseNeedsActivation(plugin, bp);
-  const usable = mine.filter(
-    (r) =>
-      !r.suspectSince &&
-      // Retiring (host-events.ts: a spot rebalance recommendation): no new leases.
-      r.data.retiring === undefined &&
-      (maxUses === undefined || r.uses < maxUses) &&
-      attributesMatch(lease.attributes, r.attributes) &&
-      plugin.canAcquire?.(bp, r, lease) !== false,
-  );
-  // Active before pending (it serves sooner), then oldest first (keeps the pool compact).
-  usable.sort(
-    (a, b) =>
-      Number(b.status === 'active') - Number(a.status === 'active') ||
-      a.createdAt.localeCompare(b.createdAt),
-  );
+  const usable = mine.filter(usableFor(lease, { blueprint, plugin, bp }));
+  usable.sort(byPreference);
 
   // Races lost in this attempt, and the resources they were for: the reason names them.
   const races: WaitCause[] = [];
@@ -283,6 +281,29 @@ async function tryBlueprint(
       },
     ]),
   ]);
+}
+
+/**
+ * Step 1 on the warm path: acquire one of the free resources a bounded page of the free index
+ * offers (free-candidates.ts). Undefined when it offers none or every race is lost: the caller
+ * then plans from every live resource.
+ */
+async function acquireFree(
+  engine: Engine,
+  lease: Lease,
+  { blueprint, plugin, bp }: Candidate,
+  blueprints: readonly Blueprint[],
+): Promise<AllocationOutcome | undefined> {
+  const free = await freeCandidates(engine, lease, { blueprint, plugin, bp }, blueprints);
+  const activateAtOnce = !leaseNeedsActivation(plugin, bp);
+  for (const r of spreadOver(free, lease.id)) {
+    const got = await acquireOn(engine, lease, r, usesLimit(blueprint), activateAtOnce);
+    if (got.outcome === 'acquired') {
+      await engine.send(...topUpMessage(blueprint, `lease ${lease.id} took idle ${r.id}`));
+    }
+    if (got.outcome !== 'wait') return got;
+  }
+  return undefined;
 }
 
 /** How many of the oldest free resources concurrent leases spread their first choice over. */

@@ -285,7 +285,11 @@ export interface BlueprintType<C = unknown> {
     blueprint: ConfiguredBlueprint<C>,
     resource: Resource,
   ): Promise<ActivationStep>;
-  /** Whether this resource can serve this lease, beyond attribute matching. */
+  /**
+   * Whether this resource can serve this lease, beyond attribute matching. Gets the whole
+   * resource (its `data` included) whether the allocator planned from every live resource or
+   * from a page of the free index (which projects whole items).
+   */
   canAcquire?(blueprint: ConfiguredBlueprint<C>, resource: Resource, lease: Lease): boolean;
   /**
    * Whether activateLease has work to do for leases of this blueprint. When it returns false,

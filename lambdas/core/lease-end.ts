@@ -7,6 +7,7 @@
 import type { LeaseStep } from './blueprint.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, WriteConflictError } from './errors.ts';
+import { mayBeFreedByDetach } from './free.ts';
 import { asLeaseStep, recordPendingStep, stepLogWrites } from './lease-steps.ts';
 import type { Lease } from './model.ts';
 import { childLeaseEnded } from './nested-leases.ts';
@@ -107,7 +108,9 @@ export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseT
         set: { status: 'destroyed', destroyedAt: at, slotLocks: [], sweepAt: null },
       },
       ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
-      ...(r ? [{ op: 'detachLease', resourceId: r.id, at } as TxWrite] : []),
+      ...(r
+        ? [{ op: 'detachLease', resourceId: r.id, at, mayFree: mayBeFreedByDetach(r) } as TxWrite]
+        : []),
       ...stepLogWrites(
         engine,
         lease,

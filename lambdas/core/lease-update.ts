@@ -9,6 +9,7 @@ import { destroyAtOnce } from './destroy-at-once.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
 import type { Engine } from './engine.ts';
 import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts';
+import { mayBeFreedByDetach } from './free.ts';
 import { breakLease, destroyLease, endLease } from './lease-end.ts';
 import { holdLapsed, lapsedReason, nextCheckAt } from './lease-hold.ts';
 import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
@@ -326,7 +327,9 @@ async function requeueLease(
       },
     },
     ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
-    ...(r ? [{ op: 'detachLease', resourceId: r.id, at } as TxWrite] : []),
+    ...(r
+      ? [{ op: 'detachLease', resourceId: r.id, at, mayFree: mayBeFreedByDetach(r) } as TxWrite]
+      : []),
     engine.logWrite(lease.id, 'lease.requeued', `${why}; allocating again`, {
       resourceId: lease.resourceId,
     }),

@@ -107,6 +107,12 @@ export type TxWrite =
        * update has to hear of it).
        */
       statusIn?: ResourceStatus[];
+      /**
+       * The resource may be free after this detach (free.ts `mayBeFreedByDetach` of the resource
+       * as read): it goes back into the free-candidate index. Implied by a statusIn of live
+       * statuses only. Absent: the index is left as it is.
+       */
+      mayFree?: boolean;
     }
   /** Take a slot lock; fails if the key is held by anyone. */
   | { op: 'takeSlotLock'; lock: SlotLock }
@@ -223,6 +229,14 @@ export interface Store {
    * only, never trusted for a decision without a conditional write behind it).
    */
   listLiveResources(resourceType: string): Promise<Resource[]>;
+  /**
+   * A bounded page (at most `limit`) of the free resources of a blueprint, oldest first, from
+   * the free-candidate index's shard that `spreadBy` (a lease id) falls in: the allocator's
+   * warm path, whose read does not grow with the pool. Eventually consistent and possibly
+   * stale (an entry may hold a lease by now): planning only. Missing a free resource that sits
+   * in another shard is expected: the caller falls back to listLiveResources.
+   */
+  listFreeResources(blueprintId: string, spreadBy: string, limit: number): Promise<Resource[]>;
   /** Resources by status, ordered by sweepAt; `dueBefore` bounds sweepAt (inclusive). */
   listResourcesByStatus(
     status: ResourceStatus,

@@ -16,6 +16,7 @@ export const STORE_METHODS = {
   getResources: 'read',
   listBlueprints: 'read',
   listLiveResources: 'read',
+  listFreeResources: 'read',
   listResourcesByStatus: 'read',
   listLeasesByStatus: 'read',
   listLeasesByType: 'read',

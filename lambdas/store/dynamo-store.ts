@@ -73,6 +73,7 @@ import {
 } from './keys.ts';
 import type { PlanContext } from './planned-write.ts';
 import {
+  freeResourcesQuery,
   indexQuery,
   listingIndexQuery,
   logsQuery,
@@ -157,6 +158,18 @@ export class DynamoStore implements Store {
     const items = await this.io.queryAll(
       indexQuery(this.tableName, GSI.byType, resourceTypePartition(resourceType, 'active')),
       `listLiveResources ${resourceType}`,
+    );
+    return items.map((item) => stripKeys<Resource>(item));
+  }
+
+  async listFreeResources(
+    blueprintId: string,
+    spreadBy: string,
+    limit: number,
+  ): Promise<Resource[]> {
+    const { items } = await this.io.queryPage(
+      freeResourcesQuery(this.tableName, blueprintId, spreadBy, limit),
+      `listFreeResources ${blueprintId}`,
     );
     return items.map((item) => stripKeys<Resource>(item));
   }

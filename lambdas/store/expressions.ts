@@ -141,6 +141,18 @@ export class UpdateExpression {
     return this;
   }
 
+  /**
+   * SET #attribute = #from: copies another attribute of the same item (an index key built from
+   * fields a write does not know, e.g. one that has only the item's id). #from must exist.
+   */
+  copy(attribute: string, from: string): this {
+    const name = placeholder(attribute);
+    const fromName = placeholder(from);
+    this.sets.push(`${name} = ${fromName}`);
+    mergeInto(this.names, { [name]: attribute, [fromName]: from });
+    return this;
+  }
+
   /** SET #attribute = if_not_exists(#attribute, :attribute): keeps a present value. */
   setIfAbsent(attribute: string, value: unknown): this {
     const name = placeholder(attribute);

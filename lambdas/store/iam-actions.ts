@@ -5,8 +5,8 @@
  *
  * test/infra/least-privilege.test.ts reads the store's source for the SDK commands and
  * transaction items it uses and fails when this list and the code disagree, either way. Not
- * here on purpose: Scan (listing-backfill.ts) and table management (table.ts), which only the
- * local runtime runs.
+ * here on purpose: Scan (listing-backfill.ts, free-backfill.ts) and table management (table.ts),
+ * which only the local runtime runs.
  */
 export const STORE_DYNAMODB_ACTIONS = [
   'dynamodb:GetItem', // GetCommand
@@ -19,4 +19,8 @@ export const STORE_DYNAMODB_ACTIONS = [
 ] as const;
 
 /** Store modules only the local runtime runs: their commands are never granted. */
-export const LOCAL_ONLY_STORE_MODULES = ['table.ts', 'listing-backfill.ts'] as const;
+export const LOCAL_ONLY_STORE_MODULES = [
+  'table.ts',
+  'listing-backfill.ts',
+  'free-backfill.ts',
+] as const;

@@ -6,6 +6,7 @@ import type { CommandStatus } from '../core/model.ts';
 import type { UpdateExpression } from './expressions.ts';
 import {
   commandStatusPartition,
+  freePartition,
   isIndexedCommandStatus,
   retentionEpoch,
   sweepSortKey,
@@ -67,4 +68,26 @@ export function moveCommandIndexKeys(
   if (newStatus === undefined) return;
   update.set(GSI.byStatus.partitionKey, commandStatusPartition(status));
   if (sweepAt === undefined) update.setIfAbsent(GSI.byStatus.sortKey, UNSCHEDULED_SWEEP_KEY);
+}
+
+/**
+ * Keeps a resource's free-index keys (schema.ts, GSI4) in step in the same write that changes
+ * whether it may take a lease. `free`: true puts it in (the sort key is copied from GSI1SK,
+ * which every resource item has, so a write that knows only the id can do it), false takes it
+ * out, undefined leaves it as it is. Putting in a resource that turns out not to be free is
+ * harmless (the reader filters on the projected item); leaving out one that is free is not (the
+ * warm path would miss it until the fallback), so every write that may free a resource puts it in.
+ */
+export function moveFreeIndexKeys(
+  update: UpdateExpression,
+  resourceId: string,
+  free: boolean | undefined,
+): void {
+  if (free === undefined) return;
+  if (free) {
+    update.set(GSI.free.partitionKey, freePartition(resourceId));
+    update.copy(GSI.free.sortKey, GSI.byType.sortKey);
+  } else {
+    update.remove(GSI.free.partitionKey).remove(GSI.free.sortKey);
+  }
 }

@@ -2,6 +2,7 @@
  * Key attributes of every item kind, derived from the layout in schema.ts. Pure functions, no
  * SDK: the store, tests and the local runtime build keys the same way.
  */
+import { isFree } from '../core/free.ts';
 import {
   type CommandRecord,
   type CommandStatus,
@@ -13,6 +14,7 @@ import {
   type SlotLock,
 } from '../core/model.ts';
 import {
+  FREE_SHARDS,
   GSI,
   LOCK_SHARDS,
   RETENTION_DAYS,
@@ -33,6 +35,8 @@ export const KEY_ATTRIBUTES: readonly string[] = [
   GSI.byStatus.sortKey,
   GSI.byOwner.partitionKey,
   GSI.byOwner.sortKey,
+  GSI.free.partitionKey,
+  GSI.free.sortKey,
   TTL_ATTRIBUTE,
 ];
 
@@ -91,18 +95,31 @@ export const sweepSortKey = (sweepAt: string | null | undefined): string =>
   sweepAt ?? UNSCHEDULED_SWEEP_KEY;
 
 /**
- * Shard of a slot lock in the listing index: FNV-1a of the key, so the same key always lands on
- * the same shard in every process and language version.
+ * Shard of a key among `shards`: FNV-1a of the key, so the same key always lands on the same
+ * shard in every process and language version.
  */
-export function lockShard(key: string): number {
+export function hashShard(key: string, shards: number): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) {
     hash ^= key.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
-  return hash % LOCK_SHARDS;
+  return hash % shards;
 }
+
+/** Shard of a slot lock in the listing index. */
+export const lockShard = (key: string): number => hashShard(key, LOCK_SHARDS);
 export const lockShardPartition = (shard: number): string => `LOCK#${shard}`;
+
+// ---- GSI4 "free" (sparse) ------------------------------------------------------------------
+/** The free-index partition a resource lives in: by its id, so it never moves. */
+export const freePartition = (resourceId: string): string =>
+  `FREE#${hashShard(resourceId, FREE_SHARDS)}`;
+/** The partition a reader pages: by its own key (a lease id), spreading readers over shards. */
+export const freeReadPartition = (spreadBy: string): string =>
+  `FREE#${hashShard(spreadBy, FREE_SHARDS)}`;
+/** Free resources of one blueprint, oldest first: GSI4SK begins with this. */
+export const freeBlueprintPrefix = (blueprintId: string): string => `${blueprintId}#`;
 
 // ---- whole items -----------------------------------------------------------------------------
 /** Epoch seconds at which TTL may delete an item that ended (or was written) at `atMs`. */
@@ -145,6 +162,12 @@ export function resourceItem(resource: Resource): Record<string, unknown> {
           GSI3PK: RESOURCE_LISTING_PARTITION,
           GSI3SK: listingSortKey(resource.createdAt, resource.id),
         }),
+    ...(isFree(resource)
+      ? {
+          [GSI.free.partitionKey]: freePartition(resource.id),
+          [GSI.free.sortKey]: resourceTypeSortKey(resource),
+        }
+      : {}),
   };
 }
 

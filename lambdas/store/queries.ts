@@ -8,6 +8,8 @@ import type { PageOptions } from '../core/ports.ts';
 import { checkLimit, type StartKey, startKeyFromCursor } from './cursors.ts';
 import { type Fragment, withFilter } from './expressions.ts';
 import {
+  freeBlueprintPrefix,
+  freeReadPartition,
   leaseTypePartition,
   leaseTypeSortKey,
   lockShardPartition,
@@ -111,6 +113,31 @@ export function waitingAheadQuery(
       ':pk': leaseTypePartition(type, 'pending'),
       ':sk': leaseTypeSortKey(requestedAt, leaseId),
     },
+  };
+}
+
+/**
+ * The oldest `limit` free resources of a blueprint in the free-index shard `spreadBy` falls
+ * in (schema.ts GSI4). `begins_with` is part of the key condition, so Limit counts only this
+ * blueprint's entries.
+ */
+export function freeResourcesQuery(
+  tableName: string,
+  blueprintId: string,
+  spreadBy: string,
+  limit: number,
+): QueryCommandInput {
+  return {
+    TableName: tableName,
+    IndexName: GSI.free.name,
+    KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :blueprint)',
+    ExpressionAttributeNames: { '#pk': GSI.free.partitionKey, '#sk': GSI.free.sortKey },
+    ExpressionAttributeValues: {
+      ':pk': freeReadPartition(spreadBy),
+      ':blueprint': freeBlueprintPrefix(blueprintId),
+    },
+    ScanIndexForward: true,
+    Limit: checkLimit(limit),
   };
 }
 

@@ -34,6 +34,18 @@
  *                     twice however often the object changes; pages read the items themselves
  *                     (consistent BatchGet), so they show current state. Keys only: status
  *                     changes never write to this index. Destroyed objects leave it.
+ *   GSI4 "free"     — sparse — resources: GSI4PK = FREE#<shard 0..3>
+ *                                          GSI4SK = <blueprintId>#<createdAt>#<id>
+ *                       (shard = hash of the resource id; the sort key is a copy of GSI1SK)
+ *                     Only resources that may take a lease now: pending or active, no lease,
+ *                     not suspect, not retiring (index-updates.ts keeps the keys in step in the
+ *                     same write that changes those facts). Serves the allocator's warm path: a
+ *                     bounded page of one shard instead of every live resource of the type, so
+ *                     an acquisition's read does not grow with the pool (issue 14 item 4).
+ *                     Entries may be stale (a shared resource that a detach left with a lease,
+ *                     a used-up one): the reader filters. A free resource left out (one from
+ *                     before the index, until its next detach) is found by the fallback: the
+ *                     reader plans from GSI1 when the page has nothing it can use.
  */
 
 export const TABLE_KEYS = {
@@ -45,6 +57,7 @@ export const GSI = {
   byType: { name: 'GSI1', partitionKey: 'GSI1PK', sortKey: 'GSI1SK' },
   byStatus: { name: 'GSI2', partitionKey: 'GSI2PK', sortKey: 'GSI2SK' },
   byOwner: { name: 'GSI3', partitionKey: 'GSI3PK', sortKey: 'GSI3SK' },
+  free: { name: 'GSI4', partitionKey: 'GSI4PK', sortKey: 'GSI4SK' },
 } as const;
 
 /** What each index projects: listings read items themselves, so byOwner holds keys only. */
@@ -52,6 +65,11 @@ export const GSI_PROJECTION: Record<keyof typeof GSI, 'ALL' | 'KEYS_ONLY'> = {
   byType: 'ALL',
   byStatus: 'ALL',
   byOwner: 'KEYS_ONLY',
+  // ALL, not INCLUDE: what bounds the read is the page size (FREE_PAGE in
+  // core/free-candidates.ts), not the projection, and a whole item is what transaction A, the
+  // activation after it and a plug-in's canAcquire (which may read `data`) use. A narrower
+  // projection would need a second read per candidate.
+  free: 'ALL',
 };
 
 /** Epoch-seconds attribute DynamoDB's TTL deletes items by (logs, destroyed objects). */
@@ -62,6 +80,13 @@ export const RETENTION_DAYS = 14;
 
 /** Number of shards the slot-lock listing index is spread over (avoids one hot partition). */
 export const LOCK_SHARDS = 4;
+
+/**
+ * Shards of the free-resource index. Every attach and detach writes to it, for every type, so
+ * its writes are spread; a reader pages one shard (chosen by the lease), so more shards would
+ * mean more misses on a small pool (a miss costs one more query: the fallback to GSI1).
+ */
+export const FREE_SHARDS = 4;
 
 /** Every key attribute is a string. */
 export const KEY_ATTRIBUTE_TYPE = 'S' as const;

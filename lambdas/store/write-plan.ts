@@ -35,7 +35,11 @@ import {
   versionIs,
   waitSeqIs,
 } from './expressions.ts';
-import { moveCommandIndexKeys, moveVersionedIndexKeys } from './index-updates.ts';
+import {
+  moveCommandIndexKeys,
+  moveFreeIndexKeys,
+  moveVersionedIndexKeys,
+} from './index-updates.ts';
 import {
   BLUEPRINT_PARTITION,
   blueprintKey,
@@ -154,7 +158,10 @@ function planTransition<T, S extends string>(
   label: string,
   kind: VersionedKind<T, S>,
   write: Transition<S>,
-  extra: { conditions: Fragment[]; detail: string } = { conditions: [], detail: '' },
+  extra: { conditions: Fragment[]; detail: string; free?: boolean } = {
+    conditions: [],
+    detail: '',
+  },
 ): PlannedWrite {
   const { id, type, expect, set } = write;
   assertPatchable(set, kind.fixed, write.op);
@@ -171,6 +178,7 @@ function planTransition<T, S extends string>(
     endedAt: set.destroyedAt ?? undefined,
     now: ctx.now,
   });
+  moveFreeIndexKeys(update, id, extra.free);
   return updateWrite(
     ctx,
     label,
@@ -179,6 +187,40 @@ function planTransition<T, S extends string>(
     allOf(statusIs(expect.status), versionIs(expect.version), ...extra.conditions),
     `expect ${expect.status} v${expect.version}${extra.detail}`,
   );
+}
+
+// ---- the free-candidate index (schema.ts GSI4) ------------------------------------------------
+
+function withFreeIndexKeys(
+  update: UpdateExpression,
+  resourceId: string,
+  free: boolean | undefined,
+): UpdateExpression {
+  moveFreeIndexKeys(update, resourceId, free);
+  return update;
+}
+
+const LIVE_RESOURCE: readonly ResourceStatus[] = ['pending', 'active'];
+
+/**
+ * What a resource transition does to its free-index entry: leaving service, a suspicion or a
+ * retirement takes it out; a suspicion cleared puts it back (stale if it holds a lease: the
+ * reader filters); anything else (pending -> active, a sweepAt) leaves it as it is.
+ */
+function transitionFrees(write: Extract<TxWrite, { op: 'updateResource' }>): boolean | undefined {
+  const { set } = write;
+  const status = set.status ?? write.expect.status;
+  if (!LIVE_RESOURCE.includes(status)) return set.status ? false : undefined;
+  if (typeof set.suspectSince === 'string') return false;
+  if (set.data && (set.data as Record<string, unknown>).retiring !== undefined) return false;
+  if (set.suspectSince === null) return true;
+  return undefined;
+}
+
+/** A detach puts the resource back in the index when it may be free afterwards (ports.ts). */
+function detachMayFree(write: Extract<TxWrite, { op: 'detachLease' }>): boolean {
+  if (write.mayFree) return true;
+  return write.statusIn?.every((s) => LIVE_RESOURCE.includes(s)) ?? false;
 }
 
 // ---- the planner ----------------------------------------------------------------------------
@@ -193,15 +235,12 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
     case 'updateLease':
       return planTransition(ctx, label, LEASES, write);
     case 'updateResource':
-      return planTransition(
-        ctx,
-        label,
-        RESOURCES,
-        write,
-        write.requireNoLeases
+      return planTransition(ctx, label, RESOURCES, write, {
+        ...(write.requireNoLeases
           ? { conditions: [hasNoLeases], detail: ', no leases' }
-          : { conditions: [], detail: '' },
-      );
+          : { conditions: [], detail: '' }),
+        free: transitionFrees(write),
+      });
     case 'markLeaseWaiting': {
       const { id, expectWaitSeq, set } = write;
       const update = new UpdateExpression()
@@ -237,7 +276,12 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         ctx,
         label,
         resourceKey(write.resourceId),
-        new UpdateExpression().add('leaseCount', 1).add('uses', 1),
+        // A lease on it: no longer free, exactly (leaseCount >= 1 after this write).
+        withFreeIndexKeys(
+          new UpdateExpression().add('leaseCount', 1).add('uses', 1),
+          write.resourceId,
+          false,
+        ),
         allOf(...conditions),
         `status in [${write.statusIn.join(', ')}], free capacity`,
       );
@@ -261,7 +305,11 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         ctx,
         label,
         resourceKey(write.resourceId),
-        new UpdateExpression().add('leaseCount', -1).set('lastDetachedAt', write.at),
+        withFreeIndexKeys(
+          new UpdateExpression().add('leaseCount', -1).set('lastDetachedAt', write.at),
+          write.resourceId,
+          detachMayFree(write) ? true : undefined,
+        ),
         write.statusIn ? allOf(itemExists, statusIn(write.statusIn)) : itemExists,
         ...(write.statusIn ? [`status in [${write.statusIn.join(', ')}]`] : []),
       );

@@ -79,7 +79,7 @@ export class DrydockTable extends Construct {
     acknowledgeWildcardResource(
       principal,
       `${this.table.tableArn}/index/*`,
-      'Queries go through the table\'s own GSIs (byType, byStatus, byOwner); "/index/*" ranges only ' +
+      'Queries go through the table\'s own GSIs (byType, byStatus, byOwner, free); "/index/*" ranges only ' +
         "over this table's indexes, which lambdas/store/schema.ts defines.",
     );
     return grant;

@@ -34,6 +34,7 @@ import { runSweep } from '../../lambdas/core/sweep.ts';
 import { SqsDeadLetterQueue } from '../../lambdas/queue/sqs-dead-letters.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import { backfillFreeKeys } from '../../lambdas/store/free-backfill.ts';
 import { backfillListingKeys } from '../../lambdas/store/listing-backfill.ts';
 import { ensureTable } from '../../lambdas/store/table.ts';
 import { consoleAssets } from '../console/assets.ts';
@@ -201,6 +202,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}): Prom
       TABLE_NAME,
     );
     if (backfilled > 0) progress(`gave ${backfilled} leases and resources their listing keys`);
+    // And from before the free-candidate index: its free resources get their keys.
+    const freed = await backfillFreeKeys(DynamoDBDocumentClient.from(dynamoClient), TABLE_NAME);
+    if (freed > 0) progress(`gave ${freed} free resources their free-index keys`);
 
     progress('creating the work queue and its dead-letter queue');
     const sqs = localSqsClient(emulators.sqsEndpoint);

@@ -62,7 +62,24 @@ describe('DrydockTable', () => {
         },
       ]),
     });
-    expect(Object.values(GSI).map((index) => index.name)).toEqual(['GSI1', 'GSI2', 'GSI3']);
+    expect(Object.values(GSI).map((index) => index.name)).toEqual(['GSI1', 'GSI2', 'GSI3', 'GSI4']);
+  });
+
+  it('has the sparse free-candidate GSI (free) with projection ALL: the warm path reads whole items from one page', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      GlobalSecondaryIndexes: Match.arrayWith([
+        {
+          IndexName: GSI.free.name,
+          KeySchema: [
+            { AttributeName: GSI.free.partitionKey, KeyType: 'HASH' },
+            { AttributeName: GSI.free.sortKey, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'ALL' },
+        },
+      ]),
+    });
+    const table = Object.values(template.findResources('AWS::DynamoDB::Table'))[0];
+    expect(table?.Properties.GlobalSecondaryIndexes).toHaveLength(4);
   });
 
   it('is on-demand, point-in-time recoverable, encrypted, with TTL on the schema attribute', () => {

@@ -7,6 +7,7 @@ import { DynamoDBDocumentClient, GetCommand, UpdateCommand } from '@aws-sdk/lib-
 import { describe, expect, it } from 'vitest';
 import type { Lease, Resource } from '../../lambdas/core/model.ts';
 import { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
+import { backfillFreeKeys } from '../../lambdas/store/free-backfill.ts';
 import { leaseKey, resourceKey } from '../../lambdas/store/keys.ts';
 import { backfillListingKeys } from '../../lambdas/store/listing-backfill.ts';
 import { GSI } from '../../lambdas/store/schema.ts';
@@ -104,5 +105,36 @@ describe('backfillListingKeys', () => {
     const destroyed = await doc.send(new GetCommand({ TableName: tableName, Key: leaseKey('L2') }));
     expect(destroyed.Item).not.toHaveProperty('GSI3PK');
     expect(await backfillListingKeys(doc, tableName)).toBe(0);
+  });
+});
+
+describe('backfillFreeKeys', () => {
+  it('puts free resources written before the free index into it, and only those, once', async () => {
+    const { client, tableName } = await freshTable('backfill-free');
+    const store = new DynamoStore({ client, tableName });
+    const doc = DynamoDBDocumentClient.from(client);
+    await store.transact([
+      { op: 'createResource', resource },
+      { op: 'createResource', resource: { ...resource, id: 'R2', leaseCount: 1, uses: 1 } },
+      { op: 'createResource', resource: { ...resource, id: 'R3', status: 'released' } },
+      { op: 'createResource', resource: { ...resource, id: 'R4', suspectSince: T0 } },
+    ]);
+    // As an older version wrote them: no GSI4 keys.
+    await doc.send(
+      new UpdateCommand({
+        TableName: tableName,
+        Key: resourceKey('R1'),
+        UpdateExpression: 'REMOVE GSI4PK, GSI4SK',
+      }),
+    );
+    const page = () =>
+      Promise.all(
+        ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((k) => store.listFreeResources('pool', k, 10)),
+      );
+    expect((await page()).flat()).toEqual([]);
+
+    expect(await backfillFreeKeys(doc, tableName)).toBe(1);
+    expect([...new Set((await page()).flat().map((r) => r.id))]).toEqual(['R1']);
+    expect(await backfillFreeKeys(doc, tableName)).toBe(0);
   });
 });
