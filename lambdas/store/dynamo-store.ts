@@ -51,24 +51,27 @@ import {
   type StartKey,
   slotLockPositionFromCursor,
 } from './cursors.ts';
-import { allOf, hasWaited, ownedBy, statusIs } from './expressions.ts';
+import { allOf, type Fragment, hasWaited, ownedBy, statusIs } from './expressions.ts';
 import {
   BLUEPRINT_PARTITION,
+  blocksFor,
   blueprintKey,
   commandKey,
-  commandStatusPartition,
+  commandStatusListing,
   idempotencyKey,
   leaseKey,
   leaseOwnerPartition,
-  leaseStatusPartition,
+  leaseStatusListing,
   leaseTypePartition,
+  liveResourcePartitions,
   RESOURCE_LISTING_PARTITION,
   recordPartition,
   resourceKey,
   resourcePhase,
-  resourceStatusPartition,
+  resourceStatusListing,
   resourceTypePartition,
   slotLockKey,
+  statusShardPartitions,
   stripKeys,
 } from './keys.ts';
 import type { PlanContext } from './planned-write.ts';
@@ -79,11 +82,13 @@ import {
   logsQuery,
   recordsQuery,
   slotLockShardQuery,
-  statusIndexQuery,
+  statusShardQuery,
+  typeBlockQuery,
   typeIndexQuery,
   waitingAheadQuery,
 } from './queries.ts';
-import { GSI, LOCK_SHARDS } from './schema.ts';
+import { GSI, LOCK_SHARDS, MAX_POOL_BLOCKS } from './schema.ts';
+import { spreadPage } from './spread-pages.ts';
 import { TableIo } from './table-io.ts';
 import {
   planCreateBlueprint,
@@ -97,6 +102,12 @@ export interface DynamoStoreOptions {
   tableName: string;
   /** Source of `now` for updatedAt defaults, TTLs and record keys. @default systemClock */
   clock?: Clock;
+}
+
+/** Live resources of several blocks in the order of one GSI1 partition (by GSI1SK). */
+function byTypeOrder(items: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
+  const sortKey = (item: Record<string, unknown>) => String(item[GSI.byType.sortKey]);
+  return items.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
 }
 
 export class DynamoStore implements Store {
@@ -154,11 +165,21 @@ export class DynamoStore implements Store {
     return items.map((item) => stripKeys<Blueprint>(item));
   }
 
-  async listLiveResources(resourceType: string): Promise<Resource[]> {
-    const items = await this.io.queryAll(
-      indexQuery(this.tableName, GSI.byType, resourceTypePartition(resourceType, 'active')),
-      `listLiveResources ${resourceType}`,
+  /**
+   * Every block (schema.ts GSI1) the type's largest pool spans, in parallel, merged into the
+   * index's order: one query for pools of up to POOL_BLOCK_SIZE resources.
+   */
+  async listLiveResources(resourceType: string, largestPool?: number): Promise<Resource[]> {
+    const blocks = largestPool === undefined ? MAX_POOL_BLOCKS : blocksFor(largestPool);
+    const perBlock = await Promise.all(
+      liveResourcePartitions(resourceType, blocks).map((partition) =>
+        this.io.queryAll(
+          indexQuery(this.tableName, GSI.byType, partition),
+          `listLiveResources ${resourceType}`,
+        ),
+      ),
     );
+    const items = perBlock.length === 1 ? (perBlock[0] ?? []) : byTypeOrder(perBlock.flat());
     return items.map((item) => stripKeys<Resource>(item));
   }
 
@@ -178,11 +199,7 @@ export class DynamoStore implements Store {
     status: ResourceStatus,
     options: PageOptions & { dueBefore?: string } = {},
   ): Promise<Page<Resource>> {
-    const partition = resourceStatusPartition(status);
-    return this.io.queryObjects<Resource>(
-      statusIndexQuery(this.tableName, partition, options),
-      `listByStatus ${partition}`,
-    );
+    return this.statusPage<Resource>(resourceStatusListing(status), options);
   }
 
   async listLeasesByStatus(
@@ -190,16 +207,33 @@ export class DynamoStore implements Store {
     options: PageOptions & { dueBefore?: string; owner?: string } = {},
   ): Promise<Page<Lease>> {
     const { owner, ...rest } = options;
-    const partition = leaseStatusPartition(status);
-    return this.io.queryObjects<Lease>(
-      statusIndexQuery(
-        this.tableName,
-        partition,
-        rest,
-        owner === undefined ? undefined : ownedBy(owner),
-      ),
-      `listByStatus ${partition}`,
+    return this.statusPage<Lease>(
+      leaseStatusListing(status),
+      rest,
+      owner === undefined ? undefined : ownedBy(owner),
     );
+  }
+
+  /** A page of a GSI2 status partition over all its shards (schema.ts), in sweepAt order. */
+  private async statusPage<T>(
+    listing: string,
+    options: PageOptions & { dueBefore?: string },
+    filter?: Fragment,
+  ): Promise<Page<T>> {
+    const page = await spreadPage(
+      this.io,
+      {
+        listing,
+        partitions: statusShardPartitions(listing),
+        partitionKey: GSI.byStatus.partitionKey,
+        sortKey: GSI.byStatus.sortKey,
+        query: (partition) =>
+          statusShardQuery(this.tableName, partition, options.dueBefore, filter),
+      },
+      options,
+      `listByStatus ${listing}`,
+    );
+    return { ...page, items: page.items.map((item) => stripKeys<T>(item)) };
   }
 
   async listLeasesByType(
@@ -228,6 +262,25 @@ export class DynamoStore implements Store {
     options: PageOptions = {},
   ): Promise<Page<Resource>> {
     // Pending and active resources share the `live` partition: the status is then a filter.
+    // It is spread over pool-slot blocks; a listing does not know the blueprints, so it reads
+    // every block a type can have (not the hot path: listLiveResources is).
+    if (resourcePhase(status) === 'live') {
+      const page = await spreadPage(
+        this.io,
+        {
+          listing: resourceTypePartition(type, status),
+          partitions: liveResourcePartitions(type, MAX_POOL_BLOCKS),
+          partitionKey: GSI.byType.partitionKey,
+          sortKey: GSI.byType.sortKey,
+          query: (partition) =>
+            typeBlockQuery(this.tableName, partition, options.newestFirst, statusIs(status)),
+          descending: options.newestFirst === true,
+        },
+        options,
+        `listResourcesByType ${type} ${status}`,
+      );
+      return { ...page, items: page.items.map((item) => stripKeys<Resource>(item)) };
+    }
     return this.io.queryObjects<Resource>(
       typeIndexQuery(
         this.tableName,
@@ -350,11 +403,7 @@ export class DynamoStore implements Store {
     status: CommandStatus,
     options: PageOptions & { dueBefore?: string } = {},
   ): Promise<Page<CommandRecord>> {
-    const partition = commandStatusPartition(status);
-    return this.io.queryObjects<CommandRecord>(
-      statusIndexQuery(this.tableName, partition, options),
-      `listByStatus ${partition}`,
-    );
+    return this.statusPage<CommandRecord>(commandStatusListing(status), options);
   }
 
   async getIdempotencyClaim(owner: string, key: string): Promise<IdempotencyClaim | undefined> {

@@ -88,6 +88,24 @@ export const LOCK_SHARDS = 4;
  */
 export const FREE_SHARDS = 4;
 
+/**
+ * Shards of each GSI2 status partition (`LEASE#<status>`, `RES#<status>`, `CMD#<status>`), by
+ * a hash of the object's id. Nearly every lease update moves its sweepAt, so without shards
+ * every lease write of every type lands in `LEASE#pending` / `LEASE#active`. The readers (the
+ * sweep, listings by status) are not the hot path: they query every shard, in parallel.
+ */
+export const STATUS_SHARDS = 4;
+
+/**
+ * Pool slots per GSI1 block of live resources: a resource in pool slot n of its blueprint is in
+ * block floor(n / POOL_BLOCK_SIZE). A blueprint of at most this many resources has one block,
+ * so `listLiveResources` stays one query for it.
+ */
+export const POOL_BLOCK_SIZE = 32;
+
+/** Blocks a type can have: maxResources is at most 1000 (core/blueprint-schema.ts). */
+export const MAX_POOL_BLOCKS = Math.ceil(1000 / POOL_BLOCK_SIZE);
+
 /** Every key attribute is a string. */
 export const KEY_ATTRIBUTE_TYPE = 'S' as const;
 
