@@ -15,7 +15,8 @@
  *
  * This class only maps the port onto the rooms that do the work: write-plan.ts (TxWrite ->
  * conditional write, pure) on planned-write.ts and index-updates.ts, queries.ts (listing
- * queries, pure), expressions.ts (the condition DSL), cursors.ts, sdk-errors.ts (SDK
+ * queries, pure), spread-reads.ts (reads of spread index partitions, on spread-pages.ts),
+ * expressions.ts (the condition DSL), cursors.ts, sdk-errors.ts (SDK
  * exceptions -> domain errors) and table-io.ts (the SDK calls).
  */
 import { randomBytes } from 'node:crypto';
@@ -51,10 +52,9 @@ import {
   type StartKey,
   slotLockPositionFromCursor,
 } from './cursors.ts';
-import { allOf, type Fragment, hasWaited, ownedBy, statusIs } from './expressions.ts';
+import { allOf, hasWaited, ownedBy, statusIs } from './expressions.ts';
 import {
   BLUEPRINT_PARTITION,
-  blocksFor,
   blueprintKey,
   commandKey,
   commandStatusListing,
@@ -63,7 +63,6 @@ import {
   leaseOwnerPartition,
   leaseStatusListing,
   leaseTypePartition,
-  liveResourcePartitions,
   RESOURCE_LISTING_PARTITION,
   recordPartition,
   resourceKey,
@@ -71,7 +70,6 @@ import {
   resourceStatusListing,
   resourceTypePartition,
   slotLockKey,
-  statusShardPartitions,
   stripKeys,
 } from './keys.ts';
 import type { PlanContext } from './planned-write.ts';
@@ -82,13 +80,11 @@ import {
   logsQuery,
   recordsQuery,
   slotLockShardQuery,
-  statusShardQuery,
-  typeBlockQuery,
   typeIndexQuery,
   waitingAheadQuery,
 } from './queries.ts';
-import { GSI, LOCK_SHARDS, MAX_POOL_BLOCKS } from './schema.ts';
-import { spreadPage } from './spread-pages.ts';
+import { GSI, LOCK_SHARDS } from './schema.ts';
+import { liveResources, liveResourcesPage, statusPage } from './spread-reads.ts';
 import { TableIo } from './table-io.ts';
 import {
   planCreateBlueprint,
@@ -102,12 +98,6 @@ export interface DynamoStoreOptions {
   tableName: string;
   /** Source of `now` for updatedAt defaults, TTLs and record keys. @default systemClock */
   clock?: Clock;
-}
-
-/** Live resources of several blocks in the order of one GSI1 partition (by GSI1SK). */
-function byTypeOrder(items: Array<Record<string, unknown>>): Array<Record<string, unknown>> {
-  const sortKey = (item: Record<string, unknown>) => String(item[GSI.byType.sortKey]);
-  return items.sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : sortKey(a) > sortKey(b) ? 1 : 0));
 }
 
 export class DynamoStore implements Store {
@@ -165,22 +155,9 @@ export class DynamoStore implements Store {
     return items.map((item) => stripKeys<Blueprint>(item));
   }
 
-  /**
-   * Every block (schema.ts GSI1) the type's largest pool spans, in parallel, merged into the
-   * index's order: one query for pools of up to POOL_BLOCK_SIZE resources.
-   */
-  async listLiveResources(resourceType: string, largestPool?: number): Promise<Resource[]> {
-    const blocks = largestPool === undefined ? MAX_POOL_BLOCKS : blocksFor(largestPool);
-    const perBlock = await Promise.all(
-      liveResourcePartitions(resourceType, blocks).map((partition) =>
-        this.io.queryAll(
-          indexQuery(this.tableName, GSI.byType, partition),
-          `listLiveResources ${resourceType}`,
-        ),
-      ),
-    );
-    const items = perBlock.length === 1 ? (perBlock[0] ?? []) : byTypeOrder(perBlock.flat());
-    return items.map((item) => stripKeys<Resource>(item));
+  /** Every block (schema.ts GSI1) the type's largest pool spans (spread-reads.ts). */
+  listLiveResources(resourceType: string, largestPool?: number): Promise<Resource[]> {
+    return liveResources<Resource>(this.io, resourceType, largestPool);
   }
 
   async listFreeResources(
@@ -199,7 +176,7 @@ export class DynamoStore implements Store {
     status: ResourceStatus,
     options: PageOptions & { dueBefore?: string } = {},
   ): Promise<Page<Resource>> {
-    return this.statusPage<Resource>(resourceStatusListing(status), options);
+    return statusPage<Resource>(this.io, resourceStatusListing(status), options);
   }
 
   async listLeasesByStatus(
@@ -207,33 +184,12 @@ export class DynamoStore implements Store {
     options: PageOptions & { dueBefore?: string; owner?: string } = {},
   ): Promise<Page<Lease>> {
     const { owner, ...rest } = options;
-    return this.statusPage<Lease>(
+    return statusPage<Lease>(
+      this.io,
       leaseStatusListing(status),
       rest,
       owner === undefined ? undefined : ownedBy(owner),
     );
-  }
-
-  /** A page of a GSI2 status partition over all its shards (schema.ts), in sweepAt order. */
-  private async statusPage<T>(
-    listing: string,
-    options: PageOptions & { dueBefore?: string },
-    filter?: Fragment,
-  ): Promise<Page<T>> {
-    const page = await spreadPage(
-      this.io,
-      {
-        listing,
-        partitions: statusShardPartitions(listing),
-        partitionKey: GSI.byStatus.partitionKey,
-        sortKey: GSI.byStatus.sortKey,
-        query: (partition) =>
-          statusShardQuery(this.tableName, partition, options.dueBefore, filter),
-      },
-      options,
-      `listByStatus ${listing}`,
-    );
-    return { ...page, items: page.items.map((item) => stripKeys<T>(item)) };
   }
 
   async listLeasesByType(
@@ -262,24 +218,9 @@ export class DynamoStore implements Store {
     options: PageOptions = {},
   ): Promise<Page<Resource>> {
     // Pending and active resources share the `live` partition: the status is then a filter.
-    // It is spread over pool-slot blocks; a listing does not know the blueprints, so it reads
-    // every block a type can have (not the hot path: listLiveResources is).
-    if (resourcePhase(status) === 'live') {
-      const page = await spreadPage(
-        this.io,
-        {
-          listing: resourceTypePartition(type, status),
-          partitions: liveResourcePartitions(type, MAX_POOL_BLOCKS),
-          partitionKey: GSI.byType.partitionKey,
-          sortKey: GSI.byType.sortKey,
-          query: (partition) =>
-            typeBlockQuery(this.tableName, partition, options.newestFirst, statusIs(status)),
-          descending: options.newestFirst === true,
-        },
-        options,
-        `listResourcesByType ${type} ${status}`,
-      );
-      return { ...page, items: page.items.map((item) => stripKeys<Resource>(item)) };
+    // It is spread over pool-slot blocks (spread-reads.ts).
+    if (status === 'pending' || status === 'active') {
+      return liveResourcesPage<Resource>(this.io, type, status, options);
     }
     return this.io.queryObjects<Resource>(
       typeIndexQuery(
@@ -403,7 +344,7 @@ export class DynamoStore implements Store {
     status: CommandStatus,
     options: PageOptions & { dueBefore?: string } = {},
   ): Promise<Page<CommandRecord>> {
-    return this.statusPage<CommandRecord>(commandStatusListing(status), options);
+    return statusPage<CommandRecord>(this.io, commandStatusListing(status), options);
   }
 
   async getIdempotencyClaim(owner: string, key: string): Promise<IdempotencyClaim | undefined> {
