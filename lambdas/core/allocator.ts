@@ -109,9 +109,14 @@ export async function allocateLease(
   const warm = await acquireFree(engine, lease, candidates[0]!, blueprints);
   if (warm) return warm;
 
+  // The plan looks only at the candidates' own resources (tryBlueprint): their largest pool
+  // says which index blocks to read, one query for pools of up to 32 (store/schema.ts).
   const live = await engine.store.listLiveResources(
     lease.type,
-    largestPool(candidates.map((c) => c.blueprint)),
+    largestPool(
+      candidates.map((c) => c.blueprint),
+      lease.type,
+    ),
   );
   const waits: WaitCause[] = [];
 
