@@ -15,8 +15,11 @@ import type { Page, PageOptions } from '../../lambdas/core/ports.ts';
 import { encodeCursor } from '../../lambdas/store/cursors.ts';
 import type { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
 import {
+  blocksFor,
   commandItem,
   leaseItem,
+  liveResourcePartitions,
+  poolBlock,
   resourceItem,
   shardedPartition,
   statusShard,
@@ -286,6 +289,62 @@ describe('GSI2 status partitions spread over shards', () => {
     await expect(
       store.listCommandsByStatus('queued', { cursor: page.cursor as string }),
     ).rejects.toBeInstanceOf(ValidationError);
+  });
+});
+
+describe('GSI2 commands and resources', () => {
+  it('lists commands and resources of every shard, old shard-0 keys included', async () => {
+    const ids = idsOverShards('C', 2);
+    const command = (id: string, minutes: number): CommandRecord => ({
+      id,
+      leaseId: 'L1',
+      owner: 'alice',
+      status: 'queued',
+      argv: ['true'],
+      timeoutSeconds: 60,
+      env: {},
+      attempt: 0,
+      createdAt: T0,
+      updatedAt: T0,
+      sweepAt: at(minutes),
+    });
+    await store.transact(ids.map((id, n) => ({ op: 'createCommand', command: command(id, n) })));
+    const oldCommand = { ...commandItem(command('C-old', 100)), GSI2PK: 'CMD#queued' };
+    const oldResource = {
+      ...resourceItem(resource('R-old', 3, { sweepAt: at(1) })),
+      GSI2PK: 'RES#active',
+    };
+    for (const item of [oldCommand, oldResource]) {
+      await doc().send(new PutCommand({ TableName: store.tableName, Item: item }));
+    }
+    const resources = idsOverShards('R', 1);
+    await store.transact(
+      resources.map((id) => ({
+        op: 'createResource',
+        resource: resource(id, undefined, { sweepAt: at(2) }),
+      })),
+    );
+
+    const commands = await allPages((o) => store.listCommandsByStatus('queued', o), 3);
+    expect(commands.items.map((c) => c.id)).toEqual([...ids, 'C-old']);
+    const due = await store.listResourcesByStatus('active', { dueBefore: at(2) });
+    expect(due.items.map((r) => r.id).sort()).toEqual(['R-old', ...resources].sort());
+  });
+});
+
+describe('pool blocks', () => {
+  it('come from the pool slot lock alone, whatever else a resource holds', () => {
+    expect(poolBlock([])).toBe(0);
+    expect(poolBlock(undefined)).toBe(0);
+    expect(poolBlock(['resource:R1:lease-slot:40', 'host:build-7'])).toBe(0);
+    expect(poolBlock(['host:build-7', slotKeys.pool('a:b', 64)])).toBe(2);
+    expect(poolBlock([slotKeys.pool('pool', 999)])).toBe(31);
+    expect([1, 32, 33, 64, 65, 1000].map(blocksFor)).toEqual([1, 1, 2, 2, 3, 32]);
+    expect(liveResourcePartitions('host', 3)).toEqual([
+      'RES#host#live',
+      'RES#host#live#1',
+      'RES#host#live#2',
+    ]);
   });
 });
 
