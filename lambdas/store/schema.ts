@@ -50,8 +50,9 @@
  *    only at ~300 new leases per second with one wait each (the benches run ~3/s). Same for
  *    `LEASE#<type>#active` (activation, renewals, release).
  * Upgrade: shard and block 0 keep the keys items had before they were spread, so every item
- * written before is still found (as shard or block 0), and every write recomputes its keys:
- * no backfill and no migration. A status-listing page cursor from before is refused with a
+ * written before is still found there (readers always read shard and block 0). A status change
+ * recomputes GSI2PK, so an older item moves to its own shard then; a live resource keeps its
+ * block-0 GSI1 key until it leaves the live phase. No backfill and no migration. A status-listing page cursor from before is refused with a
  * message saying to list again from the start (the sweep keeps no such cursor). Lowering a
  * blueprint's maxResources leaves resources above the new maximum in blocks its callers no
  * longer read until they are reclaimed (the sweep finds them through GSI2; blueprint-admin
