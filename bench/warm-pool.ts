@@ -255,7 +255,7 @@ async function measureFloor(
               ':now': at,
               ':exp': expiresAt,
               ':g1': leaseTypePartition(lease.type, 'active'),
-              ':g2': leaseStatusPartition('active'),
+              ':g2': leaseStatusPartition('active', lease.id),
               ':g2s': sweepSortKey(expiresAt),
             },
           },

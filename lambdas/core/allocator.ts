@@ -52,6 +52,7 @@ import { cannotEverServe, idleSinceMs, leaseNeedsActivation, usesLimit } from '.
 import { describeAttributes, type Engine, slotKeys } from './engine.ts';
 import { WriteConflictError } from './errors.ts';
 import { byPreference, freeCandidates, usableFor } from './free-candidates.ts';
+import { largestPool } from './largest-pool.ts';
 import { nextCheckAt } from './lease-hold.ts';
 import { countWarmIdle, isWarmIdle, keepsIdle, topUpMessage } from './min-idle.ts';
 import type { Blueprint, Lease, Resource } from './model.ts';
@@ -108,7 +109,15 @@ export async function allocateLease(
   const warm = await acquireFree(engine, lease, candidates[0]!, blueprints);
   if (warm) return warm;
 
-  const live = await engine.store.listLiveResources(lease.type);
+  // The plan looks only at the candidates' own resources (tryBlueprint): their largest pool
+  // says which index blocks to read, one query for pools of up to 32 (store/schema.ts).
+  const live = await engine.store.listLiveResources(
+    lease.type,
+    largestPool(
+      candidates.map((c) => c.blueprint),
+      lease.type,
+    ),
+  );
   const waits: WaitCause[] = [];
 
   // ---- Phase 2: exact, per blueprint --------------------------------------------------------

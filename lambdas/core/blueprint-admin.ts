@@ -98,7 +98,11 @@ export async function updateBlueprint(
   engine.forgetBlueprints();
   if (updated.state === 'draining' && current.state !== 'draining') {
     // Draining reclaims resources as their leases end: check the idle ones now.
-    const live = await engine.store.listLiveResources(updated.resourceType);
+    // The larger of the old and new maximum: lowering it leaves resources above the new one.
+    const live = await engine.store.listLiveResources(
+      updated.resourceType,
+      Math.max(current.limits.maxResources, updated.limits.maxResources),
+    );
     await engine.send(
       ...live
         .filter((r) => r.blueprintId === id && r.status === 'active' && r.leaseCount === 0)

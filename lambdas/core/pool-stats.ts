@@ -17,7 +17,9 @@
  *
  * Eventually consistent reads: a snapshot for people and dashboards, never a decision.
  */
+
 import type { Engine } from './engine.ts';
+import { largestPool } from './largest-pool.ts';
 import type { Blueprint, BlueprintState, Lease, Resource } from './model.ts';
 import type { Page, PageOptions } from './ports.ts';
 
@@ -62,7 +64,9 @@ export async function poolStats(engine: Engine, now = engine.now()): Promise<Poo
   );
   const types = [...new Set(blueprints.map((b) => b.resourceType))];
   const byType = new Map(
-    await Promise.all(types.map(async (t) => [t, await readType(engine, t)] as const)),
+    await Promise.all(
+      types.map(async (t) => [t, await readType(engine, t, largestPool(blueprints, t))] as const),
+    ),
   );
   return blueprints.map((b) => statsOf(b, byType.get(b.resourceType) ?? EMPTY, now));
 }
@@ -74,9 +78,13 @@ interface TypeView {
 
 const EMPTY: TypeView = { resources: [], waiting: [] };
 
-async function readType(engine: Engine, type: string): Promise<TypeView> {
+async function readType(
+  engine: Engine,
+  type: string,
+  largest: number | undefined,
+): Promise<TypeView> {
   const [live, released, broken, waiting] = await Promise.all([
-    engine.store.listLiveResources(type),
+    engine.store.listLiveResources(type, largest),
     allPages((o) => engine.store.listResourcesByType(type, 'released', o)),
     allPages((o) => engine.store.listResourcesByType(type, 'broken', o)),
     allPages((o) => engine.store.listLeasesByType(type, 'pending', o), MAX_WAITING_PAGES),

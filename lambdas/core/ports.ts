@@ -227,8 +227,13 @@ export interface Store {
   /**
    * Pending and active resources of a type (one index query, eventually consistent: planning
    * only, never trusted for a decision without a conditional write behind it).
+   * `largestPool`: the largest maxResources among the blueprints whose resources the caller
+   * looks at (largest-pool.ts). The index spreads live resources by pool slot, so this says
+   * which parts to read: one query for pools of up to 32. Omitted: every part a type can have
+   * (complete, but more queries). A blueprint whose maxResources was lowered may still have
+   * resources above it until they are reclaimed: pass the old maximum to see those.
    */
-  listLiveResources(resourceType: string): Promise<Resource[]>;
+  listLiveResources(resourceType: string, largestPool?: number): Promise<Resource[]>;
   /**
    * A bounded page (at most `limit`) of the free resources of a blueprint, oldest first, from
    * the free-candidate index's shard that `spreadBy` (a lease id) falls in: the allocator's

@@ -361,7 +361,8 @@ async function reclaimReasonNow(
   const why = reclaimReason(engine, r, blueprint);
   // With a count of 0, only a reason that holds whatever the pool looks like remains.
   if (why === undefined || reclaimReason(engine, r, blueprint, 0) !== undefined) return why;
-  const live = await engine.store.listLiveResources(r.type);
+  // Only this blueprint's resources are counted: its pool's blocks are enough.
+  const live = await engine.store.listLiveResources(r.type, blueprint.limits.maxResources);
   return reclaimReason(engine, r, blueprint, countWarmIdle(live, blueprint, engine.now()));
 }
 

@@ -64,9 +64,9 @@ export async function topUpWarmPool(
     return { action: 'none', detail: `backing off until ${backoffUntil}` };
   }
 
-  const mine = (await engine.store.listLiveResources(blueprint.resourceType)).filter(
-    (r) => r.blueprintId === blueprint.id,
-  );
+  const mine = (
+    await engine.store.listLiveResources(blueprint.resourceType, blueprint.limits.maxResources)
+  ).filter((r) => r.blueprintId === blueprint.id);
   const idle = countWarmIdle(mine, blueprint, now);
   const wanted = Math.min(minIdle - idle, blueprint.limits.maxResources - mine.length);
   if (wanted <= 0) {

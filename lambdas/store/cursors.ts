@@ -42,6 +42,52 @@ export function startKeyFromCursor(
   return key;
 }
 
+/**
+ * Where a listing over several partitions (the shards of one status, the blocks of one type's
+ * live resources) stopped, per partition: not started, done, or after a key. One position per
+ * partition, not one shared key, because each partition is paged by its own query.
+ */
+export type PartitionPosition = 'start' | 'done' | StartKey;
+
+interface ShardedCursor {
+  listing: string;
+  at: PartitionPosition[];
+}
+
+export const encodeShardedCursor = (listing: string, at: PartitionPosition[]): string =>
+  encodeCursor({ listing, at } satisfies ShardedCursor);
+
+/**
+ * Decodes a cursor of the listing named `listing` over `partitions` (index partition key
+ * attribute `partitionKey`). A cursor from before the partitions were spread (a bare start
+ * key) is refused with what to do: it cannot say where the other partitions stood.
+ */
+export function partitionPositionsFromCursor(
+  cursor: string | undefined,
+  listing: string,
+  partitionKey: string,
+  partitions: readonly string[],
+): PartitionPosition[] {
+  if (cursor === undefined) return partitions.map(() => 'start');
+  const decoded = decodeCursor(cursor) as Partial<ShardedCursor> | null;
+  if (decoded === null || typeof decoded !== 'object' || decoded.listing === undefined) {
+    throw new ValidationError(
+      `page cursor does not belong to this listing (${listing}); a cursor from before this listing was spread over shards no longer works: list again without a cursor`,
+    );
+  }
+  const at = decoded.at;
+  const fits =
+    decoded.listing === listing &&
+    Array.isArray(at) &&
+    at.length === partitions.length &&
+    at.every(
+      (p, i) =>
+        p === 'start' || p === 'done' || (isStartKey(p) && p[partitionKey] === partitions[i]),
+    );
+  if (!fits) throw new ValidationError(`page cursor does not belong to this listing (${listing})`);
+  return at as PartitionPosition[];
+}
+
 /** Where the slot lock listing stopped: a shard, and the position in it (absent: its start). */
 export interface SlotLockPosition {
   shard: number;

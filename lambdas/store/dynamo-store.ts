@@ -15,7 +15,8 @@
  *
  * This class only maps the port onto the rooms that do the work: write-plan.ts (TxWrite ->
  * conditional write, pure) on planned-write.ts and index-updates.ts, queries.ts (listing
- * queries, pure), expressions.ts (the condition DSL), cursors.ts, sdk-errors.ts (SDK
+ * queries, pure), spread-reads.ts (reads of spread index partitions, on spread-pages.ts),
+ * expressions.ts (the condition DSL), cursors.ts, sdk-errors.ts (SDK
  * exceptions -> domain errors) and table-io.ts (the SDK calls).
  */
 import { randomBytes } from 'node:crypto';
@@ -56,17 +57,17 @@ import {
   BLUEPRINT_PARTITION,
   blueprintKey,
   commandKey,
-  commandStatusPartition,
+  commandStatusListing,
   idempotencyKey,
   leaseKey,
   leaseOwnerPartition,
-  leaseStatusPartition,
+  leaseStatusListing,
   leaseTypePartition,
   RESOURCE_LISTING_PARTITION,
   recordPartition,
   resourceKey,
   resourcePhase,
-  resourceStatusPartition,
+  resourceStatusListing,
   resourceTypePartition,
   slotLockKey,
   stripKeys,
@@ -79,11 +80,11 @@ import {
   logsQuery,
   recordsQuery,
   slotLockShardQuery,
-  statusIndexQuery,
   typeIndexQuery,
   waitingAheadQuery,
 } from './queries.ts';
 import { GSI, LOCK_SHARDS } from './schema.ts';
+import { liveResources, liveResourcesPage, statusPage } from './spread-reads.ts';
 import { TableIo } from './table-io.ts';
 import {
   planCreateBlueprint,
@@ -154,12 +155,9 @@ export class DynamoStore implements Store {
     return items.map((item) => stripKeys<Blueprint>(item));
   }
 
-  async listLiveResources(resourceType: string): Promise<Resource[]> {
-    const items = await this.io.queryAll(
-      indexQuery(this.tableName, GSI.byType, resourceTypePartition(resourceType, 'active')),
-      `listLiveResources ${resourceType}`,
-    );
-    return items.map((item) => stripKeys<Resource>(item));
+  /** Every block (schema.ts GSI1) the type's largest pool spans (spread-reads.ts). */
+  listLiveResources(resourceType: string, largestPool?: number): Promise<Resource[]> {
+    return liveResources<Resource>(this.io, resourceType, largestPool);
   }
 
   async listFreeResources(
@@ -178,11 +176,7 @@ export class DynamoStore implements Store {
     status: ResourceStatus,
     options: PageOptions & { dueBefore?: string } = {},
   ): Promise<Page<Resource>> {
-    const partition = resourceStatusPartition(status);
-    return this.io.queryObjects<Resource>(
-      statusIndexQuery(this.tableName, partition, options),
-      `listByStatus ${partition}`,
-    );
+    return statusPage<Resource>(this.io, resourceStatusListing(status), options);
   }
 
   async listLeasesByStatus(
@@ -190,15 +184,11 @@ export class DynamoStore implements Store {
     options: PageOptions & { dueBefore?: string; owner?: string } = {},
   ): Promise<Page<Lease>> {
     const { owner, ...rest } = options;
-    const partition = leaseStatusPartition(status);
-    return this.io.queryObjects<Lease>(
-      statusIndexQuery(
-        this.tableName,
-        partition,
-        rest,
-        owner === undefined ? undefined : ownedBy(owner),
-      ),
-      `listByStatus ${partition}`,
+    return statusPage<Lease>(
+      this.io,
+      leaseStatusListing(status),
+      rest,
+      owner === undefined ? undefined : ownedBy(owner),
     );
   }
 
@@ -228,6 +218,10 @@ export class DynamoStore implements Store {
     options: PageOptions = {},
   ): Promise<Page<Resource>> {
     // Pending and active resources share the `live` partition: the status is then a filter.
+    // It is spread over pool-slot blocks (spread-reads.ts).
+    if (status === 'pending' || status === 'active') {
+      return liveResourcesPage<Resource>(this.io, type, status, options);
+    }
     return this.io.queryObjects<Resource>(
       typeIndexQuery(
         this.tableName,
@@ -350,11 +344,7 @@ export class DynamoStore implements Store {
     status: CommandStatus,
     options: PageOptions & { dueBefore?: string } = {},
   ): Promise<Page<CommandRecord>> {
-    const partition = commandStatusPartition(status);
-    return this.io.queryObjects<CommandRecord>(
-      statusIndexQuery(this.tableName, partition, options),
-      `listByStatus ${partition}`,
-    );
+    return statusPage<CommandRecord>(this.io, commandStatusListing(status), options);
   }
 
   async getIdempotencyClaim(owner: string, key: string): Promise<IdempotencyClaim | undefined> {

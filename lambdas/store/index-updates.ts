@@ -17,7 +17,11 @@ import { GSI, TTL_ATTRIBUTE, UNSCHEDULED_SWEEP_KEY } from './schema.ts';
 export interface VersionedIndexMove {
   status: string;
   statusChanged: boolean;
-  typePartition: string;
+  /**
+   * The GSI1 partition the new status puts it in; undefined: it stays where it is (a resource
+   * going pending -> active stays in its `live` block, which only its creation knew).
+   */
+  typePartition: string | undefined;
   statusPartition: string;
   sweepAt: string | null | undefined;
   /** When it was destroyed (the TTL counts from then); absent: `now`. */
@@ -31,7 +35,9 @@ export interface VersionedIndexMove {
  * object leaves GSI2 (the sweep never needs it) and GSI3 (listings show live objects) and gets a TTL so DynamoDB deletes it later.
  */
 export function moveVersionedIndexKeys(update: UpdateExpression, next: VersionedIndexMove): void {
-  if (next.statusChanged) update.set(GSI.byType.partitionKey, next.typePartition);
+  if (next.statusChanged && next.typePartition !== undefined) {
+    update.set(GSI.byType.partitionKey, next.typePartition);
+  }
   if (next.status === 'destroyed') {
     if (next.statusChanged) {
       update.remove(GSI.byStatus.partitionKey).remove(GSI.byStatus.sortKey);
@@ -53,6 +59,7 @@ export function moveVersionedIndexKeys(update: UpdateExpression, next: Versioned
  */
 export function moveCommandIndexKeys(
   update: UpdateExpression,
+  commandId: string,
   newStatus: CommandStatus | undefined,
   expectedStatus: CommandStatus,
   sweepAt: string | null | undefined,
@@ -66,7 +73,7 @@ export function moveCommandIndexKeys(
   }
   if (sweepAt !== undefined) update.set(GSI.byStatus.sortKey, sweepSortKey(sweepAt));
   if (newStatus === undefined) return;
-  update.set(GSI.byStatus.partitionKey, commandStatusPartition(status));
+  update.set(GSI.byStatus.partitionKey, commandStatusPartition(status, commandId));
   if (sweepAt === undefined) update.setIfAbsent(GSI.byStatus.sortKey, UNSCHEDULED_SWEEP_KEY);
 }
 

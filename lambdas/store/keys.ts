@@ -17,7 +17,10 @@ import {
   FREE_SHARDS,
   GSI,
   LOCK_SHARDS,
+  MAX_POOL_BLOCKS,
+  POOL_BLOCK_SIZE,
   RETENTION_DAYS,
+  STATUS_SHARDS,
   TABLE_KEYS,
   TTL_ATTRIBUTE,
   UNSCHEDULED_SWEEP_KEY,
@@ -71,8 +74,41 @@ export const leaseTypeSortKey = (requestedAt: string, id: string): string => `${
 export function resourcePhase(status: ResourceStatus): string {
   return status === 'pending' || status === 'active' ? 'live' : status;
 }
-export const resourceTypePartition = (type: string, status: ResourceStatus): string =>
-  `RES#${type}#${resourcePhase(status)}`;
+/**
+ * `RES#<type>#<phase>`; a live resource in pool-slot block b > 0 gets `#<b>` appended
+ * (schema.ts: block 0 keeps the key items had before the index was spread).
+ */
+export function resourceTypePartition(type: string, status: ResourceStatus, block = 0): string {
+  const phase = resourcePhase(status);
+  return shardedPartition(`RES#${type}#${phase}`, phase === 'live' ? block : 0);
+}
+
+/** `blueprint:<B>:slot:<n>` (core/engine.ts slotKeys.pool): the pool slot's number. */
+const POOL_SLOT = /^blueprint:.+:slot:(\d+)$/;
+
+/**
+ * The GSI1 block of a resource: its pool slot's number / POOL_BLOCK_SIZE. A resource holds at
+ * most one pool slot, taken at creation and kept until it is destroyed, so the block never
+ * changes while the resource is live. No pool slot (none of today's plug-ins, but a resource
+ * written by hand): block 0.
+ */
+export function poolBlock(slotLocks: readonly string[] | undefined): number {
+  for (const key of slotLocks ?? []) {
+    const slot = POOL_SLOT.exec(key);
+    if (slot) return Math.min(Math.floor(Number(slot[1]) / POOL_BLOCK_SIZE), MAX_POOL_BLOCKS - 1);
+  }
+  return 0;
+}
+
+/** Blocks a blueprint of `maxResources` pool slots spreads its live resources over. */
+export const blocksFor = (maxResources: number): number =>
+  Math.min(Math.max(1, Math.ceil(maxResources / POOL_BLOCK_SIZE)), MAX_POOL_BLOCKS);
+
+/** Every GSI1 partition the live resources of a type may be in, given its blocks. */
+export function liveResourcePartitions(type: string, blocks: number): string[] {
+  const count = Math.min(Math.max(1, Math.floor(blocks)), MAX_POOL_BLOCKS);
+  return Array.from({ length: count }, (_, b) => resourceTypePartition(type, 'active', b));
+}
 export const resourceTypeSortKey = (
   r: Pick<Resource, 'blueprintId' | 'createdAt' | 'id'>,
 ): string => `${r.blueprintId}#${r.createdAt}#${r.id}`;
@@ -84,9 +120,30 @@ export const RESOURCE_LISTING_PARTITION = 'RES#ALL';
 export const listingSortKey = (createdAt: string, id: string): string => `${createdAt}#${id}`;
 
 // ---- GSI2 "byStatus" -------------------------------------------------------------------------
-export const leaseStatusPartition = (status: LeaseStatus): string => `LEASE#${status}`;
-export const resourceStatusPartition = (status: ResourceStatus): string => `RES#${status}`;
-export const commandStatusPartition = (status: CommandStatus): string => `CMD#${status}`;
+/**
+ * Shard n of an index partition: shard 0 is the partition's name itself, so items written
+ * before the partition was spread (which all sit under that name) are read as shard 0, and no
+ * backfill is needed; shards 1.. append `#<n>`.
+ */
+export const shardedPartition = (base: string, shard: number): string =>
+  shard === 0 ? base : `${base}#${shard}`;
+
+/** The GSI2 shard of a lease, resource or command: by its id, so it never moves. */
+export const statusShard = (id: string): number => hashShard(id, STATUS_SHARDS);
+
+/** A status partition before it is spread: shard 0's key, and the name of its listing. */
+export const leaseStatusListing = (status: LeaseStatus): string => `LEASE#${status}`;
+export const resourceStatusListing = (status: ResourceStatus): string => `RES#${status}`;
+export const commandStatusListing = (status: CommandStatus): string => `CMD#${status}`;
+export const leaseStatusPartition = (status: LeaseStatus, id: string): string =>
+  shardedPartition(leaseStatusListing(status), statusShard(id));
+export const resourceStatusPartition = (status: ResourceStatus, id: string): string =>
+  shardedPartition(resourceStatusListing(status), statusShard(id));
+export const commandStatusPartition = (status: CommandStatus, id: string): string =>
+  shardedPartition(commandStatusListing(status), statusShard(id));
+/** Every GSI2 shard of a status partition (`LEASE#pending`, ...), shard 0 first. */
+export const statusShardPartitions = (base: string): string[] =>
+  Array.from({ length: STATUS_SHARDS }, (_, n) => shardedPartition(base, n));
 /** Commands a worker still has to look at (LIVE_COMMAND_STATUSES); ended ones leave the index. */
 export const isIndexedCommandStatus = (status: CommandStatus): boolean =>
   (LIVE_COMMAND_STATUSES as readonly CommandStatus[]).includes(status);
@@ -137,7 +194,7 @@ export function leaseItem(lease: Lease): Record<string, unknown> {
     ...(destroyed
       ? { [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(lease.destroyedAt ?? lease.updatedAt)) }
       : {
-          GSI2PK: leaseStatusPartition(lease.status),
+          GSI2PK: leaseStatusPartition(lease.status, lease.id),
           GSI2SK: sweepSortKey(lease.sweepAt),
           GSI3PK: leaseOwnerPartition(lease.owner),
           GSI3SK: listingSortKey(lease.requestedAt, lease.id),
@@ -150,14 +207,14 @@ export function resourceItem(resource: Resource): Record<string, unknown> {
   return {
     ...resource,
     ...resourceKey(resource.id),
-    GSI1PK: resourceTypePartition(resource.type, resource.status),
+    GSI1PK: resourceTypePartition(resource.type, resource.status, poolBlock(resource.slotLocks)),
     GSI1SK: resourceTypeSortKey(resource),
     ...(destroyed
       ? {
           [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(resource.destroyedAt ?? resource.updatedAt)),
         }
       : {
-          GSI2PK: resourceStatusPartition(resource.status),
+          GSI2PK: resourceStatusPartition(resource.status, resource.id),
           GSI2SK: sweepSortKey(resource.sweepAt),
           GSI3PK: RESOURCE_LISTING_PARTITION,
           GSI3SK: listingSortKey(resource.createdAt, resource.id),
@@ -177,7 +234,10 @@ export function commandItem(command: CommandRecord): Record<string, unknown> {
     ...commandKey(command.leaseId, command.id),
     [TTL_ATTRIBUTE]: retentionEpoch(Date.parse(command.createdAt)),
     ...(isIndexedCommandStatus(command.status)
-      ? { GSI2PK: commandStatusPartition(command.status), GSI2SK: sweepSortKey(command.sweepAt) }
+      ? {
+          GSI2PK: commandStatusPartition(command.status, command.id),
+          GSI2SK: sweepSortKey(command.sweepAt),
+        }
       : {}),
   };
 }

@@ -31,16 +31,19 @@ export function indexQuery(tableName: string, index: Index, partition: string): 
   };
 }
 
-/** A page of a "byStatus" partition in sweepAt order; `dueBefore` bounds sweepAt (inclusive). */
-export function statusIndexQuery(
+/**
+ * One shard of a "byStatus" partition in sweepAt order; `dueBefore` bounds sweepAt (inclusive).
+ * Paged over all the shards by spread-pages.ts.
+ */
+export function statusShardQuery(
   tableName: string,
   partition: string,
-  options: PageOptions & { dueBefore?: string },
+  dueBefore: string | undefined,
   filter?: Fragment,
 ): QueryCommandInput {
   const base = indexQuery(tableName, GSI.byStatus, partition);
   const query: QueryCommandInput =
-    options.dueBefore === undefined
+    dueBefore === undefined
       ? base
       : {
           ...base,
@@ -51,16 +54,21 @@ export function statusIndexQuery(
           },
           ExpressionAttributeValues: {
             ...base.ExpressionAttributeValues,
-            ':dueBefore': options.dueBefore,
+            ':dueBefore': dueBefore,
           },
         };
+  return withFilter({ ...query, ScanIndexForward: true }, filter);
+}
+
+/** One block of a "byType" partition, oldest first unless `newestFirst`; paged by spread-pages.ts. */
+export function typeBlockQuery(
+  tableName: string,
+  partition: string,
+  newestFirst: boolean | undefined,
+  filter?: Fragment,
+): QueryCommandInput {
   return withFilter(
-    {
-      ...query,
-      ScanIndexForward: true,
-      Limit: checkLimit(options.limit),
-      ExclusiveStartKey: startKeyFromCursor(options.cursor, GSI.byStatus.partitionKey, partition),
-    },
+    { ...indexQuery(tableName, GSI.byType, partition), ScanIndexForward: !newestFirst },
     filter,
   );
 }

@@ -15,18 +15,48 @@
  *
  * Indexes (all projections ALL):
  *   GSI1 "byType"   — leases:    GSI1PK = LEASE#<type>#<status>      GSI1SK = <requestedAt>#<id>
- *                     resources: GSI1PK = RES#<type>#<phase>         GSI1SK = <blueprintId>#<createdAt>#<id>
- *                       (phase = `live` for pending and active, else the status)
- *                     Serves "candidate resources of type T" in one query and
+ *                     resources: GSI1PK = RES#<type>#<phase>[#<block>] GSI1SK = <blueprintId>#<createdAt>#<id>
+ *                       (phase = `live` for pending and active, else the status; only `live`
+ *                       is spread: block = pool slot / POOL_BLOCK_SIZE, block 0 without suffix)
+ *                     Serves "candidate resources of type T" in one query per block (one for
+ *                     pools of up to 32: callers pass the largest maxResources, ports.ts) and
  *                     "waiting leases of type T, oldest first".
- *   GSI2 "byStatus" — leases:    GSI2PK = LEASE#<status>             GSI2SK = <sweepAt>
- *                     resources: GSI2PK = RES#<status>               GSI2SK = <sweepAt>
+ *   GSI2 "byStatus" — leases:    GSI2PK = LEASE#<status>[#<shard>]   GSI2SK = <sweepAt>
+ *                     resources: GSI2PK = RES#<status>[#<shard>]     GSI2SK = <sweepAt>
  *                     blueprints: GSI2PK = BLUEPRINT                 GSI2SK = <id>
  *                     slot locks: GSI2PK = LOCK#<shard 0..3>          GSI2SK = <createdAt>#<key>
- *                     commands:  GSI2PK = CMD#<status>              GSI2SK = <sweepAt>
+ *                     commands:  GSI2PK = CMD#<status>[#<shard>]     GSI2SK = <sweepAt>
  *                       (queued, running and cancelling only: ended commands leave the index)
- *                     Serves the sweep ("what is due") and listings. Destroyed objects have
+ *                       (shard = hash of the id % STATUS_SHARDS; shard 0 without suffix)
+ *                     Serves the sweep ("what is due") and listings, one query per shard in
+ *                     parallel, merged by sweepAt (spread-pages.ts). Destroyed objects have
  *                     no GSI2 keys (the sweep never needs them); they expire via TTL.
+ *
+ * Spreading the hot partitions (issue 14 item 4). DynamoDB serves at most 1,000 WCU/s and
+ * 3,000 RCU/s per partition, for a GSI's partitions as for the table's, and a table write is
+ * throttled when an index it writes to is (AWS docs: "Key range throughput exceeded"). An index
+ * projecting ALL takes a write whenever any attribute of an item in it changes.
+ *  - GSI2: nearly every lease update moves its sweepAt, so one `LEASE#pending` / `LEASE#active`
+ *    took every lease write of every type. Spread over STATUS_SHARDS by id: 4 x 1,000 WCU/s.
+ *  - GSI1 resources: every live resource write of a type (leaseCount on each attach and
+ *    detach) landed in `RES#<type>#live`. A block holds the resources of pool slots
+ *    32b..32b+31 of each blueprint of the type, so its writes are bounded by those resources'
+ *    own (a few per lease), whatever the pool's size.
+ *  - GSI1 leases stay one partition per type and status: wake-ups and the queue position
+ *    (countWaitingAhead) read `LEASE#<type>#pending` oldest first, and spreading it would cost
+ *    them one query per shard on the request path. The arithmetic says it can wait: a pending
+ *    lease writes that partition about 2 + w times (its creation, each of its w waits, leaving
+ *    for acquired/active), each 1 WCU for an item under 1 KB, so one type reaches 1,000 WCU/s
+ *    only at ~300 new leases per second with one wait each (the benches run ~3/s). Same for
+ *    `LEASE#<type>#active` (activation, renewals, release).
+ * Upgrade: shard and block 0 keep the keys items had before they were spread, so every item
+ * written before is still found there (readers always read shard and block 0). A status change
+ * recomputes GSI2PK, so an older item moves to its own shard then; a live resource keeps its
+ * block-0 GSI1 key until it leaves the live phase. No backfill and no migration. A status-listing page cursor from before is refused with a
+ * message saying to list again from the start (the sweep keeps no such cursor). Lowering a
+ * blueprint's maxResources leaves resources above the new maximum in blocks its callers no
+ * longer read until they are reclaimed (the sweep finds them through GSI2; blueprint-admin
+ * reads the larger of the old and new maximum).
  *   GSI3 "byOwner"  — keys only — leases:    GSI3PK = LEASE#OWNER#<owner>   GSI3SK = <requestedAt>#<id>
  *                                 resources: GSI3PK = RES#ALL             GSI3SK = <createdAt>#<id>
  *                     Serves listings (a holder's own leases; every resource). Its keys never
@@ -87,6 +117,24 @@ export const LOCK_SHARDS = 4;
  * mean more misses on a small pool (a miss costs one more query: the fallback to GSI1).
  */
 export const FREE_SHARDS = 4;
+
+/**
+ * Shards of each GSI2 status partition (`LEASE#<status>`, `RES#<status>`, `CMD#<status>`), by
+ * a hash of the object's id. Nearly every lease update moves its sweepAt, so without shards
+ * every lease write of every type lands in `LEASE#pending` / `LEASE#active`. The readers (the
+ * sweep, listings by status) are not the hot path: they query every shard, in parallel.
+ */
+export const STATUS_SHARDS = 4;
+
+/**
+ * Pool slots per GSI1 block of live resources: a resource in pool slot n of its blueprint is in
+ * block floor(n / POOL_BLOCK_SIZE). A blueprint of at most this many resources has one block,
+ * so `listLiveResources` stays one query for it.
+ */
+export const POOL_BLOCK_SIZE = 32;
+
+/** Blocks a type can have: maxResources is at most 1000 (core/blueprint-schema.ts). */
+export const MAX_POOL_BLOCKS = Math.ceil(1000 / POOL_BLOCK_SIZE);
 
 /** Every key attribute is a string. */
 export const KEY_ATTRIBUTE_TYPE = 'S' as const;

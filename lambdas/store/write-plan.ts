@@ -55,6 +55,7 @@ import {
   logPartition,
   resourceItem,
   resourceKey,
+  resourcePhase,
   resourceStatusPartition,
   resourceTypePartition,
   retentionEpoch,
@@ -83,8 +84,9 @@ import { GSI, TTL_ATTRIBUTE } from './schema.ts';
 interface VersionedKind<T, S extends string> {
   key: (id: string) => ItemKey;
   item: (object: T) => Record<string, unknown>;
-  typePartition: (type: string, status: S) => string;
-  statusPartition: (status: S) => string;
+  /** The GSI1 partition a status change moves it to; undefined: it stays (index-updates.ts). */
+  typePartition: (type: string, from: S, to: S) => string | undefined;
+  statusPartition: (status: S, id: string) => string;
   /** Patch fields that are identity, index keys or owned by another writer. */
   fixed: ReadonlySet<string>;
 }
@@ -92,7 +94,7 @@ interface VersionedKind<T, S extends string> {
 const LEASES: VersionedKind<Lease, LeaseStatus> = {
   key: leaseKey,
   item: leaseItem,
-  typePartition: leaseTypePartition,
+  typePartition: (type, _from, to) => leaseTypePartition(type, to),
   statusPartition: leaseStatusPartition,
   fixed: new Set([...KEY_ATTRIBUTES, 'id', 'type', 'version', 'owner', 'requestedAt']),
 };
@@ -100,7 +102,11 @@ const LEASES: VersionedKind<Lease, LeaseStatus> = {
 const RESOURCES: VersionedKind<Resource, ResourceStatus> = {
   key: resourceKey,
   item: resourceItem,
-  typePartition: resourceTypePartition,
+  // Only a creation enters the `live` phase (transitions.ts), and the live block comes from
+  // the pool slot, which a transition does not know: within the phase the key stays; leaving
+  // it goes to the phase's one partition (only `live` is spread over blocks).
+  typePartition: (type, from, to) =>
+    resourcePhase(from) === resourcePhase(to) ? undefined : resourceTypePartition(type, to),
   statusPartition: resourceStatusPartition,
   // leaseCount and uses belong to attachLease/detachLease, never to a transition.
   fixed: new Set([
@@ -172,8 +178,8 @@ function planTransition<T, S extends string>(
   moveVersionedIndexKeys(update, {
     status,
     statusChanged: newStatus !== undefined,
-    typePartition: kind.typePartition(type, status),
-    statusPartition: kind.statusPartition(status),
+    typePartition: kind.typePartition(type, expect.status, status),
+    statusPartition: kind.statusPartition(status, id),
     sweepAt: set.sweepAt,
     endedAt: set.destroyedAt ?? undefined,
     now: ctx.now,
@@ -356,7 +362,7 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
       assertPatchable(set, COMMAND_FIXED, write.op);
       const update = new UpdateExpression().patch(set);
       if (set.updatedAt === undefined) update.set('updatedAt', isoAt(ctx.now));
-      moveCommandIndexKeys(update, set.status ?? undefined, expect.status, set.sweepAt);
+      moveCommandIndexKeys(update, id, set.status ?? undefined, expect.status, set.sweepAt);
       const conditions = [statusIs(expect.status), attemptIs(expect.attempt)];
       if (expect.polls !== undefined) conditions.push(pollsAre(expect.polls));
       return updateWrite(

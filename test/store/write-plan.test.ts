@@ -45,10 +45,6 @@ describe('write planner', () => {
       expect(params.ConditionExpression).toBe(
         '#status = :expectStatus AND #version = :expectVersion',
       );
-      expect(params.UpdateExpression).toBe(
-        'SET #status = :status, #sweepAt = :sweepAt, #version = #version + :versionDelta, ' +
-          '#updatedAt = :updatedAt, #GSI1PK = :GSI1PK, #GSI2PK = :GSI2PK, #GSI2SK = :GSI2SK',
-      );
       expect(params.ExpressionAttributeValues).toMatchObject({
         ':expectVersion': 3,
         ':versionDelta': 1,
@@ -57,16 +53,26 @@ describe('write planner', () => {
       });
       expect(params.ReturnValuesOnConditionCheckFailure).toBe('ALL_OLD');
     }
+    expect(leaseUpdate.UpdateExpression).toBe(
+      'SET #status = :status, #sweepAt = :sweepAt, #version = #version + :versionDelta, ' +
+        '#updatedAt = :updatedAt, #GSI1PK = :GSI1PK, #GSI2PK = :GSI2PK, #GSI2SK = :GSI2SK',
+    );
     expect(leaseUpdate.Key).toEqual({ PK: 'LEASE#L1', SK: 'LEASE' });
+    // GSI2 is spread by a hash of the id (schema.ts): L1 is in shard 2, R1 in shard 0, whose
+    // key is the one from before the spread.
     expect(leaseUpdate.ExpressionAttributeValues).toMatchObject({
       ':GSI1PK': 'LEASE#host#active',
-      ':GSI2PK': 'LEASE#active',
+      ':GSI2PK': 'LEASE#active#2',
     });
+    // pending -> active stays in the `live` phase: its GSI1 block (from the pool slot, which
+    // the transition does not know) must stay as it is, so GSI1PK is not written.
+    expect(resourceUpdate.UpdateExpression).toBe(
+      'SET #status = :status, #sweepAt = :sweepAt, #version = #version + :versionDelta, ' +
+        '#updatedAt = :updatedAt, #GSI2PK = :GSI2PK, #GSI2SK = :GSI2SK',
+    );
     expect(resourceUpdate.Key).toEqual({ PK: 'RES#R1', SK: 'RES' });
-    expect(resourceUpdate.ExpressionAttributeValues).toMatchObject({
-      ':GSI1PK': 'RES#host#live',
-      ':GSI2PK': 'RES#active',
-    });
+    expect(resourceUpdate.ExpressionAttributeValues).toMatchObject({ ':GSI2PK': 'RES#active' });
+    expect(resourceUpdate.ExpressionAttributeValues).not.toHaveProperty(':GSI1PK');
   });
 
   it('adds the no-leases condition to a resource transition only when asked', () => {
@@ -129,7 +135,7 @@ describe('write planner', () => {
     expect(started.UpdateExpression).toContain('#GSI2PK = :GSI2PK');
     expect(started.UpdateExpression).toContain('#GSI2SK = if_not_exists(#GSI2SK, :GSI2SK)');
     expect(started.ExpressionAttributeValues).toMatchObject({
-      ':GSI2PK': 'CMD#running',
+      ':GSI2PK': 'CMD#running#1', // C1 is in status shard 1
       ':GSI2SK': '~',
     });
 
