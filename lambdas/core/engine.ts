@@ -50,6 +50,11 @@ export interface EngineSettings {
   commandStrandSeconds: number;
   /** A new log line for an unchanged wait reason at most this often (progress on long waits). */
   waitLogEverySeconds: number;
+  /**
+   * A new lease that can only wait behind older ones is written as waiting at request time
+   * instead of getting a first attempt (line.ts).
+   */
+  joinLine: boolean;
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
@@ -66,6 +71,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   commandTimeoutSeconds: 300,
   commandStrandSeconds: 30,
   waitLogEverySeconds: 30,
+  joinLine: true,
 };
 
 export interface EngineDeps {

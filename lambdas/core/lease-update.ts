@@ -3,7 +3,7 @@
  * reads the lease and does the next step its status calls for, so a duplicate or a late
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
-import { allocateLease } from './allocator.ts';
+import { allocateLease, waitsForWake } from './allocator.ts';
 import type { LeaseStep } from './blueprint.ts';
 import { destroyAtOnce } from './destroy-at-once.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
@@ -170,6 +170,8 @@ async function waitForResources(
       expectWaitSeq: lease.waitSeq,
       set: {
         waitReason: reason,
+        // What a new lease wanting the same looks for to join the line behind this one (line.ts).
+        waitingFor: waitsForWake(causes) ? 'slot' : 'other',
         checkedAt: engine.iso(),
         sweepAt: sweepAtWithinDeadline(engine, lease),
       },
@@ -321,6 +323,8 @@ async function requeueLease(
         ...(lease.data ? { data: null } : {}),
         ...(lease.stepMessage ? { stepMessage: null } : {}),
         requeues: lease.requeues + 1,
+        // It gets an attempt at once: nobody should join a line behind it meanwhile.
+        ...(lease.waitingFor ? { waitingFor: null } : {}),
         checkedAt: at,
         sweepAt: sweepAtWithinDeadline(engine, lease),
       },

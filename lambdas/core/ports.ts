@@ -14,6 +14,7 @@ import type {
   ResourceStatus,
   SlotLock,
   UpdateMessage,
+  WaitingFor,
 } from './model.ts';
 
 /** Expected current state of an object for a conditional transition. */
@@ -57,7 +58,7 @@ export type TxWrite =
       id: string;
       type: string;
       expectWaitSeq: number;
-      set: { waitReason?: string; checkedAt: string; sweepAt: string };
+      set: { waitReason?: string; waitingFor?: WaitingFor; checkedAt: string; sweepAt: string };
     }
   /**
    * A held lease's renewal (not a transition; version unchanged, so it never races the

@@ -210,6 +210,7 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         .set('sweepAt', set.sweepAt)
         .set(GSI.byStatus.sortKey, sweepSortKey(set.sweepAt));
       if (set.waitReason !== undefined) update.set('waitReason', set.waitReason);
+      if (set.waitingFor !== undefined) update.set('waitingFor', set.waitingFor);
       return updateWrite(
         ctx,
         label,

@@ -147,7 +147,8 @@ describe('the hot path', () => {
   });
 
   it('a freed slot wakes one waiting lease, the oldest that waited, never one before its first attempt', async () => {
-    const { engine, store, queue } = await testSystem();
+    // Each lease's first attempt is the subject here: no joining the line at request (line.ts).
+    const { engine, store, queue } = await testSystem({ joinLine: false });
     await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
     const holder = await requestLease(engine, { type: 'host', owner: ci.principal });
     await queue.drain(engine);
