@@ -197,7 +197,7 @@ async function tryJoinLine(engine: Engine, lease: Lease): Promise<Lease | undefi
 const MAX_SNAPSHOT_CHARS = 16_000;
 
 /** `{ lease }` for an UpdateMessage, when the lease is small enough to travel. */
-function snapshotOf(lease: Lease): { lease?: Lease } {
+export function snapshotOf(lease: Lease): { lease?: Lease } {
   return JSON.stringify(lease).length <= MAX_SNAPSHOT_CHARS ? { lease } : {};
 }
 

@@ -78,6 +78,12 @@ export interface Lease {
    * lease wanting the same joins the line only behind `slot` and `line`.
    */
   waitingFor?: WaitingFor;
+  /**
+   * The waitSeq of the wait a freed slot's wake-up was last handed to (wake.ts): one wake-up per
+   * wait, so a second slot freed before the woken lease ran wakes the next lease in line instead
+   * of the same one (which would only race its own update).
+   */
+  wokenSeq?: number;
   /** Last time a worker looked at this waiting lease. */
   checkedAt?: string;
   /** How many times this lease was sent back to pending because its resource died. */

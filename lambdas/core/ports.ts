@@ -61,6 +61,11 @@ export type TxWrite =
       set: { waitReason?: string; waitingFor?: WaitingFor; checkedAt: string; sweepAt: string };
     }
   /**
+   * A freed slot's wake-up handed to a waiting lease (wake.ts), once per wait: condition status
+   * = pending AND waitSeq = waitSeq AND wokenSeq <> waitSeq; sets wokenSeq = waitSeq.
+   */
+  | { op: 'claimWake'; id: string; waitSeq: number }
+  /**
    * A held lease's renewal (not a transition; version unchanged, so it never races the
    * worker's writes): condition status in `statusIn` AND the lease is held (holdSeconds set);
    * sets heldUntil, or with `drop` removes the hold (the lease then lives to its TTL). Only
@@ -158,6 +163,7 @@ export function writeLabel(write: TxWrite): string {
       return `createResource:${write.resource.id}`;
     case 'updateLease':
     case 'markLeaseWaiting':
+    case 'claimWake':
     case 'renewLeaseHold':
     case 'updateResource':
       return `${write.op}:${write.id}`;

@@ -6,6 +6,12 @@
  *
  * Waiting on a full pool is therefore not a race on backoff timers: the allocator gives such a
  * wait a long retry (allocator.ts, `waitsForWake`) and the wake-up is what serves the lease.
+ * Each wake-up is claimed on the lease (`claimWake`, a conditional write: one wake-up per wait,
+ * `wokenSeq`). Without it, a second slot freed before the woken lease's update ran woke the
+ * same oldest lease again (the query still shows it waiting), and one of its two updates was
+ * stale: under contention most wake-ups came in such pairs. One write per wake-up instead of
+ * a wasted update, a lease read and a query per pair.
+ *
  * Two things keep that safe:
  *  - a wake-up that finds its lease no longer pending (served by another message meanwhile, or
  *    woken twice by two slots freed at once) passes the wake on to the next waiter, once
@@ -17,6 +23,7 @@
  *    lease time, never the lease.
  */
 import type { Engine } from './engine.ts';
+import { snapshotOf } from './leases.ts';
 import type { Lease, UpdateMessage } from './model.ts';
 
 /**
@@ -40,20 +47,33 @@ export async function wakeWaitingLeases(
     limit: WAKE_SCAN,
     waitedOnly: true,
   });
-  await engine.send(
-    ...waiting.items
-      .filter((l) => l.id !== options.skip)
-      .slice(0, wanted)
-      .map(
-        (l): UpdateMessage => ({
-          kind: 'lease',
-          id: l.id,
-          reason: `wake: ${why}`,
-          ...(options.passOn === false ? {} : { wake: true }),
-        }),
-      ),
-  );
+  const woken: UpdateMessage[] = [];
+  let claims = wanted + MISSED_CLAIMS;
+  for (const l of waiting.items) {
+    if (woken.length >= wanted || claims === 0) break;
+    // Already handed a wake-up for this wait, which it has not used yet: the next one in line.
+    if (l.id === options.skip || l.wokenSeq === l.waitSeq) continue;
+    claims--;
+    if (!(await engine.tryTransact([{ op: 'claimWake', id: l.id, waitSeq: l.waitSeq }]))) continue;
+    woken.push({
+      kind: 'lease',
+      id: l.id,
+      reason: `wake: ${why}`,
+      ...(options.passOn === false ? {} : { wake: true }),
+      // The lease as the claim just found it (pending, this waitSeq): its update plans from it
+      // without reading it; the acquisition's write is conditional on its status and version,
+      // so a copy the index served stale changes nothing (lease-update.ts, updateFromSnapshot).
+      ...snapshotOf({ ...l, wokenSeq: l.waitSeq }),
+    });
+  }
+  await engine.send(...woken);
 }
+
+/**
+ * Claims that may fail (the lease was served, waited again or was woken meanwhile: the index
+ * is a little behind) before a wake-up gives up and leaves its slot to the wait chains.
+ */
+const MISSED_CLAIMS = 2;
 
 /**
  * A wake-up reached a lease that no longer waits: the slot it stood for is still free (or was

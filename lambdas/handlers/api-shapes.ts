@@ -124,13 +124,14 @@ export const logQuery = z
  */
 export function leaseJson(lease: Lease): Omit<
   Lease,
-  'waitSeq' | 'waitingFor' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'
+  'waitSeq' | 'waitingFor' | 'wokenSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'
 > & {
   heldBy?: string;
 } {
   const {
     waitSeq: _w,
     waitingFor: _wf,
+    wokenSeq: _wk,
     slotLocks: _s,
     sweepAt: _sw,
     checkedAt: _c,

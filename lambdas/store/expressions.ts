@@ -90,6 +90,13 @@ export const heldBy = (ownerId: string) =>
   fragment('#ownerId = :owner', { '#ownerId': 'ownerId' }, { ':owner': ownerId });
 export const waitSeqIs = (waitSeq: number) =>
   fragment('#waitSeq = :expectWaitSeq', { '#waitSeq': 'waitSeq' }, { ':expectWaitSeq': waitSeq });
+/** Not yet woken for wait `waitSeq` (wake.ts): leases that never were have no wokenSeq. */
+export const notWokenFor = (waitSeq: number) =>
+  fragment(
+    '(attribute_not_exists(#wokenSeq) OR #wokenSeq <> :wokenFor)',
+    { '#wokenSeq': 'wokenSeq' },
+    { ':wokenFor': waitSeq },
+  );
 export const attemptIs = (attempt: number) =>
   fragment('#attempt = :expectAttempt', { '#attempt': 'attempt' }, { ':expectAttempt': attempt });
 /** A command's poll counter; commands written before polling existed have none (count 0). */

@@ -27,6 +27,7 @@ import {
   itemExists,
   itemIsNewOrExpired,
   notSuspect,
+  notWokenFor,
   pollsAre,
   statusIn,
   statusIs,
@@ -220,6 +221,15 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         `expect pending waitSeq ${expectWaitSeq}`,
       );
     }
+    case 'claimWake':
+      return updateWrite(
+        ctx,
+        label,
+        leaseKey(write.id),
+        new UpdateExpression().set('wokenSeq', write.waitSeq),
+        allOf(statusIs('pending'), waitSeqIs(write.waitSeq), notWokenFor(write.waitSeq)),
+        `expect pending waitSeq ${write.waitSeq}, not yet woken for it`,
+      );
     case 'renewLeaseHold':
       return updateWrite(
         ctx,

@@ -15,6 +15,7 @@
 import { describe, expect, it } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import { InjectedCrash } from '../../lambdas/core/errors.ts';
+import type { EngineSettings } from '../../lambdas/core/engine.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
 import {
   releaseLease,
@@ -49,6 +50,8 @@ interface Scenario {
    * reclaim and its message leaves a released resource only the sweep re-drives.
    */
   sweepsWhileWaiting?: boolean;
+  /** Engine settings other than the test defaults. */
+  settings?: Partial<EngineSettings>;
 }
 
 const scenarios: Scenario[] = [
@@ -65,6 +68,9 @@ const scenarios: Scenario[] = [
     limits: { maxResources: 1, idleTtlSeconds: 3600 },
     config: { activation: { delaySeconds: 3 } },
     aliveAtEnd: 1,
+    // The second lease's own first attempt and wait are crashed here, not its request joining
+    // the line (requests are the holder's calls, not crashed; test/engine/join-line.test.ts).
+    settings: { joinLine: false },
     mustCross: ['markLeaseWaiting', 'send[lease:wake'],
   },
   {
@@ -99,7 +105,7 @@ const scenarios: Scenario[] = [
 const ORPHAN_LOCK = 'resource:res-gone:lease-slot:0';
 
 async function run(scenario: Scenario, crashAfter: number) {
-  const sys: TestSystem = await testSystem();
+  const sys: TestSystem = await testSystem(scenario.settings);
   await syntheticPool(sys.engine, { limits: scenario.limits, config: scenario.config ?? {} });
   const plan = new CrashPlan();
   plan.crashAfter = crashAfter;

@@ -22,11 +22,15 @@ const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
 
 /** The next message for `id`, putting the others back. */
 function takeFor(queue: ManualQueue, id: string): UpdateMessage {
-  for (let i = 0; i < 100; i++) {
-    const m = queue.take();
-    if (!m) break;
-    if (m.id === id) return m;
-    queue.redeliver(m);
+  // Others are held aside until it is found (put back at once, they would come first again).
+  const others: UpdateMessage[] = [];
+  try {
+    for (let m = queue.take(); m; m = queue.take()) {
+      if (m.id === id) return m;
+      others.push(m);
+    }
+  } finally {
+    for (const m of others) queue.redeliver(m);
   }
   throw new Error(`no message for ${id}`);
 }
