@@ -68,7 +68,10 @@ export async function allocateNew(
   if ('outcome' in template) return template;
   let templates = 1;
   const resourceId = newId('res');
-  const slots = free.slice(0, POOL_SLOTS_TRIED);
+  // Concurrent allocations (a burst's first attempts) start at different free slots instead of
+  // all writing the lowest one, where all but one lose the race and try again.
+  const start = spreadOver(lease.id, free.length);
+  const slots = [...free.slice(start), ...free.slice(0, start)].slice(0, POOL_SLOTS_TRIED);
   const races: WaitCause[] = [];
   while (slots.length > 0) {
     const poolKey = slots[0] as string;
@@ -106,6 +109,13 @@ export async function allocateNew(
       ? races
       : [{ kind: 'lost-race', slot: `blueprint '${blueprint.id}' pool slots` }],
   );
+}
+
+/** A lease's own place among `n` choices, the same on every attempt (a string hash). */
+function spreadOver(leaseId: string, n: number): number {
+  let h = 0;
+  for (let i = 0; i < leaseId.length; i++) h = (h * 31 + leaseId.charCodeAt(i)) >>> 0;
+  return n > 0 ? h % n : 0;
 }
 
 /** Pool slot `blueprint:B:slot:n` as people read it. */

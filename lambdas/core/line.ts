@@ -26,6 +26,8 @@
  * Calls: one Query (and a COUNT only when the line is longer than the page), one wait write
  * with its log line, and one delayed message; against a worker update that reads the pool,
  * maybe loses a race, counts the line, writes the wait and sends the same delayed message.
+ * A request that finds nobody pending at all lets the next ones skip the Query for a while
+ * (Engine.noLineUntil): a pool that serves every lease at once pays for lines almost nothing.
  */
 import { cannotEverServe } from './eligibility.ts';
 import type { Engine } from './engine.ts';
@@ -35,8 +37,12 @@ import type { TxWrite } from './ports.ts';
 import { delayWithinDeadline, sweepAtWithinDeadline } from './wait-deadline.ts';
 import { describeWaiting, type WaitCause, waitOn } from './wait-reasons.ts';
 
-/** Pending leases one request looks at (one query page, oldest first). */
-export const LINE_SCAN = 100;
+/**
+ * Pending leases one request looks at (one query page, oldest first). Large, so the place in
+ * line is counted from the page itself: a COUNT query reads the same items (the same capacity)
+ * in a second call, so it is left for lines longer than this.
+ */
+export const LINE_SCAN = 500;
 
 /** A backoff attempt deep enough to be the cap (as a wait on a full pool, allocator.ts). */
 const AT_THE_CAP = 20;
@@ -83,8 +89,17 @@ async function slotsFor(
 
 /** Where a just-created lease stands: undefined if it should have its first attempt. */
 export async function placeInLine(engine: Engine, lease: Lease): Promise<PlaceInLine | undefined> {
+  if ((engine.noLineUntil.get(lease.type) ?? 0) > engine.now()) return undefined;
   const page = await engine.store.listLeasesByType(lease.type, 'pending', { limit: LINE_SCAN });
   const older = page.items.filter((l) => l.id !== lease.id && olderThan(l, lease));
+  if (older.length === 0) {
+    // Nobody pending ahead: a quiet pool (a warm pool serves each lease at once). The next
+    // requests of this process skip the look for as long as the blueprint catalog is cached,
+    // so a pool without lines pays for it once per period, not once per lease; a line that
+    // forms meanwhile costs those requests only their old first attempt.
+    engine.noLineUntil.set(lease.type, engine.now() + engine.settings.blueprintCacheMs);
+    return undefined;
+  }
   const same = wants(lease);
   const rivals = older.filter((l) => wants(l) === same);
   if (rivals.length === 0) return undefined;
