@@ -122,7 +122,10 @@ const FULL_POOL_ATTEMPT = 20;
  * nothing wakes a lease when they pass, so those waits keep the growing backoff.
  */
 export function waitsForWake(causes: readonly WaitCause[]): boolean {
-  return causes.length > 0 && causes.every((c) => c.kind === 'at-limit' || c.kind === 'lost-race');
+  return (
+    causes.length > 0 &&
+    causes.every((c) => c.kind === 'at-limit' || c.kind === 'lost-race' || c.kind === 'in-line')
+  );
 }
 
 /**

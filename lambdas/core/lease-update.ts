@@ -12,7 +12,8 @@ import { errorMessage, ResourceGoneError, WriteConflictError } from './errors.ts
 import { breakLease, destroyLease, endLease } from './lease-end.ts';
 import { holdLapsed, lapsedReason, nextCheckAt } from './lease-hold.ts';
 import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
-import type { Lease, Resource, UpdateMessage } from './model.ts';
+import { AT_THE_CAP, waitingAhead } from './line.ts';
+import type { Lease, Resource, UpdateMessage, WaitingFor } from './model.ts';
 import type { LeaseOutcome } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 import { breakResource, markSuspect } from './resource-end.ts';
@@ -115,6 +116,19 @@ async function updatePendingLease(
   if (holdLapsed(lease, engine.now())) {
     return endLease(engine, lease, 'released', lapsedReason(lease), 'lease.expired');
   }
+  if (msg.waitSeq !== undefined && !msg.wake && waitsItsTurn(lease)) {
+    // The wait chain's safety net, for a lease that waits its turn (line.ts, waitingAhead):
+    // behind an older lease wanting the same, it keeps waiting without an attempt.
+    const ahead = await waitingAhead(engine, lease);
+    if (ahead) {
+      return waitForResources(engine, lease, msg, {
+        // Unchanged, so nothing is logged: the line moved, the story did not.
+        reason: lease.waitReason ?? `waiting behind lease ${ahead.id}`,
+        causes: [{ kind: 'in-line', type: lease.type, behind: ahead.id }],
+        delaySeconds: engine.backoffSeconds(AT_THE_CAP),
+      });
+    }
+  }
   const result = await allocateLease(engine, lease, msg.attempt ?? 0);
   switch (result.outcome) {
     case 'stale':
@@ -134,6 +148,18 @@ async function updatePendingLease(
       return { action: 'acquired', next: await activateLease(engine, result.lease, resource) };
     }
   }
+}
+
+/** What a wait on these causes ends with (Lease.waitingFor). */
+function waitingForOf(causes: readonly WaitCause[]): WaitingFor {
+  // Still behind the line it joined: its reason is the line's, not what it saw of the pool.
+  if (causes.length > 0 && causes.every((c) => c.kind === 'in-line')) return 'line';
+  return waitsForWake(causes) ? 'slot' : 'other';
+}
+
+/** Whether the lease waits for a slot that a wake-up hands it (wake.ts), in its turn. */
+function waitsItsTurn(lease: Lease): boolean {
+  return lease.waitSeq > 0 && (lease.waitingFor === 'slot' || lease.waitingFor === 'line');
 }
 
 /**
@@ -171,7 +197,7 @@ async function waitForResources(
       set: {
         waitReason: reason,
         // What a new lease wanting the same looks for to join the line behind this one (line.ts).
-        waitingFor: waitsForWake(causes) ? 'slot' : 'other',
+        waitingFor: waitingForOf(causes),
         checkedAt: engine.iso(),
         sweepAt: sweepAtWithinDeadline(engine, lease),
       },

@@ -26,7 +26,7 @@
  * Calls: one Query (and a COUNT only when the line is longer than the page), one wait write
  * with its log line, and one delayed message; against a worker update that reads the pool,
  * maybe loses a race, counts the line, writes the wait and sends the same delayed message.
- * A request that finds nobody pending at all lets the next ones skip the Query for a while
+ * A request that finds no line lets the next ones skip the Query for a while
  * (Engine.noLineUntil): a pool that serves every lease at once pays for lines almost nothing.
  */
 import { cannotEverServe } from './eligibility.ts';
@@ -45,7 +45,7 @@ import { describeWaiting, type WaitCause, waitOn } from './wait-reasons.ts';
 export const LINE_SCAN = 500;
 
 /** A backoff attempt deep enough to be the cap (as a wait on a full pool, allocator.ts). */
-const AT_THE_CAP = 20;
+export const AT_THE_CAP = 20;
 
 export interface PlaceInLine {
   /** Pending leases of the type requested before this one. */
@@ -92,24 +92,26 @@ export async function placeInLine(engine: Engine, lease: Lease): Promise<PlaceIn
   if ((engine.noLineUntil.get(lease.type) ?? 0) > engine.now()) return undefined;
   const page = await engine.store.listLeasesByType(lease.type, 'pending', { limit: LINE_SCAN });
   const older = page.items.filter((l) => l.id !== lease.id && olderThan(l, lease));
-  if (older.length === 0) {
-    // Nobody pending ahead: a quiet pool (a warm pool serves each lease at once). The next
-    // requests of this process skip the look for as long as the blueprint catalog is cached,
-    // so a pool without lines pays for it once per period, not once per lease; a line that
-    // forms meanwhile costs those requests only their old first attempt.
-    engine.noLineUntil.set(lease.type, engine.now() + engine.settings.blueprintCacheMs);
-    return undefined;
-  }
   const same = wants(lease);
   const rivals = older.filter((l) => wants(l) === same);
-  if (rivals.length === 0) return undefined;
   const waits = (l: Lease, on: WaitingFor) => l.waitSeq > 0 && l.waitingFor === on;
   // The youngest that saw the pool full itself says best what the line waits for.
   const seen = rivals.findLast((l) => waits(l, 'slot'));
   const joined = rivals.some((l) => waits(l, 'line'));
   const pool = seen ? undefined : await slotsFor(engine, lease);
   const fills = pool !== undefined && rivals.length >= pool.slots;
-  if (!seen && !joined && !fills) return undefined;
+  if (!seen && !joined && !fills) {
+    // No line to join. If fewer leases wanting this are pending than the pool has slots (not a
+    // burst under way, most likely a pool serving leases as they come, like a warm pool), the
+    // next requests of this process skip the look for as long as the blueprint catalog is
+    // cached: such a pool pays for it once per period, not once per lease, and a line that
+    // forms meanwhile costs those requests only the first attempt they always had.
+    const demand = page.items.filter((l) => wants(l) === same).length;
+    if (pool !== undefined && !page.cursor && demand < pool.slots) {
+      engine.noLineUntil.set(lease.type, engine.now() + engine.settings.blueprintCacheMs);
+    }
+    return undefined;
+  }
   // The page holds every older lease unless it is full of them.
   const whole = !page.cursor || older.length < page.items.length;
   const ahead = whole
@@ -128,6 +130,35 @@ export async function placeInLine(engine: Engine, lease: Lease): Promise<PlaceIn
           : {}),
     },
   };
+}
+
+/** Pending leases a wait chain's message looks at to tell whether its lease is next. */
+const FRONT_SCAN = 25;
+
+/**
+ * An older lease wanting the same that waits for a slot too, if any: then the lease whose wait
+ * chain's message asks is not next in line, and an attempt now could only lose, or take a slot
+ * freed for a lease woken ahead of it (which then loses its race and waits again). Only the
+ * front of the line attempts from its chain message; it is also what recovers a lost wake-up,
+ * since a slot nobody was woken for is free when the front's chain message comes.
+ */
+export async function waitingAhead(engine: Engine, lease: Lease): Promise<Lease | undefined> {
+  const page = await engine.store.listLeasesByType(lease.type, 'pending', {
+    limit: FRONT_SCAN,
+    waitedOnly: true,
+  });
+  const same = wants(lease);
+  const ahead = page.items.find(
+    (l) =>
+      l.id !== lease.id &&
+      olderThan(l, lease) &&
+      (l.waitingFor === 'slot' || l.waitingFor === 'line') &&
+      wants(l) === same,
+  );
+  if (ahead) return ahead;
+  // A line longer than the page, all of it older: someone wanting the same may be further on,
+  // but the page alone says nothing; the lease is treated as next (the old behaviour).
+  return undefined;
 }
 
 /**

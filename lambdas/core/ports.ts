@@ -62,9 +62,10 @@ export type TxWrite =
     }
   /**
    * A freed slot's wake-up handed to a waiting lease (wake.ts), once per wait: condition status
-   * = pending AND waitSeq = waitSeq AND wokenSeq <> waitSeq; sets wokenSeq = waitSeq.
+   * = pending AND waitSeq > 0 AND (no wokenSeq OR wokenSeq < waitSeq), the item's own values (a
+   * wait recorded since the index was read does not fail the claim); sets wokenSeq = waitSeq.
    */
-  | { op: 'claimWake'; id: string; waitSeq: number }
+  | { op: 'claimWake'; id: string }
   /**
    * A held lease's renewal (not a transition; version unchanged, so it never races the
    * worker's writes): condition status in `statusIn` AND the lease is held (holdSeconds set);

@@ -7,17 +7,18 @@
  * Waiting on a full pool is therefore not a race on backoff timers: the allocator gives such a
  * wait a long retry (allocator.ts, `waitsForWake`) and the wake-up is what serves the lease.
  * Each wake-up is claimed on the lease (`claimWake`, a conditional write: one wake-up per wait,
- * `wokenSeq`). Without it, a second slot freed before the woken lease's update ran woke the
+ * `wokenSeq`, judged on the item itself, so a wait recorded since the index was read does not
+ * make the claim miss and the slot go unclaimed). Without it, a second slot freed before the woken lease's update ran woke the
  * same oldest lease again (the query still shows it waiting), and one of its two updates was
  * stale: under contention most wake-ups came in such pairs. One write per wake-up instead of
  * a wasted update, a lease read and a query per pair.
  *
  * Two things keep that safe:
  *  - a wake-up that finds its lease no longer pending (served by another message meanwhile, or
- *    woken twice by two slots freed at once) passes the wake on to the next waiter, once
+ *    a duplicate delivery of the wake-up) passes the wake on to the next waiter, once
  *    (`passWakeOn`), so a freed slot is rarely left unclaimed because its wake-up hit the wrong
- *    lease. So is one whose update was stale (two slots freed at once woke the same lease,
- *    and the other wake-up's update took one of them). A passed-on wake-up is not passed on
+ *    lease. So is one whose update was stale (another message of the same lease took the
+ *    slot at the same time). A passed-on wake-up is not passed on
  *    again: a wake-up hopping from lease to lease while 32 workers serve them is a storm;
  *  - the wait chain's own message still comes, at the backoff cap: a lost wake-up costs a
  *    lease time, never the lease.
@@ -52,9 +53,9 @@ export async function wakeWaitingLeases(
   for (const l of waiting.items) {
     if (woken.length >= wanted || claims === 0) break;
     // Already handed a wake-up for this wait, which it has not used yet: the next one in line.
-    if (l.id === options.skip || l.wokenSeq === l.waitSeq) continue;
+    if (l.id === options.skip || (l.wokenSeq ?? 0) >= l.waitSeq) continue;
     claims--;
-    if (!(await engine.tryTransact([{ op: 'claimWake', id: l.id, waitSeq: l.waitSeq }]))) continue;
+    if (!(await engine.tryTransact([{ op: 'claimWake', id: l.id }]))) continue;
     woken.push({
       kind: 'lease',
       id: l.id,

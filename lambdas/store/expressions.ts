@@ -90,13 +90,15 @@ export const heldBy = (ownerId: string) =>
   fragment('#ownerId = :owner', { '#ownerId': 'ownerId' }, { ':owner': ownerId });
 export const waitSeqIs = (waitSeq: number) =>
   fragment('#waitSeq = :expectWaitSeq', { '#waitSeq': 'waitSeq' }, { ':expectWaitSeq': waitSeq });
-/** Not yet woken for wait `waitSeq` (wake.ts): leases that never were have no wokenSeq. */
-export const notWokenFor = (waitSeq: number) =>
-  fragment(
-    '(attribute_not_exists(#wokenSeq) OR #wokenSeq <> :wokenFor)',
-    { '#wokenSeq': 'wokenSeq' },
-    { ':wokenFor': waitSeq },
-  );
+/**
+ * Waited (waitSeq > 0) and not yet woken for its current wait (wake.ts): leases never woken
+ * have no wokenSeq. Compared with the item's own waitSeq, not one read from an index.
+ */
+export const wakeable = fragment(
+  '#waitSeq > :noWait AND (attribute_not_exists(#wokenSeq) OR #wokenSeq < #waitSeq)',
+  { '#waitSeq': 'waitSeq', '#wokenSeq': 'wokenSeq' },
+  { ':noWait': 0 },
+);
 export const attemptIs = (attempt: number) =>
   fragment('#attempt = :expectAttempt', { '#attempt': 'attempt' }, { ':expectAttempt': attempt });
 /** A command's poll counter; commands written before polling existed have none (count 0). */
@@ -155,6 +157,15 @@ export class UpdateExpression {
     this.sets.push(`${name} = if_not_exists(${name}, ${valueName})`);
     mergeInto(this.names, { [name]: attribute });
     mergeInto(this.values, { [valueName]: value });
+    return this;
+  }
+
+  /** SET #attribute = #from: another attribute's value, as the item holds it. */
+  copy(attribute: string, from: string): this {
+    const name = placeholder(attribute);
+    const fromName = placeholder(from);
+    this.sets.push(`${name} = ${fromName}`);
+    mergeInto(this.names, { [name]: attribute, [fromName]: from });
     return this;
   }
 

@@ -27,7 +27,6 @@ import {
   itemExists,
   itemIsNewOrExpired,
   notSuspect,
-  notWokenFor,
   pollsAre,
   statusIn,
   statusIs,
@@ -35,6 +34,7 @@ import {
   usedFewerThan,
   versionIs,
   waitSeqIs,
+  wakeable,
 } from './expressions.ts';
 import { moveCommandIndexKeys, moveVersionedIndexKeys } from './index-updates.ts';
 import {
@@ -226,9 +226,9 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         ctx,
         label,
         leaseKey(write.id),
-        new UpdateExpression().set('wokenSeq', write.waitSeq),
-        allOf(statusIs('pending'), waitSeqIs(write.waitSeq), notWokenFor(write.waitSeq)),
-        `expect pending waitSeq ${write.waitSeq}, not yet woken for it`,
+        new UpdateExpression().copy('wokenSeq', 'waitSeq'),
+        allOf(statusIs('pending'), wakeable),
+        'expect pending, waited, not yet woken for this wait',
       );
     case 'renewLeaseHold':
       return updateWrite(

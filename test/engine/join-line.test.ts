@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Engine } from '../../lambdas/core/engine.ts';
 import type { Lease, UpdateMessage } from '../../lambdas/core/model.ts';
+import type { Store } from '../../lambdas/core/ports.ts';
 import {
   processUpdate,
   readLogs,
@@ -33,6 +34,22 @@ function takeFor(queue: ManualQueue, id: string): UpdateMessage {
     for (const m of others) queue.redeliver(m);
   }
   throw new Error(`no message for ${id}`);
+}
+
+/** The store methods called through it, in order. */
+function counting(store: Store): { store: Store; calls: string[] } {
+  const calls: string[] = [];
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return value.apply(target, args);
+      };
+    },
+  }) as Store;
+  return { store: proxy, calls };
 }
 
 const sentFor = (queue: ManualQueue, id: string) => queue.sent.filter((m) => m.id === id);
@@ -180,6 +197,29 @@ describe('joining the line at request time', () => {
     const next = await requestLease(engine, { type: 'host', owner: ci.principal });
     expect(next.waitSeq).toBe(0);
     expect(hadFirstAttemptMessage(queue, next.id)).toBe(true);
+  });
+
+  it("a wait chain's message behind an older lease waiting for the same keeps waiting, without an attempt", async () => {
+    const { engine, store, queue, engineWith, holder, older } = await fullPoolWithWaiter();
+    const joiner = await requestLease(engine, { type: 'host', owner: ci.principal });
+    // The holder's slot frees and is handed to the older lease's wake-up, which has not run yet.
+    await releaseLease(engine, holder.id, ci);
+    await processUpdate(engine, takeFor(queue, holder.id));
+    expect(queue.sent.filter((m) => m.wake).map((m) => m.id)).toEqual([older.id]);
+    const linesBefore = await waitingLines(engine, joiner.id);
+
+    // The joiner's safety-net message comes first: it does not take the slot freed for older.
+    const { store: counted, calls } = counting(store);
+    const outcome = await processUpdate(engineWith({ store: counted }), takeFor(queue, joiner.id));
+    expect(outcome).toMatchObject({ outcome: { action: 'waited' } });
+    expect(calls).not.toContain('listLiveResources');
+    expect(await leaseNow(store, joiner.id)).toMatchObject({ status: 'pending', waitSeq: 2 });
+    expect(await waitingLines(engine, joiner.id)).toEqual(linesBefore);
+    expect(sentFor(queue, joiner.id).at(-1)).toMatchObject({ waitSeq: 2 });
+
+    // The older lease's wake-up still finds its slot.
+    await processUpdate(engine, takeFor(queue, older.id));
+    expect((await leaseNow(store, older.id)).status).toBe('active');
   });
 
   it('a joined lease whose wake-up is lost is served by its wait chain', async () => {

@@ -81,21 +81,26 @@ describe('claimed wake-ups', () => {
   });
 
   it('a lease woken for a wait is not woken again for it; once it waits again it can be', async () => {
-    const { engine, store, queue, h1, a, b } = await twoHeldTwoWaiting();
+    const { engine, store, queue, h1, a } = await twoHeldTwoWaiting();
     await releaseLease(engine, h1.id, ci);
     await processUpdate(engine, takeFor(queue, h1.id));
     const wake = queue.sent.filter((m) => m.wake).at(-1)!;
     expect(wake.id).toBe(a.id);
-    // h1's host is taken by someone else before a's wake-up runs (here: b's chain message).
-    const chain = takeFor(queue, b.id);
-    await processUpdate(engine, chain);
-    expect((await leaseNow(store, b.id)).status).toBe('active');
+    // h1's host is taken before a's wake-up runs, by a lease that wants something else (so it
+    // is not in a's line) and has its own first attempt.
+    const other = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { platform: 'linux' },
+    });
+    await processUpdate(engine, takeFor(queue, other.id));
+    expect((await leaseNow(store, other.id)).status).toBe('active');
     // a finds the pool full and waits again (waitSeq 2): a later freed slot may wake it.
     await processUpdate(engine, wake);
     expect(await leaseNow(store, a.id)).toMatchObject({ status: 'pending', waitSeq: 2 });
-    await releaseLease(engine, b.id, ci);
+    await releaseLease(engine, other.id, ci);
     const sentBefore = queue.sent.length;
-    await processUpdate(engine, takeFor(queue, b.id));
+    await processUpdate(engine, takeFor(queue, other.id));
     expect(
       queue.sent
         .slice(sentBefore)
