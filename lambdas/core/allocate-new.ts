@@ -117,8 +117,11 @@ export async function allocateNew(
   );
 }
 
-/** A lease's own place among `n` choices, the same on every attempt (a string hash). */
-function spreadOver(leaseId: string, n: number): number {
+/**
+ * Where a lease's allocation starts among `n` free pool slots: its own place, the same on every
+ * attempt (a string hash of its id), so concurrent allocations mostly write different slots.
+ */
+export function spreadOver(leaseId: string, n: number): number {
   let h = 0;
   for (let i = 0; i < leaseId.length; i++) h = (h * 31 + leaseId.charCodeAt(i)) >>> 0;
   return n > 0 ? h % n : 0;
