@@ -76,7 +76,7 @@ export async function allocateNew(
   const resourceId = newId('res');
   // Concurrent allocations (a burst's first attempts) start at different free slots instead of
   // all writing the lowest one, where all but one lose the race and try again.
-  const start = spreadOver(lease.id, free.length);
+  const start = poolSlotStart(lease.id, free.length);
   const slots = [...free.slice(start), ...free.slice(0, start)].slice(0, POOL_SLOTS_TRIED);
   const races: WaitCause[] = [];
   while (slots.length > 0) {
@@ -121,7 +121,7 @@ export async function allocateNew(
  * Where a lease's allocation starts among `n` free pool slots: its own place, the same on every
  * attempt (a string hash of its id), so concurrent allocations mostly write different slots.
  */
-export function spreadOver(leaseId: string, n: number): number {
+export function poolSlotStart(leaseId: string, n: number): number {
   let h = 0;
   for (let i = 0; i < leaseId.length; i++) h = (h * 31 + leaseId.charCodeAt(i)) >>> 0;
   return n > 0 ? h % n : 0;

@@ -14,8 +14,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
-import { InjectedCrash } from '../../lambdas/core/errors.ts';
 import type { EngineSettings } from '../../lambdas/core/engine.ts';
+import { InjectedCrash } from '../../lambdas/core/errors.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
 import {
   releaseLease,
