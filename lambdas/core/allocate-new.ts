@@ -6,7 +6,7 @@
  *
  * Two kinds of lock can be taken by someone else between planning and the transaction, and
  * they call for different retries:
- *  - the pool slot: the same template fits the next free slot (at most POOL_SLOTS_TRIED);
+ *  - the pool slot: the same template fits the next free slot (every free slot it saw);
  *  - one of the template's own locks (an instance bound meanwhile by another lease's
  *    resource): only the plug-in can choose again, so it is asked for a new template, at most
  *    MAX_TEMPLATES times in all; past that the lease waits and says what happened.
@@ -29,15 +29,6 @@ import { type PoolCount, type WaitCause, waitOn } from './wait-reasons.ts';
 
 /** The plug-in's first choice and at most two more after one of its locks was taken. */
 export const MAX_TEMPLATES = 3;
-
-/**
- * Pool slots tried per allocation: a slot may have been taken since the batch read. A lease
- * that loses its races waits for a wake-up, which only a release sends: a free slot it did not
- * try is left to nobody until some wait chain comes (a burst's first attempts lost two races,
- * waited, and ran the pool two hosts short for most of the contention bench). Concurrent
- * allocations start at different free slots, so trying a few more costs only on collisions.
- */
-const POOL_SLOTS_TRIED = 4;
 
 /** Set when the allocation pre-warms a resource for the blueprint's warm pool (no lease). */
 export interface WarmAllocation {
@@ -77,7 +68,12 @@ export async function allocateNew(
   // Concurrent allocations (a burst's first attempts) start at different free slots instead of
   // all writing the lowest one, where all but one lose the race and try again.
   const start = poolSlotStart(lease.id, free.length);
-  const slots = [...free.slice(start), ...free.slice(0, start)].slice(0, POOL_SLOTS_TRIED);
+  // Every free slot it saw, if need be: a lease that loses its races waits for a wake-up, which
+  // only a release sends, so a free slot it did not try would be left to nobody until some
+  // wait chain came (a burst's first attempt that lost two races and stopped ran the contention
+  // bench's pool a host short). Starting apart, concurrent allocations rarely collide, so this
+  // costs a transaction per collision, not per free slot.
+  const slots = [...free.slice(start), ...free.slice(0, start)];
   const races: WaitCause[] = [];
   while (slots.length > 0) {
     const poolKey = slots[0] as string;
