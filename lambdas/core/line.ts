@@ -18,6 +18,10 @@
  * Otherwise (no line, leases that want something else, an unknown or larger pool) the lease
  * gets its first attempt as before.
  *
+ * In line, the lease's wait chain's safety-net message does not attempt either while an older
+ * lease wanting the same still waits (waitingAhead, called by the lease update): only the front
+ * of the line attempts from its chain, which is what recovers a lost wake-up.
+ *
  * The line may be stale (the index is eventually consistent; an older lease may give up or
  * break without taking a slot). That never loses a lease: it has the wait chain's message at
  * the backoff cap, like any wait on a full pool, and the sweep behind that. It costs time only
