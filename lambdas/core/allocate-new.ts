@@ -6,7 +6,7 @@
  *
  * Two kinds of lock can be taken by someone else between planning and the transaction, and
  * they call for different retries:
- *  - the pool slot: the same template fits the next free slot (at most two slots are tried);
+ *  - the pool slot: the same template fits the next free slot (every free slot it saw);
  *  - one of the template's own locks (an instance bound meanwhile by another lease's
  *    resource): only the plug-in can choose again, so it is asked for a new template, at most
  *    MAX_TEMPLATES times in all; past that the lease waits and says what happened.
@@ -29,9 +29,6 @@ import { type PoolCount, type WaitCause, waitOn } from './wait-reasons.ts';
 
 /** The plug-in's first choice and at most two more after one of its locks was taken. */
 export const MAX_TEMPLATES = 3;
-
-/** Pool slots tried per allocation: a slot may have been taken since the batch read. */
-const POOL_SLOTS_TRIED = 2;
 
 /** Set when the allocation pre-warms a resource for the blueprint's warm pool (no lease). */
 export interface WarmAllocation {
@@ -68,7 +65,15 @@ export async function allocateNew(
   if ('outcome' in template) return template;
   let templates = 1;
   const resourceId = newId('res');
-  const slots = free.slice(0, POOL_SLOTS_TRIED);
+  // Concurrent allocations (a burst's first attempts) start at different free slots instead of
+  // all writing the lowest one, where all but one lose the race and try again.
+  const start = poolSlotStart(lease.id, free.length);
+  // Every free slot it saw, if need be: a lease that loses its races waits for a wake-up, which
+  // only a release sends, so a free slot it did not try would be left to nobody until some
+  // wait chain came (a burst's first attempt that lost two races and stopped ran the contention
+  // bench's pool a host short). Starting apart, concurrent allocations rarely collide, so this
+  // costs a transaction per collision, not per free slot.
+  const slots = [...free.slice(start), ...free.slice(0, start)];
   const races: WaitCause[] = [];
   while (slots.length > 0) {
     const poolKey = slots[0] as string;
@@ -106,6 +111,16 @@ export async function allocateNew(
       ? races
       : [{ kind: 'lost-race', slot: `blueprint '${blueprint.id}' pool slots` }],
   );
+}
+
+/**
+ * Where a lease's allocation starts among `n` free pool slots: its own place, the same on every
+ * attempt (a string hash of its id), so concurrent allocations mostly write different slots.
+ */
+export function poolSlotStart(leaseId: string, n: number): number {
+  let h = 0;
+  for (let i = 0; i < leaseId.length; i++) h = (h * 31 + leaseId.charCodeAt(i)) >>> 0;
+  return n > 0 ? h % n : 0;
 }
 
 /** Pool slot `blueprint:B:slot:n` as people read it. */

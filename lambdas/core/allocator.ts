@@ -141,8 +141,11 @@ const FULL_POOL_ATTEMPT = 20;
  * of them wakes the oldest waiting lease. A breaker, a plug-in's refusal or a failure are not:
  * nothing wakes a lease when they pass, so those waits keep the growing backoff.
  */
-function waitsForWake(causes: readonly WaitCause[]): boolean {
-  return causes.length > 0 && causes.every((c) => c.kind === 'at-limit' || c.kind === 'lost-race');
+export function waitsForWake(causes: readonly WaitCause[]): boolean {
+  return (
+    causes.length > 0 &&
+    causes.every((c) => c.kind === 'at-limit' || c.kind === 'lost-race' || c.kind === 'in-line')
+  );
 }
 
 /**

@@ -50,6 +50,11 @@ export interface EngineSettings {
   commandStrandSeconds: number;
   /** A new log line for an unchanged wait reason at most this often (progress on long waits). */
   waitLogEverySeconds: number;
+  /**
+   * A new lease that can only wait behind older ones is written as waiting at request time
+   * instead of getting a first attempt (line.ts).
+   */
+  joinLine: boolean;
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
@@ -66,6 +71,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   commandTimeoutSeconds: 300,
   commandStrandSeconds: 30,
   waitLogEverySeconds: 30,
+  joinLine: true,
 };
 
 export interface EngineDeps {
@@ -113,8 +119,15 @@ export class Engine {
   readonly deadLetters?: DeadLetterQueue;
   readonly ctx: BlueprintContext;
   #catalog?: { at: number; blueprints: Blueprint[] };
+  /** The catalog read under way, which concurrent callers share (see blueprints()). */
+  #catalogLoading?: Promise<Blueprint[]>;
   /** Log events this engine made: orders its events within one millisecond (see log). */
   #logCount = 0;
+  /**
+   * Per lease type, until when (epoch ms) a request skips looking for a line to join: the last
+   * look found no pending lease at all (line.ts). A hint only: skipping is always correct.
+   */
+  readonly noLineUntil = new Map<string, number>();
   readonly #configCache = new Map<string, ConfiguredBlueprint<unknown>>();
 
   constructor(deps: EngineDeps) {
@@ -164,9 +177,21 @@ export class Engine {
     if (!options.fresh && cached && now - cached.at < this.settings.blueprintCacheMs) {
       return cached.blueprints;
     }
-    const blueprints = await this.store.listBlueprints();
-    this.#catalog = { at: now, blueprints };
-    return blueprints;
+    // Concurrent callers of an expired cache (a burst of requests, the workers of one process)
+    // share one read instead of each reading the catalog. Not a fresh read: it must start after
+    // its caller asked, so a permanent decision never rests on a read begun before.
+    if (!options.fresh && this.#catalogLoading && this.settings.blueprintCacheMs > 0) {
+      return this.#catalogLoading;
+    }
+    const loading = this.store.listBlueprints();
+    this.#catalogLoading = loading;
+    try {
+      const blueprints = await loading;
+      this.#catalog = { at: now, blueprints };
+      return blueprints;
+    } finally {
+      if (this.#catalogLoading === loading) this.#catalogLoading = undefined;
+    }
   }
 
   forgetBlueprints(): void {

@@ -3,7 +3,7 @@
  * reads the lease and does the next step its status calls for, so a duplicate or a late
  * message is harmless: the conditional write of a step already taken fails and is dropped.
  */
-import { allocateLease } from './allocator.ts';
+import { allocateLease, waitsForWake } from './allocator.ts';
 import type { LeaseStep } from './blueprint.ts';
 import { destroyAtOnce } from './destroy-at-once.ts';
 import { leaseNeedsActivation } from './eligibility.ts';
@@ -13,7 +13,8 @@ import { mayBeFreedByDetach } from './free.ts';
 import { breakLease, destroyLease, endLease } from './lease-end.ts';
 import { holdLapsed, lapsedReason, nextCheckAt } from './lease-hold.ts';
 import { asLeaseStep, mergedLeaseData, recordPendingStep, stepLogWrites } from './lease-steps.ts';
-import type { Lease, Resource, UpdateMessage } from './model.ts';
+import { AT_THE_CAP, waitingAhead } from './line.ts';
+import type { Lease, Resource, UpdateMessage, WaitingFor } from './model.ts';
 import type { LeaseOutcome } from './outcomes.ts';
 import { type TxWrite, writeLabel } from './ports.ts';
 import { breakResource, markSuspect } from './resource-end.ts';
@@ -116,6 +117,19 @@ async function updatePendingLease(
   if (holdLapsed(lease, engine.now())) {
     return endLease(engine, lease, 'released', lapsedReason(lease), 'lease.expired');
   }
+  if (msg.waitSeq !== undefined && !msg.wake && waitsItsTurn(lease)) {
+    // The wait chain's safety net, for a lease that waits its turn (line.ts, waitingAhead):
+    // behind an older lease wanting the same, it keeps waiting without an attempt.
+    const ahead = await waitingAhead(engine, lease);
+    if (ahead) {
+      return waitForResources(engine, lease, msg, {
+        // Unchanged, so nothing is logged: the line moved, the story did not.
+        reason: lease.waitReason ?? `waiting behind lease ${ahead.id}`,
+        causes: [{ kind: 'in-line', type: lease.type, behind: ahead.id }],
+        delaySeconds: engine.backoffSeconds(AT_THE_CAP),
+      });
+    }
+  }
   const result = await allocateLease(engine, lease, msg.attempt ?? 0);
   switch (result.outcome) {
     case 'stale':
@@ -135,6 +149,18 @@ async function updatePendingLease(
       return { action: 'acquired', next: await activateLease(engine, result.lease, resource) };
     }
   }
+}
+
+/** What a wait on these causes ends with (Lease.waitingFor). */
+function waitingForOf(causes: readonly WaitCause[]): WaitingFor {
+  // Still behind the line it joined: its reason is the line's, not what it saw of the pool.
+  if (causes.length > 0 && causes.every((c) => c.kind === 'in-line')) return 'line';
+  return waitsForWake(causes) ? 'slot' : 'other';
+}
+
+/** Whether the lease waits for a slot that a wake-up hands it (wake.ts), in its turn. */
+function waitsItsTurn(lease: Lease): boolean {
+  return lease.waitSeq > 0 && (lease.waitingFor === 'slot' || lease.waitingFor === 'line');
 }
 
 /**
@@ -171,6 +197,8 @@ async function waitForResources(
       expectWaitSeq: lease.waitSeq,
       set: {
         waitReason: reason,
+        // What a new lease wanting the same looks for to join the line behind this one (line.ts).
+        waitingFor: waitingForOf(causes),
         checkedAt: engine.iso(),
         sweepAt: sweepAtWithinDeadline(engine, lease),
       },
@@ -322,6 +350,8 @@ async function requeueLease(
         ...(lease.data ? { data: null } : {}),
         ...(lease.stepMessage ? { stepMessage: null } : {}),
         requeues: lease.requeues + 1,
+        // It gets an attempt at once: nobody should join a line behind it meanwhile.
+        ...(lease.waitingFor ? { waitingFor: null } : {}),
         checkedAt: at,
         sweepAt: sweepAtWithinDeadline(engine, lease),
       },

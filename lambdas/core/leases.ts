@@ -8,6 +8,7 @@ import { type Caller, describeCaller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import { checkHoldSeconds } from './lease-hold.ts';
+import { joinLine, placeInLine } from './line.ts';
 import type { Lease } from './model.ts';
 import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
@@ -165,9 +166,28 @@ export async function submitLeaseRequest(
     }
     throw err;
   }
+  // Behind older leases that want the same, it waits its turn instead of a first attempt.
+  const inLine = engine.settings.joinLine ? await tryJoinLine(engine, lease) : undefined;
+  if (inLine) return { lease: inLine, created: true };
   // The lease travels with its first message: its first update plans without reading it.
   await engine.send({ kind: 'lease', id: lease.id, reason: 'requested', ...snapshotOf(lease) });
   return { lease, created: true };
+}
+
+/**
+ * The lease written as waiting in line (line.ts), or undefined: it gets its first attempt. The
+ * lease is already stored, so a failed look at the line must not fail the request: the first
+ * attempt is always correct, only sometimes wasted.
+ */
+async function tryJoinLine(engine: Engine, lease: Lease): Promise<Lease | undefined> {
+  try {
+    const place = await placeInLine(engine, lease);
+    return place ? await joinLine(engine, lease, place) : undefined;
+  } catch {
+    // Nothing is lost by not joining (the store already retried its own faults): the lease's
+    // first attempt follows, and its update reports any fault that persists.
+    return undefined;
+  }
 }
 
 /**
@@ -177,7 +197,7 @@ export async function submitLeaseRequest(
 const MAX_SNAPSHOT_CHARS = 16_000;
 
 /** `{ lease }` for an UpdateMessage, when the lease is small enough to travel. */
-function snapshotOf(lease: Lease): { lease?: Lease } {
+export function snapshotOf(lease: Lease): { lease?: Lease } {
   return JSON.stringify(lease).length <= MAX_SNAPSHOT_CHARS ? { lease } : {};
 }
 

@@ -70,6 +70,20 @@ export interface Lease {
   waitSeq: number;
   /** Why the lease waits, as last logged (a new log line is written only when it changes). */
   waitReason?: string;
+  /**
+   * What its current wait ends with. `slot`: its last attempt found every slot held by someone
+   * else (a full pool, a race lost), and a freed slot's wake-up ends it (wake.ts); `line`: it
+   * joined the line behind such leases at request time (line.ts), and is woken the same way;
+   * `other`: something no wake-up announces (a breaker, a plug-in's refusal, a failure). A new
+   * lease wanting the same joins the line only behind `slot` and `line`.
+   */
+  waitingFor?: WaitingFor;
+  /**
+   * The waitSeq of the wait a freed slot's wake-up was last handed to (wake.ts): one wake-up per
+   * wait, so a second slot freed before the woken lease ran wakes the next lease in line instead
+   * of the same one (which would only race its own update).
+   */
+  wokenSeq?: number;
   /** Last time a worker looked at this waiting lease. */
   checkedAt?: string;
   /** How many times this lease was sent back to pending because its resource died. */
@@ -92,6 +106,8 @@ export interface Lease {
 }
 
 /** One repository of a working-copy lease: where from, what to check out, what to merge. */
+export type WaitingFor = 'slot' | 'line' | 'other';
+
 export interface WorkingCopyRepository {
   url: string;
   /** Branch, tag, commit or full ref (`refs/changes/…`); default: the remote's HEAD. */

@@ -14,6 +14,7 @@ import type {
   ResourceStatus,
   SlotLock,
   UpdateMessage,
+  WaitingFor,
 } from './model.ts';
 
 /** Expected current state of an object for a conditional transition. */
@@ -57,8 +58,14 @@ export type TxWrite =
       id: string;
       type: string;
       expectWaitSeq: number;
-      set: { waitReason?: string; checkedAt: string; sweepAt: string };
+      set: { waitReason?: string; waitingFor?: WaitingFor; checkedAt: string; sweepAt: string };
     }
+  /**
+   * A freed slot's wake-up handed to a waiting lease (wake.ts), once per wait: condition status
+   * = pending AND waitSeq > 0 AND (no wokenSeq OR wokenSeq < waitSeq), the item's own values (a
+   * wait recorded since the index was read does not fail the claim); sets wokenSeq = waitSeq.
+   */
+  | { op: 'claimWake'; id: string }
   /**
    * A held lease's renewal (not a transition; version unchanged, so it never races the
    * worker's writes): condition status in `statusIn` AND the lease is held (holdSeconds set);
@@ -163,6 +170,7 @@ export function writeLabel(write: TxWrite): string {
       return `createResource:${write.resource.id}`;
     case 'updateLease':
     case 'markLeaseWaiting':
+    case 'claimWake':
     case 'renewLeaseHold':
     case 'updateResource':
       return `${write.op}:${write.id}`;

@@ -51,7 +51,22 @@ export type WaitCause =
   /** The plug-in's own locks (a static host's binding) were taken at every choice it made. */
   | { kind: 'locks-taken'; blueprintId: string; locks: string[]; choices: number }
   /** An idle resource that cannot serve this lease is being reclaimed to make room. */
-  | { kind: 'reclaiming'; blueprintId: string; type: string; resourceId: string };
+  | { kind: 'reclaiming'; blueprintId: string; type: string; resourceId: string }
+  /**
+   * Joined the line at request time (line.ts): `rivals` older leases wanting the same are served
+   * first. `behind` names the youngest of them that saw the pool full, with its reason; else,
+   * with `slots`, they alone fill all slots of `blueprintIds`, even of an empty pool; else they
+   * joined the line themselves.
+   */
+  | {
+      kind: 'in-line';
+      type: string;
+      behind?: string;
+      theirReason?: string;
+      rivals?: number;
+      slots?: number;
+      blueprintIds?: string[];
+    };
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -83,6 +98,17 @@ function describeRace(c: Extract<WaitCause, { kind: 'lost-race' }>): string {
   return `lost the race for ${c.slot}${winner}`;
 }
 
+function describeLine(c: Extract<WaitCause, { kind: 'in-line' }>): string {
+  if (c.behind) {
+    return `${c.theirReason ?? 'the pool is full'} (as lease ${c.behind}, ahead in line, last saw it)`;
+  }
+  const rivals = c.rivals ?? 0;
+  const head = `${plural(rivals, 'older lease')} that want${rivals === 1 ? 's' : ''} the same`;
+  if (c.slots === undefined) return `in line behind ${head}`;
+  const ids = c.blueprintIds ?? [];
+  return `${head} ${rivals === 1 ? 'fills' : 'fill'} all ${plural(c.slots, `${c.type} slot`)} of blueprint${ids.length === 1 ? '' : 's'} ${ids.map((id) => `'${id}'`).join(', ')}`;
+}
+
 /** One cause in words. */
 export function describeWaitCause(c: WaitCause): string {
   switch (c.kind) {
@@ -100,6 +126,8 @@ export function describeWaitCause(c: WaitCause): string {
       return `blueprint '${c.blueprintId}': ${c.locks.join(', ')} was taken by another lease meanwhile (after ${plural(c.choices, 'choice')} of its plug-in); will retry`;
     case 'reclaiming':
       return `reclaiming idle ${c.type} ${c.resourceId} of blueprint '${c.blueprintId}' to make room`;
+    case 'in-line':
+      return describeLine(c);
   }
 }
 

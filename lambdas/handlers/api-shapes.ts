@@ -122,10 +122,22 @@ export const logQuery = z
  * A lease as its holder sees it: the engine's bookkeeping and the plug-in's step data left out;
  * a lease held by a resource (a working copy's host) names it as `heldBy`.
  */
-export function leaseJson(
-  lease: Lease,
-): Omit<Lease, 'waitSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'> & { heldBy?: string } {
-  const { waitSeq: _w, slotLocks: _s, sweepAt: _sw, checkedAt: _c, data: _d, ...shown } = lease;
+export function leaseJson(lease: Lease): Omit<
+  Lease,
+  'waitSeq' | 'waitingFor' | 'wokenSeq' | 'slotLocks' | 'sweepAt' | 'checkedAt' | 'data'
+> & {
+  heldBy?: string;
+} {
+  const {
+    waitSeq: _w,
+    waitingFor: _wf,
+    wokenSeq: _wk,
+    slotLocks: _s,
+    sweepAt: _sw,
+    checkedAt: _c,
+    data: _d,
+    ...shown
+  } = lease;
   const heldBy = parentResourceOf(lease);
   return heldBy ? { ...shown, heldBy } : shown;
 }

@@ -90,6 +90,15 @@ export const heldBy = (ownerId: string) =>
   fragment('#ownerId = :owner', { '#ownerId': 'ownerId' }, { ':owner': ownerId });
 export const waitSeqIs = (waitSeq: number) =>
   fragment('#waitSeq = :expectWaitSeq', { '#waitSeq': 'waitSeq' }, { ':expectWaitSeq': waitSeq });
+/**
+ * Waited (waitSeq > 0) and not yet woken for its current wait (wake.ts): leases never woken
+ * have no wokenSeq. Compared with the item's own waitSeq, not one read from an index.
+ */
+export const wakeable = fragment(
+  '#waitSeq > :noWait AND (attribute_not_exists(#wokenSeq) OR #wokenSeq < #waitSeq)',
+  { '#waitSeq': 'waitSeq', '#wokenSeq': 'wokenSeq' },
+  { ':noWait': 0 },
+);
 export const attemptIs = (attempt: number) =>
   fragment('#attempt = :expectAttempt', { '#attempt': 'attempt' }, { ':expectAttempt': attempt });
 /** A command's poll counter; commands written before polling existed have none (count 0). */

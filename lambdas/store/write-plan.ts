@@ -34,6 +34,7 @@ import {
   usedFewerThan,
   versionIs,
   waitSeqIs,
+  wakeable,
 } from './expressions.ts';
 import {
   moveCommandIndexKeys,
@@ -255,6 +256,7 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         .set('sweepAt', set.sweepAt)
         .set(GSI.byStatus.sortKey, sweepSortKey(set.sweepAt));
       if (set.waitReason !== undefined) update.set('waitReason', set.waitReason);
+      if (set.waitingFor !== undefined) update.set('waitingFor', set.waitingFor);
       return updateWrite(
         ctx,
         label,
@@ -264,6 +266,15 @@ export function planWrite(ctx: PlanContext, write: TxWrite): PlannedWrite {
         `expect pending waitSeq ${expectWaitSeq}`,
       );
     }
+    case 'claimWake':
+      return updateWrite(
+        ctx,
+        label,
+        leaseKey(write.id),
+        new UpdateExpression().copy('wokenSeq', 'waitSeq'),
+        allOf(statusIs('pending'), wakeable),
+        'expect pending, waited, not yet woken for this wait',
+      );
     case 'renewLeaseHold':
       return updateWrite(
         ctx,

@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { allocateNew } from '../../lambdas/core/allocate-new.ts';
+import { allocateNew, poolSlotStart } from '../../lambdas/core/allocate-new.ts';
 import { allocateLease } from '../../lambdas/core/allocator.ts';
 import type { BlueprintType } from '../../lambdas/core/blueprint.ts';
 import { slotKeys } from '../../lambdas/core/engine.ts';
@@ -112,7 +112,11 @@ describe('binding locks in the allocation transaction', () => {
     expect(choices).toEqual(['i-1', 'i-2']);
     expect(outcome).toMatchObject({ outcome: 'acquired', allocated: true });
     if (outcome.outcome !== 'acquired') return;
-    expect(outcome.resource.slotLocks).toEqual([slotKeys.pool('bound', 0), 'binding:i-2']);
+    // The pool slot this lease's allocations start at (allocate-new.ts, poolSlotStart).
+    expect(outcome.resource.slotLocks).toEqual([
+      slotKeys.pool('bound', poolSlotStart(lease.id, 5)),
+      'binding:i-2',
+    ]);
     const locks = await system.store.getSlotLocks(['binding:i-1', 'binding:i-2']);
     expect(locks.map((l) => [l.key, l.ownerId]).sort()).toEqual([
       ['binding:i-1', 'res-intruder-1'],
@@ -146,16 +150,21 @@ describe('binding locks in the allocation transaction', () => {
 
   it('a pool slot taken meanwhile moves to the next slot with the same choice', async () => {
     const { system, choices, lease } = await setup(['i-1', 'i-2']);
-    const { engine, stolen } = stealing(system, 1, () => slotKeys.pool('bound', 0));
+    // Allocations start at a free slot of their own (allocate-new.ts, poolSlotStart).
+    const first = poolSlotStart(lease.id, 5);
+    const { engine, stolen } = stealing(system, 1, () => slotKeys.pool('bound', first));
     const blueprint = await system.store.getBlueprint('bound');
     const { plugin, bp } = engine.configured(blueprint!);
 
     const outcome = await allocateNew(engine, lease, blueprint!, plugin, bp);
 
-    expect(stolen).toEqual([slotKeys.pool('bound', 0)]);
+    expect(stolen).toEqual([slotKeys.pool('bound', first)]);
     expect(choices).toEqual(['i-1']);
     expect(outcome).toMatchObject({ outcome: 'acquired' });
     if (outcome.outcome !== 'acquired') return;
-    expect(outcome.resource.slotLocks).toEqual([slotKeys.pool('bound', 1), 'binding:i-1']);
+    expect(outcome.resource.slotLocks).toEqual([
+      slotKeys.pool('bound', (first + 1) % 5),
+      'binding:i-1',
+    ]);
   });
 });

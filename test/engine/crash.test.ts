@@ -17,6 +17,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
+import type { EngineSettings } from '../../lambdas/core/engine.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
 import { releaseLease, requestLease, updateBlueprint } from '../../lambdas/core/use-cases.ts';
 import { crashAtEveryWrite, expectNothingLeftBehind, startCrashRun } from '../support/crash-run.ts';
@@ -46,6 +47,8 @@ interface Scenario {
    * reclaim and its message leaves a released resource only the sweep re-drives.
    */
   sweepsWhileWaiting?: boolean;
+  /** Engine settings other than the test defaults. */
+  settings?: Partial<EngineSettings>;
 }
 
 const scenarios: Scenario[] = [
@@ -62,6 +65,9 @@ const scenarios: Scenario[] = [
     limits: { maxResources: 1, idleTtlSeconds: 3600 },
     config: { activation: { delaySeconds: 3 } },
     aliveAtEnd: 1,
+    // The second lease's own first attempt and wait are crashed here, not its request joining
+    // the line (requests are the holder's calls, not crashed; test/engine/join-line.test.ts).
+    settings: { joinLine: false },
     mustCross: ['markLeaseWaiting', 'send[lease:wake'],
   },
   {
@@ -98,6 +104,7 @@ const ORPHAN_LOCK = 'resource:res-gone:lease-slot:0';
 async function run(scenario: Scenario, crashAfter: number) {
   const crash = await startCrashRun(crashAfter, {
     ...(scenario.sweepsWhileWaiting ? { sweepsWhileWaiting: true } : {}),
+    ...(scenario.settings ? { settings: scenario.settings } : {}),
   });
   const { sys } = crash;
   await syntheticPool(sys.engine, { limits: scenario.limits, config: scenario.config ?? {} });

@@ -64,7 +64,8 @@ async function waitingLines(engine: Engine, id: string): Promise<string[]> {
 
 describe('wait reasons are what the allocator saw', () => {
   it('lost race, planned on a stale view: names the lease that took the slot, and no teardown', async () => {
-    const { engine, store, queue, engineWith } = await testSystem();
+    // Each lease's first attempt is the subject here: no joining the line at request (line.ts).
+    const { engine, store, queue, engineWith } = await testSystem({ joinLine: false });
     await syntheticPool(engine, { limits: { maxResources: 1 } });
     const a = await requestLease(engine, { type: 'host', owner: ci.principal });
     const b = await requestLease(engine, { type: 'host', owner: ci.principal });

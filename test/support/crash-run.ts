@@ -10,7 +10,7 @@
 import { expect } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import type { BlueprintType } from '../../lambdas/core/blueprint.ts';
-import type { Engine } from '../../lambdas/core/engine.ts';
+import type { Engine, EngineSettings } from '../../lambdas/core/engine.ts';
 import { InjectedCrash } from '../../lambdas/core/errors.ts';
 import {
   type CommandRecord,
@@ -53,13 +53,18 @@ export interface CrashRunOptions {
   sweepsWhileWaiting?: boolean;
   // biome-ignore lint/suspicious/noExplicitAny: plug-ins of any config type, as the registry takes them.
   plugins?: ReadonlyArray<BlueprintType<any>>;
+  /** Engine settings other than the test defaults. */
+  settings?: Partial<EngineSettings>;
 }
 
 export async function startCrashRun(
   crashAfter: number,
   options: CrashRunOptions = {},
 ): Promise<CrashRun> {
-  const sys = await testSystem({}, options.plugins ? { plugins: options.plugins } : {});
+  const sys = await testSystem(
+    options.settings ?? {},
+    options.plugins ? { plugins: options.plugins } : {},
+  );
   const plan = new CrashPlan();
   plan.crashAfter = crashAfter;
   const crashing = sys.engineWith({

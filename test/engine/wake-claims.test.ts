@@ -1,0 +1,123 @@
+/**
+ * Claimed wake-ups (lambdas/core/wake.ts, issue 14): each freed slot's wake-up is claimed on
+ * the lease it wakes, once per wait, so two slots freed before the woken lease runs wake two
+ * leases (oldest first) instead of the same one twice; and the wake-up carries the lease, so
+ * the woken update plans without reading it.
+ */
+import { describe, expect, it } from 'vitest';
+import type { UpdateMessage } from '../../lambdas/core/model.ts';
+import type { Store } from '../../lambdas/core/ports.ts';
+import { processUpdate, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
+import type { ManualQueue } from '../support/manual-queue.ts';
+import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
+
+const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
+
+function takeFor(queue: ManualQueue, id: string): UpdateMessage {
+  // Others are held aside until it is found (put back at once, they would come first again).
+  const others: UpdateMessage[] = [];
+  try {
+    for (let m = queue.take(); m; m = queue.take()) {
+      if (m.id === id) return m;
+      others.push(m);
+    }
+  } finally {
+    for (const m of others) queue.redeliver(m);
+  }
+  throw new Error(`no message for ${id}`);
+}
+
+/** The store methods called through it, in order. */
+function counting(store: Store): { store: Store; calls: string[] } {
+  const calls: string[] = [];
+  const proxy = new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(prop));
+        return value.apply(target, args);
+      };
+    },
+  }) as Store;
+  return { store: proxy, calls };
+}
+
+/** Two hosts held, two leases waiting for them after their own attempts. */
+async function twoHeldTwoWaiting() {
+  const system = await testSystem({ joinLine: false });
+  const { engine, queue } = system;
+  await syntheticPool(engine, { limits: { maxResources: 2, idleTtlSeconds: 3600 } });
+  const h1 = await requestLease(engine, { type: 'host', owner: ci.principal });
+  const h2 = await requestLease(engine, { type: 'host', owner: ci.principal });
+  await queue.drain(engine);
+  const a = await requestLease(engine, { type: 'host', owner: ci.principal });
+  const b = await requestLease(engine, { type: 'host', owner: ci.principal });
+  await processUpdate(engine, takeFor(queue, a.id));
+  await processUpdate(engine, takeFor(queue, b.id));
+  return { ...system, h1, h2, a, b };
+}
+
+describe('claimed wake-ups', () => {
+  it('two slots freed before the woken lease runs wake two leases, oldest first, each once', async () => {
+    const { engine, store, queue, h1, h2, a, b } = await twoHeldTwoWaiting();
+    await releaseLease(engine, h1.id, ci);
+    await releaseLease(engine, h2.id, ci);
+    const sentBefore = queue.sent.length;
+    await processUpdate(engine, takeFor(queue, h1.id));
+    await processUpdate(engine, takeFor(queue, h2.id));
+    const wakes = queue.sent.slice(sentBefore).filter((m) => m.wake);
+    expect(wakes.map((m) => m.id)).toEqual([a.id, b.id]);
+    expect(await leaseNow(store, a.id)).toMatchObject({ waitSeq: 1, wokenSeq: 1 });
+    expect(await leaseNow(store, b.id)).toMatchObject({ waitSeq: 1, wokenSeq: 1 });
+
+    // Each wake-up serves its lease; neither update is stale.
+    for (const wake of wakes) {
+      const outcome = await processUpdate(engine, wake);
+      expect(outcome).not.toMatchObject({ outcome: { action: 'stale' } });
+    }
+    expect((await leaseNow(store, a.id)).status).toBe('active');
+    expect((await leaseNow(store, b.id)).status).toBe('active');
+  });
+
+  it('a lease woken for a wait is not woken again for it; once it waits again it can be', async () => {
+    const { engine, store, queue, h1, a } = await twoHeldTwoWaiting();
+    await releaseLease(engine, h1.id, ci);
+    await processUpdate(engine, takeFor(queue, h1.id));
+    const wake = queue.sent.filter((m) => m.wake).at(-1)!;
+    expect(wake.id).toBe(a.id);
+    // h1's host is taken before a's wake-up runs, by a lease that wants something else (so it
+    // is not in a's line) and has its own first attempt.
+    const other = await requestLease(engine, {
+      type: 'host',
+      owner: ci.principal,
+      attributes: { platform: 'linux' },
+    });
+    await processUpdate(engine, takeFor(queue, other.id));
+    expect((await leaseNow(store, other.id)).status).toBe('active');
+    // a finds the pool full and waits again (waitSeq 2): a later freed slot may wake it.
+    await processUpdate(engine, wake);
+    expect(await leaseNow(store, a.id)).toMatchObject({ status: 'pending', waitSeq: 2 });
+    await releaseLease(engine, other.id, ci);
+    const sentBefore = queue.sent.length;
+    await processUpdate(engine, takeFor(queue, other.id));
+    expect(
+      queue.sent
+        .slice(sentBefore)
+        .filter((m) => m.wake)
+        .map((m) => m.id),
+    ).toEqual([a.id]);
+  });
+
+  it('the wake-up carries the lease: the woken update plans without reading it', async () => {
+    const { engine, store, queue, engineWith, h1, a } = await twoHeldTwoWaiting();
+    await releaseLease(engine, h1.id, ci);
+    await processUpdate(engine, takeFor(queue, h1.id));
+    const wake = queue.sent.filter((m) => m.wake).at(-1)!;
+    expect(wake.lease).toMatchObject({ id: a.id, status: 'pending', waitSeq: 1 });
+    const { store: counted, calls } = counting(store);
+    await processUpdate(engineWith({ store: counted }), wake);
+    expect((await leaseNow(store, a.id)).status).toBe('active');
+    expect(calls).not.toContain('getLease');
+  });
+});
