@@ -8,7 +8,7 @@ import { type Caller, describeCaller, getLease } from './access.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import { checkHoldSeconds } from './lease-hold.ts';
-import { joinLine, placeInLine } from './line.ts';
+import { inLine, placeInLine } from './line.ts';
 import type { Lease } from './model.ts';
 import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
@@ -136,20 +136,23 @@ export async function submitLeaseRequest(
             },
           },
         ];
+  // Made before the line's own log line, so the lease's log reads in this order.
+  const queued = engine.logWrite(
+    lease.id,
+    'lease.queued',
+    `requested a ${lease.type}${describe(lease.attributes)} by ${lease.owner}; queued for allocation`,
+    { type: lease.type, attributes: lease.attributes, ttlSeconds },
+  );
+  // Behind older leases that want the same, it waits its turn instead of a first attempt: the
+  // look comes first, so the lease is created already in line (line.ts).
+  const joined = engine.settings.joinLine ? await lookForLine(engine, lease) : undefined;
+  const created = joined?.lease ?? lease;
   try {
     await engine.store.transact([
-      { op: 'createLease', lease },
+      { op: 'createLease', lease: created },
       ...claimWrites,
-      engine.logWrite(
-        lease.id,
-        'lease.queued',
-        `requested a ${lease.type}${describe(lease.attributes)} by ${lease.owner}; queued for allocation`,
-        {
-          type: lease.type,
-          attributes: lease.attributes,
-          ttlSeconds,
-        },
-      ),
+      queued,
+      ...(joined ? [joined.log] : []),
     ]);
   } catch (err) {
     if (key !== undefined && err instanceof WriteConflictError) {
@@ -166,23 +169,27 @@ export async function submitLeaseRequest(
     }
     throw err;
   }
-  // Behind older leases that want the same, it waits its turn instead of a first attempt.
-  const inLine = engine.settings.joinLine ? await tryJoinLine(engine, lease) : undefined;
-  if (inLine) return { lease: inLine, created: true };
+  if (joined) {
+    await engine.send(joined.message);
+    return { lease: created, created: true };
+  }
   // The lease travels with its first message: its first update plans without reading it.
   await engine.send({ kind: 'lease', id: lease.id, reason: 'requested', ...snapshotOf(lease) });
   return { lease, created: true };
 }
 
 /**
- * The lease written as waiting in line (line.ts), or undefined: it gets its first attempt. The
- * lease is already stored, so a failed look at the line must not fail the request: the first
- * attempt is always correct, only sometimes wasted.
+ * The lease as created in line, with its log line and message (line.ts), or undefined: it gets
+ * its first attempt. A failed look at the line must not fail the request: the first attempt is
+ * always correct, only sometimes wasted.
  */
-async function tryJoinLine(engine: Engine, lease: Lease): Promise<Lease | undefined> {
+async function lookForLine(
+  engine: Engine,
+  lease: Lease,
+): Promise<ReturnType<typeof inLine> | undefined> {
   try {
     const place = await placeInLine(engine, lease);
-    return place ? await joinLine(engine, lease, place) : undefined;
+    return place ? inLine(engine, lease, place) : undefined;
   } catch {
     // Nothing is lost by not joining (the store already retried its own faults): the lease's
     // first attempt follows, and its update reports any fault that persists.
