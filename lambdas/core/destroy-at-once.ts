@@ -1,6 +1,7 @@
 /**
- * The teardown of a lease its holder released, from the snapshot the release carried, when
- * nothing needs cleaning (issue 14). The usual teardown (lease-end.ts, destroyLease) reads the
+ * A lease's end in one transaction when nothing needs cleaning (issue 14): the holder's release
+ * of an active lease destroys it at once (`releaseAtOnce`, called by the release itself), and a
+ * lease already released is torn down from the snapshot its message carried (`destroyAtOnce`). The usual teardown (lease-end.ts, destroyLease) reads the
  * lease, reads its resource, runs the plug-in's cleanup, then writes one transaction; when the
  * blueprint has no per-lease cleanup, all it needs is that transaction: 2 reads fewer per lease.
  *
@@ -24,7 +25,7 @@ import { WriteConflictError } from './errors.ts';
 import type { Lease } from './model.ts';
 import { childLeaseEnded } from './nested-leases.ts';
 import type { LeaseTeardown } from './outcomes.ts';
-import type { TxWrite } from './ports.ts';
+import { type TxWrite, writeLabel } from './ports.ts';
 import { wakeWaitingLeases } from './wake.ts';
 
 export type DestroyAtOnce =
@@ -38,39 +39,91 @@ export type DestroyAtOnce =
   | { action: 'not-at-once' };
 
 export async function destroyAtOnce(engine: Engine, lease: Lease): Promise<DestroyAtOnce> {
-  if (lease.status !== 'released' || !lease.resourceId || !lease.blueprintId) {
-    return { action: 'not-at-once' };
-  }
-  const blueprint = await engine.blueprint(lease.blueprintId);
-  if (!blueprint || engine.configured(blueprint).plugin.releaseLease) {
-    return { action: 'not-at-once' };
-  }
-  if (blueprint.limits.reclaimOnRelease || blueprint.state === 'draining') {
-    return { action: 'from-snapshot' };
-  }
+  if (lease.status !== 'released') return { action: 'not-at-once' };
+  const how = await endsInOneWrite(engine, lease);
+  if (how !== 'one-write') return { action: how };
+  const ended = await endInOneWrite(engine, lease, {}, []);
+  return typeof ended === 'object' ? { action: 'destroyed' } : { action: 'not-at-once' };
+}
 
+/**
+ * The holder's release and the teardown in one transaction (issue 14: "release and teardown in
+ * one transaction when nothing needs cleaning"): an active lease goes straight to destroyed,
+ * with its release recorded (`released`: releasedAt, endReason, endedAs) and both log lines,
+ * instead of a release write, a message and a worker's teardown write. The release path reads
+ * the lease just before, so this never runs from a stale copy; its conditions are the teardown's
+ * own (above). Returns the destroyed lease; `stale` if the lease changed since it was read (the
+ * caller reads it again); undefined when the usual release must run (cleanup needed, the
+ * resource goes after its lease, or it left service).
+ */
+export async function releaseAtOnce(
+  engine: Engine,
+  lease: Lease,
+  released: Pick<Lease, 'releasedAt' | 'endReason' | 'endedAs'>,
+  releaseLog: TxWrite,
+): Promise<Lease | 'stale' | undefined> {
+  if (lease.status !== 'active' || !engine.settings.releaseAtOnce) return undefined;
+  if ((await endsInOneWrite(engine, lease)) !== 'one-write') return undefined;
+  const ended = await endInOneWrite(engine, lease, released, [releaseLog]);
+  if (ended === 'stale') return 'stale';
+  if (ended === 'usual-way') return undefined;
+  const { sweepAt: _, ...rest } = { ...lease, ...released };
+  return {
+    ...rest,
+    destroyedAt: ended.destroyedAt,
+    slotLocks: [],
+    status: 'destroyed',
+    version: lease.version + 1,
+  };
+}
+
+/** Whether the lease's end is one transaction, the usual teardown from a snapshot, or neither. */
+async function endsInOneWrite(
+  engine: Engine,
+  lease: Lease,
+): Promise<'one-write' | 'from-snapshot' | 'not-at-once'> {
+  if (!lease.resourceId || !lease.blueprintId) return 'not-at-once';
+  const blueprint = await engine.blueprint(lease.blueprintId);
+  if (!blueprint || engine.configured(blueprint).plugin.releaseLease) return 'not-at-once';
+  if (blueprint.limits.reclaimOnRelease || blueprint.state === 'draining') return 'from-snapshot';
+  return 'one-write';
+}
+
+/**
+ * The one transaction: the lease (conditional on the status and version it was read with) to
+ * destroyed, its slot locks freed, the resource detached if still active, and the log lines
+ * `before` it and "destroyed". Then the parent (if a child lease) and the oldest waiter hear of
+ * the freed slot.
+ */
+async function endInOneWrite(
+  engine: Engine,
+  lease: Lease,
+  extra: Partial<Lease>,
+  before: TxWrite[],
+): Promise<{ destroyedAt: string; slotLocks: string[]; sweepAt: null } | 'stale' | 'usual-way'> {
+  const resourceId = lease.resourceId as string;
   const at = engine.iso();
+  const set = { destroyedAt: at, slotLocks: [] as string[], sweepAt: null };
   const leaseWrite: TxWrite = {
     op: 'updateLease',
     id: lease.id,
     type: lease.type,
     expect: { status: lease.status, version: lease.version },
-    set: { status: 'destroyed', destroyedAt: at, slotLocks: [], sweepAt: null },
+    set: { ...extra, status: 'destroyed', ...set },
   };
   try {
     await engine.store.transact([
       leaseWrite,
       ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
-      { op: 'detachLease', resourceId: lease.resourceId, at, statusIn: ['active'] },
-      engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
-        resourceId: lease.resourceId,
-      }),
+      { op: 'detachLease', resourceId, at, statusIn: ['active'] },
+      ...before,
+      engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', { resourceId }),
     ]);
   } catch (err) {
-    if (err instanceof WriteConflictError) return { action: 'not-at-once' };
-    throw err;
+    if (!(err instanceof WriteConflictError)) throw err;
+    return err.failed(writeLabel(leaseWrite), 'condition') ? 'stale' : 'usual-way';
   }
   await childLeaseEnded(engine, lease);
-  await wakeWaitingLeases(engine, lease.type, `lease slot on ${lease.resourceId} freed`);
-  return { action: 'destroyed' };
+  await wakeWaitingLeases(engine, lease.type, `lease slot on ${resourceId} freed`);
+  return set;
 }

@@ -55,6 +55,11 @@ export interface EngineSettings {
    * instead of getting a first attempt (line.ts).
    */
   joinLine: boolean;
+  /**
+   * The holder's release of an active lease with nothing to clean destroys it in the release's
+   * own transaction (destroy-at-once.ts) instead of leaving the teardown to a worker.
+   */
+  releaseAtOnce: boolean;
 }
 
 export const DEFAULT_SETTINGS: EngineSettings = {
@@ -72,6 +77,7 @@ export const DEFAULT_SETTINGS: EngineSettings = {
   commandStrandSeconds: 30,
   waitLogEverySeconds: 30,
   joinLine: true,
+  releaseAtOnce: true,
 };
 
 export interface EngineDeps {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Caller, describeCaller, getLease } from './access.ts';
+import { releaseAtOnce } from './destroy-at-once.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import { checkHoldSeconds } from './lease-hold.ts';
@@ -262,6 +263,16 @@ export async function releaseLease(engine: Engine, id: string, caller: Caller): 
       return lease;
     }
     const at = engine.iso();
+    const endReason = `released by ${describeCaller(caller)}`;
+    // Nothing to clean and the resource stays: release and teardown are one transaction.
+    const atOnce = await releaseAtOnce(
+      engine,
+      lease,
+      { releasedAt: at, endReason, endedAs: 'released' },
+      engine.logWrite(id, 'lease.released', endReason),
+    );
+    if (atOnce === 'stale') continue; // a worker moved it meanwhile: look again
+    if (atOnce) return atOnce;
     const sweepAt = engine.iso(engine.settings.strandAfterSeconds * 1000);
     try {
       await engine.store.transact([

@@ -5,6 +5,9 @@
  *
  * Lease:    pending -> acquired -> active -> released -> destroyed
  *           pending -> active     (acquired and activated at once: nothing to prepare)
+ *           active -> destroyed   (released and torn down at once: nothing to clean, the
+ *                                  resource stays; releasedAt and endedAs still record the
+ *                                  release — destroy-at-once.ts)
  *           acquired -> pending   (its resource died before the lease activated: not its fault)
  *           acquired|active -> broken -> destroyed
  *           pending -> broken     (no blueprint can ever serve it)
@@ -19,7 +22,7 @@ import type { Store, TxWrite } from './ports.ts';
 export const LEASE_TRANSITIONS: Readonly<Record<LeaseStatus, readonly LeaseStatus[]>> = {
   pending: ['acquired', 'active', 'broken', 'released'],
   acquired: ['active', 'pending', 'broken', 'released'],
-  active: ['released', 'broken'],
+  active: ['released', 'broken', 'destroyed'],
   released: ['destroyed'],
   broken: ['destroyed'],
   destroyed: [],

@@ -74,8 +74,49 @@ describe('the hot path', () => {
     expect(calls.filter((c) => c !== 'listBlueprints')).toEqual(['listLiveResources', 'transact']);
   });
 
-  it('a released lease with nothing to clean is torn down in one transaction, reading neither lease nor resource', async () => {
+  it('a release with nothing to clean is the teardown too: one read, one transaction, no worker update', async () => {
     const { engine, store, queue, engineWith } = await testSystem();
+    await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
+    const lease = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await queue.drain(engine);
+    const host = (await leaseNow(store, lease.id)).resourceId!;
+    const waiting = await requestLease(engine, { type: 'host', owner: ci.principal });
+    await processUpdate(engine, takeFor(queue, waiting.id));
+    expect((await leaseNow(store, waiting.id)).status).toBe('pending');
+
+    const { store: counted, calls } = counting(store);
+    const sentBefore = queue.sent.length;
+    const released = await releaseLease(engineWith({ store: counted }), lease.id, ci);
+    expect(released).toMatchObject({ status: 'destroyed', endedAs: 'released', slotLocks: [] });
+    expect(await leaseNow(store, lease.id)).toMatchObject({
+      status: 'destroyed',
+      endedAs: 'released',
+      endReason: `released by ${ci.principal}`,
+      slotLocks: [],
+    });
+    expect((await store.getResource(host))!).toMatchObject({ status: 'active', leaseCount: 0 });
+    // The release's read, its one transaction, the wake-up's query for the freed slot and its
+    // claim on the lease it wakes (wake.ts; with nobody waiting, the query is the last call).
+    expect(calls.filter((c) => c !== 'listBlueprints')).toEqual([
+      'getLease',
+      'transact',
+      'listLeasesByType',
+      'transact',
+    ]);
+    // Nothing for a worker to tear down; the waiting lease is woken for the slot.
+    const sent = queue.sent.slice(sentBefore);
+    expect(sent.filter((m) => m.id === lease.id)).toEqual([]);
+    expect(sent.filter((m) => m.wake).map((m) => m.id)).toEqual([waiting.id]);
+    const log = (await readLogs(engine, lease.id)).map((e) => e.type);
+    expect(log.slice(-2)).toEqual(['lease.released', 'lease.destroyed']);
+    // Released again: nothing changes.
+    expect((await releaseLease(engine, lease.id, ci)).status).toBe('destroyed');
+    expect(await count(engine, lease.id, 'lease.destroyed')).toBe(1);
+  });
+
+  it('a released lease with nothing to clean is torn down in one transaction, reading neither lease nor resource', async () => {
+    // The worker's teardown of a released lease is the subject: no release at once.
+    const { engine, store, queue, engineWith } = await testSystem({ releaseAtOnce: false });
     await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
     const lease = await requestLease(engine, { type: 'host', owner: ci.principal });
     await queue.drain(engine);
@@ -100,7 +141,8 @@ describe('the hot path', () => {
   });
 
   it('a released lease whose resource left service meanwhile takes the usual teardown (the resource hears of it)', async () => {
-    const { engine, store, queue } = await testSystem();
+    // The worker's teardown of a released lease is the subject: no release at once.
+    const { engine, store, queue } = await testSystem({ releaseAtOnce: false });
     await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
     const lease = await requestLease(engine, { type: 'host', owner: ci.principal });
     await queue.drain(engine);
@@ -148,7 +190,7 @@ describe('the hot path', () => {
 
   it('a freed slot wakes one waiting lease, the oldest that waited, never one before its first attempt', async () => {
     // Each lease's first attempt is the subject here: no joining the line at request (line.ts).
-    const { engine, store, queue } = await testSystem({ joinLine: false });
+    const { engine, store, queue } = await testSystem({ joinLine: false, releaseAtOnce: false });
     await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
     const holder = await requestLease(engine, { type: 'host', owner: ci.principal });
     await queue.drain(engine);
@@ -174,7 +216,7 @@ describe('the hot path', () => {
   });
 
   it('a wake-up that finds its lease served passes it on to the next waiter', async () => {
-    const { engine, store, queue } = await testSystem();
+    const { engine, store, queue } = await testSystem({ releaseAtOnce: false });
     await syntheticPool(engine, { limits: { maxResources: 1, idleTtlSeconds: 3600 } });
     const holder = await requestLease(engine, { type: 'host', owner: ci.principal });
     await queue.drain(engine);
@@ -200,7 +242,7 @@ describe('the hot path', () => {
   });
 
   it('two wake-ups of one lease at once (a duplicate, a second slot free): the stale one wakes the next waiter', async () => {
-    const { engine, store, queue, engineWith } = await testSystem();
+    const { engine, store, queue, engineWith } = await testSystem({ releaseAtOnce: false });
     await syntheticPool(engine, { limits: { maxResources: 2, idleTtlSeconds: 3600 } });
     const h1 = await requestLease(engine, { type: 'host', owner: ci.principal });
     const h2 = await requestLease(engine, { type: 'host', owner: ci.principal });
