@@ -9,7 +9,7 @@ import { releaseAtOnce } from './destroy-at-once.ts';
 import { type Engine, newId } from './engine.ts';
 import { DrydockError, StateConflictError, ValidationError, WriteConflictError } from './errors.ts';
 import { checkHoldSeconds } from './lease-hold.ts';
-import { inLine, placeInLine } from './line.ts';
+import { joinLine, placeInLine } from './line.ts';
 import type { Lease } from './model.ts';
 import { checkBlueprintId, checkName } from './names.ts';
 import { type IdempotencyClaim, type TxWrite, writeLabel } from './ports.ts';
@@ -137,23 +137,20 @@ export async function submitLeaseRequest(
             },
           },
         ];
-  // Made before the line's own log line, so the lease's log reads in this order.
-  const queued = engine.logWrite(
-    lease.id,
-    'lease.queued',
-    `requested a ${lease.type}${describe(lease.attributes)} by ${lease.owner}; queued for allocation`,
-    { type: lease.type, attributes: lease.attributes, ttlSeconds },
-  );
-  // Behind older leases that want the same, it waits its turn instead of a first attempt: the
-  // look comes first, so the lease is created already in line (line.ts).
-  const joined = engine.settings.joinLine ? await lookForLine(engine, lease) : undefined;
-  const created = joined?.lease ?? lease;
   try {
     await engine.store.transact([
-      { op: 'createLease', lease: created },
+      { op: 'createLease', lease },
       ...claimWrites,
-      queued,
-      ...(joined ? [joined.log] : []),
+      engine.logWrite(
+        lease.id,
+        'lease.queued',
+        `requested a ${lease.type}${describe(lease.attributes)} by ${lease.owner}; queued for allocation`,
+        {
+          type: lease.type,
+          attributes: lease.attributes,
+          ttlSeconds,
+        },
+      ),
     ]);
   } catch (err) {
     if (key !== undefined && err instanceof WriteConflictError) {
@@ -170,27 +167,23 @@ export async function submitLeaseRequest(
     }
     throw err;
   }
-  if (joined) {
-    await engine.send(joined.message);
-    return { lease: created, created: true };
-  }
+  // Behind older leases that want the same, it waits its turn instead of a first attempt.
+  const inLine = engine.settings.joinLine ? await tryJoinLine(engine, lease) : undefined;
+  if (inLine) return { lease: inLine, created: true };
   // The lease travels with its first message: its first update plans without reading it.
   await engine.send({ kind: 'lease', id: lease.id, reason: 'requested', ...snapshotOf(lease) });
   return { lease, created: true };
 }
 
 /**
- * The lease as created in line, with its log line and message (line.ts), or undefined: it gets
- * its first attempt. A failed look at the line must not fail the request: the first attempt is
- * always correct, only sometimes wasted.
+ * The lease written as waiting in line (line.ts), or undefined: it gets its first attempt. The
+ * lease is already stored, so a failed look at the line must not fail the request: the first
+ * attempt is always correct, only sometimes wasted.
  */
-async function lookForLine(
-  engine: Engine,
-  lease: Lease,
-): Promise<ReturnType<typeof inLine> | undefined> {
+async function tryJoinLine(engine: Engine, lease: Lease): Promise<Lease | undefined> {
   try {
     const place = await placeInLine(engine, lease);
-    return place ? inLine(engine, lease, place) : undefined;
+    return place ? await joinLine(engine, lease, place) : undefined;
   } catch {
     // Nothing is lost by not joining (the store already retried its own faults): the lease's
     // first attempt follows, and its update reports any fault that persists.

@@ -27,16 +27,16 @@
  * the backoff cap, like any wait on a full pool, and the sweep behind that. It costs time only
  * when a slot is free that no release will wake anyone for, the same risk an older waiter runs.
  *
- * Calls: one Query (and a COUNT only when the line is longer than the page) and one delayed
- * message; the lease is created already waiting, with its wait log line, in the request's own
- * transaction; against a worker update that reads the pool,
+ * Calls: one Query (and a COUNT only when the line is longer than the page), one wait write
+ * with its log line, and one delayed message; against a worker update that reads the pool,
  * maybe loses a race, counts the line, writes the wait and sends the same delayed message.
  * A request that finds no line lets the next ones skip the Query for a while
  * (Engine.noLineUntil): a pool that serves every lease at once pays for lines almost nothing.
  */
 import { cannotEverServe } from './eligibility.ts';
 import type { Engine } from './engine.ts';
-import type { Lease, UpdateMessage, WaitingFor } from './model.ts';
+import { WriteConflictError } from './errors.ts';
+import type { Lease, WaitingFor } from './model.ts';
 import type { TxWrite } from './ports.ts';
 import { delayWithinDeadline, sweepAtWithinDeadline } from './wait-deadline.ts';
 import { describeWaiting, type WaitCause, waitOn } from './wait-reasons.ts';
@@ -91,7 +91,7 @@ async function slotsFor(
   };
 }
 
-/** Where a lease about to be created stands: undefined if it should have its first attempt. */
+/** Where a just-created lease stands: undefined if it should have its first attempt. */
 export async function placeInLine(engine: Engine, lease: Lease): Promise<PlaceInLine | undefined> {
   if ((engine.noLineUntil.get(lease.type) ?? 0) > engine.now()) return undefined;
   const page = await engine.store.listLeasesByType(lease.type, 'pending', { limit: LINE_SCAN });
@@ -166,44 +166,47 @@ export async function waitingAhead(engine: Engine, lease: Lease): Promise<Lease 
 }
 
 /**
- * The lease as it is created when it joins the line: already waiting (waitSeq 1, so wake-ups
- * find it), with its wait log line and the wait chain's safety-net message at the backoff cap.
- * The caller writes the lease and the log line in the request's own create transaction: joining
- * costs no write of its own (issue 14), and a lease is never stored half-joined. The look at the
- * line comes before the create, so the lease is not in the page it reads.
+ * Write the just-created lease as waiting in line (waitSeq 0 -> 1, so wake-ups find it) and
+ * queue the wait chain's safety-net message at the backoff cap. False if the lease changed
+ * meanwhile (the sweep re-drove it): it then gets its first message as usual.
  */
-export function inLine(
+export async function joinLine(
   engine: Engine,
   lease: Lease,
   place: PlaceInLine,
-): { lease: Lease; log: TxWrite; message: UpdateMessage } {
+): Promise<Lease | undefined> {
   const { reason, causes } = waitOn([place.cause]);
   const delay = delayWithinDeadline(engine, lease, engine.backoffSeconds(AT_THE_CAP));
-  const waiting: Lease = {
-    ...lease,
-    waitSeq: lease.waitSeq + 1,
+  const set = {
     waitReason: reason,
-    waitingFor: 'line',
+    waitingFor: 'line' as const,
     checkedAt: engine.iso(),
     sweepAt: sweepAtWithinDeadline(engine, lease),
   };
-  return {
-    lease: waiting,
-    log: engine.logWrite(lease.id, 'lease.waiting', describeWaiting(reason, place.ahead), {
+  const writes: TxWrite[] = [
+    { op: 'markLeaseWaiting', id: lease.id, type: lease.type, expectWaitSeq: lease.waitSeq, set },
+    engine.logWrite(lease.id, 'lease.waiting', describeWaiting(reason, place.ahead), {
       reason,
       causes,
       ahead: place.ahead,
       retryInSeconds: delay,
     }),
-    // A crash before this is sent leaves a waiting lease with no message: the sweep re-drives
-    // it at its sweepAt, as it does a lease whose request died before its first message.
-    message: {
-      kind: 'lease',
-      id: lease.id,
-      waitSeq: waiting.waitSeq,
-      attempt: 1,
-      delaySeconds: delay,
-      reason: 'in line',
-    },
-  };
+  ];
+  try {
+    await engine.store.transact(writes);
+  } catch (err) {
+    if (err instanceof WriteConflictError) return undefined;
+    throw err;
+  }
+  // A crash before this send leaves a waiting lease with no message: the sweep re-drives it at
+  // its sweepAt, as it does a lease whose request died before its first message.
+  await engine.send({
+    kind: 'lease',
+    id: lease.id,
+    waitSeq: lease.waitSeq + 1,
+    attempt: 1,
+    delaySeconds: delay,
+    reason: 'in line',
+  });
+  return { ...lease, ...set, waitSeq: lease.waitSeq + 1 };
 }
