@@ -101,4 +101,60 @@ describe('soak invariants', () => {
     expect(text).toMatch(/1 slot locks left/);
     expect(text).toMatch(/2 messages in the DLQ/);
   });
+
+  it('let a lease stamped active after its resource ended pass only within the slowest transaction', async () => {
+    const { store, clock } = await testSystem();
+    const t = (s: number) => new Date(clock.now() + s * 1000).toISOString();
+    const resource: Resource = {
+      id: 'res-2',
+      blueprintId: 'soak-b',
+      type: 'host',
+      attributes: {},
+      status: 'destroyed',
+      endReason: 'host vanished',
+      version: 4,
+      slotLocks: [],
+      capacity: 4,
+      leaseCount: 0,
+      uses: 1,
+      createdAt: t(0),
+      activatedAt: t(1),
+      releasedAt: t(10),
+      destroyedAt: t(11),
+      updatedAt: t(11),
+      data: {},
+    };
+    const lease: Lease = {
+      id: 'lease-late',
+      type: 'host',
+      attributes: {},
+      owner: 'soak',
+      status: 'destroyed',
+      endedAs: 'broken',
+      endReason: 'its host broke',
+      version: 4,
+      resourceId: 'res-2',
+      slotLocks: [],
+      requestedAt: t(0),
+      activatedAt: t(10.5), // 500 ms after the resource's end stamp
+      releasedAt: t(10.6),
+      destroyedAt: t(10.6),
+      updatedAt: t(10.6),
+      waitSeq: 0,
+      requeues: 0,
+    };
+    await store.transact([
+      { op: 'createResource', resource },
+      { op: 'createLease', lease },
+    ]);
+    const check = (commitSlackMs: number) =>
+      checkSoakHistory(store, ['lease-late'], { dlqMessages: 0, blueprints: [], commitSlackMs });
+    const strict = await check(100);
+    expect(strict.violations.join('\n')).toMatch(
+      /lease lease-late activated at .* on res-2 .*\(resource destroyed: host vanished; lease broken: its host broke\)/,
+    );
+    const slack = await check(1000);
+    expect(slack.violations).toEqual([]);
+    expect(slack.stampInversions).toBe(1);
+  });
 });
