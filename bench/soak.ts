@@ -27,6 +27,7 @@ const program = new Command('soak')
   .option('--in-flight <n>', 'leases open at once, at most', positiveInt, 200)
   .option('--seed <n>', 'seed of the random choices and faults', positiveInt, 14)
   .option('--minutes <n>', 'give up after this long', positiveInt, 10)
+  .option('--quick-java', "DynamoDB Local with the tests' quick-start JIT (to compare)")
   .option('--cpu-prof', 'write a V8 CPU profile of the run to bench/results/soak.cpuprofile')
   .parse();
 const opts = program.opts<{
@@ -36,9 +37,11 @@ const opts = program.opts<{
   seed: number;
   minutes: number;
   cpuProf?: boolean;
+  quickJava?: boolean;
 }>();
 
-const emulators = await startEmulators();
+// Java fully compiled: minutes of DynamoDB calls, where the quick first tier costs more CPU.
+const emulators = await startEmulators({ longRun: opts.quickJava !== true });
 useLocalAwsEnvironment(emulators);
 let failed = false;
 const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
