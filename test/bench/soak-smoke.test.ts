@@ -5,8 +5,9 @@
  * that leaves a lock behind) in `npm test`.
  */
 import { describe, expect, inject, it } from 'vitest';
+import { noFaults } from '../../bench/lib/soak-faults.ts';
 import { checkSoakHistory } from '../../bench/lib/soak-invariants.ts';
-import { runSoak } from '../../bench/soak-run.ts';
+import { faultsBelowFloor, missedDeadline, runSoak } from '../../bench/soak-run.ts';
 import type { Attributes, Lease, Resource } from '../../lambdas/core/model.ts';
 import { testSystem } from '../support/system.ts';
 
@@ -157,5 +158,23 @@ describe('soak invariants', () => {
     const slack = await check(1000);
     expect(slack.violations).toEqual([]);
     expect(slack.stampInversions).toBe(1);
+  });
+
+  it('fail a run that missed its deadline or injected a fault kind less than 100 per 10,000 leases', () => {
+    expect(missedDeadline(10_000, 10_000, 0, 500)).toEqual([]);
+    expect(missedDeadline(10_000, 7_000, 150, 600).join('\n')).toMatch(
+      /deadline: after 600 s only 6850 of 10000 leases ended \(7000 requested, 150 still open\): 11\.4 leases\/s, 16\.7 needed/,
+    );
+    const faults = { ...noFaults(), duplicate: 400, crash: 99, conflict: 100 };
+    const below = faultsBelowFloor(faults, 10_000).join('\n');
+    expect(below).toMatch(
+      /fault crash injected 99 times, fewer than 100 \(100 per 10,000 leases\)/,
+    );
+    expect(below).not.toMatch(/fault (duplicate|conflict) /);
+    // Scaled to the run: 20 of a kind pass at 2,000 leases, 19 do not.
+    expect(faultsBelowFloor({ ...faults, crash: 20 }, 2_000).join('\n')).not.toMatch(/crash/);
+    expect(faultsBelowFloor({ ...faults, crash: 19 }, 2_000).join('\n')).toMatch(
+      /fault crash injected 19 times, fewer than 20/,
+    );
   });
 });
