@@ -29,7 +29,6 @@ import {
   wastedAs,
 } from '../lambdas/core/outcomes.ts';
 import { type Store, systemClock } from '../lambdas/core/ports.ts';
-import { markSuspect } from '../lambdas/core/resource-end.ts';
 import {
   createBlueprint,
   processUpdate,
@@ -42,13 +41,8 @@ import { SqsWorkQueue } from '../lambdas/queue/sqs-queue.ts';
 import { connectionBudget } from '../lambdas/store/connections.ts';
 import { DynamoStore } from '../lambdas/store/dynamo-store.ts';
 import { QueuePump } from '../lib/local/queue-pump.ts';
-import { type CpuUse, cpuSince, sampleCpu } from './lib/cpu.ts';
-import {
-  mergeProfiles,
-  type OperationCost,
-  profileDynamoClient,
-  summarizeProfile,
-} from './lib/dynamo-profile.ts';
+import { cpuSince, sampleCpu } from './lib/cpu.ts';
+import { mergeProfiles, profileDynamoClient, summarizeProfile } from './lib/dynamo-profile.ts';
 import {
   type BenchEnv,
   benchDynamoClient,
@@ -57,12 +51,19 @@ import {
   freshTable,
 } from './lib/emulators.ts';
 import {
+  faultsBelowFloor,
+  missedDeadline,
+  type SoakWhere,
+  sortedByCount,
+} from './lib/soak-checks.ts';
+import {
   crashingDeliveries,
   type FaultCounts,
   injectDynamoFaults,
   noFaults,
 } from './lib/soak-faults.ts';
-import { checkSoakHistory, type SoakBlueprint, soakBlueprints } from './lib/soak-invariants.ts';
+import { checkSoakHistory, soakBlueprints } from './lib/soak-invariants.ts';
+import { blueprintInput, vanishInventory } from './lib/soak-world.ts';
 import { percentile } from './lib/stats.ts';
 
 export interface SoakOptions {
@@ -98,28 +99,7 @@ export interface SoakResult {
   ended: { released: number; expired: number; broken: number };
   violations: string[];
   /** Where the time and the updates went, to find the soak's own costs. */
-  where: {
-    cpu: CpuUse;
-    /** Worker updates by message kind and outcome (`lease: waited`). */
-    actions: Record<string, number>;
-    /**
-     * Why updates were wasted or found nothing to do (`none`; ids and numbers blanked), most
-     * frequent first.
-     */
-    wastedBy: Record<string, number>;
-    /** Deliveries seen again (receive count > 1), and those a worker failed (crash, fault). */
-    redelivered: number;
-    failedDeliveries: number;
-    /** How long one delivery's update took (ms), against the queue's visibility timeout. */
-    updateMs: { p50: number; p95: number; p99: number; max: number; overVisibility: number };
-    /** The holders' and the harness's own DynamoDB calls (polling, inventory), per lease. */
-    harnessCallsPerLease: number;
-    /** The slowest transaction (ms), and leases stamped active within it after their resource's end. */
-    commitSlackMs: number;
-    stampInversions: number;
-    /** The API's and workers' DynamoDB calls by call shape, most time first (top 15). */
-    callShapes: OperationCost[];
-  };
+  where: SoakWhere;
 }
 
 /**
@@ -185,10 +165,6 @@ const SWEEP_EVERY_MS = 2_000;
 /** How often the holders look at their open leases (one BatchGetItem per 100). */
 const HOLDER_POLL_MS = 250;
 const HELD_POLL_EVERY = 4;
-
-/** The acceptance's floor: every fault kind injected at least 100 times in 10,000 leases. */
-const FAULT_FLOOR = 100;
-const FAULT_FLOOR_LEASES = 10_000;
 
 /** soak-d's state changes over a whole run (every leases/200 arrivals): ≥ 100 at any size. */
 const TOGGLES_PER_RUN = 200;
@@ -534,89 +510,4 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
   }
 }
 
-/**
- * The run's deadline passed before every lease was requested and ended: said first, with the
- * pace it had and the pace it needed, so a slow machine fails loudly rather than with a smaller
- * run that looks like a pass.
- */
-export function missedDeadline(asked: number, requested: number, open: number, seconds: number) {
-  if (requested === asked && open === 0) return [];
-  const pace = (requested - open) / seconds;
-  return [
-    `deadline: after ${Math.round(seconds)} s only ${requested - open} of ${asked} leases ended ` +
-      `(${requested} requested, ${open} still open): ${pace.toFixed(1)} leases/s, ` +
-      `${(asked / seconds).toFixed(1)} needed. Give it more --minutes or a quieter machine.`,
-  ];
-}
-
-/**
- * Every fault kind at least FAULT_FLOOR times per FAULT_FLOOR_LEASES leases (the acceptance:
- * ≥ 100 each at 10,000), scaled to the run's size so a short run shows what a full one would.
- */
-export function faultsBelowFloor(faults: FaultCounts, leases: number): string[] {
-  const floor = Math.ceil((FAULT_FLOOR * leases) / FAULT_FLOOR_LEASES);
-  return Object.entries(faults)
-    .filter(([, n]) => n < floor)
-    .map(
-      ([kind, n]) =>
-        `fault ${kind} injected ${n} times, fewer than ${floor} (${FAULT_FLOOR} per ${FAULT_FLOOR_LEASES.toLocaleString('en')} leases)`,
-    );
-}
-
 function noop(): void {}
-
-function sortedByCount(counts: Record<string, number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(counts).sort((a, b) => b[1] - a[1]));
-}
-
-function blueprintInput(b: SoakBlueprint) {
-  return {
-    id: b.id,
-    type: 'synthetic',
-    resourceType: 'host',
-    attributes: b.attributes,
-    limits: {
-      maxResources: b.cap,
-      leasesPerResource: b.perHost,
-      reclaimOnRelease: b.reclaimOnRelease,
-      idleTtlSeconds: 5,
-      idleGraceSeconds: 0,
-      ...(b.minIdle ? { minIdle: b.minIdle } : {}),
-    },
-    config: {
-      activation: {
-        ...(b.activationFailures ? { failTimes: b.activationFailures } : {}),
-        ...(b.activationFailShare ? { failShare: b.activationFailShare } : {}),
-      },
-      ...(b.vanishAfterSeconds ? { vanish: { afterSeconds: b.vanishAfterSeconds } } : {}),
-    },
-  };
-}
-
-/**
- * The stand-in inventory: an active host of a blueprint whose hosts vanish, older than that,
- * is marked suspect, as ec2-host's inventory marks one whose instance is gone; its health check
- * (the synthetic host says it vanished) then breaks it and its leases.
- */
-async function vanishInventory(
-  engine: Engine,
-  audit: DynamoStore,
-  blueprints: SoakBlueprint[],
-): Promise<void> {
-  for (const b of blueprints) {
-    if (!b.vanishAfterSeconds) continue;
-    const cutoff = Date.now() - b.vanishAfterSeconds * 1000;
-    let cursor: string | undefined;
-    do {
-      const page = await audit.listResourcesByType('host', 'active', {
-        limit: 100,
-        ...(cursor ? { cursor } : {}),
-      });
-      for (const r of page.items) {
-        if (r.blueprintId !== b.id || r.suspectSince || Date.parse(r.createdAt) > cutoff) continue;
-        await markSuspect(engine, r, 'soak inventory: the host is gone');
-      }
-      cursor = page.cursor;
-    } while (cursor);
-  }
-}

@@ -5,9 +5,10 @@
  * that leaves a lock behind) in `npm test`.
  */
 import { describe, expect, inject, it } from 'vitest';
+import { faultsBelowFloor, missedDeadline } from '../../bench/lib/soak-checks.ts';
 import { noFaults } from '../../bench/lib/soak-faults.ts';
 import { checkSoakHistory } from '../../bench/lib/soak-invariants.ts';
-import { faultsBelowFloor, missedDeadline, runSoak } from '../../bench/soak-run.ts';
+import { runSoak } from '../../bench/soak-run.ts';
 import type { Attributes, Lease, Resource } from '../../lambdas/core/model.ts';
 import { testSystem } from '../support/system.ts';
 
