@@ -10,15 +10,25 @@
  * runs in `npm test` (test/bench/soak-smoke.test.ts).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetQueueAttributesCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
+import {
+  ChangeMessageVisibilityCommand,
+  GetQueueAttributesCommand,
+  SendMessageCommand,
+} from '@aws-sdk/client-sqs';
 import { localRegistry } from '../lambdas/blueprints/registry.ts';
 import { type Engine, makeEngine } from '../lambdas/core/engine.ts';
 import { InjectedCrash, TemporaryError, WriteConflictError } from '../lambdas/core/errors.ts';
 import type { Attributes } from '../lambdas/core/model.ts';
+import {
+  type AnyOutcome,
+  describeOutcome,
+  outcomeDetail,
+  outcomeSteps,
+  wastedAs,
+} from '../lambdas/core/outcomes.ts';
 import { type Store, systemClock } from '../lambdas/core/ports.ts';
-import { markSuspect } from '../lambdas/core/resource-end.ts';
 import {
   createBlueprint,
   processUpdate,
@@ -31,7 +41,8 @@ import { SqsWorkQueue } from '../lambdas/queue/sqs-queue.ts';
 import { connectionBudget } from '../lambdas/store/connections.ts';
 import { DynamoStore } from '../lambdas/store/dynamo-store.ts';
 import { QueuePump } from '../lib/local/queue-pump.ts';
-import { classifyAction } from './contention.ts';
+import { cpuSince, sampleCpu } from './lib/cpu.ts';
+import { mergeProfiles, profileDynamoClient, summarizeProfile } from './lib/dynamo-profile.ts';
 import {
   type BenchEnv,
   benchDynamoClient,
@@ -40,18 +51,30 @@ import {
   freshTable,
 } from './lib/emulators.ts';
 import {
+  faultsBelowFloor,
+  missedDeadline,
+  type SoakWhere,
+  sortedByCount,
+} from './lib/soak-checks.ts';
+import {
   crashingDeliveries,
   type FaultCounts,
   injectDynamoFaults,
   noFaults,
 } from './lib/soak-faults.ts';
-import { checkSoakHistory, type SoakBlueprint, soakBlueprints } from './lib/soak-invariants.ts';
+import { checkSoakHistory, soakBlueprints } from './lib/soak-invariants.ts';
+import { blueprintInput, vanishInventory } from './lib/soak-world.ts';
+import { percentile } from './lib/stats.ts';
 
 export interface SoakOptions {
   leases: number;
   /** Concurrent queue workers. */
   workers: number;
-  /** Leases requested but not yet ended, at most. */
+  /**
+   * Leases requested but not yet ended, at most. @default 200: above what the engine can serve
+   * at 25 leases/s (a lease lives ~5–8 s, lost messages included); far above it only lengthens
+   * the queue, and a queue longer than the strand time makes the sweep re-drive leases that
+   * are merely waiting their turn. */
   maxInFlight?: number;
   seed?: number;
   /** Per delivery (each); per DynamoDB call for throttle/conflict. */
@@ -71,11 +94,20 @@ export interface SoakResult {
   wastedShare: number;
   updates: number;
   faults: FaultCounts;
+  /** Resources each blueprint created. */
+  resources: Record<string, number>;
   ended: { released: number; expired: number; broken: number };
   violations: string[];
+  /** Where the time and the updates went, to find the soak's own costs. */
+  where: SoakWhere;
 }
 
-const DEFAULT_RATES = { duplicate: 0.03, reorder: 0.02, lost: 0.01, crash: 0.02, dynamo: 0.004 };
+/**
+ * Crash and the DynamoDB faults were the kinds closest to the floor (~25–40 per 1,000 leases
+ * at 2 % and 0.4 %), and they fall as the engine needs fewer updates and calls per lease: raised
+ * to 3 % and 0.6 % so a cheaper engine still injects each ≥ 100 times in 10,000 leases.
+ */
+const DEFAULT_RATES = { duplicate: 0.03, reorder: 0.02, lost: 0.01, crash: 0.03, dynamo: 0.006 };
 
 /** Deterministic pseudo-random numbers (mulberry32), so a failing run can be replayed. */
 export function seeded(seed: number): () => number {
@@ -88,40 +120,75 @@ export function seeded(seed: number): () => number {
   };
 }
 
-/** What a lease asks for: mostly a tier, some anything, a few an attribute nobody has. */
+/**
+ * What a lease asks for: mostly a tier, some anything, a few an attribute nobody has. Each
+ * tier's share follows its blueprints' slots (a: 5, b: 80 + 40, c: 50), so no tier is a
+ * bottleneck the others queue behind: with at most maxInFlight leases open, one starved tier
+ * (tier a was 15 % of leases for 5 slots) fills the window with its waiters and sets the pace of
+ * the whole run.
+ */
 function leaseAttributes(random: () => number): Attributes {
   const r = random();
-  if (r < 0.15) return { tier: 'a' };
-  if (r < 0.5) return { tier: 'b' };
+  if (r < 0.03) return { tier: 'a' };
+  if (r < 0.45) return { tier: 'b' };
   if (r < 0.8) return { tier: 'c', platform: 'linux' };
   if (r < 0.99) return {};
   return { gpu: 'yes' }; // no blueprint sets it: breaks at once, naming it
 }
 
 /**
- * Production's rules at soak speed: waits back off to 4 s, a stranded state is re-driven after
- * 8 s, and a blueprint's circuit breaker (opened by the scripted activation failures) backs off
- * for 1–4 s instead of 15 s–10 min, so a one-tier outage does not hold every open slot of the
- * run for minutes.
+ * Production's rules at soak speed: waits back off to 4 s, and a blueprint's circuit breaker
+ * (opened by the scripted activation failures) backs off for 1–4 s instead of 15 s–10 min, so a
+ * one-tier outage does not hold every open slot of the run for minutes. A stranded state is
+ * re-driven after 12 s: the sweep re-drives whatever is past its sweepAt on every run, and with
+ * 8 s a queue a few seconds behind (both cores busy) made most "stranded" leases merely late
+ * ones, re-driven again on every sweep until their message came up (half the soak's updates
+ * found their lease already served or ended).
  */
 const settings = {
   blueprintCacheMs: 500,
   backoffBaseSeconds: 1,
   backoffCapSeconds: 4,
-  strandAfterSeconds: 8,
+  strandAfterSeconds: 12,
   defaultLeaseTtlSeconds: 60,
   breakerBaseSeconds: 1,
   breakerCapSeconds: 4,
 };
 
+/**
+ * The every-minute sweep (EventBridge) at soak speed. Every 2 s, not 1: each run re-sends the
+ * reclaim of every idle resource and the expiry of every lease past its TTL that the previous
+ * run's messages have not yet reached, so a shorter period mostly multiplies those messages.
+ */
+const SWEEP_EVERY_MS = 2_000;
+
+/** How often the holders look at their open leases (one BatchGetItem per 100). */
+const HOLDER_POLL_MS = 250;
+const HELD_POLL_EVERY = 4;
+
+/** soak-d's state changes over a whole run (every leases/200 arrivals): ≥ 100 at any size. */
+const TOGGLES_PER_RUN = 200;
+
+/**
+ * How long a delivery stays invisible while a worker has it. Above the slowest updates on a
+ * busy 2-core machine (p99 ~4 s at load average 15): with 2 s, one update in ten was still
+ * running when its message came back, and the copy found it "under way" or done. A delivery
+ * that failed (a crash, an injected fault) is made visible again after
+ * FAILED_REDELIVERY_SECONDS instead, as a short timeout would.
+ */
+const VISIBILITY_TIMEOUT_SECONDS = 8;
+const FAILED_REDELIVERY_SECONDS = 1;
+
 export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<SoakResult> {
   const log = options.log ?? (() => {});
   const random = seeded(options.seed ?? 14);
   const rates = { ...DEFAULT_RATES, ...options.rates };
-  const maxInFlight = options.maxInFlight ?? 300;
+  const maxInFlight = options.maxInFlight ?? 200;
   const faults = noFaults();
   const table = await freshTable(env, 'soak');
-  const queue = await freshQueue(env, 'soak', { visibilityTimeoutSeconds: 2 });
+  const queue = await freshQueue(env, 'soak', {
+    visibilityTimeoutSeconds: VISIBILITY_TIMEOUT_SECONDS,
+  });
   const dataDir = mkdtempSync(join(tmpdir(), 'drydock-soak-'));
   const connections = connectionBudget();
   const clients = {
@@ -130,6 +197,8 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
     audit: benchDynamoClient(env, connections),
   };
   injectDynamoFaults(clients.worker, rates.dynamo, random, faults);
+  const profiles = [profileDynamoClient(clients.api), profileDynamoClient(clients.worker)];
+  const javaPid = (env as { javaPid?: number }).javaPid;
   const sqs = benchSqsClient(env);
   const stores = {
     api: new DynamoStore({ client: clients.api, tableName: table.tableName }),
@@ -152,8 +221,28 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
   const errors: unknown[] = [];
   let updates = 0;
   let wasted = 0;
+  const actions: Record<string, number> = {};
+  const updateMs: number[] = [];
+  let redelivered = 0;
+  let failedDeliveries = 0;
+  const wastedBy: Record<string, number> = {};
+  const record = (kind: string, outcome: AnyOutcome, sentFor: string) => {
+    updates++;
+    const action = `${kind}: ${describeOutcome(outcome)}`;
+    actions[action] = (actions[action] ?? 0) + 1;
+    const idle = outcomeSteps(outcome).at(-1)?.action === 'none';
+    if (wastedAs(outcome) === undefined && !idle) return;
+    if (!idle) wasted++;
+    const why = `${kind}: ${(outcomeDetail(outcome) ?? describeOutcome(outcome))
+      .replace(/\b(lease|res)-[0-9a-z]+/g, '<$1>')
+      .replace(/\d+/g, 'N')} <- ${sentFor
+      .replace(/\b(lease|res)-[0-9a-z]+/g, '<$1>')
+      .replace(/\d+/g, 'N')
+      .slice(0, 60)}`;
+    wastedBy[why] = (wastedBy[why] ?? 0) + 1;
+  };
 
-  const blueprints = soakBlueprints(options.leases);
+  const blueprints = soakBlueprints();
   for (const b of blueprints) await createBlueprint(api, blueprintInput(b));
 
   const pump = new QueuePump({
@@ -168,6 +257,7 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
           errors.push(received.error);
           continue;
         }
+        if (received.receiveCount > 1) redelivered++;
         const roll = random();
         if (roll < rates.duplicate) {
           faults.duplicate++;
@@ -190,19 +280,33 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
           continue;
         }
         const crashAfter = random() < rates.crash ? 1 + Math.floor(random() * 3) : 0;
+        const t0 = performance.now();
         try {
-          const { outcome } = await crashes.run(crashAfter, () =>
+          const { kind, outcome } = await crashes.run(crashAfter, () =>
             processUpdate(worker, received.message!),
           );
-          updates++;
-          if (classifyAction(outcome) !== 'other') wasted++;
+          record(kind, outcome, received.message!.reason ?? '(no reason)');
         } catch (err) {
-          failed.push(received.messageId); // redelivered after the visibility timeout
+          failedDeliveries++;
+          failed.push(received.messageId); // not deleted: redelivered
+          await sqs
+            .send(
+              new ChangeMessageVisibilityCommand({
+                QueueUrl: queue.queueUrl,
+                ReceiptHandle: received.receiptHandle,
+                VisibilityTimeout: FAILED_REDELIVERY_SECONDS,
+              }),
+            )
+            // Refused when the update outlived the visibility timeout (its receipt is stale,
+            // the message is already back): it is redelivered either way.
+            .catch(noop);
           const expected =
             err instanceof InjectedCrash ||
             err instanceof TemporaryError ||
             err instanceof WriteConflictError;
           if (!expected) errors.push(err);
+        } finally {
+          updateMs.push(performance.now() - t0);
         }
       }
       return { failedMessageIds: failed };
@@ -210,64 +314,89 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
     onError: (err) => errors.push(err),
   }).start();
 
-  // The every-minute sweep, every second here, with the stand-in inventory and the toggle.
+  // The every-minute sweep, every SWEEP_EVERY_MS here, with the stand-in inventory.
   let running = true;
-  let draining = false;
-  let toggles = 0;
   const sweeper = (async () => {
-    let tick = 0;
     while (running) {
-      tick++;
       try {
         await runSweep(api);
         await vanishInventory(api, stores.audit, blueprints);
-        if (tick % 5 === 0 && !draining) {
-          const state = toggles % 2 === 0 ? 'disabled' : 'enabled';
-          await updateBlueprint(api, 'soak-d', { state });
-          toggles++;
-          faults['blueprint-toggled']++;
-        }
       } catch (err) {
         if (!(err instanceof TemporaryError)) errors.push(err);
       }
-      await new Promise((r) => setTimeout(r, 1000));
+      await new Promise((r) => setTimeout(r, SWEEP_EVERY_MS));
     }
   })();
 
   const started = Date.now();
+  const cpuStart = sampleCpu(javaPid);
   const deadline = started + (options.deadlineMs ?? 9 * 60_000);
   const outstanding = new Set<string>();
   const all: string[] = [];
   const holding = new Map<string, number>(); // lease -> release at (ms); absent: never
   const seen = new Set<string>();
+  // Requests and releases run concurrently, as independent clients would: awaited one by one
+  // in this loop, the releases alone (each a transaction and a send) capped the run at a few
+  // leases a second on a busy machine, whatever the engine could do.
+  const clientCalls = new Set<Promise<void>>();
+  const track = (p: Promise<void>) => {
+    clientCalls.add(p);
+    void p.finally(() => clientCalls.delete(p));
+  };
   try {
     let requested = 0;
+    let requesting = 0;
     let lastReport = 0;
-    while ((requested < options.leases || outstanding.size > 0) && Date.now() < deadline) {
+    let round = 0;
+    const toggleEvery = Math.max(1, Math.floor(options.leases / TOGGLES_PER_RUN));
+    let nextToggleAt = toggleEvery;
+    while (
+      (requested < options.leases || outstanding.size + requesting > 0) &&
+      Date.now() < deadline
+    ) {
       // Arrivals: keep at most maxInFlight leases open.
-      const room = Math.min(maxInFlight - outstanding.size, options.leases - requested, 50);
-      if (room > 0) {
-        const made = await Promise.all(
-          Array.from({ length: room }, () => {
-            const expires = random() < 0.1;
-            return requestLease(api, {
-              type: 'host',
-              owner: 'soak',
-              attributes: leaseAttributes(random),
-              ...(expires ? { ttlSeconds: 2 + Math.floor(random() * 3) } : {}),
-            }).then((l) => ({ l, expires }));
-          }),
+      const room = Math.min(
+        maxInFlight - outstanding.size - requesting,
+        options.leases - requested,
+        50,
+      );
+      for (let i = 0; i < room; i++) {
+        const expires = random() < 0.1;
+        const attributes = leaseAttributes(random);
+        const ttl = expires ? { ttlSeconds: 2 + Math.floor(random() * 3) } : {};
+        requested++;
+        requesting++;
+        track(
+          requestLease(api, { type: 'host', owner: 'soak', attributes, ...ttl })
+            .then((l) => {
+              outstanding.add(l.id);
+              all.push(l.id);
+              if (expires) seen.add(l.id); // never released: the sweep expires it
+            })
+            .catch((err) => {
+              errors.push(err);
+              requested--; // asked again on the next round
+            })
+            .finally(() => requesting--),
         );
-        for (const { l, expires } of made) {
-          outstanding.add(l.id);
-          all.push(l.id);
-          if (expires) seen.add(l.id); // never released: the sweep expires it
-        }
-        requested += made.length;
+      }
+      // soak-d disabled and re-enabled by arrivals, not by a timer, so a faster run toggles as
+      // often per lease (TOGGLES_PER_RUN over the run).
+      if (requested >= nextToggleAt && requested < options.leases) {
+        nextToggleAt += toggleEvery;
+        const state = faults['blueprint-toggled'] % 2 === 0 ? 'disabled' : 'enabled';
+        await updateBlueprint(api, 'soak-d', { state });
+        faults['blueprint-toggled']++;
       }
       // Holders: release each active lease at a random moment after seeing it active.
+      // Leases not yet seen active are looked at every round; those already held, released or
+      // left to expire only every HELD_POLL_EVERY rounds (to see them end): the holders' reads
+      // were a fifth of DynamoDB Local's work at 300 open leases.
       const now = Date.now();
-      const current = await stores.audit.getLeases([...outstanding]);
+      round++;
+      const current = await stores.audit.getLeases(
+        [...outstanding].filter((id) => !seen.has(id) || round % HELD_POLL_EVERY === 0),
+      );
       for (const l of current) {
         if (l.status === 'destroyed') outstanding.delete(l.id);
         else if (l.status === 'active' && !seen.has(l.id)) {
@@ -278,7 +407,7 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
       for (const [id, at] of holding) {
         if (at > now) continue;
         holding.delete(id);
-        await releaseLease(api, id, { principal: 'soak' }).catch(() => {}); // ended meanwhile
+        track(releaseLease(api, id, { principal: 'soak' }).then(noop, noop)); // ended meanwhile
       }
       if (now - lastReport > 10_000) {
         lastReport = now;
@@ -286,12 +415,13 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
           `soak: ${requested}/${options.leases} requested, ${outstanding.size} open, ${updates} updates, ${Math.round((now - started) / 1000)}s`,
         );
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, HOLDER_POLL_MS));
     }
+    await Promise.all(clientCalls);
     const seconds = (Date.now() - started) / 1000;
+    const cpu = cpuSince(cpuStart, javaPid, availableParallelism());
 
     // Drain: every blueprint stops taking leases and reclaims what is idle.
-    draining = true;
     for (const b of blueprints) await updateBlueprint(api, b.id, { state: 'draining' });
     const drainUntil = Date.now() + 120_000;
     while (Date.now() < drainUntil) {
@@ -315,10 +445,21 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
     const dlqMessages =
       Number(dlq.Attributes?.ApproximateNumberOfMessages ?? 0) +
       Number(dlq.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
-    const history = await checkSoakHistory(stores.audit, all, { dlqMessages, blueprints });
+    const samples = mergeProfiles(profiles);
+    const commitSlackMs = [...samples]
+      .filter(([key]) => key.includes('|TransactWriteItems|'))
+      .flatMap(([, s]) => s.durationsMs)
+      .reduce((m, t) => Math.max(m, t), 0);
+    const history = await checkSoakHistory(stores.audit, all, {
+      dlqMessages,
+      blueprints,
+      commitSlackMs,
+    });
     faults.vanish = history.vanished;
     faults['activation-failed'] = history.activationFailures;
     const violations = [
+      ...missedDeadline(options.leases, all.length, outstanding.size, seconds),
+      ...faultsBelowFloor(faults, options.leases),
       ...history.violations,
       ...[...new Set(errors.map((e) => String((e as Error)?.message ?? e)))]
         .slice(0, 10)
@@ -334,8 +475,28 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
       wastedShare: Math.round((wasted / Math.max(1, updates)) * 1000) / 10,
       updates,
       faults,
+      resources: history.resourcesByBlueprint,
       ended: history.ended,
       violations,
+      where: {
+        cpu,
+        actions: sortedByCount(actions),
+        wastedBy: sortedByCount(wastedBy),
+        redelivered,
+        failedDeliveries,
+        updateMs: {
+          p50: Math.round(percentile(updateMs, 50)),
+          p95: Math.round(percentile(updateMs, 95)),
+          p99: Math.round(percentile(updateMs, 99)),
+          max: Math.round(updateMs.reduce((m, t) => Math.max(m, t), 0)),
+          overVisibility: updateMs.filter((t) => t > VISIBILITY_TIMEOUT_SECONDS * 1000).length,
+        },
+        harnessCallsPerLease:
+          Math.round((stores.audit.stats.calls / Math.max(1, all.length)) * 10) / 10,
+        callShapes: summarizeProfile(samples, { byShape: true }).slice(0, 15),
+        commitSlackMs: Math.round(commitSlackMs),
+        stampInversions: history.stampInversions,
+      },
     };
   } finally {
     running = false;
@@ -349,51 +510,4 @@ export async function runSoak(env: BenchEnv, options: SoakOptions): Promise<Soak
   }
 }
 
-function blueprintInput(b: SoakBlueprint) {
-  return {
-    id: b.id,
-    type: 'synthetic',
-    resourceType: 'host',
-    attributes: b.attributes,
-    limits: {
-      maxResources: b.cap,
-      leasesPerResource: b.perHost,
-      reclaimOnRelease: b.reclaimOnRelease,
-      idleTtlSeconds: 5,
-      idleGraceSeconds: 0,
-      ...(b.minIdle ? { minIdle: b.minIdle } : {}),
-    },
-    config: {
-      ...(b.activationFailures ? { activation: { failTimes: b.activationFailures } } : {}),
-      ...(b.vanishAfterSeconds ? { vanish: { afterSeconds: b.vanishAfterSeconds } } : {}),
-    },
-  };
-}
-
-/**
- * The stand-in inventory: an active host of a blueprint whose hosts vanish, older than that,
- * is marked suspect, as ec2-host's inventory marks one whose instance is gone; its health check
- * (the synthetic host says it vanished) then breaks it and its leases.
- */
-async function vanishInventory(
-  engine: Engine,
-  audit: DynamoStore,
-  blueprints: SoakBlueprint[],
-): Promise<void> {
-  for (const b of blueprints) {
-    if (!b.vanishAfterSeconds) continue;
-    const cutoff = Date.now() - b.vanishAfterSeconds * 1000;
-    let cursor: string | undefined;
-    do {
-      const page = await audit.listResourcesByType('host', 'active', {
-        limit: 100,
-        ...(cursor ? { cursor } : {}),
-      });
-      for (const r of page.items) {
-        if (r.blueprintId !== b.id || r.suspectSince || Date.parse(r.createdAt) > cutoff) continue;
-        await markSuspect(engine, r, 'soak inventory: the host is gone');
-      }
-      cursor = page.cursor;
-    } while (cursor);
-  }
-}
+function noop(): void {}

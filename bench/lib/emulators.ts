@@ -30,9 +30,9 @@ export interface Emulators extends BenchEnv {
   stop(): Promise<void>;
 }
 
-export async function startEmulators(): Promise<Emulators> {
+export async function startEmulators(options: { longRun?: boolean } = {}): Promise<Emulators> {
   assertJava();
-  const emulators = await startLocalEmulators();
+  const emulators = await startLocalEmulators(options);
   return { ...emulators, javaPid: emulators.dynamo.javaPid };
 }
 

@@ -136,6 +136,12 @@ export interface DynamoDbLocalOptions {
    * @default false
    */
   detached?: boolean;
+  /**
+   * Compile java's hot code fully (C2) for runs of minutes (the soak), instead of stopping at
+   * the quick first tier that starts a short test run sooner: DynamoDB Local's CPU per call is
+   * what bounds a long run on two cores. @default false
+   */
+  longRun?: boolean;
   /** @default 30_000 */
   startupTimeoutMs?: number;
   /** @default 10_000 (then SIGKILL) */
@@ -171,7 +177,7 @@ function startJava(options: DynamoDbLocalOptions & { port: number }): DynamoDbLo
     : ['-inMemory'];
   const args = [
     'java',
-    '-XX:TieredStopAtLevel=1',
+    ...(options.longRun ? [] : ['-XX:TieredStopAtLevel=1']),
     '-XX:+UseSerialGC',
     `-Djava.library.path=${join(dir, 'DynamoDBLocal_lib')}`,
     '-jar',

@@ -19,6 +19,8 @@ export interface EmulatorOptions {
   dbPath?: string;
   /** Run java's wrapper in its own process group (see DynamoDbLocalOptions). @default false */
   detached?: boolean;
+  /** Fully compiled java for a run of minutes (see DynamoDbLocalOptions). @default false */
+  longRun?: boolean;
 }
 
 export interface Emulators extends LocalEndpoints {
@@ -38,6 +40,7 @@ export async function startEmulators(options: EmulatorOptions = {}): Promise<Emu
     startDynamoDbLocal({
       ...(options.dbPath ? { dbPath: options.dbPath } : {}),
       ...(options.detached ? { detached: true } : {}),
+      ...(options.longRun ? { longRun: true } : {}),
     }),
     startFauxqs({ port: 0, logger: false, host: '127.0.0.1' }),
   ]);

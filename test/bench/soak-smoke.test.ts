@@ -5,6 +5,8 @@
  * that leaves a lock behind) in `npm test`.
  */
 import { describe, expect, inject, it } from 'vitest';
+import { faultsBelowFloor, missedDeadline } from '../../bench/lib/soak-checks.ts';
+import { noFaults } from '../../bench/lib/soak-faults.ts';
 import { checkSoakHistory } from '../../bench/lib/soak-invariants.ts';
 import { runSoak } from '../../bench/soak-run.ts';
 import type { Attributes, Lease, Resource } from '../../lambdas/core/model.ts';
@@ -21,7 +23,8 @@ describe('soak (tiny)', () => {
       rates: { duplicate: 0.08, reorder: 0.06, lost: 0.04, crash: 0.08, dynamo: 0.02 },
       deadlineMs: 150_000,
     });
-    console.log(`soak (tiny): ${JSON.stringify(result)}`);
+    const { where: _where, ...figures } = result; // `where` is for finding costs, long
+    console.log(`soak (tiny): ${JSON.stringify(figures)}`);
     expect(result.violations).toEqual([]);
     expect(result.leases).toBe(80);
     expect(result.ended.released + result.ended.expired + result.ended.broken).toBe(80);
@@ -100,5 +103,79 @@ describe('soak invariants', () => {
     expect(text).toMatch(/lease lease-open did not end \(pending\)/);
     expect(text).toMatch(/1 slot locks left/);
     expect(text).toMatch(/2 messages in the DLQ/);
+  });
+
+  it('let a lease stamped active after its resource ended pass only within the slowest transaction', async () => {
+    const { store, clock } = await testSystem();
+    const t = (s: number) => new Date(clock.now() + s * 1000).toISOString();
+    const resource: Resource = {
+      id: 'res-2',
+      blueprintId: 'soak-b',
+      type: 'host',
+      attributes: {},
+      status: 'destroyed',
+      endReason: 'host vanished',
+      version: 4,
+      slotLocks: [],
+      capacity: 4,
+      leaseCount: 0,
+      uses: 1,
+      createdAt: t(0),
+      activatedAt: t(1),
+      releasedAt: t(10),
+      destroyedAt: t(11),
+      updatedAt: t(11),
+      data: {},
+    };
+    const lease: Lease = {
+      id: 'lease-late',
+      type: 'host',
+      attributes: {},
+      owner: 'soak',
+      status: 'destroyed',
+      endedAs: 'broken',
+      endReason: 'its host broke',
+      version: 4,
+      resourceId: 'res-2',
+      slotLocks: [],
+      requestedAt: t(0),
+      activatedAt: t(10.5), // 500 ms after the resource's end stamp
+      releasedAt: t(10.6),
+      destroyedAt: t(10.6),
+      updatedAt: t(10.6),
+      waitSeq: 0,
+      requeues: 0,
+    };
+    await store.transact([
+      { op: 'createResource', resource },
+      { op: 'createLease', lease },
+    ]);
+    const check = (commitSlackMs: number) =>
+      checkSoakHistory(store, ['lease-late'], { dlqMessages: 0, blueprints: [], commitSlackMs });
+    const strict = await check(100);
+    expect(strict.violations.join('\n')).toMatch(
+      /lease lease-late activated at .* on res-2 .*\(resource destroyed: host vanished; lease broken: its host broke\)/,
+    );
+    const slack = await check(1000);
+    expect(slack.violations).toEqual([]);
+    expect(slack.stampInversions).toBe(1);
+  });
+
+  it('fail a run that missed its deadline or injected a fault kind less than 100 per 10,000 leases', () => {
+    expect(missedDeadline(10_000, 10_000, 0, 500)).toEqual([]);
+    expect(missedDeadline(10_000, 7_000, 150, 600).join('\n')).toMatch(
+      /deadline: after 600 s only 6850 of 10000 leases ended \(7000 requested, 150 still open\): 11\.4 leases\/s, 16\.7 needed/,
+    );
+    const faults = { ...noFaults(), duplicate: 400, crash: 99, conflict: 100 };
+    const below = faultsBelowFloor(faults, 10_000).join('\n');
+    expect(below).toMatch(
+      /fault crash injected 99 times, fewer than 100 \(100 per 10,000 leases\)/,
+    );
+    expect(below).not.toMatch(/fault (duplicate|conflict) /);
+    // Scaled to the run: 20 of a kind pass at 2,000 leases, 19 do not.
+    expect(faultsBelowFloor({ ...faults, crash: 20 }, 2_000).join('\n')).not.toMatch(/crash/);
+    expect(faultsBelowFloor({ ...faults, crash: 19 }, 2_000).join('\n')).toMatch(
+      /fault crash injected 19 times, fewer than 20/,
+    );
   });
 });

@@ -245,6 +245,31 @@ describe('synthetic activation', () => {
     expect((await bill(blueprint)).alive).toHaveLength(3);
   });
 
+  it('fails a share of resources by id (every attempt, any order) without leaving a host', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `res-share-${i}`);
+    const failing = async (config: unknown, order: string[]) => {
+      const blueprint = blueprintWith(config);
+      const out = new Set<string>();
+      for (const id of order) {
+        await plugin.activateResource(ctx, blueprint, resourceOf(blueprint, id)).catch((err) => {
+          expect(err).toMatchObject({ name: 'SyntheticFailure' });
+          out.add(id);
+        });
+      }
+      return { out, alive: (await bill(blueprint)).alive.length };
+    };
+    const half = await failing({ activation: { failShare: 0.5 } }, ids);
+    // Some fail and some do not; a retry in another order fails exactly the same ones.
+    expect(half.out.size).toBeGreaterThan(5);
+    expect(half.out.size).toBeLessThan(35);
+    expect(half.alive).toBe(ids.length - half.out.size);
+    const again = await failing({ activation: { failShare: 0.5 } }, [...ids].reverse());
+    expect([...again.out].sort()).toEqual([...half.out].sort());
+    expect(again.alive).toBe(half.alive); // no host created twice, none for a failing one
+    expect((await failing({ activation: { failShare: 1 } }, ['res-x', 'res-y'])).out.size).toBe(2);
+    expect((await failing({ activation: { failShare: 0 } }, ['res-x', 'res-y'])).out.size).toBe(0);
+  });
+
   it('does not bring a destroyed resource back', async () => {
     const blueprint = blueprintWith({});
     const resource = await activeResource(blueprint, 'res-gone');

@@ -86,6 +86,12 @@ export const syntheticConfigSchema = z
         delaySeconds: z.number().min(0).default(0),
         /** The first `failTimes` resources of the blueprint fail activation (every attempt). */
         failTimes,
+        /**
+         * Besides those, this share (0..1) of all its resources fails activation (every
+         * attempt), chosen by a hash of the resource id: failures spread over a long run
+         * instead of all at its start, and cost no record. @default none
+         */
+        failShare: z.number().min(0).max(1).optional(),
         failMessage: z.string().min(1).default('synthetic activation failure'),
       })
       .strict()

@@ -111,7 +111,21 @@ export function rankAmong(
 }
 
 /**
- * Whether this resource is one of the first `failTimes` resources chosen to fail activation.
+ * Where an id falls in [0, 1): FNV-1a of its text, so every worker (and every retry) decides the
+ * same for it without writing anything down.
+ */
+export function shareOf(id: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    hash ^= id.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return (hash >>> 0) / 2 ** 32;
+}
+
+/**
+ * Whether this resource is one of the first `failTimes` resources chosen to fail activation, or
+ * falls in the `failShare` of resources that always fail.
  * Decided once per resource and kept: a retried activation fails again, deterministically.
  */
 export async function activationFails(
@@ -119,7 +133,8 @@ export async function activationFails(
   blueprint: Synthetic,
   resource: Resource,
 ): Promise<boolean> {
-  const { failTimes: limit } = blueprint.config.activation;
+  const { failTimes: limit, failShare } = blueprint.config.activation;
+  if (failShare !== undefined && shareOf(resource.id) < failShare) return true;
   if (limit <= 0) return false;
   const scope = syntheticScopes.activationFailures(blueprint.id);
   let { rank, distinct } = rankAmong(await listInWriteOrder(ctx, scope), 'resourceId', resource.id);
