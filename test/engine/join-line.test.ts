@@ -200,7 +200,10 @@ describe('joining the line at request time', () => {
   });
 
   it("a wait chain's message behind an older lease waiting for the same keeps waiting, without an attempt", async () => {
-    const { engine, store, queue, engineWith, holder, older } = await fullPoolWithWaiter();
+    // The release's teardown runs in a worker step here (no release at once).
+    const { engine, store, queue, engineWith, holder, older } = await fullPoolWithWaiter({
+      releaseAtOnce: false,
+    });
     const joiner = await requestLease(engine, { type: 'host', owner: ci.principal });
     // The holder's slot frees and is handed to the older lease's wake-up, which has not run yet.
     await releaseLease(engine, holder.id, ci);

@@ -10,7 +10,8 @@ const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
 
 describe('processUpdate outcomes', () => {
   it('says acquired then activated, and a duplicate delivery does nothing', async () => {
-    const { engine, queue } = await testSystem();
+    // The worker's teardown of the released lease is part of the subject: no release at once.
+    const { engine, queue } = await testSystem({ releaseAtOnce: false });
     await syntheticPool(engine);
     const lease = await requestLease(engine, { type: 'host', owner: ci.principal });
     const first = queue.take()!;

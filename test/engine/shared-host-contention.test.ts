@@ -11,6 +11,7 @@
 import { describe, expect, it } from 'vitest';
 import { hostTimeline, syntheticScopes } from '../../lambdas/blueprints/synthetic/index.ts';
 import type { Lease } from '../../lambdas/core/model.ts';
+import type { Store, TxWrite } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
   readLogs,
@@ -27,20 +28,62 @@ const MIN_IDLE = 2;
 const WORKERS = 16;
 const DUPLICATE_RATE = 0.2;
 
-/** The most leases active on one resource at any instant, from activation/release times. */
-function peakPerResource(leases: Lease[]): Map<string, number> {
+/**
+ * When each lease's activation had surely committed (its transaction answered) and when each
+ * lease's end could have committed at the earliest (its transaction was sent). The times in the
+ * items are stamped before a transaction is sent, and on a loaded machine a transaction may wait
+ * for a connection (lambdas/store/connections.ts) well after its stamp: a lease stamped active a
+ * little before the release of the host's previous lease was stamped can still have committed
+ * after it (the slot lock orders them). Overlaps of these bounds happened for certain.
+ */
+function commitBounds(): {
+  wrap: (store: Store) => Store;
+  activatedBy: Map<string, number>;
+  endedFrom: Map<string, number>;
+} {
+  const activatedBy = new Map<string, number>();
+  const endedFrom = new Map<string, number>();
+  const wrap = (store: Store): Store =>
+    new Proxy(store, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver);
+        if (prop !== 'transact' || typeof value !== 'function') return value;
+        return async (writes: TxWrite[]) => {
+          const sent = Date.now();
+          await value.call(target, writes);
+          const answered = Date.now();
+          for (const w of writes) {
+            if (w.op !== 'updateLease') continue;
+            if (w.set.status === 'active') activatedBy.set(w.id, answered);
+            else if (w.expect.status === 'active' && w.set.status && !endedFrom.has(w.id)) {
+              endedFrom.set(w.id, sent);
+            }
+          }
+        };
+      },
+    });
+  return { wrap, activatedBy, endedFrom };
+}
+
+/** The most leases active on one resource at any instant, from activation/end commit bounds. */
+function peakPerResource(
+  leases: Lease[],
+  bounds: Pick<ReturnType<typeof commitBounds>, 'activatedBy' | 'endedFrom'>,
+): Map<string, number> {
   const events = new Map<string, Array<{ at: number; delta: number }>>();
   for (const l of leases) {
     if (!l.resourceId || !l.activatedAt) continue;
-    const end = l.releasedAt ?? l.destroyedAt;
+    const stampedEnd = l.releasedAt ?? l.destroyedAt;
+    const start = bounds.activatedBy.get(l.id) ?? Date.parse(l.activatedAt);
+    const end = bounds.endedFrom.get(l.id) ?? (stampedEnd ? Date.parse(stampedEnd) : undefined);
     const list = events.get(l.resourceId) ?? [];
-    list.push({ at: Date.parse(l.activatedAt), delta: 1 });
-    list.push({ at: end ? Date.parse(end) : Number.POSITIVE_INFINITY, delta: -1 });
+    list.push({ at: start, delta: 1 });
+    list.push({ at: end ?? Number.POSITIVE_INFINITY, delta: -1 });
     events.set(l.resourceId, list);
   }
   const peaks = new Map<string, number>();
   for (const [id, list] of events) {
-    // At the same millisecond a release comes first: the next lease's activation follows it.
+    // At the same millisecond an end comes first: the next lease's activation follows it.
     list.sort((a, b) => a.at - b.at || a.delta - b.delta);
     let now = 0;
     let peak = 0;
@@ -55,12 +98,17 @@ function peakPerResource(leases: Lease[]): Map<string, number> {
 
 describe.each([1, 2])('contention for existing hosts, %i lease(s) per host', (perHost) => {
   it(`warm pool without reclaim on release: ${LEASES} leases, cap ${CAP}, ${WORKERS} workers, duplicate deliveries`, async () => {
-    const { engine, store, client, queueUrl } = await sqsEngine(`shared-contention-${perHost}`, {
-      blueprintCacheMs: 1000,
-      backoffBaseSeconds: 1,
-      backoffCapSeconds: 2,
-      strandAfterSeconds: 60,
-    });
+    const bounds = commitBounds();
+    const { engine, store, client, queueUrl } = await sqsEngine(
+      `shared-contention-${perHost}`,
+      {
+        blueprintCacheMs: 1000,
+        backoffBaseSeconds: 1,
+        backoffCapSeconds: 2,
+        strandAfterSeconds: 60,
+      },
+      bounds.wrap,
+    );
     await createBlueprint(engine, {
       id: 'pool',
       type: 'synthetic',
@@ -149,7 +197,7 @@ describe.each([1, 2])('contention for existing hosts, %i lease(s) per host', (pe
       expect(lease.activatedAt, lease.id).toBeDefined();
     }
     // At no instant more leases on a host than its capacity.
-    const peaks = peakPerResource(final);
+    const peaks = peakPerResource(final, bounds);
     expect(Math.max(...peaks.values())).toBeLessThanOrEqual(perHost);
     // The race really happened on existing hosts: far more leases than hosts ever made, and
     // most leases served by a host not made for them.

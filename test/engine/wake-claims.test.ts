@@ -45,7 +45,7 @@ function counting(store: Store): { store: Store; calls: string[] } {
 
 /** Two hosts held, two leases waiting for them after their own attempts. */
 async function twoHeldTwoWaiting() {
-  const system = await testSystem({ joinLine: false });
+  const system = await testSystem({ joinLine: false, releaseAtOnce: false });
   const { engine, queue } = system;
   await syntheticPool(engine, { limits: { maxResources: 2, idleTtlSeconds: 3600 } });
   const h1 = await requestLease(engine, { type: 'host', owner: ci.principal });

@@ -122,7 +122,13 @@ async function leaseGone(id: string) {
 
 describe('EMF metrics from the handlers', () => {
   it('a lease lifecycle: requested, allocated, set up, active (time to active), released', async () => {
-    await createBlueprint({ id: 'life', type: 'synthetic', limits: { maxResources: 1 } });
+    // Reclaim on release: the lease's teardown is a worker's update (a release with nothing to
+    // clean and a host that stays would be its own teardown, destroy-at-once.ts).
+    await createBlueprint({
+      id: 'life',
+      type: 'synthetic',
+      limits: { maxResources: 1, reclaimOnRelease: true },
+    });
     const started = Date.now();
     const lease = await activeLease('life');
     const elapsed = Date.now() - started;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { localRegistry } from '../../lambdas/blueprints/registry.ts';
 import { type Engine, type EngineSettings, makeEngine } from '../../lambdas/core/engine.ts';
-import { systemClock } from '../../lambdas/core/ports.ts';
+import { type Store, systemClock } from '../../lambdas/core/ports.ts';
 import { processUpdate } from '../../lambdas/core/use-cases.ts';
 import { SqsWorkQueue } from '../../lambdas/queue/sqs-queue.ts';
 import type { DynamoStore } from '../../lambdas/store/dynamo-store.ts';
@@ -90,11 +90,13 @@ export function seeded(seed: number): () => number {
 export async function sqsEngine(
   name: string,
   settings: Partial<EngineSettings>,
+  /** What the engine writes through, around the table's store (a recorder, say). */
+  wrapStore: (store: DynamoStore) => Store = (store) => store,
 ): Promise<{ engine: Engine; store: DynamoStore; client: SQSClient; queueUrl: string }> {
   const store = await makeStore({ prefix: name });
   const { client, queueUrl } = await freshQueue(name, { maxReceiveCount: 10 });
   const engine = makeEngine({
-    store,
+    store: wrapStore(store),
     queue: new SqsWorkQueue({ client, queueUrl }),
     clock: systemClock,
     registry: localRegistry(),
