@@ -14,25 +14,10 @@ import {
   requestLease,
 } from '../../lambdas/core/use-cases.ts';
 import type { ManualQueue } from '../support/manual-queue.ts';
+import { countingStore as counting } from '../support/recording.ts';
 import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
-
-/** The store methods called through it, in order. */
-function counting(store: Store): { store: Store; calls: string[] } {
-  const calls: string[] = [];
-  const proxy = new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return value.apply(target, args);
-      };
-    },
-  }) as Store;
-  return { store: proxy, calls };
-}
 
 /** The next message for `id`, putting the others back. */
 function takeFor(queue: ManualQueue, id: string): UpdateMessage {

@@ -10,7 +10,6 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { BlueprintType, HealthResult } from '../../lambdas/core/blueprint.ts';
 import { TemporaryError } from '../../lambdas/core/errors.ts';
-import type { Store } from '../../lambdas/core/ports.ts';
 import {
   createBlueprint,
   processUpdate,
@@ -18,6 +17,7 @@ import {
   requestLease,
   runSweep,
 } from '../../lambdas/core/use-cases.ts';
+import { countingStore as counting } from '../support/recording.ts';
 import { leaseNow, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'ci' };
@@ -65,22 +65,6 @@ async function setup(config: { everySeconds?: number } = { everySeconds: EVERY_S
   const active = await leaseNow(system.store, lease.id);
   expect(active.status).toBe('active');
   return { ...system, state, lease, resourceId: active.resourceId as string };
-}
-
-/** A store that records the name of every call made on it. */
-function counting(store: Store): { store: Store; calls: string[] } {
-  const calls: string[] = [];
-  const proxy = new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return value.apply(target, args);
-      };
-    },
-  });
-  return { store: proxy, calls };
 }
 
 const reads = (calls: string[]) => calls.filter((c) => /^(get|list|count)/.test(c));

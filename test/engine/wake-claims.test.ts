@@ -5,43 +5,11 @@
  * the woken update plans without reading it.
  */
 import { describe, expect, it } from 'vitest';
-import type { UpdateMessage } from '../../lambdas/core/model.ts';
-import type { Store } from '../../lambdas/core/ports.ts';
 import { processUpdate, releaseLease, requestLease } from '../../lambdas/core/use-cases.ts';
-import type { ManualQueue } from '../support/manual-queue.ts';
+import { countingStore as counting, takeFor } from '../support/recording.ts';
 import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
-
-function takeFor(queue: ManualQueue, id: string): UpdateMessage {
-  // Others are held aside until it is found (put back at once, they would come first again).
-  const others: UpdateMessage[] = [];
-  try {
-    for (let m = queue.take(); m; m = queue.take()) {
-      if (m.id === id) return m;
-      others.push(m);
-    }
-  } finally {
-    for (const m of others) queue.redeliver(m);
-  }
-  throw new Error(`no message for ${id}`);
-}
-
-/** The store methods called through it, in order. */
-function counting(store: Store): { store: Store; calls: string[] } {
-  const calls: string[] = [];
-  const proxy = new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.push(String(prop));
-        return value.apply(target, args);
-      };
-    },
-  }) as Store;
-  return { store: proxy, calls };
-}
 
 /** Two hosts held, two leases waiting for them after their own attempts. */
 async function twoHeldTwoWaiting() {
