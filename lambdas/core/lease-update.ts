@@ -143,8 +143,16 @@ async function updatePendingLease(
       if (result.lease.status === 'active')
         return { action: 'activated', detail: `at once on ${resource.id}` };
       if (resource.status === 'pending' && !result.allocated) {
-        // Acquired on someone else's pending resource: its activation wakes this lease.
-        return { action: 'acquired', detail: `on pending ${resource.id}` };
+        // Acquired on someone else's pending resource: its activation wakes this lease, by the
+        // slot locks it reads (wakeLeasesOf). This lease's lock may have been written just after
+        // that read, the plan's copy of the resource being older than the activation: then no
+        // wake-up comes (until the sweep's strand, minutes later). One read now, after the lock
+        // is written, tells which: still pending, the activation is yet to read the locks.
+        const now = await engine.store.getResource(resource.id);
+        if (now?.status === 'pending') {
+          return { action: 'acquired', detail: `on pending ${resource.id}` };
+        }
+        return { action: 'acquired', next: await activateLease(engine, result.lease, now) };
       }
       return { action: 'acquired', next: await activateLease(engine, result.lease, resource) };
     }

@@ -7,7 +7,6 @@ import { describe, expect, it } from 'vitest';
 import { reclaimResource } from '../../lambdas/core/allocator.ts';
 import type { Engine } from '../../lambdas/core/engine.ts';
 import type { UpdateMessage } from '../../lambdas/core/model.ts';
-import type { Store } from '../../lambdas/core/ports.ts';
 import {
   processUpdate,
   readLogs,
@@ -21,6 +20,7 @@ import {
   sameStory,
 } from '../../lambdas/core/wait-reasons.ts';
 import type { ManualQueue } from '../support/manual-queue.ts';
+import { raceAfter } from '../support/recording.ts';
 import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
@@ -34,26 +34,6 @@ function takeFor(queue: ManualQueue, id: string): UpdateMessage {
     queue.redeliver(m);
   }
   throw new Error(`no message for ${id}`);
-}
-
-/** A store whose `method`, once, runs `meanwhile` right after answering (a race in between). */
-function raceAfter(store: Store, method: keyof Store, meanwhile: () => Promise<unknown>): Store {
-  let done = false;
-  return new Proxy(store, {
-    get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver);
-      if (typeof value !== 'function') return value;
-      if (prop !== method) return value.bind(target);
-      return async (...args: unknown[]) => {
-        const answer = await value.apply(target, args);
-        if (!done) {
-          done = true;
-          await meanwhile();
-        }
-        return answer;
-      };
-    },
-  }) as Store;
 }
 
 async function waitingLines(engine: Engine, id: string): Promise<string[]> {

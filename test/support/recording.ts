@@ -1,6 +1,7 @@
 /**
  * What the hot-path tests look at: which store methods an update calls (`countingStore`), and
- * one lease's message taken from the manual queue without disturbing the others (`takeFor`).
+ * one lease's message taken from the manual queue without disturbing the others (`takeFor`),
+ * and a race injected right after one store call (`raceAfter`).
  */
 import type { UpdateMessage } from '../../lambdas/core/model.ts';
 import type { Store } from '../../lambdas/core/ports.ts';
@@ -35,4 +36,28 @@ export function countingStore(store: Store): { store: Store; calls: string[] } {
     },
   }) as Store;
   return { store: proxy, calls };
+}
+
+/** A store whose `method`, once, runs `meanwhile` right after answering (a race in between). */
+export function raceAfter(
+  store: Store,
+  method: keyof Store,
+  meanwhile: () => Promise<unknown>,
+): Store {
+  let done = false;
+  return new Proxy(store, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver);
+      if (typeof value !== 'function') return value;
+      if (prop !== method) return value.bind(target);
+      return async (...args: unknown[]) => {
+        const answer = await value.apply(target, args);
+        if (!done) {
+          done = true;
+          await meanwhile();
+        }
+        return answer;
+      };
+    },
+  }) as Store;
 }
