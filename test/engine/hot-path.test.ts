@@ -13,22 +13,10 @@ import {
   releaseLease,
   requestLease,
 } from '../../lambdas/core/use-cases.ts';
-import type { ManualQueue } from '../support/manual-queue.ts';
-import { countingStore as counting } from '../support/recording.ts';
+import { countingStore as counting, takeFor } from '../support/recording.ts';
 import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
-
-/** The next message for `id`, putting the others back. */
-function takeFor(queue: ManualQueue, id: string): UpdateMessage {
-  for (let i = 0; i < 100; i++) {
-    const m = queue.take();
-    if (!m) break;
-    if (m.id === id) return m;
-    queue.redeliver(m);
-  }
-  throw new Error(`no message for ${id}`);
-}
 
 async function count(
   engine: Parameters<typeof processUpdate>[0],

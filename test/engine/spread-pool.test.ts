@@ -6,23 +6,12 @@
  * store's client while listLiveResources runs.
  */
 import { describe, expect, it } from 'vitest';
-import type { UpdateMessage } from '../../lambdas/core/model.ts';
 import type { Store } from '../../lambdas/core/ports.ts';
 import { processUpdate, requestLease } from '../../lambdas/core/use-cases.ts';
-import type { ManualQueue } from '../support/manual-queue.ts';
+import { takeFor } from '../support/recording.ts';
 import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
-
-function takeFor(queue: ManualQueue, id: string): UpdateMessage {
-  for (let i = 0; i < 500; i++) {
-    const m = queue.take();
-    if (!m) break;
-    if (m.id === id) return m;
-    queue.redeliver(m);
-  }
-  throw new Error(`no message for ${id}`);
-}
 
 interface LiveRead {
   largestPool: unknown;

@@ -6,7 +6,6 @@
 import { describe, expect, it } from 'vitest';
 import { reclaimResource } from '../../lambdas/core/allocator.ts';
 import type { Engine } from '../../lambdas/core/engine.ts';
-import type { UpdateMessage } from '../../lambdas/core/model.ts';
 import {
   processUpdate,
   readLogs,
@@ -19,22 +18,10 @@ import {
   describeWaitProgress,
   sameStory,
 } from '../../lambdas/core/wait-reasons.ts';
-import type { ManualQueue } from '../support/manual-queue.ts';
-import { raceAfter } from '../support/recording.ts';
+import { raceAfter, takeFor } from '../support/recording.ts';
 import { leaseNow, syntheticPool, testSystem } from '../support/system.ts';
 
 const ci = { principal: 'arn:aws:iam::123456789012:role/ci' };
-
-/** The next message for `id`, putting the others back. */
-function takeFor(queue: ManualQueue, id: string): UpdateMessage {
-  for (let i = 0; i < 100; i++) {
-    const m = queue.take();
-    if (!m) break;
-    if (m.id === id) return m;
-    queue.redeliver(m);
-  }
-  throw new Error(`no message for ${id}`);
-}
 
 async function waitingLines(engine: Engine, id: string): Promise<string[]> {
   return (await readLogs(engine, id))

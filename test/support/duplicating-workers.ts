@@ -72,16 +72,8 @@ export function startDuplicatingWorkers(options: DuplicatingWorkersOptions): Dup
   return { pump, failures, duplicates: () => duplicates, stop: () => pump.stop() };
 }
 
-/** Deterministic pseudo-random numbers (mulberry32), so a failing run can be replayed. */
-export function seeded(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic random numbers for the contention tests: the soak's (bench/lib). */
+export { seeded } from '../../bench/lib/soak-settings.ts';
 
 /**
  * An engine on a fresh table and a fresh SQS emulator queue (maxReceiveCount 10), with the
