@@ -22,6 +22,7 @@
  */
 import type { Engine } from './engine.ts';
 import { WriteConflictError } from './errors.ts';
+import { destroyedLog, destroyWrites } from './lease-end.ts';
 import type { Lease } from './model.ts';
 import { childLeaseEnded } from './nested-leases.ts';
 import type { LeaseTeardown } from './outcomes.ts';
@@ -104,21 +105,15 @@ async function endInOneWrite(
   const resourceId = lease.resourceId as string;
   const at = engine.iso();
   const set = { destroyedAt: at, slotLocks: [] as string[], sweepAt: null };
-  const leaseWrite: TxWrite = {
-    op: 'updateLease',
-    id: lease.id,
-    type: lease.type,
-    expect: { status: lease.status, version: lease.version },
-    set: { ...extra, status: 'destroyed', ...set },
-  };
+  const writes = destroyWrites(
+    lease,
+    at,
+    { op: 'detachLease', resourceId, at, statusIn: ['active'] },
+    extra,
+  );
+  const leaseWrite = writes[0] as TxWrite;
   try {
-    await engine.store.transact([
-      leaseWrite,
-      ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
-      { op: 'detachLease', resourceId, at, statusIn: ['active'] },
-      ...before,
-      engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', { resourceId }),
-    ]);
+    await engine.store.transact([...writes, ...before, destroyedLog(engine, lease)]);
   } catch (err) {
     if (!(err instanceof WriteConflictError)) throw err;
     return err.failed(writeLabel(leaseWrite), 'condition') ? 'stale' : 'usual-way';

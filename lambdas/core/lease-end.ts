@@ -100,25 +100,12 @@ export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseT
   const at = engine.iso();
   try {
     await engine.store.transact([
-      {
-        op: 'updateLease',
-        id: lease.id,
-        type: lease.type,
-        expect: { status: lease.status, version: lease.version },
-        set: { status: 'destroyed', destroyedAt: at, slotLocks: [], sweepAt: null },
-      },
-      ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
-      ...(r
-        ? [{ op: 'detachLease', resourceId: r.id, at, mayFree: mayBeFreedByDetach(r) } as TxWrite]
-        : []),
-      ...stepLogWrites(
-        engine,
+      ...destroyWrites(
         lease,
-        cleaned,
-        engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
-          resourceId: lease.resourceId,
-        }),
+        at,
+        r ? { op: 'detachLease', resourceId: r.id, at, mayFree: mayBeFreedByDetach(r) } : undefined,
       ),
+      ...stepLogWrites(engine, lease, cleaned, destroyedLog(engine, lease)),
     ]);
   } catch (err) {
     if (err instanceof WriteConflictError) return { action: 'stale' };
@@ -139,4 +126,36 @@ export async function destroyLease(engine: Engine, lease: Lease): Promise<LeaseT
     }
   }
   return { action: 'destroyed' };
+}
+
+/**
+ * The writes of every teardown of a lease, in its one transaction (destroyLease above,
+ * destroy-at-once.ts): the lease to destroyed, conditional on the status and version it was
+ * read with (plus `extra`, e.g. the release recorded with it), its slot locks freed, and its
+ * detach from the resource. The first write is the lease's own.
+ */
+export function destroyWrites(
+  lease: Lease,
+  at: string,
+  detach: TxWrite | undefined,
+  extra: Partial<Lease> = {},
+): TxWrite[] {
+  return [
+    {
+      op: 'updateLease',
+      id: lease.id,
+      type: lease.type,
+      expect: { status: lease.status, version: lease.version },
+      set: { ...extra, status: 'destroyed', destroyedAt: at, slotLocks: [], sweepAt: null },
+    },
+    ...lease.slotLocks.map((key): TxWrite => ({ op: 'freeSlotLock', key, ownerId: lease.id })),
+    ...(detach ? [detach] : []),
+  ];
+}
+
+/** The log line of a lease's teardown. */
+export function destroyedLog(engine: Engine, lease: Lease): TxWrite {
+  return engine.logWrite(lease.id, 'lease.destroyed', 'destroyed; its slot is free', {
+    resourceId: lease.resourceId,
+  });
 }
